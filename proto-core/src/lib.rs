@@ -1,0 +1,21 @@
+//! The statesync protocol core: wire messages, the upload-state record, framing
+//! and the sans-IO client, for microcontrollers and hosts alike.
+//!
+//! `no_std` and allocation-free: every buffer is provided by the caller or sized
+//! by a const generic. Enable `std` on hosts for `std::error::Error` impls and
+//! `defmt` on targets for logging.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod framing;
+pub mod message;
+pub mod model;
+pub mod name;
+pub mod state;
+
+pub use error::ErrorCode;
+pub use message::{ClientFrame, ClientMessage, ServerFrame, ServerMessage, PROTOCOL_VERSION};
+pub use model::{ContentHash, FileKind, ListFilter, Record};
+pub use state::{StateMap, UploadState};

@@ -1,0 +1,1 @@
+//! Link and fleet simulators shared by the end-to-end tests and benches.
