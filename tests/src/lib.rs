@@ -1,1 +1,4 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
+
+pub mod link;
+pub mod pty;

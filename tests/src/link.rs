@@ -1,0 +1,327 @@
+//! A simulated serial link: a bidirectional byte pipe whose two directions each
+//! behave like a UART line (8N1 rate, latency, bit errors, byte drops, cable pulls).
+//!
+//! Either end is an ordinary tokio `AsyncRead + AsyncWrite` ([`LinkEnd`]), so a
+//! device simulated in-process can use it directly, and [`crate::pty::PtyBridge`]
+//! can expose an end as a pseudo-terminal for the real binaries.
+//!
+//! Time comes from `tokio::time`, so tests that only need the model's time can
+//! run under a paused clock (`#[tokio::test(start_paused = true)]`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+use tokio::time::Instant;
+
+/// One end of a simulated link.
+pub type LinkEnd = DuplexStream;
+
+/// A period during which the cable is unplugged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CablePull {
+    /// When the cable is pulled, measured from the link's creation.
+    pub at: Duration,
+    /// How long it stays out.
+    pub duration: Duration,
+}
+
+/// How one direction of the link behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineModel {
+    /// Line rate in baud; with 8N1 framing a byte takes 10 bit times.
+    pub baud: u32,
+    /// One-way latency added to every byte.
+    pub latency: Duration,
+    /// Probability that any one bit is flipped.
+    pub bit_error_rate: f64,
+    /// Probability that any one byte is lost.
+    pub byte_drop_rate: f64,
+    /// Times the cable is pulled (everything in flight and written meanwhile is lost).
+    pub pulls: Vec<CablePull>,
+    /// Seed of the error generator, so a run can be reproduced.
+    pub seed: u64,
+    /// Bytes the sender may write before it blocks (a UART driver's buffer).
+    pub buffer: usize,
+}
+
+impl LineModel {
+    /// A clean line at `baud`, no latency, no errors.
+    pub fn clean(baud: u32) -> LineModel {
+        LineModel {
+            baud,
+            latency: Duration::ZERO,
+            bit_error_rate: 0.0,
+            byte_drop_rate: 0.0,
+            pulls: Vec::new(),
+            seed: 1,
+            buffer: 4096,
+        }
+    }
+
+    /// The nominal goodput limit of the line: baud / 10 bytes per second.
+    pub fn bytes_per_second(&self) -> f64 {
+        f64::from(self.baud) / 10.0
+    }
+
+    fn byte_time(&self) -> Duration {
+        Duration::from_nanos(10_000_000_000 / u64::from(self.baud.max(1)))
+    }
+
+    fn pulled_at(&self, since_start: Duration) -> bool {
+        self.pulls
+            .iter()
+            .any(|p| since_start >= p.at && since_start < p.at + p.duration)
+    }
+}
+
+/// Counters of one direction, updated live.
+#[derive(Debug, Default)]
+pub struct LineStats {
+    /// Bytes the sender wrote into the line.
+    pub offered: AtomicU64,
+    /// Bytes that came out at the other end (corrupted ones included).
+    pub delivered: AtomicU64,
+    /// Delivered bytes with at least one flipped bit.
+    pub corrupted: AtomicU64,
+    /// Bytes dropped or lost to a cable pull.
+    pub lost: AtomicU64,
+}
+
+/// A snapshot of [`LineStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineCounts {
+    /// Bytes the sender wrote into the line.
+    pub offered: u64,
+    /// Bytes that came out at the other end.
+    pub delivered: u64,
+    /// Delivered bytes with at least one flipped bit.
+    pub corrupted: u64,
+    /// Bytes dropped or lost to a cable pull.
+    pub lost: u64,
+}
+
+impl LineStats {
+    /// The counters now.
+    pub fn snapshot(&self) -> LineCounts {
+        LineCounts {
+            offered: self.offered.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            corrupted: self.corrupted.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A running simulated link: two ends and the counters of both directions.
+pub struct Link {
+    /// End A (e.g. the device).
+    pub a: LinkEnd,
+    /// End B (e.g. the server).
+    pub b: LinkEnd,
+    /// Counters of the direction A → B.
+    pub a_to_b: Arc<LineStats>,
+    /// Counters of the direction B → A.
+    pub b_to_a: Arc<LineStats>,
+}
+
+impl Link {
+    /// A link whose directions follow `a_to_b` and `b_to_a`. Must be called inside a tokio runtime.
+    pub fn new(a_to_b: LineModel, b_to_a: LineModel) -> Link {
+        let (a, a_inner) = tokio::io::duplex(a_to_b.buffer.max(1));
+        let (b, b_inner) = tokio::io::duplex(b_to_a.buffer.max(1));
+        let (a_read, a_write) = tokio::io::split(a_inner);
+        let (b_read, b_write) = tokio::io::split(b_inner);
+        let stats_ab = Arc::new(LineStats::default());
+        let stats_ba = Arc::new(LineStats::default());
+        let start = Instant::now();
+        tokio::spawn(carry(a_read, b_write, a_to_b, stats_ab.clone(), start));
+        tokio::spawn(carry(b_read, a_write, b_to_a, stats_ba.clone(), start));
+        Link {
+            a,
+            b,
+            a_to_b: stats_ab,
+            b_to_a: stats_ba,
+        }
+    }
+
+    /// The same model in both directions (the B → A seed is offset so errors differ).
+    pub fn symmetric(model: LineModel) -> Link {
+        let mut back = model.clone();
+        back.seed = model.seed.wrapping_add(0x9E37_79B9);
+        Link::new(model, back)
+    }
+}
+
+/// Bytes the line takes from the sender at once: small, so pacing stays smooth.
+const SLICE: usize = 64;
+
+/// How late a timer may wake before the line counts as having gone idle.
+const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// Moves bytes from `from` to `to` at the line's pace, applying its faults.
+async fn carry(
+    mut from: ReadHalf<DuplexStream>,
+    to: WriteHalf<DuplexStream>,
+    model: LineModel,
+    stats: Arc<LineStats>,
+    start: Instant,
+) {
+    let mut rng = StdRng::seed_from_u64(model.seed);
+    let (deliver_tx, deliver_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    tokio::spawn(deliver(deliver_rx, to));
+    let byte_time = model.byte_time();
+    let mut line_free_at = Instant::now();
+    let mut buf = [0u8; SLICE];
+    loop {
+        // The line takes bytes only when it is free, so the sender feels backpressure.
+        tokio::time::sleep_until(line_free_at).await;
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        stats.offered.fetch_add(n as u64, Ordering::Relaxed);
+        // Timers wake up to a millisecond late; a line that stayed busy keeps
+        // its exact schedule so the rate does not drift below baud / 10.
+        let now = Instant::now();
+        let began = if now.saturating_duration_since(line_free_at) <= TIMER_SLACK {
+            line_free_at
+        } else {
+            now
+        };
+        let mut out = Vec::with_capacity(n);
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            let on_wire_until = began + byte_time * (i as u32 + 1);
+            if model.pulled_at(on_wire_until - start) || rng.gen_bool(model.byte_drop_rate) {
+                stats.lost.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let mut flipped = byte;
+            if model.bit_error_rate > 0.0 {
+                for bit in 0..8 {
+                    if rng.gen_bool(model.bit_error_rate) {
+                        flipped ^= 1 << bit;
+                    }
+                }
+            }
+            if flipped != byte {
+                stats.corrupted.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(flipped);
+        }
+        line_free_at = began + byte_time * n as u32;
+        if !out.is_empty() {
+            let at = line_free_at + model.latency;
+            // Bytes still in flight when the cable is pulled are lost too.
+            if model.latency > Duration::ZERO && model.pulled_at(at - start) {
+                stats.lost.fetch_add(out.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            stats.delivered.fetch_add(out.len() as u64, Ordering::Relaxed);
+            if deliver_tx.send((at, out)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Hands bytes to the receiving end once their latency has passed.
+async fn deliver(
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+    mut to: WriteHalf<DuplexStream>,
+) {
+    while let Some((at, bytes)) = queue.recv().await {
+        tokio::time::sleep_until(at).await;
+        if to.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn send_and_count(model: LineModel, len: usize) -> (Vec<u8>, Duration, LineCounts) {
+        let link = Link::new(model.clone(), model);
+        let (mut a, mut b) = (link.a, link.b);
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            a.write_all(&data).await.unwrap();
+            a
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while got.len() < len {
+            match tokio::time::timeout(Duration::from_secs(5), b.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let elapsed = started.elapsed();
+        drop(writer.await.unwrap());
+        (got, elapsed, link.a_to_b.snapshot())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn clean_line_carries_exactly_baud_over_ten_bytes_per_second() {
+        let (got, elapsed, counts) = send_and_count(LineModel::clean(115_200), 115_200).await;
+        assert_eq!(got.len(), 115_200);
+        assert_eq!(got, (0..115_200).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>());
+        // 115,200 bytes at 11,520 B/s take 10 s of model time.
+        let secs = elapsed.as_secs_f64();
+        assert!((secs - 10.0).abs() < 0.01, "took {secs} s");
+        assert_eq!(counts.offered, 115_200);
+        assert_eq!(counts.delivered, 115_200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_delays_delivery_but_not_rate() {
+        let mut model = LineModel::clean(9_600);
+        model.latency = Duration::from_millis(250);
+        let (got, elapsed, _) = send_and_count(model, 960).await;
+        assert_eq!(got.len(), 960);
+        let secs = elapsed.as_secs_f64();
+        assert!((secs - 1.25).abs() < 0.01, "took {secs} s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bit_errors_are_seeded_and_counted() {
+        let mut model = LineModel::clean(921_600);
+        model.bit_error_rate = 1e-3;
+        let (first, _, counts) = send_and_count(model.clone(), 100_000).await;
+        let (second, _, _) = send_and_count(model, 100_000).await;
+        assert_eq!(first, second, "same seed, same errors");
+        let sent: Vec<u8> = (0..100_000).map(|i| (i * 7 + 3) as u8).collect();
+        let differing = first.iter().zip(&sent).filter(|(a, b)| a != b).count() as u64;
+        assert_eq!(differing, counts.corrupted);
+        // About 8e-3 of the bytes carry an error: 800 expected.
+        assert!((600..1000).contains(&counts.corrupted), "{counts:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cable_pull_loses_what_is_sent_meanwhile() {
+        let mut model = LineModel::clean(10_000);
+        model.pulls.push(CablePull {
+            at: Duration::from_secs(1),
+            duration: Duration::from_secs(1),
+        });
+        // 3,000 bytes take 3 s; the middle second (1,000 bytes) is lost.
+        let (got, _, counts) = send_and_count(model, 3_000).await;
+        assert_eq!(counts.lost, 1_000, "{counts:?}");
+        assert_eq!(got.len(), 2_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn byte_drops_are_counted() {
+        let mut model = LineModel::clean(921_600);
+        model.byte_drop_rate = 0.01;
+        let (got, _, counts) = send_and_count(model, 50_000).await;
+        assert_eq!(got.len() as u64 + counts.lost, 50_000);
+        assert!((300..700).contains(&counts.lost), "{counts:?}");
+    }
+}
