@@ -1,0 +1,98 @@
+//! QEMU `lm3s6965evb`: a Stellaris LM3S6965 (Cortex-M3, 256 KiB flash, 64 KiB RAM).
+//!
+//! UART0 (a PL011) carries the protocol; semihosting carries log lines (on
+//! QEMU's standard output) and the exit code. Time comes from SysTick.
+
+mod clock;
+mod pl011;
+
+use core::fmt;
+
+use cortex_m_rt::{exception, ExceptionFrame};
+use cortex_m_semihosting::{debug, hprintln, syscall};
+
+pub use clock::now_us;
+pub use cortex_m_rt::entry;
+pub use pl011::{Pl011, Pl011Error};
+
+/// The board's name, for the boot banner.
+pub const NAME: &str = "QEMU lm3s6965evb";
+
+/// UART0 of the LM3S6965.
+const UART0_BASE: usize = 0x4000_C000;
+
+/// The system clock QEMU gives the LM3S6965 after reset: its 200 MHz PLL
+/// divided by the reset value of RCC.SYSDIV (16), i.e. 12.5 MHz.
+const SYSTEM_CLOCK_HZ: u32 = 12_500_000;
+
+/// The line rate the UART is set to (and that QEMU's UART is paced to).
+pub const BAUD: u32 = 115_200;
+
+/// The UART type the protocol driver runs on.
+pub type Uart = Pl011;
+
+/// The board's peripherals, brought up.
+pub struct Board {
+    /// UART0 at 115200 8N1.
+    pub uart: Uart,
+}
+
+/// Brings up SysTick and UART0.
+pub fn init() -> Board {
+    // `init` runs once, at the start of `main`, so the core peripherals are still there.
+    let Some(core) = cortex_m::Peripherals::take() else {
+        panic!("board::init called twice");
+    };
+    clock::start(core.SYST, SYSTEM_CLOCK_HZ);
+    // SAFETY: 0x4000_C000 is UART0, a PL011, on this chip, and this is the
+    // only place that creates a driver for it.
+    let uart = unsafe { Pl011::new(UART0_BASE, SYSTEM_CLOCK_HZ, BAUD, now_us) };
+    Board { uart }
+}
+
+/// Bits for nonces. QEMU has no random generator: mix the host's wall clock
+/// (semihosting `SYS_TIME`) with the microsecond clock, which differ on every
+/// boot and every call. Unique, not secret, which is what nonces need here.
+pub fn entropy() -> u64 {
+    // SAFETY: SYS_TIME takes no argument block and returns seconds since 1970.
+    let host_seconds = unsafe { syscall!(TIME) } as u64;
+    (host_seconds << 32) ^ now_us().rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+/// Prints one log line through semihosting (QEMU's standard output).
+pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
+    let millis = now_us() / 1_000;
+    hprintln!(
+        "[{:>5}.{:03}] {} {}",
+        millis / 1_000,
+        millis % 1_000,
+        level,
+        args
+    );
+}
+
+/// Ends the emulation with an exit code: 0 if `success`, 1 otherwise.
+pub fn exit(success: bool) -> ! {
+    debug::exit(if success {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    // Only reached without a debugger/QEMU to take the request.
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    cortex_m::interrupt::disable();
+    hprintln!("PANIC {}", info);
+    exit(false)
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    hprintln!("HARD FAULT at pc={:#010x}", frame.pc());
+    exit(false)
+}
