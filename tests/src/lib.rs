@@ -2,3 +2,4 @@
 
 pub mod link;
 pub mod pty;
+pub mod qemu;

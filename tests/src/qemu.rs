@@ -1,0 +1,257 @@
+//! The example firmware under QEMU, for end-to-end tests: cross-build it, boot
+//! it on the `lm3s6965evb` machine, read its semihosting log, and wire its UART
+//! to a pseudo-terminal that `host-server --serial` can open.
+//!
+//! QEMU's UART is a TCP chardev that connects to a [`UartCable`]; the cable
+//! pumps it to and from a [`PtyBridge`]. The pty outlives QEMU, so the test can
+//! reboot the board (kill QEMU, boot again) while the server keeps the same
+//! serial port open — like a board that resets while its cable stays plugged.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+use crate::pty::PtyBridge;
+
+/// The QEMU binary the firmware runs on.
+pub const QEMU: &str = "qemu-system-arm";
+
+/// The firmware crate (outside the workspace).
+pub fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("firmware-example")
+}
+
+/// Fails with a message saying what to install when `qemu-system-arm` is missing.
+pub fn require_qemu() -> Result<(), String> {
+    match std::process::Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(()),
+        _ => Err(format!(
+            "`{QEMU}` is not installed or does not run; install it \
+             (Debian: `apt-get install qemu-system-arm`, which .ci/run does) to run the firmware test"
+        )),
+    }
+}
+
+/// Builds the QEMU firmware for `device` with `key_hex` baked in and returns the ELF.
+///
+/// Uses the firmware's own `Cargo.lock` and target directory; only the
+/// firmware crate itself rebuilds when the key changes.
+pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
+    let dir = firmware_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(&dir)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--features",
+            "board-qemu",
+            "--target",
+            "thumbv7m-none-eabi",
+        ])
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("STATESYNC_DEVICE_NAME", device)
+        .env("STATESYNC_DEVICE_KEY", key_hex)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the firmware: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building the QEMU firmware failed (is `rustup target add thumbv7m-none-eabi` done?):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(dir.join("target/thumbv7m-none-eabi/release/statesync-firmware"))
+}
+
+/// A serial cable between the board's UART (QEMU's TCP chardev, which
+/// connects to [`UartCable::board_addr`]) and a pseudo-terminal for the server.
+///
+/// While no board is connected, bytes from the server are dropped, as on an
+/// unplugged line. A new QEMU connection takes over the line.
+pub struct UartCable {
+    pty: PtyBridge,
+    board_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UartCable {
+    /// Opens the pty and starts listening for the board on `127.0.0.1:0`.
+    pub async fn new() -> io::Result<UartCable> {
+        let (server_side, board_side) = tokio::io::duplex(64 * 1024);
+        let pty = PtyBridge::new(server_side)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let board_addr = listener.local_addr()?;
+        let task = tokio::spawn(carry(listener, board_side));
+        Ok(UartCable {
+            pty,
+            board_addr,
+            task,
+        })
+    }
+
+    /// The pty path to give `host-server serve --serial PATH:BAUD`.
+    pub fn pty_path(&self) -> String {
+        self.pty.path_str()
+    }
+
+    /// Where QEMU's UART chardev must connect.
+    pub fn board_addr(&self) -> SocketAddr {
+        self.board_addr
+    }
+}
+
+impl Drop for UartCable {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Pumps bytes between the server's side of the line and whichever board is connected.
+async fn carry<S>(listener: TcpListener, server_side: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut from_server, mut to_server) = tokio::io::split(server_side);
+    let mut dropped = [0u8; 4096];
+    loop {
+        // No board: drain what the server sends until one connects.
+        let board = loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => break stream,
+                    Err(_) => return,
+                },
+                read = from_server.read(&mut dropped) => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = board.set_nodelay(true);
+        let (mut from_board, mut to_board) = board.into_split();
+        // Until the board goes away (QEMU killed): the pty side stays.
+        tokio::select! {
+            _ = tokio::io::copy(&mut from_board, &mut to_server) => {}
+            _ = tokio::io::copy(&mut from_server, &mut to_board) => {}
+        }
+        let _ = to_board.shutdown().await;
+    }
+}
+
+/// One boot of the firmware under QEMU.
+pub struct QemuBoard {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl QemuBoard {
+    /// Boots `elf` with its UART connected to `uart` (a [`UartCable`]'s board address).
+    pub async fn boot(elf: &Path, uart: SocketAddr) -> Result<QemuBoard, String> {
+        require_qemu()?;
+        let mut child = Command::new(QEMU)
+            .args([
+                "-cpu",
+                "cortex-m3",
+                "-machine",
+                "lm3s6965evb",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-serial",
+                &format!("tcp:{uart},nodelay=on"),
+                "-kernel",
+            ])
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(collect_lines(stdout, "board", Arc::clone(&log)));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(collect_lines(stderr, "qemu", Arc::clone(&log)));
+        }
+        Ok(QemuBoard { child, log })
+    }
+
+    /// Every line the board (semihosting) and QEMU (stderr) printed so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a log line contains every one of `needles`; returns that line.
+    pub async fn wait_for_line(
+        &mut self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .log()
+                .into_iter()
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+            {
+                return Ok(line);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "QEMU exited ({status}) before the board printed {needles:?}; its log:\n{}",
+                    self.log().join("\n")
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the board did not print {needles:?} within {timeout:?}; its log:\n{}",
+                    self.log().join("\n")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Powers the board off (kills QEMU) and waits until it is gone.
+    pub async fn power_off(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn collect_lines<R>(stream: R, source: &'static str, log: Arc<Mutex<Vec<String>>>)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = format!("[{source}] {line}");
+        eprintln!("{line}");
+        if let Ok(mut log) = log.lock() {
+            log.push(line);
+        }
+    }
+}
