@@ -9,7 +9,6 @@
 //!   the QEMU demo only; anyone can read it from this file).
 
 use std::env;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
@@ -125,22 +124,25 @@ fn write_identity(board: Board, out: &std::path::Path) {
         fail("STATESYNC_DEVICE_KEY must be 32 to 128 hex digits (16 to 64 bytes), as printed by `host-server device add`")
     });
 
-    let mut code = String::new();
-    writeln!(code, "/// The device name the server knows this board by.").unwrap();
-    writeln!(code, "pub const DEVICE_NAME: &str = {name:?};").unwrap();
-    writeln!(
-        code,
-        "/// The pre-shared device key (from `STATESYNC_DEVICE_KEY`)."
-    )
-    .unwrap();
-    writeln!(code, "pub const DEVICE_KEY: [u8; {}] = {key:?};", key.len()).unwrap();
-    writeln!(code, "/// True when the image carries the public demo key.").unwrap();
-    writeln!(
-        code,
-        "pub const USES_DEMO_KEY: bool = {};",
-        key_hex.eq_ignore_ascii_case(DEMO_KEY_HEX)
-    )
-    .unwrap();
+    let key_len = key.len();
+    let uses_demo_key = key_hex.eq_ignore_ascii_case(DEMO_KEY_HEX);
+    let code = format!(
+        r#"/// The device name the server knows this board by.
+pub const DEVICE_NAME: &str = "{name}";
+/// The pre-shared device key (from `STATESYNC_DEVICE_KEY`).
+pub const DEVICE_KEY: [u8; {key_len}] = {key:?};
+/// True when the image carries the public demo key.
+pub const USES_DEMO_KEY: bool = {uses_demo_key};
+/// Where the host publishes files for this board.
+pub const INBOX_PREFIX: &str = "inbox/{name}/";
+/// `device_path!("a.txt")` is `"DEVICE/a.txt"`: the board's own files live in its folder.
+macro_rules! device_path {{
+    ($name:literal) => {{
+        concat!("{name}/", $name)
+    }};
+}}
+"#
+    );
     fs::write(out.join("identity.rs"), code).expect("OUT_DIR is writable");
 }
 

@@ -7,9 +7,9 @@
 #![no_main]
 
 mod fmt;
+mod identity;
 
 mod board;
-mod identity;
 mod samples;
 
 use embedded_io::{Read, Write};

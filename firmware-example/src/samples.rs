@@ -6,7 +6,7 @@
 
 /// One built-in file.
 pub struct SampleFile {
-    /// Name relative to the device's folder (the record name is `DEVICE/name`).
+    /// The record name: `DEVICE/…`.
     pub name: &'static str,
     /// The content, in flash.
     pub content: &'static [u8],
@@ -15,17 +15,17 @@ pub struct SampleFile {
 /// Every built-in file, in manifest order.
 pub const FILES: [SampleFile; 3] = [
     SampleFile {
-        name: "hello.txt",
+        name: device_path!("hello.txt"),
         content: b"Hello from a statesync example board.\n",
     },
     SampleFile {
-        name: "config/settings.json",
+        name: device_path!("config/settings.json"),
         content:
             br#"{"sample_rate_hz": 50, "channels": ["temperature", "humidity"], "upload": "on-boot"}
 "#,
     },
     SampleFile {
-        name: "logs/large.bin",
+        name: device_path!("logs/large.bin"),
         content: include_bytes!(concat!(env!("OUT_DIR"), "/large.bin")),
     },
 ];
