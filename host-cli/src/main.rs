@@ -1,12 +1,44 @@
-//! `host-cli`: the desktop client.
+//! `host-cli`: the statesync desktop client.
+//!
+//! It drives proto-core's sans-IO client state machine over TCP or a serial
+//! line, so it speaks exactly what a board speaks. One module per command
+//! lives under `cmd/`; `session` owns the connection and the state machine.
 
-use clap::Parser;
+mod cli;
+mod cmd;
+mod config;
+mod error;
+mod link;
+mod local;
+mod positional;
+mod progress;
+mod session;
+// mod store;
+mod time;
+mod url;
+mod view;
 
-/// The statesync desktop client.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+use std::process::ExitCode;
 
-fn main() {
-    let _ = Cli::parse();
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::cli::Cli;
+use crate::config::Settings;
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let identity = cli.command.identity().map(str::to_owned);
+    let result = Settings::resolve(&cli.global, identity.as_deref(), &matches)
+        .and_then(|settings| cmd::run(cli.command, &settings));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
 }

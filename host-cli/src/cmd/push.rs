@@ -1,0 +1,220 @@
+//! `push PATH...`: announce files as a batch (manifest first), then upload them.
+//!
+//! Run again after an interruption, each file resumes at the byte the server
+//! holds (`received`); files the server already has (`11`, same hash) are not
+//! sent again.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::error::{CliError, CliResult};
+use crate::local::{self, LocalFile};
+use crate::progress::TransferBar;
+use crate::session::{Session, UploadOutcome};
+use crate::view::{human_bytes, print_json};
+
+/// Arguments of `push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Files and directories to upload; a directory `d` uploads `d/...` recursively.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Name of the batch (manifest) [default: the directory's name when one
+    /// directory is pushed, else `push`]
+    #[arg(long, value_name = "NAME")]
+    pub batch: Option<String>,
+    /// Send at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub limit_rate: Option<u64>,
+}
+
+/// What happened to one file, for `--json`.
+#[derive(Debug, Serialize)]
+pub struct PushReport {
+    /// Name on the server.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 in hex.
+    pub hash: String,
+    /// `uploaded`, `already-uploaded` or `failed`.
+    pub result: &'static str,
+    /// Where the upload started (bytes the server already held).
+    pub resumed_from: u64,
+    /// Bytes this run sent (re-sent ones included).
+    pub sent: u64,
+    /// Upload state word and bits afterwards.
+    pub state: &'static str,
+    /// The two state bits afterwards.
+    pub bits: &'static str,
+    /// What went wrong (empty on success).
+    pub error: String,
+}
+
+/// Announces the files, uploads each, and reports; exit 1 if any failed.
+pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
+    let files = local::collect(&args.paths)?;
+    if files.is_empty() {
+        return Err(CliError::Usage(
+            "nothing to push: the paths hold no files".into(),
+        ));
+    }
+    let batch = args
+        .batch
+        .clone()
+        .unwrap_or_else(|| default_batch(&args.paths));
+    let mut session = Session::connect(settings)?;
+    let created = session.announce(&batch, &files)?;
+    if !settings.json {
+        println!(
+            "batch {batch}: {} files announced ({} records{})",
+            files.len(),
+            created.records,
+            match created.conflicts {
+                0 => String::new(),
+                n => format!(", {n} in conflict with another device's files"),
+            }
+        );
+    }
+    let reports = upload_all(&mut session, &files, settings.json, args.limit_rate)?;
+    session.close();
+    if settings.json {
+        print_json(&reports);
+    }
+    let failed = reports.iter().filter(|r| r.result == "failed").count();
+    if failed > 0 {
+        return Err(CliError::Failed(format!(
+            "{failed} of {} files could not be uploaded (see above); fix the cause and push again — finished bytes are kept",
+            reports.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Uploads `files` one after the other with one progress bar over all bytes.
+pub fn upload_all(
+    session: &mut Session,
+    files: &[LocalFile],
+    json: bool,
+    limit_rate: Option<u64>,
+) -> CliResult<Vec<PushReport>> {
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    let bar = TransferBar::new(total, json);
+    let mut done_before = 0u64;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        bar.set_file(&file.name);
+        let outcome = session.upload(file, limit_rate, &mut |durable| {
+            bar.set_position(done_before + durable)
+        })?;
+        done_before += file.size;
+        bar.set_position(done_before);
+        let report = report(file, outcome);
+        if !json {
+            bar.println(&describe(&report));
+        }
+        reports.push(report);
+    }
+    bar.finish();
+    Ok(reports)
+}
+
+fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
+    let mut report = PushReport {
+        name: file.name.clone(),
+        size: file.size,
+        hash: file.hash.to_string(),
+        result: "failed",
+        resumed_from: 0,
+        sent: 0,
+        state: "failed",
+        bits: "00",
+        error: String::new(),
+    };
+    match outcome {
+        UploadOutcome::Uploaded {
+            record,
+            resumed_from,
+            sent,
+        } => {
+            report.resumed_from = resumed_from;
+            report.sent = sent;
+            report.state = record.state;
+            report.bits = record.bits;
+            if record.upload_state.is_uploaded() {
+                report.result = "uploaded";
+            } else {
+                report.error = format!(
+                    "the server set it to {} ({}): {}; push again",
+                    record.state, record.bits, record.reason
+                );
+            }
+        }
+        UploadOutcome::AlreadyUploaded { record } => {
+            report.result = "already-uploaded";
+            report.resumed_from = file.size;
+            report.state = record.state;
+            report.bits = record.bits;
+        }
+        UploadOutcome::Refused(error) => report.error = error.to_string(),
+    }
+    report
+}
+
+fn describe(report: &PushReport) -> String {
+    match report.result {
+        "uploaded" if report.resumed_from > 0 => format!(
+            "{}: uploaded ({}, resumed at {})",
+            report.name,
+            human_bytes(report.size),
+            human_bytes(report.resumed_from)
+        ),
+        "uploaded" => format!("{}: uploaded ({})", report.name, human_bytes(report.size)),
+        "already-uploaded" => format!("{}: already on the server (11), skipped", report.name),
+        _ => format!("{}: FAILED: {}", report.name, report.error),
+    }
+}
+
+fn default_batch(paths: &[PathBuf]) -> String {
+    match paths {
+        [one] if one.is_dir() => std::fs::canonicalize(one)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "push".to_owned()),
+        _ => "push".to_owned(),
+    }
+}
+
+/// Parses a rate like `500K`, `10M`, `1G` or a plain number of bytes per second.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, factor) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}` is not a rate; use bytes per second like 500K, 10M"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_suffixes() {
+        assert_eq!(parse_rate("512"), Ok(512));
+        assert_eq!(parse_rate("500K"), Ok(500 * 1024));
+        assert_eq!(parse_rate("2m"), Ok(2 << 20));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! `sync DIR`: push what is new or changed here, pull what is missing here,
+//! and report conflicts (same name, different content, another owner) without
+//! overwriting either side.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use proto_core::ListFilter;
+use serde::Serialize;
+
+use crate::cmd::pull::{self, PullReport};
+use crate::cmd::push::{self, PushReport};
+use crate::config::Settings;
+use crate::error::{CliError, CliResult};
+use crate::local::{self, LocalFile};
+use crate::progress::TransferBar;
+use crate::session::Session;
+use crate::view::{print_json, RecordView};
+
+/// Arguments of `sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The shared directory; server names are relative to it.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Name of the batch for pushed files [default: the directory's name]
+    #[arg(long, value_name = "NAME")]
+    pub batch: Option<String>,
+}
+
+/// A name that exists on both sides with different content.
+#[derive(Debug, Serialize)]
+pub struct Conflict {
+    /// The name.
+    pub name: String,
+    /// Hash of the local file.
+    pub local_hash: String,
+    /// Hash on the server.
+    pub server_hash: String,
+    /// Who owns the server's version.
+    pub owner: String,
+}
+
+/// The outcome of a sync, for `--json`.
+#[derive(Debug, Serialize)]
+pub struct SyncReport {
+    /// Files pushed (or found already uploaded).
+    pub pushed: Vec<PushReport>,
+    /// Files pulled (or skipped).
+    pub pulled: Vec<PullReport>,
+    /// Files that differ from another device's version of the same name.
+    pub conflicts: Vec<Conflict>,
+    /// Server files that are not uploaded yet (nothing to pull now).
+    pub unfinished: Vec<RecordView>,
+}
+
+/// Plans and runs the two-way sync.
+pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
+    if !args.dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "`{}` is not a directory; give the folder to sync",
+            args.dir.display()
+        )));
+    }
+    let local_files = local::collect_tree(&args.dir)?;
+    let mut session = Session::connect(settings)?;
+    let me = session.device().to_owned();
+    let remote: BTreeMap<String, RecordView> = session
+        .list(ListFilter::All)?
+        .into_iter()
+        .map(|r| (r.name.clone(), r))
+        .collect();
+
+    let mut to_push: Vec<LocalFile> = Vec::new();
+    let mut conflicts = Vec::new();
+    for file in &local_files {
+        match remote.get(&file.name) {
+            None => to_push.push(file.clone()),
+            Some(r) if r.content_hash == file.hash => {
+                if !r.upload_state.is_uploaded() && r.owner == me {
+                    to_push.push(file.clone());
+                }
+            }
+            Some(r) if r.owner == me => to_push.push(file.clone()),
+            Some(r) => conflicts.push(Conflict {
+                name: file.name.clone(),
+                local_hash: file.hash.to_string(),
+                server_hash: r.hash.clone(),
+                owner: r.owner.clone(),
+            }),
+        }
+    }
+    let here: std::collections::BTreeSet<&str> =
+        local_files.iter().map(|f| f.name.as_str()).collect();
+    let (to_pull, unfinished): (Vec<RecordView>, Vec<RecordView>) = remote
+        .values()
+        .filter(|r| !here.contains(r.name.as_str()))
+        .cloned()
+        .partition(|r| r.upload_state.is_uploaded());
+
+    let json = settings.json;
+    let mut pushed = Vec::new();
+    if !to_push.is_empty() {
+        let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
+        session.announce(&batch, &to_push)?;
+        pushed = push::upload_all(&mut session, &to_push, json, None)?;
+    }
+    let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
+    let mut pulled = Vec::new();
+    for record in &to_pull {
+        pulled.push(pull::fetch(
+            &mut session,
+            record,
+            &args.dir,
+            false,
+            &bar,
+            json,
+        )?);
+    }
+    bar.finish();
+    session.close();
+
+    let failed = pushed.iter().filter(|r| r.result == "failed").count()
+        + pulled
+            .iter()
+            .filter(|r| r.result != "fetched" && r.result != "skipped")
+            .count();
+    let report = SyncReport {
+        pushed,
+        pulled,
+        conflicts,
+        unfinished,
+    };
+    if json {
+        print_json(&report);
+    } else {
+        for c in &report.conflicts {
+            println!(
+                "{}: CONFLICT: differs from {}'s version on the server; rename one of them",
+                c.name, c.owner
+            );
+        }
+        for r in &report.unfinished {
+            println!(
+                "{}: on the server but not uploaded yet ({} {}); sync again later",
+                r.name, r.state, r.bits
+            );
+        }
+        println!(
+            "sync: {} pushed, {} pulled, {} conflicts, {} unfinished elsewhere",
+            report.pushed.len(),
+            report
+                .pulled
+                .iter()
+                .filter(|r| r.result == "fetched")
+                .count(),
+            report.conflicts.len(),
+            report.unfinished.len()
+        );
+    }
+    if !report.conflicts.is_empty() || failed > 0 {
+        return Err(CliError::Failed(format!(
+            "sync incomplete: {} conflict(s), {failed} failed transfer(s); see above",
+            report.conflicts.len()
+        )));
+    }
+    Ok(())
+}
+
+fn dir_name(dir: &std::path::Path) -> String {
+    std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "sync".to_owned())
+}
