@@ -1,0 +1,182 @@
+//! Blob files: finished content under `blobs/`, unfinished uploads under `partial/`.
+//!
+//! Blobs are named by the SHA-256 of their content, partial files by record id
+//! and announced hash, so no name from a peer ever becomes a path. Partial
+//! bytes are never served: downloads open only `blobs/`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use proto_core::auth::ContentHasher;
+use proto_core::ContentHash;
+
+/// The two blob folders of a data directory.
+#[derive(Clone, Debug)]
+pub struct BlobDir {
+    blobs: PathBuf,
+    partial: PathBuf,
+}
+
+/// An unfinished upload's file, positioned at its end, with the hash of its prefix.
+pub struct PartialFile {
+    /// The file, open for writing at `offset`.
+    pub file: File,
+    /// Bytes held (everything before is hashed into `hasher`).
+    pub offset: u64,
+    /// SHA-256 state over the first `offset` bytes.
+    pub hasher: ContentHasher,
+    /// Where the file lives.
+    pub path: PathBuf,
+}
+
+impl BlobDir {
+    /// Uses (and creates) `data/blobs` and `data/partial`.
+    pub fn open(data: &Path) -> io::Result<BlobDir> {
+        let dir = BlobDir {
+            blobs: data.join("blobs"),
+            partial: data.join("partial"),
+        };
+        fs::create_dir_all(&dir.blobs)?;
+        fs::create_dir_all(&dir.partial)?;
+        Ok(dir)
+    }
+
+    /// The folder of finished blobs.
+    pub fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    /// Where the blob with this content lives.
+    pub fn blob_path(&self, hash: &ContentHash) -> PathBuf {
+        self.blobs.join(hash.to_string())
+    }
+
+    /// Where an unfinished upload of record `record` with content `hash` lives.
+    pub fn partial_path(&self, record: u64, hash: &ContentHash) -> PathBuf {
+        self.partial.join(format!("{record}-{hash}"))
+    }
+
+    /// Opens (or creates) a partial file to continue at `resume_at`, dropping
+    /// any bytes after it (they were never acknowledged) and hashing the prefix.
+    ///
+    /// `cached` is a hasher state from earlier in this run (`offset`, state);
+    /// it is used when it matches, so a reconnect does not re-read the prefix.
+    /// When the file is shorter than `resume_at`, it resumes at its length.
+    pub fn open_partial(
+        &self,
+        record: u64,
+        hash: &ContentHash,
+        resume_at: u64,
+        cached: Option<(u64, ContentHasher)>,
+    ) -> io::Result<PartialFile> {
+        let path = self.partial_path(record, hash);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let offset = resume_at.min(file.metadata()?.len());
+        file.set_len(offset)?;
+        let hasher = match cached {
+            Some((at, hasher)) if at == offset => hasher,
+            _ => {
+                let mut hasher = ContentHasher::new();
+                file.seek(SeekFrom::Start(0))?;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut left = offset;
+                while left > 0 {
+                    let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let n = file.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "partial file shrank while it was re-hashed",
+                        ));
+                    }
+                    hasher.update(&buf[..n]);
+                    left -= n as u64;
+                }
+                hasher
+            }
+        };
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(PartialFile {
+            file,
+            offset,
+            hasher,
+            path,
+        })
+    }
+
+    /// Moves a verified, synced partial file into `blobs/` atomically and
+    /// syncs the folder so the rename survives a crash.
+    pub fn promote(&self, partial: &Path, hash: &ContentHash) -> io::Result<()> {
+        fs::rename(partial, self.blob_path(hash))?;
+        File::open(&self.blobs)?.sync_all()
+    }
+
+    /// Writes an empty blob (for zero-length files) durably.
+    pub fn store_empty(&self, hash: &ContentHash) -> io::Result<()> {
+        let path = self.blob_path(hash);
+        File::create(&path)?.sync_all()?;
+        File::open(&self.blobs)?.sync_all()
+    }
+
+    /// Opens a finished blob for reading.
+    pub fn open_blob(&self, hash: &ContentHash) -> io::Result<File> {
+        File::open(self.blob_path(hash))
+    }
+
+    /// Removes an unfinished upload's bytes; a missing file is fine.
+    pub fn remove_partial(&self, record: u64, hash: &ContentHash) -> io::Result<()> {
+        remove_if_present(&self.partial_path(record, hash))
+    }
+
+    /// Removes a blob; a missing file is fine.
+    pub fn remove_blob(&self, hash: &ContentHash) -> io::Result<()> {
+        remove_if_present(&self.blob_path(hash))
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn resumed_partial_is_truncated_and_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path()).unwrap();
+        let hash = ContentHash([7; 32]);
+        let mut part = blobs.open_partial(1, &hash, 0, None).unwrap();
+        part.file.write_all(b"hello world").unwrap();
+        drop(part);
+        let part = blobs.open_partial(1, &hash, 5, None).unwrap();
+        assert_eq!(part.offset, 5);
+        assert_eq!(part.hasher.finish(), ContentHasher::digest(b"hello"));
+        assert_eq!(fs::metadata(&part.path).unwrap().len(), 5);
+        let beyond = blobs.open_partial(1, &hash, 99, None).unwrap();
+        assert_eq!(beyond.offset, 5, "resume never goes past the bytes on disk");
+    }
+
+    #[test]
+    fn promote_moves_into_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobDir::open(dir.path()).unwrap();
+        let hash = ContentHasher::digest(b"x");
+        let mut part = blobs.open_partial(3, &hash, 0, None).unwrap();
+        part.file.write_all(b"x").unwrap();
+        blobs.promote(&part.path, &hash).unwrap();
+        assert!(!part.path.exists());
+        assert_eq!(fs::read(blobs.blob_path(&hash)).unwrap(), b"x");
+    }
+}

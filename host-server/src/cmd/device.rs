@@ -1,0 +1,105 @@
+//! `host-server device add|list|remove`: manage the devices allowed to connect.
+//!
+//! Works on the database directly, also while a server runs on it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Subcommand;
+use proto_core::model::LinkKind;
+use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
+use rand::RngCore;
+use serde_json::json;
+
+use crate::server::DataDir;
+use crate::service::unix_now;
+use crate::store::Store;
+
+/// Bytes of a new device key.
+const KEY_LEN: usize = 32;
+
+/// Device subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Register a device and print its new key (shown only this once).
+    Add {
+        /// The device's name (at most 32 bytes, no `/`).
+        name: String,
+    },
+    /// List registered devices (keys are never shown).
+    List,
+    /// Remove a device; its records stay.
+    Remove {
+        /// The device's name.
+        name: String,
+    },
+}
+
+/// Runs a device subcommand on the data directory `data`.
+pub fn run(data: &Path, json: bool, command: DeviceCommand) -> anyhow::Result<()> {
+    let dir = DataDir::prepare(data)?;
+    let store = dir.open_store()?;
+    let now = unix_now();
+    match command {
+        DeviceCommand::Add { name } => {
+            validate_label(&name, MAX_DEVICE_NAME_LEN)
+                .with_context(|| format!("device name `{}` is not usable", name.escape_debug()))?;
+            let mut key = [0u8; KEY_LEN];
+            rand::thread_rng().fill_bytes(&mut key);
+            store.add_device(&name, &key, now)?;
+            let key = hex::encode(key);
+            if json {
+                println!("{}", json!({ "name": name, "key": key }));
+            } else {
+                println!("{key}");
+                eprintln!("device `{name}` added; keep this key, it is not shown again");
+            }
+        }
+        DeviceCommand::List => {
+            let devices = store.devices()?;
+            if json {
+                let list: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        json!({
+                            "name": d.name,
+                            "created_at": d.created_at,
+                            "last_seen": d.last_seen,
+                            "link": link_word(d.link),
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else if devices.is_empty() {
+                eprintln!("no devices; add one with `host-server device add NAME`");
+            } else {
+                println!("{:<32}  {:>12}  {:<6}", "NAME", "LAST_SEEN", "LINK");
+                for d in &devices {
+                    let seen = if d.last_seen == 0 {
+                        "never".to_string()
+                    } else {
+                        d.last_seen.to_string()
+                    };
+                    println!("{:<32}  {:>12}  {:<6}", d.name, seen, link_word(d.link));
+                }
+            }
+        }
+        DeviceCommand::Remove { name } => {
+            store.remove_device(&name, now)?;
+            if json {
+                println!("{}", json!({ "removed": name }));
+            } else {
+                println!("device `{name}` removed");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn link_word(link: LinkKind) -> &'static str {
+    match link {
+        LinkKind::None => "none",
+        LinkKind::Tcp => "tcp",
+        LinkKind::Serial => "serial",
+    }
+}

@@ -1,0 +1,97 @@
+//! `host-server serve`: run the server.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::Limits;
+use crate::serial::SerialSpec;
+use crate::server::{shutdown_signal, ServeOptions, Server};
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TCP address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: String,
+    /// Serial port to serve, `PATH[:BAUD]` (baud defaults to 115200); repeat for more ports.
+    #[arg(long = "serial", value_name = "PATH[:BAUD]")]
+    pub serial: Vec<SerialSpec>,
+    /// End sessions that send nothing for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// Most TCP sessions at once.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_sessions: usize,
+    /// Largest frame payload in bytes (at least 512).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub max_frame: u32,
+    /// Largest file a device may upload, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 40)]
+    pub max_file_size: u64,
+    /// Push the full record list to subscribers this often (0: only when they ask for it).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub full_list_every: u64,
+    /// Let any device delete any record, not only the records it owns.
+    #[arg(long)]
+    pub allow_foreign_delete: bool,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> anyhow::Result<Limits> {
+        anyhow::ensure!(
+            self.max_frame >= proto_core::message::MIN_FRAME,
+            "--max-frame {} is below the protocol minimum of {} bytes; raise it",
+            self.max_frame,
+            proto_core::message::MIN_FRAME
+        );
+        anyhow::ensure!(
+            self.idle_timeout > 0,
+            "--idle-timeout must be at least 1 second"
+        );
+        anyhow::ensure!(self.max_sessions > 0, "--max-sessions must be at least 1");
+        anyhow::ensure!(
+            self.max_file_size <= i64::MAX as u64,
+            "--max-file-size must be below 2^63 bytes"
+        );
+        Ok(Limits {
+            max_frame: self.max_frame,
+            max_sessions: self.max_sessions,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_file_size: self.max_file_size,
+            full_list_every: Duration::from_secs(self.full_list_every),
+            allow_foreign_delete: self.allow_foreign_delete,
+            ..Limits::default()
+        })
+    }
+}
+
+/// Runs the server until a signal; prints `listening on ADDR` first on stdout.
+pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
+    let options = ServeOptions {
+        data: data.to_path_buf(),
+        listen: args.listen.clone(),
+        serial: args.serial.clone(),
+        limits: args.limits()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::bind(options).await?;
+        let addr = server
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {addr}")?;
+        stdout.flush()?;
+        drop(stdout);
+        tracing::info!(%addr, data = %data.display(), "serving");
+        server.run(shutdown_signal()).await;
+        Ok(())
+    })
+}

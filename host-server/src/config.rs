@@ -1,0 +1,61 @@
+//! The limits and switches of a running server, from the command line.
+
+use std::time::Duration;
+
+/// Limits every session is held to, and server-wide switches.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest frame payload this server accepts and sends (bytes).
+    pub max_frame: u32,
+    /// Most TCP sessions at once.
+    pub max_sessions: usize,
+    /// A session that sends nothing this long is ended.
+    pub idle_timeout: Duration,
+    /// Largest file an upload or manifest may announce (bytes).
+    pub max_file_size: u64,
+    /// Most entries in one manifest.
+    pub max_manifest_files: u32,
+    /// Push the full list to subscribers this often when they ask for no period (zero: never).
+    pub full_list_every: Duration,
+    /// Let any device delete any record, not only its own.
+    pub allow_foreign_delete: bool,
+    /// Most uploads open at once on one session.
+    pub max_uploads_per_session: usize,
+    /// Most downloads open at once on one session.
+    pub max_downloads_per_session: usize,
+    /// Largest download window granted (bytes in flight).
+    pub max_download_window: u32,
+    /// Delay before answering a failed login.
+    pub auth_failure_delay: Duration,
+    /// How long download acks may stall before the server goes back to `durable`.
+    pub retransmit_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_frame: 256 * 1024,
+            max_sessions: 4096,
+            idle_timeout: Duration::from_secs(120),
+            max_file_size: 1 << 40,
+            max_manifest_files: 10_000,
+            full_list_every: Duration::ZERO,
+            allow_foreign_delete: false,
+            max_uploads_per_session: 4,
+            max_downloads_per_session: 4,
+            max_download_window: 8 * 1024 * 1024,
+            auth_failure_delay: Duration::from_millis(250),
+            retransmit_after: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// The upload window granted for a negotiated frame size: many frames in
+    /// flight on fast links, at most 8 MiB so a session's queued bytes stay bounded.
+    pub fn upload_window(&self, max_frame: u32) -> u32 {
+        max_frame
+            .saturating_mul(32)
+            .clamp(8 * 1024, 8 * 1024 * 1024)
+    }
+}

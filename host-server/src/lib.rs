@@ -1,0 +1,21 @@
+//! The statesync host server: keeps every file's record and upload state,
+//! stores blobs safely, and tells every device what changed.
+//!
+//! Layout: [`server`] starts and stops; [`listener`] and [`serial`] accept
+//! links; [`session`] runs the protocol on a link; [`service`] is the state
+//! sessions share ([`store`], [`blobs`], [`hub`]); [`transfer`] holds the
+//! per-upload writer and per-download window; [`reconcile`] is the rule for
+//! overlapping announcements; [`cmd`] is the command line.
+
+pub mod blobs;
+pub mod cmd;
+pub mod config;
+pub mod hub;
+pub mod listener;
+pub mod reconcile;
+pub mod serial;
+pub mod server;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod transfer;

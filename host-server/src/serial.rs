@@ -1,0 +1,237 @@
+//! Serial ports: each attached port carries one device session at a time.
+//!
+//! The port is driven by two blocking threads (the `serialport` crate is
+//! blocking) bridged to the async session through an in-memory pipe. Nothing
+//! depends on DTR or carrier detect, so pseudo-terminals and bare USB adapters
+//! work. When the port disappears (cable pulled, adapter unplugged), the
+//! session ends and the port is reopened every second until it is back.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto_core::model::LinkKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::service::Service;
+use crate::session::{serve_link, LinkInfo};
+
+/// Default line speed when a `--serial` path gives none.
+pub const DEFAULT_BAUD: u32 = 115_200;
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+const READ_POLL: Duration = Duration::from_millis(100);
+
+/// A port to attach: `PATH[:BAUD]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerialSpec {
+    /// Device path, e.g. `/dev/ttyUSB0`.
+    pub path: String,
+    /// Line speed.
+    pub baud: u32,
+}
+
+/// A `--serial` value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SerialError {
+    /// The baud part is not a number.
+    #[error("`{0}` is not PATH[:BAUD] (e.g. /dev/ttyUSB0:115200)")]
+    BadSpec(String),
+    /// The port cannot be opened.
+    #[error("cannot open serial port {path}: {reason}; check the path, that the device is plugged in, and that you may use it (group dialout)")]
+    Open {
+        /// The path.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+}
+
+impl std::str::FromStr for SerialSpec {
+    type Err = SerialError;
+
+    fn from_str(text: &str) -> Result<SerialSpec, SerialError> {
+        match text.rsplit_once(':') {
+            Some((path, baud)) if !path.is_empty() => Ok(SerialSpec {
+                path: path.to_string(),
+                baud: baud
+                    .parse()
+                    .map_err(|_| SerialError::BadSpec(text.to_string()))?,
+            }),
+            _ if !text.is_empty() => Ok(SerialSpec {
+                path: text.to_string(),
+                baud: DEFAULT_BAUD,
+            }),
+            _ => Err(SerialError::BadSpec(text.to_string())),
+        }
+    }
+}
+
+fn open(spec: &SerialSpec) -> Result<Box<dyn serialport::SerialPort>, SerialError> {
+    serialport::new(&spec.path, spec.baud)
+        .timeout(READ_POLL)
+        .dtr_on_open(false)
+        .open()
+        .map_err(|e| SerialError::Open {
+            path: spec.path.clone(),
+            reason: e.to_string(),
+        })
+}
+
+/// Checks at start that a port can be opened, for a clear error before serving.
+pub fn probe(spec: &SerialSpec) -> Result<(), SerialError> {
+    open(spec).map(drop)
+}
+
+/// Serves a port until shutdown, reopening it whenever it goes away.
+pub async fn run(
+    spec: SerialSpec,
+    service: Arc<Service>,
+    shutdown: broadcast::Sender<()>,
+    done: mpsc::Sender<()>,
+) {
+    let mut stop = shutdown.subscribe();
+    let mut reported = false;
+    loop {
+        let attempt = {
+            let spec = spec.clone();
+            tokio::task::spawn_blocking(move || open(&spec)).await
+        };
+        match attempt {
+            Ok(Ok(port)) => {
+                tracing::info!(path = %spec.path, baud = spec.baud, "serial port open");
+                reported = false;
+                serve_port(port, &spec, &service, &shutdown).await;
+                tracing::info!(path = %spec.path, "serial port closed");
+            }
+            Ok(Err(error)) if !reported => {
+                tracing::warn!(%error, "serial port unavailable; retrying every second");
+                reported = true;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REOPEN_EVERY) => {}
+            _ = stop.recv() => break,
+        }
+        if !matches!(stop.try_recv(), Err(broadcast::error::TryRecvError::Empty)) {
+            break;
+        }
+    }
+    drop(done);
+}
+
+/// Bridges one open port to a session until the port fails or shutdown.
+async fn serve_port(
+    port: Box<dyn serialport::SerialPort>,
+    spec: &SerialSpec,
+    service: &Arc<Service>,
+    shutdown: &broadcast::Sender<()>,
+) {
+    let mut writer_port = match port.try_clone() {
+        Ok(clone) => clone,
+        Err(error) => {
+            tracing::warn!(path = %spec.path, %error, "cannot use the serial port for writing");
+            return;
+        }
+    };
+    let mut reader_port = port;
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (from_port_tx, mut from_port) = mpsc::channel::<Vec<u8>>(16);
+    let (to_port, mut to_port_rx) = mpsc::channel::<Vec<u8>>(16);
+
+    let read_stop = stopped.clone();
+    let path = spec.path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while !read_stop.load(Ordering::Relaxed) {
+            match reader_port.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if from_port_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::info!(path = %path, %error, "serial port read failed");
+                    break;
+                }
+            }
+        }
+    });
+    let writer = std::thread::spawn(move || {
+        while let Some(bytes) = to_port_rx.blocking_recv() {
+            if writer_port
+                .write_all(&bytes)
+                .and_then(|()| writer_port.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let (session_side, bridge_side) = tokio::io::duplex(64 * 1024);
+    let (mut bridge_read, mut bridge_write) = tokio::io::split(bridge_side);
+    let inbound = tokio::spawn(async move {
+        while let Some(bytes) = from_port.recv().await {
+            if bridge_write.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = bridge_write.shutdown().await;
+    });
+    let outbound = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match bridge_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_port.send(buf[..n].to_vec()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    let (read, write) = tokio::io::split(session_side);
+    let link = LinkInfo {
+        kind: LinkKind::Serial,
+        peer: spec.path.clone(),
+    };
+    serve_link(service.clone(), read, write, link, shutdown.subscribe()).await;
+
+    stopped.store(true, Ordering::Relaxed);
+    inbound.abort();
+    let _ = outbound.await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = reader.join();
+        let _ = writer.join();
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_with_and_without_baud() {
+        assert_eq!(
+            "/dev/ttyUSB0:9600".parse::<SerialSpec>().unwrap(),
+            SerialSpec {
+                path: "/dev/ttyUSB0".into(),
+                baud: 9600
+            }
+        );
+        assert_eq!(
+            "/dev/pts/3".parse::<SerialSpec>().unwrap().baud,
+            DEFAULT_BAUD
+        );
+        assert!("/dev/x:fast".parse::<SerialSpec>().is_err());
+    }
+}

@@ -1,0 +1,213 @@
+//! Starting and stopping a server: data directory, store, listener, serial
+//! ports, signals, and a clean shutdown that tells every session.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::blobs::BlobDir;
+use crate::config::Limits;
+use crate::serial::{self, SerialError, SerialSpec};
+use crate::service::Service;
+use crate::store::sqlite::DATABASE_FILE;
+use crate::store::{SqliteStore, StoreError};
+
+/// How long shutdown waits for sessions to finish their goodbyes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// What `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Data directory.
+    pub data: PathBuf,
+    /// TCP address to listen on.
+    pub listen: String,
+    /// Serial ports to attach.
+    pub serial: Vec<SerialSpec>,
+    /// Limits and switches.
+    pub limits: Limits,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory cannot be created or written.
+    #[error("data directory {path} is not usable: {source}; pass --data with a writable directory or fix its permissions")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Another server uses the data directory.
+    #[error("data directory {0} is in use by another host-server; stop it or pass another --data")]
+    DataDirInUse(PathBuf),
+    /// The database cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listen address cannot be bound.
+    #[error("cannot listen on {addr}: {source}; {hint}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// What failed.
+        source: std::io::Error,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// A serial port cannot be used.
+    #[error(transparent)]
+    Serial(#[from] SerialError),
+}
+
+/// The data directory, checked writable and locked for this server.
+pub struct DataDir {
+    /// Its path.
+    pub path: PathBuf,
+    _lock: Option<Flock<File>>,
+}
+
+impl DataDir {
+    /// Creates the directory if needed and checks it can be written.
+    pub fn prepare(path: &Path) -> Result<DataDir, StartError> {
+        let fail = |source| StartError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(path).map_err(fail)?;
+        let probe = path.join(".write-test");
+        File::create(&probe)
+            .and_then(|mut f| f.write_all(b"ok"))
+            .and_then(|()| fs::remove_file(&probe))
+            .map_err(fail)?;
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            _lock: None,
+        })
+    }
+
+    /// Takes the directory for a serving process (one server per directory).
+    pub fn lock(mut self) -> Result<DataDir, StartError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.path.join("server.lock"))
+            .map_err(|source| StartError::DataDir {
+                path: self.path.clone(),
+                source,
+            })?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| StartError::DataDirInUse(self.path.clone()))?;
+        self._lock = Some(lock);
+        Ok(self)
+    }
+
+    /// Opens the database in this directory.
+    pub fn open_store(&self) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open(&self.path.join(DATABASE_FILE))
+    }
+}
+
+/// A server that has bound its address and is ready to run.
+pub struct Server {
+    listener: TcpListener,
+    service: Arc<Service>,
+    serial: Vec<SerialSpec>,
+    _data: DataDir,
+}
+
+impl Server {
+    /// Prepares everything that can fail with a clear error before serving.
+    pub async fn bind(options: ServeOptions) -> Result<Server, StartError> {
+        let data = DataDir::prepare(&options.data)?.lock()?;
+        let store = data.open_store()?;
+        let blobs = BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
+            path: data.path.clone(),
+            source,
+        })?;
+        for spec in &options.serial {
+            serial::probe(spec)?;
+        }
+        let listener = TcpListener::bind(&options.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: options.listen.clone(),
+                hint: match source.kind() {
+                    std::io::ErrorKind::AddrInUse => {
+                        "another program uses that port; stop it or pass --listen with another port (port 0 picks a free one)"
+                    }
+                    std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges; use a higher port",
+                    _ => "check the address (HOST:PORT)",
+                },
+                source,
+            })?;
+        let service = Arc::new(Service::new(Arc::new(store), blobs, options.limits));
+        Ok(Server {
+            listener,
+            service,
+            serial: options.serial,
+            _data: data,
+        })
+    }
+
+    /// The bound address (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then tells every session goodbye and
+    /// waits (a bounded time) for them to close their uploads.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let (shutdown, _) = broadcast::channel(1);
+        let (done_tx, mut done) = mpsc::channel::<()>(1);
+        for spec in self.serial {
+            tokio::spawn(serial::run(
+                spec,
+                self.service.clone(),
+                shutdown.clone(),
+                done_tx.clone(),
+            ));
+        }
+        let listener = tokio::spawn(crate::listener::run(
+            self.listener,
+            self.service.clone(),
+            shutdown.clone(),
+            done_tx,
+        ));
+        stop.await;
+        tracing::info!(sessions = self.service.hub.session_count(), "shutting down");
+        let _ = shutdown.send(());
+        let _ = listener.await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, done.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not end in time");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,151 @@
+//! What all sessions share: the store, the blob folders, the hub and the limits.
+//!
+//! One `Service` per server, passed to every session as an `Arc`; there is no
+//! global state. It also serialises uploads of the same name across sessions
+//! and keeps the hash state of interrupted uploads so a reconnect resumes
+//! without re-reading the partial file.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto_core::auth::ContentHasher;
+use proto_core::ContentHash;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::blobs::BlobDir;
+use crate::config::Limits;
+use crate::hub::{Hub, HubEvent};
+use crate::store::{RecordRow, Store, StoreError, StoreResult};
+
+/// Hash states kept for interrupted uploads, at most.
+const RESUME_CACHE_ENTRIES: usize = 256;
+
+struct CachedHash {
+    hash: ContentHash,
+    offset: u64,
+    hasher: ContentHasher,
+}
+
+/// The server's shared state.
+pub struct Service {
+    store: Arc<dyn Store + Send + Sync>,
+    /// Finished and partial blob files.
+    pub blobs: Arc<BlobDir>,
+    /// Live events and wake-ups.
+    pub hub: Hub,
+    /// Limits and switches.
+    pub limits: Limits,
+    name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    resume: Mutex<HashMap<u64, CachedHash>>,
+    next_session: AtomicU64,
+}
+
+impl Service {
+    /// A service over `store` and `blobs`.
+    pub fn new(store: Arc<dyn Store + Send + Sync>, blobs: BlobDir, limits: Limits) -> Service {
+        Service {
+            store,
+            blobs: Arc::new(blobs),
+            hub: Hub::new(4096),
+            limits,
+            name_locks: Mutex::new(HashMap::new()),
+            resume: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        }
+    }
+
+    /// Runs a blocking store call off the async runtime.
+    pub async fn db<T, F>(&self, call: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
+            Ok(result) => result,
+            Err(join) => Err(StoreError::Interrupted(join.to_string())),
+        }
+    }
+
+    /// A new session id (for the hub and logs).
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Takes the exclusive right to change the bytes of `name`, waiting up to `wait`
+    /// (an old session of a reconnecting device may still be closing).
+    pub async fn lock_name(&self, name: &str, wait: Duration) -> Option<OwnedMutexGuard<()>> {
+        let lock = {
+            let mut locks = self.name_locks.lock().unwrap_or_else(|p| p.into_inner());
+            if locks.len() > 1024 {
+                locks.retain(|_, weak| weak.strong_count() > 0);
+            }
+            match locks.get(name).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    locks.insert(name.to_string(), Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        tokio::time::timeout(wait, lock.lock_owned()).await.ok()
+    }
+
+    /// Keeps the hash state of an interrupted upload for a later resume in this run.
+    pub fn remember_hash(
+        &self,
+        record: u64,
+        hash: ContentHash,
+        offset: u64,
+        hasher: ContentHasher,
+    ) {
+        let mut cache = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= RESUME_CACHE_ENTRIES && !cache.contains_key(&record) {
+            if let Some(evict) = cache.keys().next().copied() {
+                cache.remove(&evict);
+            }
+        }
+        cache.insert(
+            record,
+            CachedHash {
+                hash,
+                offset,
+                hasher,
+            },
+        );
+    }
+
+    /// Takes a remembered hash state for `record` if it is for the same content.
+    pub fn take_hash(&self, record: u64, hash: &ContentHash) -> Option<(u64, ContentHasher)> {
+        let mut cache = self.resume.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .remove(&record)
+            .filter(|c| c.hash == *hash)
+            .map(|c| (c.offset, c.hasher))
+    }
+
+    /// Publishes changed records to subscribers.
+    pub fn publish_records(
+        &self,
+        records: impl IntoIterator<Item = RecordRow>,
+        was_uploaded: bool,
+    ) {
+        for record in records {
+            self.hub.publish(HubEvent::RecordChanged {
+                record,
+                was_uploaded,
+            });
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,195 @@
+//! Downloads: gating on `11`, pending download states and notification on
+//! completion, windowed data frames, re-sends, and the device's final report.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use proto_core::message::{ByteRange, RequestId, TransferId, CHUNK_MESSAGE_OVERHEAD};
+use proto_core::model::DownloadState;
+use proto_core::name::validate;
+use proto_core::{ErrorCode, FileKind, ServerMessage};
+use tokio::io::AsyncWrite;
+
+use super::active::Session;
+use crate::service::unix_now;
+use crate::store::DownloadGate;
+use crate::transfer::download::Download;
+
+/// Window used when a client asks for 0.
+const DEFAULT_WINDOW: u32 = 64 * 1024;
+
+impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
+    pub(super) async fn download_open(
+        &mut self,
+        id: RequestId,
+        name: &str,
+        offset: u64,
+        window: u32,
+        notify: bool,
+    ) {
+        if let Err(error) = validate(name) {
+            let message = format!("`{}`: {error}", name.escape_debug());
+            return self.error(id, ErrorCode::BadName, &message);
+        }
+        if self.downloads.len() >= self.service.limits.max_downloads_per_session {
+            let message = format!(
+                "{} downloads are open on this session; finish one first",
+                self.downloads.len()
+            );
+            return self.error(id, ErrorCode::Busy, &message);
+        }
+        let (device, owned_name, now) = (self.device.clone(), name.to_string(), unix_now());
+        let gate = self
+            .service
+            .db(move |s| s.request_download(&device, &owned_name, notify, now))
+            .await;
+        let record = match gate {
+            Ok(DownloadGate::Ready(record)) => record,
+            Ok(DownloadGate::Rejected { record, notify }) => {
+                return self.push(
+                    id,
+                    ServerMessage::DownloadRejected {
+                        record: record.id,
+                        state: record.state,
+                        received: record.received,
+                        size: record.size,
+                        notify,
+                    },
+                );
+            }
+            Err(error) => return self.store_error(id, error),
+        };
+        if offset > record.size {
+            let message = format!(
+                "offset {offset} is past the end of `{name}` ({} bytes)",
+                record.size
+            );
+            return self.error(id, ErrorCode::OffsetOutOfRange, &message);
+        }
+        let download_id = self.new_transfer_id();
+        let ready = ServerMessage::DownloadReady {
+            download: download_id,
+            record: record.id,
+            size: record.size,
+            hash: record.hash,
+            offset,
+        };
+        if record.kind == FileKind::Directory || offset == record.size {
+            return self.push(id, ready);
+        }
+        let blobs = self.service.blobs.clone();
+        let hash = record.hash;
+        let file = match tokio::task::spawn_blocking(move || blobs.open_blob(&hash)).await {
+            Ok(Ok(file)) => file,
+            Ok(Err(error)) => {
+                tracing::error!(session = self.id, %error, name, "blob of an uploaded record is missing");
+                let message = format!(
+                    "server cannot read `{name}` ({error}); ask the operator, or retry the upload"
+                );
+                return self.error(id, ErrorCode::Storage, &message);
+            }
+            Err(_) => return self.error(id, ErrorCode::ShuttingDown, "server is stopping"),
+        };
+        self.push(id, ready);
+        let window = if window == 0 { DEFAULT_WINDOW } else { window }
+            .min(self.service.limits.max_download_window);
+        let chunk = (self.max_frame as usize)
+            .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8)
+            .max(1);
+        self.downloads.push(Download::new(
+            download_id,
+            id,
+            record.id,
+            record.size,
+            Arc::new(file),
+            offset,
+            u64::from(window),
+            chunk as u64,
+            self.service.limits.retransmit_after,
+        ));
+    }
+
+    /// Sends one data frame of the next download whose window allows it (round robin).
+    pub(super) async fn send_download_data(&mut self) {
+        let count = self.downloads.len();
+        let Some(index) = (0..count)
+            .map(|i| (self.send_turn + i) % count)
+            .find(|&i| self.downloads[i].can_send())
+        else {
+            return;
+        };
+        self.send_turn = index + 1;
+        let download = &mut self.downloads[index];
+        let Some((offset, len)) = download.next_piece() else {
+            return;
+        };
+        let (file, id, request) = (download.file.clone(), download.id, download.request);
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset).map(|()| buf)
+        })
+        .await;
+        match read {
+            Ok(Ok(data)) => self.push(
+                request,
+                ServerMessage::DownloadData {
+                    download: id,
+                    offset,
+                    data: &data,
+                },
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(session = self.id, %error, "reading a blob failed");
+                let message = format!("server could not read the file ({error}); try again later");
+                self.downloads.remove(index);
+                self.error(request, ErrorCode::Storage, &message);
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub(super) fn download_ack(
+        &mut self,
+        id: RequestId,
+        download: TransferId,
+        durable: u64,
+        missing: Option<ByteRange>,
+    ) {
+        let Some(index) = self.downloads.iter().position(|d| d.id == download) else {
+            // Acks may trail a download that already completed; only unknown ids are errors.
+            if download >= self.next_transfer {
+                let message =
+                    format!("download {download} is not open on this session; open it again");
+                self.error(id, ErrorCode::UnknownTransfer, &message);
+            }
+            return;
+        };
+        let entry = &mut self.downloads[index];
+        entry.on_ack(durable, missing);
+        if entry.is_complete() {
+            self.downloads.remove(index);
+        }
+    }
+
+    pub(super) fn download_cancel(&mut self, id: RequestId, download: TransferId) {
+        self.downloads.retain(|d| d.id != download);
+        self.push(id, ServerMessage::Ok);
+    }
+
+    pub(super) async fn download_report(
+        &mut self,
+        id: RequestId,
+        record: u64,
+        state: DownloadState,
+    ) {
+        let (device, now) = (self.device.clone(), unix_now());
+        match self
+            .service
+            .db(move |s| s.report_download(&device, record, state, now))
+            .await
+        {
+            Ok(()) => self.push(id, ServerMessage::Ok),
+            Err(error) => self.store_error(id, error),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The handshake: `Hello` → `Challenge` → `Authenticate` → `Welcome`.
+//!
+//! Nothing but the handshake is served before it completes. A wrong key or an
+//! unknown device get the same answer, after a short delay that slows down
+//! guessing.
+
+use proto_core::auth::{client_tag, server_tag, tags_equal};
+use proto_core::framing::negotiate_max_frame;
+use proto_core::message::{Nonce, MIN_FRAME};
+use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
+use proto_core::{ClientFrame, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
+use rand::RngCore;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::io::{Frame, FrameReader, FrameWriter};
+use crate::service::Service;
+
+/// An authenticated device.
+#[derive(Debug)]
+pub struct Identity {
+    /// The device's name.
+    pub device: String,
+    /// The negotiated largest frame payload.
+    pub max_frame: u32,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The link closed or failed.
+    LinkLost,
+    /// Nothing arrived in time.
+    TimedOut,
+    /// The peer was told why (version, auth, order) and should be disconnected.
+    Refused(&'static str),
+    /// The server is stopping.
+    ShuttingDown,
+}
+
+/// Reads the next frame payload (copied: handshake frames are small), skipping damaged frames.
+async fn next_payload<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    deadline: Instant,
+) -> Result<Vec<u8>, Refusal> {
+    loop {
+        while let Some(frame) = reader.next_frame() {
+            match frame {
+                Frame::Payload(payload) if !payload.is_empty() => return Ok(payload.to_vec()),
+                Frame::Payload(_) => {}
+                Frame::Damaged(error) => {
+                    tracing::debug!(%error, "damaged frame before the handshake")
+                }
+            }
+        }
+        match tokio::time::timeout_at(deadline, reader.fill()).await {
+            Err(_) => return Err(Refusal::TimedOut),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(Refusal::LinkLost),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn refuse<W: AsyncWrite + Unpin>(
+    writer: &mut FrameWriter<W>,
+    id: u16,
+    code: ErrorCode,
+    message: &str,
+    why: &'static str,
+) -> Refusal {
+    let _ = writer.push(id, ServerMessage::Error { code, message });
+    let _ = writer.flush().await;
+    Refusal::Refused(why)
+}
+
+/// Runs the handshake. `first` is a `Hello` payload already read (a session
+/// restarted by a new `Hello` on a serial line).
+pub async fn handshake<R, W>(
+    service: &Service,
+    reader: &mut FrameReader<R>,
+    writer: &mut FrameWriter<W>,
+    mut first: Option<Vec<u8>>,
+    shutdown: &mut tokio::sync::broadcast::Receiver<()>,
+) -> Result<Identity, Refusal>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    reader.set_limit(MIN_FRAME);
+    writer.set_limit(MIN_FRAME);
+    let deadline = Instant::now() + service.limits.idle_timeout;
+    let mut payload = match first.take() {
+        Some(payload) => payload,
+        None => tokio::select! {
+            payload = next_payload(reader, deadline) => payload?,
+            _ = shutdown.recv() => return Err(Refusal::ShuttingDown),
+        },
+    };
+    loop {
+        let Ok(frame) = ClientFrame::decode(&payload) else {
+            return Err(refuse(
+                writer,
+                0,
+                ErrorCode::BadMessage,
+                "expected Hello",
+                "undecodable frame",
+            )
+            .await);
+        };
+        let ClientMessage::Hello {
+            version,
+            max_frame,
+            device,
+            nonce: client_nonce,
+        } = frame.message
+        else {
+            return Err(refuse(
+                writer,
+                frame.id,
+                ErrorCode::NotAuthenticated,
+                "send Hello and Authenticate before any request",
+                "request before authentication",
+            )
+            .await);
+        };
+        if version != PROTOCOL_VERSION {
+            let message = format!(
+                "server speaks protocol version {PROTOCOL_VERSION}, client sent {version}; update one of them"
+            );
+            return Err(refuse(
+                writer,
+                frame.id,
+                ErrorCode::VersionUnsupported,
+                &message,
+                "version",
+            )
+            .await);
+        }
+        let Some(agreed) = negotiate_max_frame(service.limits.max_frame, max_frame) else {
+            let message =
+                format!("frames must be at least {MIN_FRAME} bytes; client offered {max_frame}");
+            return Err(refuse(
+                writer,
+                frame.id,
+                ErrorCode::FrameTooLarge,
+                &message,
+                "frame size",
+            )
+            .await);
+        };
+        let device = device.to_string();
+        let mut server_nonce: Nonce = [0; 16];
+        rand::thread_rng().fill_bytes(&mut server_nonce);
+        let _ = writer.push(
+            frame.id,
+            ServerMessage::Challenge {
+                version: PROTOCOL_VERSION,
+                max_frame: service.limits.max_frame,
+                nonce: server_nonce,
+            },
+        );
+        writer.flush().await.map_err(|_| Refusal::LinkLost)?;
+
+        let answer = tokio::select! {
+            answer = next_payload(reader, deadline) => answer?,
+            _ = shutdown.recv() => return Err(Refusal::ShuttingDown),
+        };
+        let Ok(reply) = ClientFrame::decode(&answer) else {
+            return Err(refuse(
+                writer,
+                0,
+                ErrorCode::BadMessage,
+                "expected Authenticate",
+                "undecodable frame",
+            )
+            .await);
+        };
+        let mac = match reply.message {
+            ClientMessage::Authenticate { mac } => mac,
+            ClientMessage::Hello { .. } => {
+                payload = answer;
+                continue;
+            }
+            _ => {
+                return Err(refuse(
+                    writer,
+                    reply.id,
+                    ErrorCode::NotAuthenticated,
+                    "send Authenticate before any request",
+                    "request before authentication",
+                )
+                .await)
+            }
+        };
+        let key = if validate_label(&device, MAX_DEVICE_NAME_LEN).is_ok() {
+            let name = device.clone();
+            service
+                .db(move |s| s.device_key(&name))
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let verified = key.as_deref().is_some_and(|key| {
+            tags_equal(
+                &mac,
+                &client_tag(key, &server_nonce, &client_nonce, &device),
+            )
+        });
+        let Some(key) = key.filter(|_| verified) else {
+            tracing::warn!(device = %device, "authentication failed (unknown device or wrong key)");
+            tokio::time::sleep(service.limits.auth_failure_delay).await;
+            return Err(refuse(
+                writer,
+                reply.id,
+                ErrorCode::AuthFailed,
+                "unknown device or wrong key; register it with `host-server device add NAME` and use that key",
+                "authentication failed",
+            )
+            .await);
+        };
+        let revision = service.db(|s| s.revision()).await.unwrap_or(0);
+        let _ = writer.push(
+            reply.id,
+            ServerMessage::Welcome {
+                device: &device,
+                revision,
+                max_frame: agreed,
+                mac: server_tag(&key, &server_nonce, &client_nonce, &device),
+            },
+        );
+        writer.flush().await.map_err(|_| Refusal::LinkLost)?;
+        reader.set_limit(agreed);
+        writer.set_limit(agreed);
+        return Ok(Identity {
+            device,
+            max_frame: agreed,
+        });
+    }
+}

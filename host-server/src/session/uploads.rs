@@ -1,0 +1,643 @@
+//! Manifests and uploads: records announced in `01`, bytes made durable before
+//! they are acknowledged, `10 → 11` after verification, `00` when broken off.
+
+use std::time::{Duration, Instant};
+
+use proto_core::auth::ContentHasher;
+use proto_core::message::{RequestId, TransferId};
+use proto_core::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
+use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
+use tokio::io::AsyncWrite;
+
+use super::active::{ManifestDraft, Session};
+use crate::service::unix_now;
+use crate::store::{Announced, UploadOpening};
+use crate::transfer::upload::{ChunkError, Upload};
+use crate::transfer::writer::{self, WriterOutcome, WriterSpec};
+
+/// How long an upload waits for another session to release the same file.
+const NAME_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// Write `received` to the store at most this often during an upload.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
+    /// Checks an announced file; on failure the error is already queued.
+    fn check_file(&mut self, id: RequestId, name: &str, kind: FileKind, size: u64) -> bool {
+        if let Err(error) = validate(name) {
+            let message = format!("`{}`: {error}", name.escape_debug());
+            self.error(id, ErrorCode::BadName, &message);
+            return false;
+        }
+        if size > self.service.limits.max_file_size {
+            let message = format!(
+                "`{name}` is {size} bytes; this server takes files up to {} bytes",
+                self.service.limits.max_file_size
+            );
+            self.error(id, ErrorCode::TooLarge, &message);
+            return false;
+        }
+        if kind == FileKind::Directory && size != 0 {
+            let message = format!("directory entry `{name}` must have size 0");
+            self.error(id, ErrorCode::BadMessage, &message);
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn manifest_begin(&mut self, id: RequestId, batch: &str, files: u32) {
+        self.manifest = None;
+        if let Err(error) = validate_label(batch, MAX_BATCH_NAME_LEN) {
+            let message = format!("batch name `{}`: {error}", batch.escape_debug());
+            return self.error(id, ErrorCode::BadName, &message);
+        }
+        let limit = self.service.limits.max_manifest_files;
+        if files > limit {
+            let message =
+                format!("manifest announces {files} files; at most {limit} per batch, split it");
+            return self.error(id, ErrorCode::TooLarge, &message);
+        }
+        self.manifest = Some(ManifestDraft {
+            request: id,
+            batch: batch.to_string(),
+            expected: files,
+            entries: Vec::with_capacity(files.min(1024) as usize),
+        });
+    }
+
+    pub(super) fn manifest_entry(
+        &mut self,
+        id: RequestId,
+        index: u32,
+        name: &str,
+        kind: FileKind,
+        size: u64,
+        hash: ContentHash,
+    ) {
+        let Some(draft) = self.manifest.as_mut() else {
+            return self.error(
+                id,
+                ErrorCode::BadSequence,
+                "manifest entry without ManifestBegin; start the manifest again",
+            );
+        };
+        if index as usize != draft.entries.len() || index >= draft.expected {
+            let message = format!(
+                "manifest entry {index} out of order (expected {} of {}); start the manifest again",
+                draft.entries.len(),
+                draft.expected
+            );
+            self.manifest = None;
+            return self.error(id, ErrorCode::BadSequence, &message);
+        }
+        if !self.check_file(id, name, kind, size) {
+            self.manifest = None;
+            return;
+        }
+        if let Some(draft) = self.manifest.as_mut() {
+            draft.entries.push(Announced {
+                name: name.to_string(),
+                kind,
+                size,
+                hash,
+            });
+        }
+    }
+
+    pub(super) async fn manifest_end(&mut self, id: RequestId) {
+        let Some(draft) = self.manifest.take() else {
+            return self.error(
+                id,
+                ErrorCode::BadSequence,
+                "ManifestEnd without ManifestBegin; start the manifest again",
+            );
+        };
+        if draft.entries.len() != draft.expected as usize {
+            let message = format!(
+                "manifest announced {} files but {} entries arrived; start it again",
+                draft.expected,
+                draft.entries.len()
+            );
+            return self.error(id, ErrorCode::BadSequence, &message);
+        }
+        let device = self.device.clone();
+        let ManifestDraft {
+            batch,
+            entries,
+            request,
+            ..
+        } = draft;
+        let name = batch.clone();
+        let now = unix_now();
+        let outcome = match self
+            .service
+            .db(move |s| s.announce_batch(&device, &name, &entries, now))
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => return self.store_error(id, error),
+        };
+        for (record, hash) in &outcome.replaced {
+            let _ = self.service.blobs.remove_partial(*record, hash);
+        }
+        let replaced = !outcome.replaced.is_empty();
+        self.service.publish_records(outcome.changed, replaced);
+        tracing::info!(
+            session = self.id,
+            device = %self.device,
+            batch = %batch,
+            records = outcome.records,
+            conflicts = outcome.conflicts,
+            begun_by = request,
+            "batch announced"
+        );
+        self.push(
+            id,
+            ServerMessage::BatchCreated {
+                batch: outcome.batch,
+                records: outcome.records,
+                conflicts: outcome.conflicts,
+            },
+        );
+    }
+
+    pub(super) async fn upload_open(
+        &mut self,
+        id: RequestId,
+        name: &str,
+        kind: FileKind,
+        size: u64,
+        hash: ContentHash,
+    ) {
+        if !self.check_file(id, name, kind, size) {
+            return;
+        }
+        if self.uploads.len() >= self.service.limits.max_uploads_per_session {
+            if let Some(done) = self.uploads.iter().position(|u| !u.is_open()) {
+                self.uploads.remove(done);
+            } else {
+                let message = format!(
+                    "{} uploads are open on this session; finish one first",
+                    self.uploads.len()
+                );
+                return self.error(id, ErrorCode::Busy, &message);
+            }
+        }
+        let Some(lock) = self.service.lock_name(name, NAME_LOCK_WAIT).await else {
+            let message = format!(
+                "`{name}` is being uploaded by another session; try again when it finishes"
+            );
+            return self.error(id, ErrorCode::Busy, &message);
+        };
+        let file = Announced {
+            name: name.to_string(),
+            kind,
+            size,
+            hash,
+        };
+        let device = self.device.clone();
+        let now = unix_now();
+        let opening = match self
+            .service
+            .db(move |s| s.open_upload(&device, &file, now))
+            .await
+        {
+            Ok(opening) => opening,
+            Err(error) => return self.store_error(id, error),
+        };
+        let upload_id = self.new_transfer_id();
+        let (record, replaced) = match opening {
+            UploadOpening::Conflict(record) => {
+                let message = format!(
+                    "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
+                    record.owner
+                );
+                self.service.publish_records([record], false);
+                return self.error(id, ErrorCode::Conflict, &message);
+            }
+            UploadOpening::AlreadyUploaded(record) => {
+                self.push(
+                    id,
+                    ServerMessage::UploadResult {
+                        upload: upload_id,
+                        record: record.as_wire(),
+                    },
+                );
+                self.uploads.push(Upload::finished(upload_id, id, record));
+                return;
+            }
+            UploadOpening::Ready {
+                record,
+                changed,
+                replaced,
+            } => {
+                if changed {
+                    self.service
+                        .publish_records([record.clone()], replaced.is_some());
+                }
+                (record, replaced)
+            }
+        };
+        if let Some(old) = replaced {
+            let _ = self.service.blobs.remove_partial(record.id, &old);
+        }
+        if size == 0 {
+            return self.complete_empty(id, upload_id, record).await;
+        }
+        let resume_at = if record.state == UploadState::Needed {
+            0
+        } else {
+            record.received
+        };
+        let cached = self.service.take_hash(record.id, &hash);
+        let blobs = self.service.blobs.clone();
+        let record_id = record.id;
+        let partial = tokio::task::spawn_blocking(move || {
+            blobs.open_partial(record_id, &hash, resume_at, cached)
+        })
+        .await;
+        let partial = match partial {
+            Ok(Ok(partial)) => partial,
+            Ok(Err(error)) => {
+                tracing::error!(session = self.id, %error, name, "cannot open a partial file");
+                let message = format!(
+                    "server cannot store `{name}`: {error}; ask the operator to check the disk"
+                );
+                return self.error(id, ErrorCode::Storage, &message);
+            }
+            Err(_) => return self.error(id, ErrorCode::ShuttingDown, "server is stopping"),
+        };
+        let offset = partial.offset;
+        let window = self.service.limits.upload_window(self.max_frame);
+        let queue = (window / self.max_frame).max(4) as usize * 2;
+        let handle = writer::spawn(
+            WriterSpec {
+                upload: upload_id,
+                partial,
+                size,
+                expected: hash,
+                sync_every: u64::from(window / 2),
+                blobs: self.service.blobs.clone(),
+            },
+            queue,
+            self.writer_poke.clone(),
+        );
+        self.push(
+            id,
+            ServerMessage::UploadReady {
+                upload: upload_id,
+                record: record.id,
+                offset,
+                window,
+            },
+        );
+        self.uploads.push(Upload::new(
+            upload_id,
+            id,
+            record,
+            offset,
+            handle,
+            window as usize,
+            lock,
+        ));
+    }
+
+    /// A zero-length file or directory entry: nothing to send, verify and finish now.
+    async fn complete_empty(
+        &mut self,
+        id: RequestId,
+        upload_id: TransferId,
+        record: crate::store::RecordRow,
+    ) {
+        let device = self.device.clone();
+        let now = unix_now();
+        let record_id = record.id;
+        let is_file = record.kind == FileKind::File;
+        let result = if is_file && record.hash != ContentHasher::digest(&[]) {
+            self.service
+                .db(move |s| s.upload_failed(record_id, &device, 0, "hash mismatch", now))
+                .await
+                .map(|record| (record, Vec::new()))
+        } else {
+            if is_file {
+                let blobs = self.service.blobs.clone();
+                let hash = record.hash;
+                if let Ok(Err(error)) =
+                    tokio::task::spawn_blocking(move || blobs.store_empty(&hash)).await
+                {
+                    let message = format!("server cannot store `{}`: {error}", record.name);
+                    return self.error(id, ErrorCode::Storage, &message);
+                }
+            }
+            self.service
+                .db(move |s| s.upload_completed(record_id, &device, now))
+                .await
+                .map(|c| (c.record, c.notified))
+        };
+        match result {
+            Ok((record, notified)) => {
+                self.service.hub.wake(notified.iter().map(String::as_str));
+                self.service.publish_records([record.clone()], false);
+                self.push(
+                    id,
+                    ServerMessage::UploadResult {
+                        upload: upload_id,
+                        record: record.as_wire(),
+                    },
+                );
+                self.uploads.push(Upload::finished(upload_id, id, record));
+            }
+            Err(error) => self.store_error(id, error),
+        }
+    }
+
+    fn find_upload(&mut self, id: RequestId, upload: TransferId) -> Option<usize> {
+        let found = self.uploads.iter().position(|u| u.id == upload);
+        if found.is_none() {
+            let message = format!("upload {upload} is not open on this session; open it again");
+            self.error(id, ErrorCode::UnknownTransfer, &message);
+        }
+        found
+    }
+
+    pub(super) async fn upload_chunk(
+        &mut self,
+        id: RequestId,
+        upload: TransferId,
+        offset: u64,
+        data: &[u8],
+    ) {
+        let Some(index) = self.find_upload(id, upload) else {
+            return;
+        };
+        if !self.uploads[index].marked_uploading && self.uploads[index].is_open() {
+            self.uploads[index].marked_uploading = true;
+            let (record_id, received) = (self.uploads[index].record.id, self.uploads[index].acked);
+            let now = unix_now();
+            match self
+                .service
+                .db(move |s| s.upload_progress(record_id, received, now))
+                .await
+            {
+                Ok(record) => {
+                    self.uploads[index].stored_received = received;
+                    self.uploads[index].stored_at = Instant::now();
+                    self.service.publish_records([record], false);
+                }
+                Err(error) => {
+                    tracing::warn!(session = self.id, %error, "could not mark the upload as started")
+                }
+            }
+        }
+        let entry = &mut self.uploads[index];
+        let request = entry.request;
+        match entry.accept(offset, data).await {
+            Ok(None) => {}
+            Ok(Some(gap)) => {
+                let durable = entry.acked;
+                self.push(
+                    request,
+                    ServerMessage::UploadAck {
+                        upload,
+                        durable,
+                        missing: Some(gap),
+                    },
+                );
+            }
+            Err(ChunkError::OutOfRange) => {
+                let message = format!(
+                    "chunk at {offset} with {} bytes lies outside the file's {} bytes",
+                    data.len(),
+                    entry.record.size
+                );
+                self.error(id, ErrorCode::OffsetOutOfRange, &message);
+            }
+        }
+    }
+
+    pub(super) fn upload_close(&mut self, id: RequestId, upload: TransferId) {
+        let Some(index) = self.find_upload(id, upload) else {
+            return;
+        };
+        let entry = &self.uploads[index];
+        let request = entry.request;
+        match &entry.result {
+            Some(record) => {
+                let record = record.clone();
+                self.push(
+                    request,
+                    ServerMessage::UploadResult {
+                        upload,
+                        record: record.as_wire(),
+                    },
+                );
+            }
+            None => {
+                let (durable, missing) = (entry.acked, entry.missing());
+                self.push(
+                    request,
+                    ServerMessage::UploadAck {
+                        upload,
+                        durable,
+                        missing,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) async fn upload_abort(&mut self, id: RequestId, upload: TransferId) {
+        let Some(index) = self.find_upload(id, upload) else {
+            return;
+        };
+        if self.uploads[index].is_open() {
+            self.fail_upload(index, "aborted by the device").await;
+        }
+        let entry = &self.uploads[index];
+        let request = entry.request;
+        if let Some(record) = entry.result.clone() {
+            self.push(
+                request,
+                ServerMessage::UploadResult {
+                    upload,
+                    record: record.as_wire(),
+                },
+            );
+        }
+    }
+
+    /// Stops an open upload, keeps its durable bytes and hash state, and sets `00` with `reason`.
+    async fn fail_upload(&mut self, index: usize, reason: &str) {
+        let entry = &mut self.uploads[index];
+        let exit = entry.stop().await;
+        let durable = exit.as_ref().map_or(entry.acked, |e| e.durable);
+        let record = entry.record.clone();
+        if let Some(hasher) = exit.and_then(|e| e.hasher) {
+            self.service
+                .remember_hash(record.id, record.hash, durable, hasher);
+        }
+        let device = self.device.clone();
+        let reason_owned = reason.to_string();
+        let now = unix_now();
+        match self
+            .service
+            .db(move |s| s.upload_failed(record.id, &device, durable, &reason_owned, now))
+            .await
+        {
+            Ok(row) => {
+                tracing::info!(session = self.id, name = %row.name, received = durable, size = row.size, reason, "upload interrupted");
+                self.service.publish_records([row.clone()], false);
+                self.uploads[index].result = Some(row);
+            }
+            Err(error) => {
+                tracing::warn!(session = self.id, %error, "could not record an interrupted upload")
+            }
+        }
+    }
+
+    /// Ends every open upload as `00` with `reason` (the session is ending).
+    pub(super) async fn close_uploads(&mut self, reason: &str) {
+        for index in 0..self.uploads.len() {
+            if self.uploads[index].is_open() {
+                self.fail_upload(index, reason).await;
+            }
+        }
+        self.uploads.clear();
+    }
+
+    /// Acknowledges newly durable bytes and finishes uploads whose writer stopped.
+    pub(super) async fn on_writer_progress(&mut self) {
+        for index in 0..self.uploads.len() {
+            if !self.uploads[index].is_open() {
+                continue;
+            }
+            let status = self.uploads[index].status();
+            let entry = &mut self.uploads[index];
+            let (upload, request) = (entry.id, entry.request);
+            if status.durable > entry.acked {
+                entry.acked = status.durable;
+                let durable = status.durable;
+                self.push(
+                    request,
+                    ServerMessage::UploadAck {
+                        upload,
+                        durable,
+                        missing: None,
+                    },
+                );
+            }
+            match status.outcome {
+                None => self.store_progress(index, false).await,
+                Some(WriterOutcome::Verified) => self.finish_verified(index).await,
+                Some(WriterOutcome::HashMismatch) => {
+                    let entry = &mut self.uploads[index];
+                    entry.stop().await;
+                    let (record_id, device, now) =
+                        (entry.record.id, self.device.clone(), unix_now());
+                    let result = self
+                        .service
+                        .db(move |s| s.upload_failed(record_id, &device, 0, "hash mismatch", now))
+                        .await;
+                    self.report_result(index, result, "upload failed: hash mismatch");
+                }
+                Some(WriterOutcome::Failed(error)) => {
+                    let durable = status.durable;
+                    let entry = &mut self.uploads[index];
+                    entry.stop().await;
+                    let (record_id, device, now) =
+                        (entry.record.id, self.device.clone(), unix_now());
+                    let reason = format!("server storage error: {error}");
+                    let result = self
+                        .service
+                        .db(move |s| s.upload_failed(record_id, &device, durable, &reason, now))
+                        .await;
+                    let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                    self.error(request, ErrorCode::Storage, &message);
+                    self.report_result(index, result, "upload failed: storage");
+                }
+            }
+        }
+    }
+
+    /// Writes `received` to the store when enough time passed (or `force`).
+    async fn store_progress(&mut self, index: usize, force: bool) {
+        let entry = &self.uploads[index];
+        if entry.acked <= entry.stored_received
+            || !(force || entry.stored_at.elapsed() >= PROGRESS_EVERY)
+        {
+            return;
+        }
+        let (record_id, received, now) = (entry.record.id, entry.acked, unix_now());
+        match self
+            .service
+            .db(move |s| s.upload_progress(record_id, received, now))
+            .await
+        {
+            Ok(record) => {
+                let entry = &mut self.uploads[index];
+                entry.stored_received = received;
+                entry.stored_at = Instant::now();
+                self.service.publish_records([record], false);
+            }
+            Err(error) => {
+                tracing::warn!(session = self.id, %error, "could not store upload progress")
+            }
+        }
+    }
+
+    async fn finish_verified(&mut self, index: usize) {
+        let entry = &mut self.uploads[index];
+        entry.stop().await;
+        let (record_id, device, now) = (entry.record.id, self.device.clone(), unix_now());
+        let result = self
+            .service
+            .db(move |s| s.upload_completed(record_id, &device, now))
+            .await;
+        let result = match result {
+            Ok(completion) => {
+                self.service
+                    .hub
+                    .wake(completion.notified.iter().map(String::as_str));
+                let entry = &self.uploads[index];
+                let seconds = entry.started.elapsed().as_secs_f64();
+                let bytes = completion.record.size - entry.start_offset;
+                tracing::info!(
+                    session = self.id,
+                    device = %self.device,
+                    name = %completion.record.name,
+                    size = completion.record.size,
+                    seconds,
+                    mib_per_s = bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
+                    notified = completion.notified.len(),
+                    "upload complete"
+                );
+                Ok(completion.record)
+            }
+            Err(error) => Err(error),
+        };
+        self.report_result(index, result, "upload complete");
+    }
+
+    fn report_result(
+        &mut self,
+        index: usize,
+        result: Result<crate::store::RecordRow, crate::store::StoreError>,
+        what: &str,
+    ) {
+        let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
+        match result {
+            Ok(record) => {
+                tracing::debug!(session = self.id, name = %record.name, what, "upload ended");
+                self.service.publish_records([record.clone()], false);
+                self.push(
+                    request,
+                    ServerMessage::UploadResult {
+                        upload,
+                        record: record.as_wire(),
+                    },
+                );
+                self.uploads[index].result = Some(record);
+            }
+            Err(error) => self.store_error(request, error),
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The server's durable state behind one trait, so another backend can replace SQLite.
+//!
+//! Every method is blocking and runs one transaction; async callers go through
+//! [`crate::service::Service::db`], which moves the call onto a blocking thread.
+//! Methods that change records return the changed rows so the caller can
+//! publish them to the notification hub once the transaction has committed.
+
+mod schema;
+pub mod sqlite;
+
+use proto_core::model::{
+    BatchSummary, DeviceInfo, DownloadEntry, DownloadState, HistoryEntry, HistoryKind, LinkKind,
+};
+use proto_core::state::StateCounts;
+use proto_core::{ContentHash, FileKind, ListFilter, Record, UploadState};
+
+pub use sqlite::SqliteStore;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine reported an error.
+    #[error("database error: {0}; check the data directory's disk and permissions")]
+    Database(#[from] rusqlite::Error),
+    /// The database file is damaged or is not a statesync database.
+    #[error("database {path} is corrupted or not a statesync database ({detail}); restore it from a backup or move it away to start empty")]
+    Corrupt {
+        /// The database file.
+        path: String,
+        /// What the engine said.
+        detail: String,
+    },
+    /// The database was written by a newer server.
+    #[error("database schema version {found} is newer than this server understands ({known}); run a newer host-server")]
+    NewerSchema {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+    /// `device add` for a name that exists.
+    #[error("device `{0}` already exists; remove it first or pick another name")]
+    DeviceExists(String),
+    /// A device name that is not registered.
+    #[error("no device named `{0}`; `host-server device list` shows the registered ones")]
+    NoSuchDevice(String),
+    /// No record of that name (or id).
+    #[error("no record named `{0}`; list the records to see what exists")]
+    NoSuchRecord(String),
+    /// Only the owner may do this.
+    #[error("`{name}` belongs to device `{owner}`; only the owner may delete it")]
+    NotOwner {
+        /// The record.
+        name: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// The blocking call running the transaction did not finish (the server is stopping).
+    #[error("store call was interrupted ({0}); try again")]
+    Interrupted(String),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An owned record as the store keeps it; [`RecordRow::as_wire`] borrows it as a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Server-assigned id.
+    pub id: u64,
+    /// Relative path.
+    pub name: String,
+    /// File or directory entry.
+    pub kind: FileKind,
+    /// Announced size.
+    pub size: u64,
+    /// Announced SHA-256.
+    pub hash: ContentHash,
+    /// Upload state.
+    pub state: UploadState,
+    /// Bytes durably stored.
+    pub received: u64,
+    /// Owner device.
+    pub owner: String,
+    /// Batch that created it (0: direct upload).
+    pub batch: u64,
+    /// Revision of the last change.
+    pub revision: u64,
+    /// Unix seconds of the last change.
+    pub updated_at: u64,
+    /// Another device announced different content under this name.
+    pub conflict: bool,
+    /// Why the record is `00`.
+    pub reason: String,
+}
+
+impl RecordRow {
+    /// The record as a wire message borrowing this row.
+    pub fn as_wire(&self) -> Record<'_> {
+        Record {
+            id: self.id,
+            name: &self.name,
+            kind: self.kind,
+            size: self.size,
+            hash: self.hash,
+            state: self.state,
+            received: self.received,
+            owner: &self.owner,
+            batch: self.batch,
+            revision: self.revision,
+            updated_at: self.updated_at,
+            conflict: self.conflict,
+            reason: &self.reason,
+        }
+    }
+}
+
+/// A file as a device announces it (manifest entry or upload open), validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announced {
+    /// Relative path, already checked with [`proto_core::name::validate`].
+    pub name: String,
+    /// File or directory entry.
+    pub kind: FileKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content.
+    pub hash: ContentHash,
+}
+
+/// A registered device (never with its key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// The device's name.
+    pub name: String,
+    /// Unix seconds it was added.
+    pub created_at: u64,
+    /// Unix seconds of its last session (0: never).
+    pub last_seen: u64,
+    /// Link of its last session.
+    pub link: LinkKind,
+}
+
+impl DeviceRow {
+    /// The device as a wire message; `active` comes from the live sessions, not the store.
+    pub fn as_wire(&self, active: bool) -> DeviceInfo<'_> {
+        DeviceInfo {
+            name: &self.name,
+            active,
+            last_seen: self.last_seen,
+            link: self.link,
+        }
+    }
+}
+
+/// A batch summary with owned text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRow {
+    /// Server id.
+    pub id: u64,
+    /// The uploader's name for it.
+    pub name: String,
+    /// The announcing device.
+    pub owner: String,
+    /// Files announced.
+    pub expected: u32,
+    /// Member records by state.
+    pub counts: StateCounts,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+impl BatchRow {
+    /// The summary as a wire message.
+    pub fn as_wire(&self) -> BatchSummary<'_> {
+        BatchSummary {
+            id: self.id,
+            name: &self.name,
+            owner: &self.owner,
+            expected: self.expected,
+            counts: self.counts,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// One device's download state for one record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DownloadRow {
+    /// The downloading device.
+    pub device: String,
+    /// The record id.
+    pub record: u64,
+    /// The record name.
+    pub name: String,
+    /// Pending, done or failed.
+    pub state: DownloadState,
+}
+
+impl DownloadRow {
+    /// The entry as a wire message.
+    pub fn as_wire(&self) -> DownloadEntry<'_> {
+        DownloadEntry {
+            device: &self.device,
+            record: self.record,
+            name: &self.name,
+            state: self.state,
+        }
+    }
+}
+
+/// One history line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Sequence number.
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: u64,
+    /// Device concerned.
+    pub device: String,
+    /// What happened.
+    pub kind: HistoryKind,
+    /// File or batch concerned.
+    pub subject: String,
+    /// Free text.
+    pub detail: String,
+}
+
+impl HistoryRow {
+    /// The entry as a wire message.
+    pub fn as_wire(&self) -> HistoryEntry<'_> {
+        HistoryEntry {
+            seq: self.seq,
+            at: self.at,
+            device: &self.device,
+            kind: self.kind,
+            subject: &self.subject,
+            detail: &self.detail,
+        }
+    }
+}
+
+/// A notification queued for a device until it has been sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Queue id, to clear it once sent.
+    pub id: u64,
+    /// What to tell the device, about the record as it stands now.
+    pub kind: NotificationKind,
+    /// The record.
+    pub record: RecordRow,
+}
+
+/// What a queued notification says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotificationKind {
+    /// A file the device asked for is uploaded: download it again.
+    DownloadAvailable,
+    /// Someone asked the owner to upload this file again.
+    RetryRequested,
+}
+
+/// One page of a record list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordPage {
+    /// Records with a revision above the asked one, in revision order.
+    pub records: Vec<RecordRow>,
+    /// The server revision when the page was read.
+    pub revision: u64,
+}
+
+/// What a stored manifest did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// The new batch's id.
+    pub batch: u64,
+    /// Entries that created or joined a record.
+    pub records: u32,
+    /// Entries that clash with another device's file.
+    pub conflicts: u32,
+    /// Records created, reset or flagged (to publish).
+    pub changed: Vec<RecordRow>,
+    /// Records whose content was replaced by the owner: `(id, old hash)`, so old bytes can go.
+    pub replaced: Vec<(u64, ContentHash)>,
+}
+
+/// What `open_upload` decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadOpening {
+    /// The file is already `11` with this hash: nothing to send.
+    AlreadyUploaded(RecordRow),
+    /// Another device owns this name with other content; the record was flagged.
+    Conflict(RecordRow),
+    /// Send bytes; `changed` when the record was created or reset (publish it).
+    Ready {
+        /// The record to upload into.
+        record: RecordRow,
+        /// True when the record was created or reset by this call.
+        changed: bool,
+        /// The previous hash when the owner replaced the content.
+        replaced: Option<ContentHash>,
+    },
+}
+
+/// What `upload_completed` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// The record, now `11`.
+    pub record: RecordRow,
+    /// Devices that had a pending download and got a `DownloadAvailable` queued.
+    pub notified: Vec<String>,
+}
+
+/// Whether a download may start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownloadGate {
+    /// The record is `11`: serve it.
+    Ready(RecordRow),
+    /// The record is not `11`; `notify` says a pending download state was recorded.
+    Rejected {
+        /// The record as it stands.
+        record: RecordRow,
+        /// True when the device will be notified on completion.
+        notify: bool,
+    },
+}
+
+/// What a deletion removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// The record as it was.
+    pub record: RecordRow,
+    /// The revision of the deletion.
+    pub revision: u64,
+    /// True when no other uploaded record uses the blob any more.
+    pub blob_unused: bool,
+}
+
+/// What a retry changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retried {
+    /// The record, back in `01`.
+    pub record: RecordRow,
+    /// The content hash before the retry (its bytes are discarded).
+    pub old_hash: ContentHash,
+    /// True when no other uploaded record uses the old blob.
+    pub blob_unused: bool,
+}
+
+/// The server's durable state: devices, records, batches, download states,
+/// queued notifications and history.
+///
+/// Implementations must make each method one atomic transaction and bump the
+/// server-wide revision for every record change, so "changed since R" stays exact.
+pub trait Store: Send + Sync {
+    /// The current server revision.
+    fn revision(&self) -> StoreResult<u64>;
+
+    /// Registers a device with its key.
+    fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()>;
+    /// Removes a device (its records stay, owned by its name).
+    fn remove_device(&self, name: &str, now: u64) -> StoreResult<()>;
+    /// The key of a device, `None` when unknown.
+    fn device_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Every device, by name.
+    fn devices(&self) -> StoreResult<Vec<DeviceRow>>;
+    /// Records that a device started or ended a session now, over `link`.
+    fn device_seen(&self, name: &str, link: LinkKind, now: u64) -> StoreResult<DeviceRow>;
+
+    /// The record of that name.
+    fn record(&self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Up to `limit` records with a revision above `after`, in revision order.
+    fn records_page(&self, after: u64, filter: ListFilter, limit: usize)
+        -> StoreResult<RecordPage>;
+
+    /// Stores a manifest: one record per entry, reconciled with existing ones.
+    fn announce_batch(
+        &self,
+        owner: &str,
+        batch: &str,
+        entries: &[Announced],
+        now: u64,
+    ) -> StoreResult<BatchOutcome>;
+    /// Finds or creates the record an upload writes into.
+    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening>;
+    /// Marks bytes as arriving: state `10`, `received` durable bytes.
+    fn upload_progress(&self, id: u64, received: u64, now: u64) -> StoreResult<RecordRow>;
+    /// Marks an upload as broken off: state `00` with a reason, `received` kept.
+    fn upload_failed(
+        &self,
+        id: u64,
+        device: &str,
+        received: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
+    /// Marks an upload verified and durable (`11`) and queues `DownloadAvailable`
+    /// for every device whose download of it is pending.
+    fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion>;
+
+    /// Checks a download; when the record is not `11` and `notify` is set,
+    /// records the device's download state as pending, atomically with the check.
+    fn request_download(
+        &self,
+        device: &str,
+        name: &str,
+        notify: bool,
+        now: u64,
+    ) -> StoreResult<DownloadGate>;
+    /// Stores how a device's download ended.
+    fn report_download(
+        &self,
+        device: &str,
+        record: u64,
+        state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// Every device's download states.
+    fn downloads(&self) -> StoreResult<Vec<DownloadRow>>;
+
+    /// Deletes a record; only its owner may unless `allow_foreign`.
+    fn delete_record(
+        &self,
+        device: &str,
+        name: &str,
+        allow_foreign: bool,
+        now: u64,
+    ) -> StoreResult<Deletion>;
+    /// Puts a record back to `01` and queues `RetryRequested` for its owner.
+    fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried>;
+
+    /// Every batch with its counts.
+    fn batches(&self) -> StoreResult<Vec<BatchRow>>;
+
+    /// Notifications queued for a device, oldest first.
+    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>>;
+    /// Removes notifications that were sent.
+    fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
+
+    /// Appends a history line and returns its sequence number.
+    fn add_history(
+        &self,
+        device: &str,
+        kind: HistoryKind,
+        subject: &str,
+        detail: &str,
+        now: u64,
+    ) -> StoreResult<u64>;
+    /// Up to `limit` history lines after `since`, oldest first.
+    fn history(&self, since: u64, limit: u32) -> StoreResult<Vec<HistoryRow>>;
+}

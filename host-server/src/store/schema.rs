@@ -1,0 +1,109 @@
+//! Versioned schema migrations, applied in order at start.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Migrations are
+//! only ever appended; each runs in its own transaction.
+
+use rusqlite::Connection;
+
+use super::{StoreError, StoreResult};
+
+/// The migrations, oldest first; index + 1 is the schema version after it.
+const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    "
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('revision', 0);
+    CREATE TABLE devices (
+        name TEXT PRIMARY KEY,
+        key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL DEFAULT 0,
+        link INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expected INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        kind INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        state INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        conflict INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX records_by_revision ON records (revision);
+    CREATE INDEX records_by_hash ON records (hash);
+    CREATE TABLE batch_members (
+        batch INTEGER NOT NULL,
+        record INTEGER NOT NULL,
+        PRIMARY KEY (batch, record)
+    );
+    CREATE INDEX batch_members_by_record ON batch_members (record);
+    CREATE TABLE conflicts (
+        record INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX conflicts_by_record ON conflicts (record);
+    CREATE TABLE downloads (
+        device TEXT NOT NULL,
+        record INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (device, record)
+    );
+    CREATE INDEX downloads_by_record ON downloads (record);
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        device TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        record INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX notifications_by_device ON notifications (device);
+    CREATE TABLE history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    ",
+];
+
+/// The schema version this build creates.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database up to [`CURRENT_VERSION`].
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > CURRENT_VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            known: CURRENT_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database schema migrated");
+    }
+    Ok(())
+}

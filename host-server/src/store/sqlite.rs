@@ -1,0 +1,899 @@
+//! The SQLite store: one file in the data directory, WAL journal, one writer.
+//!
+//! All calls go through one connection behind a mutex; SQLite serialises
+//! writers anyway, and holding the lock across a transaction makes each trait
+//! method atomic. The `host-server device` commands open the same file from
+//! another process; the busy timeout lets both wait for each other briefly.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use proto_core::model::{DownloadState, HistoryKind, LinkKind};
+use proto_core::state::StateCounts;
+use proto_core::{ContentHash, FileKind, ListFilter, UploadState};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use super::schema;
+use super::{
+    Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceRow, DownloadGate, DownloadRow,
+    HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError,
+    StoreResult, UploadOpening,
+};
+use crate::reconcile::{reconcile, Existing, Reconciliation};
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "statesync.db";
+
+const RECORD_COLUMNS: &str =
+    "id, name, kind, size, hash, state, received, owner, batch, revision, updated_at, conflict, reason";
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, checks it and runs migrations.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail,
+        };
+        let mut conn = Connection::open(path).map_err(|e| classify(e, path))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|e| classify(e, path))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(corrupt(format!(
+                "cannot switch to WAL journal (got `{mode}`)"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(|e| classify(e, path))?;
+        if check != "ok" {
+            return Err(corrupt(check));
+        }
+        schema::migrate(&mut conn).map_err(|e| match e {
+            StoreError::Database(e) => classify(e, path),
+            other => other,
+        })?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half transaction behind
+        // (SQLite rolls back), so the connection stays usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// Turns "not a database" and "corrupt" engine errors into [`StoreError::Corrupt`].
+fn classify(error: rusqlite::Error, path: &Path) -> StoreError {
+    use rusqlite::ErrorCode as Code;
+    match error.sqlite_error_code() {
+        Some(Code::NotADatabase) | Some(Code::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: error.to_string(),
+        },
+        _ => StoreError::Database(error),
+    }
+}
+
+fn kind_to_sql(kind: FileKind) -> i64 {
+    match kind {
+        FileKind::File => 0,
+        FileKind::Directory => 1,
+    }
+}
+
+fn kind_from_sql(value: i64) -> FileKind {
+    if value == 1 {
+        FileKind::Directory
+    } else {
+        FileKind::File
+    }
+}
+
+fn link_to_sql(link: LinkKind) -> i64 {
+    match link {
+        LinkKind::None => 0,
+        LinkKind::Tcp => 1,
+        LinkKind::Serial => 2,
+    }
+}
+
+fn link_from_sql(value: i64) -> LinkKind {
+    match value {
+        1 => LinkKind::Tcp,
+        2 => LinkKind::Serial,
+        _ => LinkKind::None,
+    }
+}
+
+fn download_to_sql(state: DownloadState) -> i64 {
+    match state {
+        DownloadState::Pending => 0,
+        DownloadState::Done => 1,
+        DownloadState::Failed => 2,
+    }
+}
+
+fn download_from_sql(value: i64) -> DownloadState {
+    match value {
+        1 => DownloadState::Done,
+        2 => DownloadState::Failed,
+        _ => DownloadState::Pending,
+    }
+}
+
+const HISTORY_KINDS: [HistoryKind; 11] = [
+    HistoryKind::Joined,
+    HistoryKind::Left,
+    HistoryKind::BatchAnnounced,
+    HistoryKind::Uploaded,
+    HistoryKind::UploadFailed,
+    HistoryKind::Deleted,
+    HistoryKind::RetryRequested,
+    HistoryKind::Downloaded,
+    HistoryKind::Conflict,
+    HistoryKind::DeviceAdded,
+    HistoryKind::DeviceRemoved,
+];
+
+fn history_to_sql(kind: HistoryKind) -> i64 {
+    HISTORY_KINDS.iter().position(|k| *k == kind).unwrap_or(0) as i64
+}
+
+fn history_from_sql(value: i64) -> HistoryKind {
+    usize::try_from(value)
+        .ok()
+        .and_then(|i| HISTORY_KINDS.get(i).copied())
+        .unwrap_or(HistoryKind::Joined)
+}
+
+fn hash_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<ContentHash> {
+    let bytes: Vec<u8> = row.get(index)?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| rusqlite::Error::InvalidColumnType(index, "hash".into(), Type::Blob))?;
+    Ok(ContentHash(bytes))
+}
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
+    record_from_row_at(row, 0)
+}
+
+fn record_from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<RecordRow> {
+    let state: u8 = row.get(at + 5)?;
+    Ok(RecordRow {
+        id: row.get(at)?,
+        name: row.get(at + 1)?,
+        kind: kind_from_sql(row.get(at + 2)?),
+        size: row.get(at + 3)?,
+        hash: hash_from_row(row, at + 4)?,
+        state: UploadState::from_bits(state),
+        received: row.get(at + 6)?,
+        owner: row.get(at + 7)?,
+        batch: row.get(at + 8)?,
+        revision: row.get(at + 9)?,
+        updated_at: row.get(at + 10)?,
+        conflict: row.get(at + 11)?,
+        reason: row.get(at + 12)?,
+    })
+}
+
+fn device_from_row(row: &Row<'_>) -> rusqlite::Result<DeviceRow> {
+    Ok(DeviceRow {
+        name: row.get(0)?,
+        created_at: row.get(1)?,
+        last_seen: row.get(2)?,
+        link: link_from_sql(row.get(3)?),
+    })
+}
+
+/// Takes the next server revision.
+fn bump(tx: &Transaction<'_>) -> StoreResult<u64> {
+    Ok(tx.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'revision' RETURNING value",
+        [],
+        |row| row.get(0),
+    )?)
+}
+
+fn current_revision(tx: &Transaction<'_>) -> StoreResult<u64> {
+    Ok(
+        tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
+fn record_by_name(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {RECORD_COLUMNS} FROM records WHERE name = ?1"),
+            [name],
+            record_from_row,
+        )
+        .optional()?)
+}
+
+fn record_by_id(tx: &Transaction<'_>, id: u64) -> StoreResult<RecordRow> {
+    tx.query_row(
+        &format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?1"),
+        [id],
+        record_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NoSuchRecord(format!("#{id}")))
+}
+
+fn history(
+    tx: &Transaction<'_>,
+    device: &str,
+    kind: HistoryKind,
+    subject: &str,
+    detail: &str,
+    now: u64,
+) -> StoreResult<u64> {
+    tx.execute(
+        "INSERT INTO history (at, device, kind, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now, device, history_to_sql(kind), subject, detail],
+    )?;
+    Ok(tx.last_insert_rowid() as u64)
+}
+
+fn blob_unused(tx: &Transaction<'_>, hash: &ContentHash) -> StoreResult<bool> {
+    let used: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM records WHERE hash = ?1 AND state = 3)",
+        [&hash.0[..]],
+        |row| row.get(0),
+    )?;
+    Ok(!used)
+}
+
+fn hex(hash: &ContentHash) -> String {
+    hash.to_string()
+}
+
+/// Flags `record` as conflicting with `device`'s announcement and logs it.
+fn flag_conflict(
+    tx: &Transaction<'_>,
+    record: &RecordRow,
+    device: &str,
+    batch: u64,
+    file: &Announced,
+    now: u64,
+) -> StoreResult<Option<RecordRow>> {
+    tx.execute(
+        "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![record.id, device, batch, file.size, &file.hash.0[..], now],
+    )?;
+    history(
+        tx,
+        device,
+        HistoryKind::Conflict,
+        &record.name,
+        &format!(
+            "announced with hash {} ({} bytes); kept {}'s hash {}",
+            hex(&file.hash),
+            file.size,
+            record.owner,
+            hex(&record.hash)
+        ),
+        now,
+    )?;
+    if record.conflict {
+        return Ok(None);
+    }
+    let revision = bump(tx)?;
+    tx.execute(
+        "UPDATE records SET conflict = 1, revision = ?2, updated_at = ?3 WHERE id = ?1",
+        params![record.id, revision, now],
+    )?;
+    Ok(Some(record_by_id(tx, record.id)?))
+}
+
+fn insert_record(
+    tx: &Transaction<'_>,
+    file: &Announced,
+    state: UploadState,
+    owner: &str,
+    batch: u64,
+    now: u64,
+) -> StoreResult<RecordRow> {
+    let revision = bump(tx)?;
+    tx.execute(
+        "INSERT INTO records (name, kind, size, hash, state, received, owner, batch, revision, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9)",
+        params![
+            file.name,
+            kind_to_sql(file.kind),
+            file.size,
+            &file.hash.0[..],
+            state.bits(),
+            owner,
+            batch,
+            revision,
+            now
+        ],
+    )?;
+    record_by_id(tx, tx.last_insert_rowid() as u64)
+}
+
+fn replace_content(
+    tx: &Transaction<'_>,
+    id: u64,
+    file: &Announced,
+    state: UploadState,
+    now: u64,
+) -> StoreResult<RecordRow> {
+    let revision = bump(tx)?;
+    tx.execute(
+        "UPDATE records SET kind = ?2, size = ?3, hash = ?4, state = ?5, received = 0, reason = '',
+         revision = ?6, updated_at = ?7 WHERE id = ?1",
+        params![
+            id,
+            kind_to_sql(file.kind),
+            file.size,
+            &file.hash.0[..],
+            state.bits(),
+            revision,
+            now
+        ],
+    )?;
+    record_by_id(tx, id)
+}
+
+fn set_state(
+    tx: &Transaction<'_>,
+    id: u64,
+    state: UploadState,
+    received: u64,
+    reason: &str,
+    now: u64,
+) -> StoreResult<RecordRow> {
+    let revision = bump(tx)?;
+    let changed = tx.execute(
+        "UPDATE records SET state = ?2, received = ?3, reason = ?4, revision = ?5, updated_at = ?6 WHERE id = ?1",
+        params![id, state.bits(), received, reason, revision, now],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NoSuchRecord(format!("#{id}")));
+    }
+    record_by_id(tx, id)
+}
+
+impl Store for SqliteStore {
+    fn revision(&self) -> StoreResult<u64> {
+        self.read(current_revision)
+    }
+
+    fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()> {
+        self.write(|tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE name = ?1)",
+                [name],
+                |row| row.get(0),
+            )?;
+            if exists {
+                return Err(StoreError::DeviceExists(name.to_string()));
+            }
+            tx.execute(
+                "INSERT INTO devices (name, key, created_at) VALUES (?1, ?2, ?3)",
+                params![name, key, now],
+            )?;
+            history(tx, name, HistoryKind::DeviceAdded, name, "", now)?;
+            Ok(())
+        })
+    }
+
+    fn remove_device(&self, name: &str, now: u64) -> StoreResult<()> {
+        self.write(|tx| {
+            if tx.execute("DELETE FROM devices WHERE name = ?1", [name])? == 0 {
+                return Err(StoreError::NoSuchDevice(name.to_string()));
+            }
+            tx.execute("DELETE FROM notifications WHERE device = ?1", [name])?;
+            history(tx, name, HistoryKind::DeviceRemoved, name, "", now)?;
+            Ok(())
+        })
+    }
+
+    fn device_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row("SELECT key FROM devices WHERE name = ?1", [name], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        })
+    }
+
+    fn devices(&self) -> StoreResult<Vec<DeviceRow>> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT name, created_at, last_seen, link FROM devices ORDER BY name")?;
+            let rows = stmt.query_map([], device_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn device_seen(&self, name: &str, link: LinkKind, now: u64) -> StoreResult<DeviceRow> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET last_seen = ?2, link = ?3 WHERE name = ?1",
+                params![name, now, link_to_sql(link)],
+            )?;
+            tx.query_row(
+                "SELECT name, created_at, last_seen, link FROM devices WHERE name = ?1",
+                [name],
+                device_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchDevice(name.to_string()))
+        })
+    }
+
+    fn record(&self, name: &str) -> StoreResult<Option<RecordRow>> {
+        self.read(|tx| record_by_name(tx, name))
+    }
+
+    fn records_page(
+        &self,
+        after: u64,
+        filter: ListFilter,
+        limit: usize,
+    ) -> StoreResult<RecordPage> {
+        self.read(|tx| {
+            let only_uploaded = matches!(filter, ListFilter::UploadedOnly);
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE revision > ?1 AND (?2 = 0 OR state = 3)
+                 ORDER BY revision LIMIT ?3"
+            ))?;
+            let rows =
+                stmt.query_map(params![after, only_uploaded, limit as i64], record_from_row)?;
+            let records = rows.collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            Ok(RecordPage {
+                records,
+                revision: current_revision(tx)?,
+            })
+        })
+    }
+
+    fn announce_batch(
+        &self,
+        owner: &str,
+        batch: &str,
+        entries: &[Announced],
+        now: u64,
+    ) -> StoreResult<BatchOutcome> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO batches (name, owner, expected, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![batch, owner, entries.len() as i64, now],
+            )?;
+            let batch_id = tx.last_insert_rowid() as u64;
+            history(
+                tx,
+                owner,
+                HistoryKind::BatchAnnounced,
+                batch,
+                &format!("{} files", entries.len()),
+                now,
+            )?;
+            let mut outcome = BatchOutcome {
+                batch: batch_id,
+                records: 0,
+                conflicts: 0,
+                changed: Vec::new(),
+                replaced: Vec::new(),
+            };
+            for file in entries {
+                let existing = record_by_name(tx, &file.name)?;
+                let decision = reconcile(
+                    existing.as_ref().map(|r| Existing {
+                        owner: &r.owner,
+                        hash: r.hash,
+                        size: r.size,
+                    }),
+                    owner,
+                    file.hash,
+                    file.size,
+                );
+                let member = match (decision, existing) {
+                    (Reconciliation::Create, _) | (_, None) => {
+                        let record =
+                            insert_record(tx, file, UploadState::Needed, owner, batch_id, now)?;
+                        let id = record.id;
+                        outcome.changed.push(record);
+                        Some(id)
+                    }
+                    (Reconciliation::Join, Some(record)) => Some(record.id),
+                    (Reconciliation::Replace, Some(record)) => {
+                        outcome.replaced.push((record.id, record.hash));
+                        let record =
+                            replace_content(tx, record.id, file, UploadState::Needed, now)?;
+                        let id = record.id;
+                        outcome.changed.push(record);
+                        Some(id)
+                    }
+                    (Reconciliation::Conflict, Some(record)) => {
+                        outcome.conflicts += 1;
+                        if let Some(flagged) =
+                            flag_conflict(tx, &record, owner, batch_id, file, now)?
+                        {
+                            outcome.changed.push(flagged);
+                        }
+                        None
+                    }
+                };
+                if let Some(record) = member {
+                    outcome.records += 1;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO batch_members (batch, record) VALUES (?1, ?2)",
+                        params![batch_id, record],
+                    )?;
+                }
+            }
+            // A name listed twice in one manifest yields one record: publish its last state once.
+            outcome.changed.reverse();
+            let mut seen = std::collections::HashSet::new();
+            outcome.changed.retain(|r| seen.insert(r.id));
+            outcome.changed.reverse();
+            Ok(outcome)
+        })
+    }
+
+    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening> {
+        self.write(|tx| {
+            let existing = record_by_name(tx, &file.name)?;
+            let decision = reconcile(
+                existing.as_ref().map(|r| Existing {
+                    owner: &r.owner,
+                    hash: r.hash,
+                    size: r.size,
+                }),
+                device,
+                file.hash,
+                file.size,
+            );
+            Ok(match (decision, existing) {
+                (Reconciliation::Create, _) | (_, None) => UploadOpening::Ready {
+                    record: insert_record(tx, file, UploadState::Uploading, device, 0, now)?,
+                    changed: true,
+                    replaced: None,
+                },
+                (Reconciliation::Join, Some(record)) if record.state.is_uploaded() => {
+                    UploadOpening::AlreadyUploaded(record)
+                }
+                (Reconciliation::Join, Some(record)) => UploadOpening::Ready {
+                    record,
+                    changed: false,
+                    replaced: None,
+                },
+                (Reconciliation::Replace, Some(record)) => UploadOpening::Ready {
+                    record: replace_content(tx, record.id, file, UploadState::Uploading, now)?,
+                    changed: true,
+                    replaced: Some(record.hash),
+                },
+                (Reconciliation::Conflict, Some(record)) => {
+                    let flagged = flag_conflict(tx, &record, device, 0, file, now)?;
+                    UploadOpening::Conflict(flagged.unwrap_or(record))
+                }
+            })
+        })
+    }
+
+    fn upload_progress(&self, id: u64, received: u64, now: u64) -> StoreResult<RecordRow> {
+        self.write(|tx| set_state(tx, id, UploadState::Uploading, received, "", now))
+    }
+
+    fn upload_failed(
+        &self,
+        id: u64,
+        device: &str,
+        received: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        self.write(|tx| {
+            let record = set_state(tx, id, UploadState::Failed, received, reason, now)?;
+            history(
+                tx,
+                device,
+                HistoryKind::UploadFailed,
+                &record.name,
+                &format!("{reason} at {received} of {} bytes", record.size),
+                now,
+            )?;
+            Ok(record)
+        })
+    }
+
+    fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion> {
+        self.write(|tx| {
+            let size: u64 = record_by_id(tx, id)?.size;
+            let record = set_state(tx, id, UploadState::Uploaded, size, "", now)?;
+            history(
+                tx,
+                device,
+                HistoryKind::Uploaded,
+                &record.name,
+                &format!("{} bytes, sha256 {}", record.size, hex(&record.hash)),
+                now,
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT device FROM downloads WHERE record = ?1 AND state = ?2 ORDER BY device",
+            )?;
+            let notified = stmt
+                .query_map(
+                    params![id, download_to_sql(DownloadState::Pending)],
+                    |row| row.get::<_, String>(0),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, 0, ?2, ?3)",
+            )?;
+            for device in &notified {
+                insert.execute(params![device, id, now])?;
+            }
+            Ok(Completion { record, notified })
+        })
+    }
+
+    fn request_download(
+        &self,
+        device: &str,
+        name: &str,
+        notify: bool,
+        now: u64,
+    ) -> StoreResult<DownloadGate> {
+        self.write(|tx| {
+            let record =
+                record_by_name(tx, name)?.ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
+            if record.state.is_uploaded() {
+                return Ok(DownloadGate::Ready(record));
+            }
+            if notify {
+                tx.execute(
+                    "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![device, record.id, download_to_sql(DownloadState::Pending), now],
+                )?;
+            }
+            Ok(DownloadGate::Rejected { record, notify })
+        })
+    }
+
+    fn report_download(
+        &self,
+        device: &str,
+        record: u64,
+        state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.write(|tx| {
+            let row = record_by_id(tx, record)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![device, record, download_to_sql(state), now],
+            )?;
+            history(tx, device, HistoryKind::Downloaded, &row.name, state.word(), now)?;
+            Ok(())
+        })
+    }
+
+    fn downloads(&self) -> StoreResult<Vec<DownloadRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT d.device, d.record, r.name, d.state FROM downloads d
+                 JOIN records r ON r.id = d.record ORDER BY d.device, r.name",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(DownloadRow {
+                    device: row.get(0)?,
+                    record: row.get(1)?,
+                    name: row.get(2)?,
+                    state: download_from_sql(row.get(3)?),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn delete_record(
+        &self,
+        device: &str,
+        name: &str,
+        allow_foreign: bool,
+        now: u64,
+    ) -> StoreResult<Deletion> {
+        self.write(|tx| {
+            let record = record_by_name(tx, name)?
+                .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
+            if record.owner != device && !allow_foreign {
+                return Err(StoreError::NotOwner {
+                    name: record.name,
+                    owner: record.owner,
+                });
+            }
+            for table in ["batch_members", "downloads", "notifications", "conflicts"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE record = ?1"),
+                    [record.id],
+                )?;
+            }
+            tx.execute("DELETE FROM records WHERE id = ?1", [record.id])?;
+            let revision = bump(tx)?;
+            history(
+                tx,
+                device,
+                HistoryKind::Deleted,
+                &record.name,
+                &format!("owner {}", record.owner),
+                now,
+            )?;
+            let blob_unused = blob_unused(tx, &record.hash)?;
+            Ok(Deletion {
+                record,
+                revision,
+                blob_unused,
+            })
+        })
+    }
+
+    fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried> {
+        self.write(|tx| {
+            let before =
+                record_by_name(tx, name)?.ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
+            let record = set_state(tx, before.id, UploadState::Needed, 0, "", now)?;
+            tx.execute(
+                "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, 1, ?2, ?3)",
+                params![record.owner, record.id, now],
+            )?;
+            history(
+                tx,
+                device,
+                HistoryKind::RetryRequested,
+                &record.name,
+                &format!("owner {} asked to upload again", record.owner),
+                now,
+            )?;
+            let blob_unused = blob_unused(tx, &before.hash)?;
+            Ok(Retried {
+                record,
+                old_hash: before.hash,
+                blob_unused,
+            })
+        })
+    }
+
+    fn batches(&self) -> StoreResult<Vec<BatchRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT b.id, b.name, b.owner, b.expected, b.created_at,
+                    COALESCE(SUM(r.state = 1), 0), COALESCE(SUM(r.state = 2), 0),
+                    COALESCE(SUM(r.state = 3), 0), COALESCE(SUM(r.state = 0), 0)
+                 FROM batches b
+                 LEFT JOIN batch_members m ON m.batch = b.id
+                 LEFT JOIN records r ON r.id = m.record
+                 GROUP BY b.id ORDER BY b.id",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(BatchRow {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    owner: row.get(2)?,
+                    expected: row.get(3)?,
+                    created_at: row.get(4)?,
+                    counts: StateCounts {
+                        needed: row.get(5)?,
+                        uploading: row.get(6)?,
+                        uploaded: row.get(7)?,
+                        failed: row.get(8)?,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT n.id, n.kind, {} FROM notifications n JOIN records r ON r.id = n.record
+                 WHERE n.device = ?1 ORDER BY n.id",
+                RECORD_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("r.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))?;
+            let rows = stmt.query_map([device], |row| {
+                Ok(Notification {
+                    id: row.get(0)?,
+                    kind: if row.get::<_, i64>(1)? == 1 {
+                        NotificationKind::RetryRequested
+                    } else {
+                        NotificationKind::DownloadAvailable
+                    },
+                    record: record_from_row_at(row, 2)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM notifications WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn add_history(
+        &self,
+        device: &str,
+        kind: HistoryKind,
+        subject: &str,
+        detail: &str,
+        now: u64,
+    ) -> StoreResult<u64> {
+        self.write(|tx| history(tx, device, kind, subject, detail, now))
+    }
+
+    fn history(&self, since: u64, limit: u32) -> StoreResult<Vec<HistoryRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, at, device, kind, subject, detail FROM history WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![since, limit], |row| {
+                Ok(HistoryRow {
+                    seq: row.get(0)?,
+                    at: row.get(1)?,
+                    device: row.get(2)?,
+                    kind: history_from_sql(row.get(3)?),
+                    subject: row.get(4)?,
+                    detail: row.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+}
