@@ -13,7 +13,7 @@ mod local;
 mod positional;
 mod progress;
 mod session;
-// mod store;
+mod store;
 mod time;
 mod url;
 mod view;
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let result = Settings::resolve(&cli.global, identity.as_deref(), &matches)
         .and_then(|settings| cmd::run(cli.command, &settings));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(error::EXIT_OK),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())

@@ -41,11 +41,6 @@ impl TransferBar {
         self.bar.position()
     }
 
-    /// Grows the total (a file turned out larger, or was added while waiting).
-    pub fn inc_length(&self, bytes: u64) {
-        self.bar.inc_length(bytes);
-    }
-
     /// Prints a line above the bar (or plainly when the bar is hidden).
     pub fn println(&self, line: &str) {
         if self.bar.is_hidden() {

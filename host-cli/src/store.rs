@@ -6,7 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use proto_core::client::store::{FileId, FileMeta, FileStore, StoreError};
+use proto_core::client::{FileId, FileMeta, FileStore, StoreError};
 use proto_core::model::FileKind;
 use proto_core::ContentHash;
 
@@ -102,6 +102,13 @@ impl HostStore {
                 ..
             })
         )
+    }
+
+    /// The I/O error behind the last [`StoreError`], as text, without taking it.
+    pub fn take_error_peek(&self) -> Option<String> {
+        self.last_error
+            .as_ref()
+            .map(|(path, e)| format!("{e} (`{}`)", path.display()))
     }
 
     /// The I/O error behind the last [`StoreError`], with the file it concerns.
@@ -292,7 +299,11 @@ impl FileStore for HostStore {
         self.entry(file).map(|_| ())
     }
 
-    fn finish_write(&mut self, file: FileId, verified: Option<ContentHash>) -> Result<(), StoreError> {
+    fn finish_write(
+        &mut self,
+        file: FileId,
+        verified: Option<ContentHash>,
+    ) -> Result<(), StoreError> {
         match verified {
             // The client checked the content against the hash the server sent.
             Some(_) => match self.commit(file) {

@@ -227,11 +227,7 @@ pub fn human_bytes(bytes: u64) -> String {
 
 /// `received/size` with a percentage, e.g. `1.0 MiB/4.0 MiB (25 %)`.
 pub fn progress_text(received: u64, size: u64) -> String {
-    let percent = if size == 0 {
-        100
-    } else {
-        received.saturating_mul(100) / size
-    };
+    let percent = received.saturating_mul(100).checked_div(size).unwrap_or(100);
     format!(
         "{}/{} ({percent} %)",
         human_bytes(received),

@@ -44,8 +44,10 @@ pub struct PushReport {
     pub result: &'static str,
     /// Where the upload started (bytes the server already held).
     pub resumed_from: u64,
-    /// Bytes this run sent (re-sent ones included).
-    pub sent: u64,
+    /// The lowest file offset any chunk of this run carried (none: no chunk sent).
+    pub lowest_sent: Option<u64>,
+    /// Bytes this run wrote to the link for the file, framing and re-sent chunks included.
+    pub wire_bytes: u64,
     /// Upload state word and bits afterwards.
     pub state: &'static str,
     /// The two state bits afterwards.
@@ -70,7 +72,8 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let created = session.announce(&batch, &files)?;
     if !settings.json {
         println!(
-            "batch {batch}: {} files announced ({} records{})",
+            "batch {batch} (#{}): {} files announced ({} records{})",
+            created.batch,
             files.len(),
             created.records,
             match created.conflicts {
@@ -129,7 +132,8 @@ fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
         hash: file.hash.to_string(),
         result: "failed",
         resumed_from: 0,
-        sent: 0,
+        lowest_sent: None,
+        wire_bytes: 0,
         state: "failed",
         bits: "00",
         error: String::new(),
@@ -138,10 +142,12 @@ fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
         UploadOutcome::Uploaded {
             record,
             resumed_from,
-            sent,
+            lowest_sent,
+            wire_bytes,
         } => {
             report.resumed_from = resumed_from;
-            report.sent = sent;
+            report.lowest_sent = lowest_sent;
+            report.wire_bytes = wire_bytes;
             report.state = record.state;
             report.bits = record.bits;
             if record.upload_state.is_uploaded() {
