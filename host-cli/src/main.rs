@@ -4,6 +4,13 @@
 //! line, so it speaks exactly what a board speaks. One module per command
 //! lives under `cmd/`; `session` owns the connection and the state machine.
 
+/// `println!` that ends the process quietly when stdout was closed (e.g. `| head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::view::write_line(format_args!($($arg)*))
+    };
+}
+
 mod cli;
 mod cmd;
 mod config;

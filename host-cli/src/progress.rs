@@ -44,7 +44,7 @@ impl TransferBar {
     /// Prints a line above the bar (or plainly when the bar is hidden).
     pub fn println(&self, line: &str) {
         if self.bar.is_hidden() {
-            println!("{line}");
+            outln!("{line}");
         } else {
             self.bar.println(line);
         }

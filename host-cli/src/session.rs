@@ -359,9 +359,19 @@ impl Session {
     }
 
     fn lost(&mut self, error: std::io::Error) -> CliResult<bool> {
+        // The reason the server gave before closing (e.g. a refused key) says more than the EOF.
+        if let Some(closed) = self.closed.take() {
+            return Err(closed);
+        }
         let now = self.now();
         self.client.disconnected(now);
         self.feed(&[])?;
+        if !self.welcomed {
+            return Err(CliError::Unreachable {
+                server: self.server.clone(),
+                source: error,
+            });
+        }
         Err(CliError::Link(format!("{}: {error}", self.server)))
     }
 

@@ -227,7 +227,10 @@ pub fn human_bytes(bytes: u64) -> String {
 
 /// `received/size` with a percentage, e.g. `1.0 MiB/4.0 MiB (25 %)`.
 pub fn progress_text(received: u64, size: u64) -> String {
-    let percent = received.saturating_mul(100).checked_div(size).unwrap_or(100);
+    let percent = received
+        .saturating_mul(100)
+        .checked_div(size)
+        .unwrap_or(100);
     format!(
         "{}/{} ({percent} %)",
         human_bytes(received),
@@ -235,11 +238,25 @@ pub fn progress_text(received: u64, size: u64) -> String {
     )
 }
 
+/// Writes one line to stdout; exits with success if stdout was closed
+/// (the reader of a pipe has what it wanted).
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints a JSON value on one line to stdout.
 pub fn print_json(value: &impl Serialize) {
     // Serializing our own view types cannot fail (no maps with non-string keys).
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("cannot encode JSON output: {e}"),
     }
 }
@@ -261,7 +278,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(&mut header.iter().copied());
     for row in rows {

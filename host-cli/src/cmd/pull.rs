@@ -177,7 +177,7 @@ fn select(records: &[RecordView], names: &[String]) -> (Vec<RecordView>, Vec<Str
 
 fn say(json: bool, line: &str) {
     if !json {
-        println!("{line}");
+        outln!("{line}");
     }
 }
 

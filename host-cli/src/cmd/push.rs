@@ -71,7 +71,7 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let mut session = Session::connect(settings)?;
     let created = session.announce(&batch, &files)?;
     if !settings.json {
-        println!(
+        outln!(
             "batch {batch} (#{}): {} files announced ({} records{})",
             created.batch,
             files.len(),

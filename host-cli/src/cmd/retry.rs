@@ -23,7 +23,7 @@ pub fn run(settings: &Settings, args: RetryArgs) -> CliResult<()> {
         if settings.json {
             print_json(&serde_json::json!({ "name": name, "retry_requested": true }));
         } else {
-            println!("asked the owner of {name} to upload it again (state back to needed, 01)");
+            outln!("asked the owner of {name} to upload it again (state back to needed, 01)");
         }
     }
     session.close();

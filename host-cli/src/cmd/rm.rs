@@ -23,7 +23,7 @@ pub fn run(settings: &Settings, args: RmArgs) -> CliResult<()> {
         if settings.json {
             print_json(&serde_json::json!({ "name": name, "deleted": true }));
         } else {
-            println!("deleted {name}");
+            outln!("deleted {name}");
         }
     }
     session.close();

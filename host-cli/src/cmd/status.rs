@@ -111,7 +111,7 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
         return Ok(());
     }
     for status in &statuses {
-        println!(
+        outln!(
             "{} ({}{})",
             status.device,
             if status.active { "active" } else { "silent" },
@@ -122,12 +122,17 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
             }
         );
         if status.batches.is_empty() {
-            println!("  no batches");
+            outln!("  no batches");
         }
         for b in &status.batches {
-            println!(
+            outln!(
                 "  {}: {} expected, {} uploaded, {} uploading, {} failed, {} needed",
-                b.batch, b.expected, b.uploaded, b.uploading, b.failed, b.needed
+                b.batch,
+                b.expected,
+                b.uploaded,
+                b.uploading,
+                b.failed,
+                b.needed
             );
         }
     }

@@ -136,18 +136,21 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         print_json(&report);
     } else {
         for c in &report.conflicts {
-            println!(
+            outln!(
                 "{}: CONFLICT: differs from {}'s version on the server; rename one of them",
-                c.name, c.owner
+                c.name,
+                c.owner
             );
         }
         for r in &report.unfinished {
-            println!(
+            outln!(
                 "{}: on the server but not uploaded yet ({} {}); sync again later",
-                r.name, r.state, r.bits
+                r.name,
+                r.state,
+                r.bits
             );
         }
-        println!(
+        outln!(
             "sync: {} pushed, {} pulled, {} conflicts, {} unfinished elsewhere",
             report.pushed.len(),
             report

@@ -30,7 +30,7 @@ pub fn run(settings: &Settings, args: WatchArgs) -> CliResult<()> {
     if settings.json {
         print_json(&json!({ "event": "subscribed", "revision": revision }));
     } else {
-        println!("watching from revision {revision}; press Ctrl-C to stop");
+        outln!("watching from revision {revision}; press Ctrl-C to stop");
     }
     loop {
         let Some(event) = session.next_event(None)? else {
@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, args: WatchArgs) -> CliResult<()> {
         if settings.json {
             print_json(&event_json(&event));
         } else {
-            println!("{}", event_text(&event));
+            outln!("{}", event_text(&event));
         }
         if let SessionEvent::Goodbye(reason) = event {
             return Err(CliError::Link(format!(

@@ -1,0 +1,428 @@
+//! The real `host-cli` against a real `host-server` on `127.0.0.1:0`: every
+//! command over TCP, its text and `--json` output, and its exit codes.
+
+mod cli_common;
+
+use std::fs;
+
+use cli_common::{write_pattern, Cli, Server, Watcher};
+use serde_json::Value;
+
+fn names(records: &Value) -> Vec<String> {
+    let mut names: Vec<String> = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn push_announces_and_uploads_then_ls_shows_every_field() {
+    let server = Server::start(&["laptop"]);
+    let cli = server.cli("laptop");
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("photos/a.bin"), 300_000, 1);
+    write_pattern(&dir.path().join("photos/sub/b.bin"), 1234, 2);
+    fs::create_dir_all(dir.path().join("photos/empty")).unwrap();
+
+    let pushed = cli.json(&["push", dir.path().join("photos").to_str().unwrap()]);
+    let results: Vec<&str> = pushed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap())
+        .collect();
+    // The empty directory has no bytes: the server completes it on the manifest.
+    assert_eq!(results[0], "uploaded");
+    assert_eq!(results[2], "uploaded");
+
+    let records = cli.json(&["ls"]);
+    assert_eq!(
+        names(&records),
+        ["photos/a.bin", "photos/empty", "photos/sub/b.bin"]
+    );
+    let a = cli.record("photos/a.bin").unwrap();
+    assert_eq!(a["size"], 300_000);
+    assert_eq!(a["state"], "uploaded");
+    assert_eq!(a["bits"], "11");
+    assert_eq!(a["received"], 300_000);
+    assert_eq!(a["owner"], "laptop");
+    assert_eq!(a["hash"].as_str().unwrap().len(), 64);
+    assert_eq!(a["kind"], "file");
+
+    let text = cli.ok(&["ls"]);
+    assert!(text.contains("photos/a.bin"), "{text}");
+    assert!(text.contains("uploaded"), "{text}");
+    assert!(text.contains("11"), "{text}");
+    assert!(text.contains("300000/300000"), "{text}");
+
+    // A second push sends nothing: the server already has every file (11, same hash).
+    let again = cli.json(&["push", dir.path().join("photos").to_str().unwrap()]);
+    for file in again.as_array().unwrap() {
+        assert_eq!(file["result"], "already-uploaded", "{file}");
+        assert!(file["lowest_sent"].is_null(), "no chunk was sent: {file}");
+    }
+
+    // Filters: by state and by owner (`--device` after `ls`).
+    assert_eq!(
+        names(&cli.json(&["ls", "--state", "failed"])),
+        Vec::<String>::new()
+    );
+    assert_eq!(names(&cli.json(&["ls", "--state", "uploaded"])).len(), 3);
+    assert_eq!(names(&cli.json(&["ls", "--device", "nobody"])).len(), 0);
+    assert_eq!(names(&cli.json(&["ls", "--device", "laptop"])).len(), 3);
+}
+
+#[test]
+fn pull_verifies_writes_atomically_and_skips_files_already_present() {
+    let server = Server::start(&["laptop", "tv"]);
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("show/ep1.mp4"), 2_000_000, 3);
+    write_pattern(&dir.path().join("show/ep2.mp4"), 10, 4);
+    server
+        .cli("laptop")
+        .ok(&["push", dir.path().join("show").to_str().unwrap()]);
+
+    let dest = tempfile::tempdir().unwrap();
+    let tv = server.cli("tv");
+    let pulled = tv.json(&["pull", "--dest", dest.path().to_str().unwrap()]);
+    assert!(pulled
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result"] == "fetched"));
+    for name in ["show/ep1.mp4", "show/ep2.mp4"] {
+        assert_eq!(
+            fs::read(dest.path().join(name)).unwrap(),
+            fs::read(dir.path().join(name)).unwrap()
+        );
+    }
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = fs::read_dir(dest.path().join("show"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let again = tv.json(&["pull", "--dest", dest.path().to_str().unwrap()]);
+    assert!(again
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result"] == "skipped"));
+
+    // A named pull fetches only that file; an unknown name fails with exit 1.
+    let other = tempfile::tempdir().unwrap();
+    let one = tv.json(&[
+        "pull",
+        "--dest",
+        other.path().to_str().unwrap(),
+        "show/ep2.mp4",
+    ]);
+    assert_eq!(names(&one), ["show/ep2.mp4"]);
+    assert!(!other.path().join("show/ep1.mp4").exists());
+    let missing = tv.run(&["pull", "--dest", other.path().to_str().unwrap(), "nope.bin"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("could not be fetched"), "{err}");
+}
+
+#[test]
+fn watch_streams_record_changes_and_presence_as_json_lines() {
+    let server = Server::start(&["laptop", "tv"]);
+    let mut watcher = Watcher::start(&server.cli("tv"));
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("clip.bin"), 50_000, 5);
+    server
+        .cli("laptop")
+        .ok(&["push", dir.path().join("clip.bin").to_str().unwrap()]);
+    watcher.until("laptop joining", |e| {
+        e["event"] == "presence"
+            && e["device"]["device"] == "laptop"
+            && e["device"]["active"] == true
+    });
+    let needed = watcher.record("clip.bin", |r| r["bits"] == "01");
+    assert_eq!(needed["state"], "needed");
+    let done = watcher.record("clip.bin", |r| r["bits"] == "11");
+    assert_eq!(done["received"], 50_000);
+    watcher.until("laptop leaving", |e| {
+        e["event"] == "presence"
+            && e["device"]["device"] == "laptop"
+            && e["device"]["active"] == false
+    });
+}
+
+#[test]
+fn devices_status_and_history_show_presence_and_batches() {
+    let server = Server::start(&["laptop", "tv"]);
+    let laptop = server.cli("laptop");
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("set/one.bin"), 1000, 6);
+    write_pattern(&dir.path().join("set/two.bin"), 2000, 7);
+    laptop.ok(&["push", dir.path().join("set").to_str().unwrap()]);
+
+    let tv = server.cli("tv");
+    let devices = tv.json(&["devices"]);
+    let by_name = |name: &str| {
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing from {devices}"))
+    };
+    assert_eq!(by_name("tv")["active"], true, "the asking device is active");
+    assert_eq!(by_name("laptop")["active"], false, "laptop left: silent");
+
+    let status = tv.json(&["status"]);
+    let laptop_status = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "laptop")
+        .unwrap();
+    assert_eq!(laptop_status["active"], false);
+    let batch = &laptop_status["batches"][0];
+    assert_eq!(batch["batch"], "set");
+    assert_eq!(batch["expected"], 2);
+    assert_eq!(batch["uploaded"], 2);
+    assert_eq!(batch["uploading"], 0);
+    assert_eq!(batch["failed"], 0);
+    assert_eq!(batch["needed"], 0);
+    let text = tv.ok(&["status"]);
+    assert!(text.contains("laptop (silent"), "{text}");
+    assert!(text.contains("set: 2 expected, 2 uploaded"), "{text}");
+
+    let history = tv.json(&["history"]);
+    let kinds: Vec<(String, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["device"].as_str().unwrap().to_owned(),
+                h["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in ["joined", "uploaded", "left"] {
+        assert!(
+            kinds.contains(&("laptop".into(), expected.into())),
+            "no laptop {expected} in {kinds:?}"
+        );
+    }
+    assert!(tv.ok(&["history"]).contains("joined"));
+    assert!(tv.ok(&["devices"]).contains("silent"));
+}
+
+#[test]
+fn rm_deletes_and_retry_asks_the_owner_to_upload_again() {
+    let server = Server::start(&["laptop", "tv"]);
+    let laptop = server.cli("laptop");
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("a.bin"), 4000, 8);
+    write_pattern(&dir.path().join("b.bin"), 4000, 9);
+    laptop.ok(&[
+        "push",
+        dir.path().join("a.bin").to_str().unwrap(),
+        dir.path().join("b.bin").to_str().unwrap(),
+    ]);
+
+    let mut owner_watch = Watcher::start(&laptop);
+    server.cli("tv").ok(&["retry", "b.bin"]);
+    let b = server.cli("tv").record("b.bin").unwrap();
+    assert_eq!(
+        (b["state"].as_str(), b["bits"].as_str()),
+        (Some("needed"), Some("01"))
+    );
+    owner_watch.until("the retry notification", |e| {
+        e["event"] == "retry-requested" && e["name"] == "b.bin"
+    });
+
+    laptop.ok(&["rm", "a.bin"]);
+    assert!(laptop.record("a.bin").is_none());
+    owner_watch.until("the deletion", |e| {
+        e["event"] == "deleted" && e["name"] == "a.bin"
+    });
+    let again = laptop.run(&["rm", "a.bin"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "deleting a missing record fails"
+    );
+    assert!(!String::from_utf8_lossy(&again.stderr).is_empty());
+}
+
+#[test]
+fn sync_pushes_new_files_pulls_missing_ones_and_reports_conflicts() {
+    let server = Server::start(&["laptop", "tv"]);
+    let laptop_dir = tempfile::tempdir().unwrap();
+    let tv_dir = tempfile::tempdir().unwrap();
+    write_pattern(&laptop_dir.path().join("docs/report.txt"), 5000, 10);
+    write_pattern(&laptop_dir.path().join("shared.txt"), 100, 11);
+    write_pattern(&tv_dir.path().join("recording.ts"), 7000, 12);
+    write_pattern(&tv_dir.path().join("shared.txt"), 100, 13); // same name, other content
+
+    server
+        .cli("laptop")
+        .ok(&["sync", laptop_dir.path().to_str().unwrap()]);
+    let out = server
+        .cli("tv")
+        .run(&["sync", tv_dir.path().to_str().unwrap(), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a conflict is reported as exit 1"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["conflicts"][0]["name"], "shared.txt");
+    assert_eq!(report["conflicts"][0]["owner"], "laptop");
+    assert_eq!(
+        fs::read(tv_dir.path().join("docs/report.txt")).unwrap(),
+        fs::read(laptop_dir.path().join("docs/report.txt")).unwrap()
+    );
+    // Neither side's shared.txt was overwritten.
+    let mut theirs = Vec::new();
+    write_pattern(&laptop_dir.path().join("check.txt"), 100, 13);
+    theirs.extend(fs::read(laptop_dir.path().join("check.txt")).unwrap());
+    assert_eq!(fs::read(tv_dir.path().join("shared.txt")).unwrap(), theirs);
+    fs::remove_file(laptop_dir.path().join("check.txt")).unwrap();
+
+    // The laptop now gets the TV's recording.
+    let out = server
+        .cli("laptop")
+        .run(&["sync", laptop_dir.path().to_str().unwrap()]);
+    assert!(laptop_dir.path().join("recording.ts").exists(), "{out:?}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let cli = Cli::new("tcp://127.0.0.1:1", "x", "00");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = cli.ok(&["completions", shell]);
+        assert!(script.contains("host-cli"), "{shell}");
+        assert!(script.contains("pull"), "{shell}");
+    }
+}
+
+#[test]
+fn exit_codes_distinguish_usage_unreachable_auth_and_failure() {
+    let server = Server::start(&["laptop"]);
+    let usage = server.cli("laptop").run(&["ls", "--state", "sideways"]);
+    assert_eq!(usage.status.code(), Some(2));
+    let bad_url = Cli::new("ftp://x", "laptop", "00").run(&["ls"]);
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("tcp://HOST:PORT"));
+
+    // A port nobody listens on: bind one, then close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let unreachable = Cli::new(&format!("tcp://127.0.0.1:{port}"), "laptop", "00").run(&["ls"]);
+    assert_eq!(unreachable.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("host-server serve"));
+
+    let wrong_key = Cli::new(&server.url(), "laptop", &"ab".repeat(32)).run(&["ls"]);
+    assert_eq!(wrong_key.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("authentication"));
+
+    let no_device = server
+        .cli("laptop")
+        .command(&["ls"])
+        .env_remove("STATESYNC_DEVICE")
+        .output()
+        .unwrap();
+    assert_eq!(no_device.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_device.stderr).contains("--device"));
+}
+
+#[test]
+fn settings_come_from_flags_before_or_after_the_command_env_and_config_file() {
+    let server = Server::start(&["laptop"]);
+    let cfg = tempfile::tempdir().unwrap();
+    let key_file = cfg.path().join("laptop.key");
+    fs::write(&key_file, format!("{}\n", server.key("laptop"))).unwrap();
+    let config = cfg.path().join("cli.toml");
+    fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\ndevice = \"laptop\"\nkey_file = \"laptop.key\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let bare = Cli::new("unused", "unused", "unused");
+    let strip = |c: &mut std::process::Command| {
+        c.env_remove("STATESYNC_SERVER")
+            .env_remove("STATESYNC_DEVICE")
+            .env_remove("STATESYNC_KEY");
+    };
+
+    // Everything from an explicit config file.
+    let mut c = bare.command(&["--config", config.to_str().unwrap(), "devices", "--json"]);
+    strip(&mut c);
+    assert!(c.output().unwrap().status.success());
+    // The config file from the environment, global options after the command.
+    let mut c = bare.command(&["devices", "--json"]);
+    strip(&mut c);
+    c.env("STATESYNC_CONFIG", &config);
+    assert!(c.output().unwrap().status.success());
+    // The default location: <config dir>/statesync/cli.toml.
+    let home = tempfile::tempdir().unwrap();
+    fs::create_dir_all(home.path().join("statesync")).unwrap();
+    fs::copy(&config, home.path().join("statesync/cli.toml")).unwrap();
+    fs::copy(&key_file, home.path().join("statesync/laptop.key")).unwrap();
+    let mut c = bare.command(&["devices"]);
+    strip(&mut c);
+    c.env("XDG_CONFIG_HOME", home.path())
+        .env("HOME", home.path());
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Flags beat the config file: a wrong key on the command line fails, before or after.
+    for args in [
+        vec![
+            "--key",
+            "00",
+            "--config",
+            config.to_str().unwrap(),
+            "devices",
+        ],
+        vec![
+            "devices",
+            "--config",
+            config.to_str().unwrap(),
+            "--key",
+            "00",
+        ],
+    ] {
+        let mut c = bare.command(&args);
+        strip(&mut c);
+        assert_eq!(c.output().unwrap().status.code(), Some(3), "{args:?}");
+    }
+    // --key-file on the command line, identity after the command name.
+    let mut c = bare.command(&[
+        "devices",
+        "--server",
+        &server.url(),
+        "--device",
+        "laptop",
+        "--key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    strip(&mut c);
+    assert!(c.output().unwrap().status.success());
+    // A config file that does not parse is a usage error.
+    fs::write(&config, "sever = 1").unwrap();
+    let mut c = bare.command(&["--config", config.to_str().unwrap(), "devices"]);
+    strip(&mut c);
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cli.toml"));
+}
