@@ -1,5 +1,6 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
 pub mod link;
+pub mod process;
 pub mod pty;
 pub mod qemu;

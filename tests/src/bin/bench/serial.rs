@@ -1,0 +1,308 @@
+//! Serial goodput: statesync push and pull through the real binaries over a
+//! simulated 8N1 line (pseudo-terminals through the link simulator), beside
+//! `sz`/`rz` (ZMODEM, lrzsz) sending the same file over the same simulated line.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tests::link::{CablePull, LineModel, Link};
+use tests::process::{Profile, ServerProcess};
+use tests::pty::PtyBridge;
+use tokio::process::Command;
+
+use crate::report::Row;
+
+/// One line condition of the serial bench.
+#[derive(Clone, Debug)]
+pub struct Condition {
+    /// How the table names it.
+    pub name: String,
+    /// The line in both directions.
+    pub model: LineModel,
+}
+
+/// The conditions the issue asks for: clean, BER 1e-5, BER 1e-4, and a
+/// 3-second cable pull in the middle of a transfer of `bytes` bytes.
+pub fn conditions(baud: u32, bytes: u64) -> Vec<Condition> {
+    let clean = LineModel::clean(baud);
+    let with_ber = |ber: f64| LineModel {
+        bit_error_rate: ber,
+        ..clean.clone()
+    };
+    let middle = Duration::from_secs_f64(bytes as f64 / clean.bytes_per_second() / 2.0);
+    let pulled = LineModel {
+        pulls: vec![CablePull {
+            at: middle,
+            duration: Duration::from_secs(3),
+        }],
+        ..clean.clone()
+    };
+    vec![
+        Condition {
+            name: "clean".into(),
+            model: clean.clone(),
+        },
+        Condition {
+            name: "BER 1e-5".into(),
+            model: with_ber(1e-5),
+        },
+        Condition {
+            name: "BER 1e-4".into(),
+            model: with_ber(1e-4),
+        },
+        Condition {
+            name: "3 s cable pull".into(),
+            model: pulled,
+        },
+    ]
+}
+
+/// What one transfer took.
+struct Sample {
+    elapsed: Duration,
+    /// Bytes the sending side put on the line.
+    offered: u64,
+}
+
+/// A transfer that did not finish correctly.
+type Failure = String;
+
+/// Which transfer to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transfer {
+    /// `host-cli push` over the serial line to `host-server --serial`.
+    StatesyncPush,
+    /// `host-cli pull` over the serial line from `host-server --serial`.
+    StatesyncPull,
+    /// `sz` to `rz` over the same line.
+    Zmodem,
+}
+
+impl Transfer {
+    /// The tool's name in the table.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transfer::StatesyncPush => "statesync push",
+            Transfer::StatesyncPull => "statesync pull",
+            Transfer::Zmodem => "ZMODEM sz→rz (lrzsz)",
+        }
+    }
+}
+
+/// Times `transfer` of `file` under `condition`, `reps` times.
+pub async fn measure(
+    transfer: Transfer,
+    baud: u32,
+    condition: &Condition,
+    file: &Path,
+    reps: usize,
+    clean_offered: Option<u64>,
+) -> (Row, Option<u64>) {
+    let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let mut row = Row {
+        bench: format!("serial {baud}"),
+        tool: transfer.label().into(),
+        condition: condition.name.clone(),
+        bytes,
+        times: Vec::new(),
+        failures: 0,
+        line_rate: Some(condition.model.bytes_per_second()),
+        note: String::new(),
+    };
+    let mut offered = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..reps {
+        let result = match transfer {
+            Transfer::StatesyncPush | Transfer::StatesyncPull => {
+                statesync(transfer, baud, &condition.model, file).await
+            }
+            Transfer::Zmodem => zmodem(&condition.model, file).await,
+        };
+        match result {
+            Ok(sample) => {
+                row.times.push(sample.elapsed);
+                offered.push(sample.offered);
+            }
+            Err(e) => {
+                row.failures += 1;
+                errors.push(e);
+            }
+        }
+    }
+    offered.sort();
+    let median_offered = offered.get(offered.len() / 2).copied();
+    if let (Some(clean), Some(now)) = (clean_offered, median_offered) {
+        row.note = format!("re-sent ≈ {} B", now.saturating_sub(clean));
+    }
+    if let Some(e) = errors.first() {
+        row.note = format!("{} failure: {e}", row.note).trim().to_owned();
+    }
+    (row, median_offered)
+}
+
+/// A generous bound: three times the nominal transfer time plus a minute.
+fn deadline(model: &LineModel, bytes: u64) -> Duration {
+    Duration::from_secs_f64(3.0 * bytes as f64 / model.bytes_per_second() + 60.0)
+}
+
+async fn statesync(
+    transfer: Transfer,
+    baud: u32,
+    model: &LineModel,
+    file: &Path,
+) -> Result<Sample, Failure> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    // A is the CLI's end, B the server's.
+    let link = Link::new(model.clone(), model.clone());
+    let (a_to_b, b_to_a) = (link.a_to_b.clone(), link.b_to_a.clone());
+    let cli_pty = PtyBridge::new(link.a).map_err(|e| e.to_string())?;
+    let server_pty = PtyBridge::new(link.b).map_err(|e| e.to_string())?;
+    let serial_arg = format!("{}:{baud}", server_pty.path_str());
+    let server = ServerProcess::start(Profile::Release, &["--serial", &serial_arg]);
+    let key = server.add_device("bench-board");
+    let serial_url = format!("serial://{}?baud={baud}", cli_pty.path_str());
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("file name")?
+        .to_owned();
+    let dest = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let args: Vec<String> = match transfer {
+        Transfer::StatesyncPush => vec!["push".into(), file.display().to_string()],
+        _ => {
+            // Publish the file over TCP first, from another device.
+            let seed_key = server.add_device("bench-seed");
+            let out = server.cli(
+                &server.url(),
+                "bench-seed",
+                &seed_key,
+                &["push", &file.display().to_string()],
+            );
+            if !out.status.success() {
+                return Err(format!(
+                    "seeding push failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            vec![
+                "pull".into(),
+                "--dest".into(),
+                dest.path().display().to_string(),
+                name.clone(),
+            ]
+        }
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = Command::from(server.cli_command(&serial_url, "bench-board", &key, &args));
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let started = Instant::now();
+    let child = cmd.spawn().map_err(|e| e.to_string())?;
+    let out = tokio::time::timeout(deadline(model, bytes), child.wait_with_output())
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed();
+    if !out.status.success() {
+        return Err(format!(
+            "host-cli failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    if transfer == Transfer::StatesyncPull {
+        same_content(file, &dest.path().join(&name))?;
+    }
+    let offered = match transfer {
+        Transfer::StatesyncPush => a_to_b.snapshot().offered,
+        _ => b_to_a.snapshot().offered,
+    };
+    Ok(Sample { elapsed, offered })
+}
+
+fn open_tty(path: &Path) -> Result<(File, File), Failure> {
+    let tty = File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let out = tty.try_clone().map_err(|e| e.to_string())?;
+    Ok((tty, out))
+}
+
+async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    let link = Link::new(model.clone(), model.clone());
+    let a_to_b = link.a_to_b.clone();
+    let sender_pty = PtyBridge::new(link.a).map_err(|e| e.to_string())?;
+    let receiver_pty = PtyBridge::new(link.b).map_err(|e| e.to_string())?;
+    let dest = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (rx_in, rx_out) = open_tty(&receiver_pty.path)?;
+    let (tx_in, tx_out) = open_tty(&sender_pty.path)?;
+    let started = Instant::now();
+    let rz = Command::new("rz")
+        .args(["-b", "-y", "-q"])
+        .current_dir(dest.path())
+        .stdin(rx_in)
+        .stdout(rx_out)
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("rz: {e} (install lrzsz)"))?;
+    let sz = Command::new("sz")
+        .args(["-b", "-q"])
+        .arg(file)
+        .stdin(tx_in)
+        .stdout(tx_out)
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("sz: {e} (install lrzsz)"))?;
+    let both = async {
+        let (a, b) = tokio::join!(sz.wait_with_output(), rz.wait_with_output());
+        (a, b)
+    };
+    let (sent, received) = tokio::time::timeout(deadline(model, bytes), both)
+        .await
+        .map_err(|_| "timed out".to_string())?;
+    let elapsed = started.elapsed();
+    let ok = |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
+    if !ok(sent) || !ok(received) {
+        return Err("sz/rz reported failure".into());
+    }
+    let name = file.file_name().ok_or("file name")?;
+    same_content(file, &dest.path().join(name))?;
+    Ok(Sample {
+        elapsed,
+        offered: a_to_b.snapshot().offered,
+    })
+}
+
+fn same_content(a: &Path, b: &Path) -> Result<(), Failure> {
+    let (x, y) = (std::fs::read(a), std::fs::read(b));
+    match (x, y) {
+        (Ok(x), Ok(y)) if x == y => Ok(()),
+        (Ok(_), Ok(_)) => Err(format!("{} differs from the original", b.display())),
+        (_, Err(e)) => Err(format!("{}: {e}", b.display())),
+        (Err(e), _) => Err(format!("{}: {e}", a.display())),
+    }
+}
+
+/// A file of `bytes` random bytes named `name` in `dir`.
+pub fn random_file(dir: &Path, name: &str, bytes: u64) -> std::io::Result<PathBuf> {
+    use rand::{RngCore, SeedableRng};
+    use std::io::Write;
+    let path = dir.join(name);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(bytes);
+    let mut out = std::io::BufWriter::new(File::create(&path)?);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(path)
+}
