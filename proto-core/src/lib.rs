@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client;
+pub mod driver;
 pub mod error;
 pub mod framing;
 pub mod message;

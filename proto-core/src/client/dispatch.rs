@@ -1,0 +1,400 @@
+//! Incoming frames: the handshake, then replies, events and transfer data,
+//! each routed to the machine it belongs to.
+
+use super::chunk_size::ChunkSizer;
+use super::download::DataOutcome;
+use super::event::{Event, ListItem};
+use super::fmt::{debug, warning};
+use super::session::LinkState;
+use super::store::FileStore;
+use super::{ClientError, Core};
+use crate::auth;
+use crate::error::ErrorCode;
+use crate::framing::{negotiate_max_frame, FrameError};
+use crate::message::{
+    ByteRange, RequestId, ServerFrame, ServerMessage, TransferId, CHUNK_MESSAGE_OVERHEAD,
+    MIN_FRAME, PROTOCOL_VERSION,
+};
+use crate::model::{ContentHash, Record};
+
+impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
+    /// A damaged frame was dropped by the accumulator.
+    pub(super) fn on_frame_error(&mut self, error: FrameError) -> Option<Event<'static>> {
+        warning!("dropped a damaged frame: {}", error);
+        match self.session.state() {
+            LinkState::Idle | LinkState::Closed => None,
+            _ => Some(Event::FrameDropped {
+                error: ClientError::Frame(error),
+            }),
+        }
+    }
+
+    /// A whole frame arrived.
+    pub(super) fn on_frame<'p>(&mut self, now: u64, payload: &'p [u8]) -> Option<Event<'p>> {
+        let Ok(frame) = ServerFrame::decode(payload) else {
+            warning!(
+                "dropped a frame that does not decode ({} bytes)",
+                payload.len()
+            );
+            return Some(Event::FrameDropped {
+                error: ClientError::Malformed,
+            });
+        };
+        match self.session.state() {
+            LinkState::Idle | LinkState::Closed => None,
+            LinkState::AwaitChallenge | LinkState::AwaitWelcome => {
+                self.session.last_rx_ms = now;
+                self.on_handshake_frame(now, frame)
+            }
+            LinkState::Ready => {
+                self.session.last_rx_ms = now;
+                self.on_session_frame(now, frame)
+            }
+        }
+    }
+
+    fn on_handshake_frame<'p>(&mut self, now: u64, frame: ServerFrame<'p>) -> Option<Event<'p>> {
+        match frame.message {
+            ServerMessage::Challenge {
+                version,
+                max_frame,
+                nonce,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return Some(self.close_session(now, ClientError::VersionMismatch, ""));
+                }
+                if negotiate_max_frame(self.our_max_frame, max_frame).is_none() {
+                    return Some(self.close_session(now, ClientError::FrameTooSmall, ""));
+                }
+                // A Challenge while awaiting Welcome answers a repeated Hello: it wins.
+                self.session.server_nonce = nonce;
+                self.session.auth_due = true;
+                self.session.set_state(LinkState::AwaitWelcome, now);
+                None
+            }
+            ServerMessage::Welcome {
+                device,
+                revision,
+                max_frame,
+                mac,
+            } if self.session.state() == LinkState::AwaitWelcome && !self.session.auth_due => {
+                let expected = auth::server_tag(
+                    self.config.key,
+                    &self.session.server_nonce,
+                    &self.session.client_nonce,
+                    self.config.device,
+                );
+                if !auth::tags_equal(&expected, &mac) {
+                    return Some(self.close_session(now, ClientError::ServerNotAuthentic, ""));
+                }
+                if !(MIN_FRAME..=self.our_max_frame).contains(&max_frame) {
+                    return Some(self.close_session(now, ClientError::FrameTooSmall, ""));
+                }
+                self.session.max_frame = max_frame;
+                self.tx.set_payload_limit(max_frame as usize);
+                let ceiling = max_frame.saturating_sub(CHUNK_MESSAGE_OVERHEAD as u32);
+                self.sizer = ChunkSizer::new(
+                    self.config.adaptive_chunks,
+                    self.config.min_chunk,
+                    ceiling,
+                    self.config.grow_after_chunks,
+                );
+                self.session.last_tx_ms = now;
+                self.session.set_state(LinkState::Ready, now);
+                Some(Event::Connected {
+                    device,
+                    revision,
+                    max_frame,
+                })
+            }
+            ServerMessage::Error { code, message } => {
+                Some(self.close_session(now, ClientError::Rejected(code), message))
+            }
+            ServerMessage::Goodbye { reason } => {
+                Some(self.close_session(now, ClientError::ServerClosed, reason))
+            }
+            _ => {
+                debug!("ignoring a frame during the handshake (id {})", frame.id);
+                None
+            }
+        }
+    }
+
+    fn on_session_frame<'p>(&mut self, now: u64, frame: ServerFrame<'p>) -> Option<Event<'p>> {
+        let id = frame.id;
+        match frame.message {
+            ServerMessage::DownloadData {
+                download,
+                offset,
+                data,
+            } => self.on_download_data(now, download, offset, data),
+            ServerMessage::UploadAck {
+                upload,
+                durable,
+                missing,
+            } => self.on_upload_ack(now, upload, durable, missing),
+            ServerMessage::Ok if Some(id) == self.report_id => {
+                self.report_id = None;
+                None
+            }
+            ServerMessage::Ok => Some(Event::Ok { id }),
+            ServerMessage::Error { code, message } => self.on_error(id, code, message),
+            ServerMessage::Pong if Some(id) == self.session.keepalive_id => {
+                self.session.keepalive_id = None;
+                None
+            }
+            ServerMessage::Pong => Some(Event::Pong { id }),
+            ServerMessage::BatchCreated {
+                batch,
+                records,
+                conflicts,
+            } => {
+                if self.manifest.as_ref().is_some_and(|m| m.end_id() == id) {
+                    self.manifest = None;
+                }
+                Some(Event::BatchCreated {
+                    id,
+                    batch,
+                    records,
+                    conflicts,
+                })
+            }
+            ServerMessage::UploadReady {
+                upload,
+                record,
+                offset,
+                window,
+            } => self.on_upload_ready(now, id, upload, record, offset, window),
+            ServerMessage::UploadResult { record, .. } => self.on_upload_result(id, record),
+            ServerMessage::DownloadReady {
+                download,
+                record,
+                size,
+                hash,
+                offset,
+            } => self.on_download_ready(now, id, download, record, size, hash, offset),
+            ServerMessage::DownloadRejected {
+                record,
+                state,
+                received,
+                size,
+                notify,
+            } => {
+                let download = self.download.as_ref().filter(|d| d.id == id)?;
+                let file = download.file;
+                self.download = None;
+                Some(Event::DownloadRejected {
+                    id,
+                    file,
+                    record,
+                    state,
+                    received,
+                    size,
+                    notify,
+                })
+            }
+            ServerMessage::RecordItem(record) => Some(Event::Item {
+                id,
+                item: ListItem::Record(record),
+            }),
+            ServerMessage::BatchItem(batch) => Some(Event::Item {
+                id,
+                item: ListItem::Batch(batch),
+            }),
+            ServerMessage::DeviceItem(device) => Some(Event::Item {
+                id,
+                item: ListItem::Device(device),
+            }),
+            ServerMessage::HistoryItem(entry) => Some(Event::Item {
+                id,
+                item: ListItem::History(entry),
+            }),
+            ServerMessage::DownloadItem(entry) => Some(Event::Item {
+                id,
+                item: ListItem::Download(entry),
+            }),
+            ServerMessage::ListEnd { revision } => Some(Event::ListEnd { id, revision }),
+            ServerMessage::Subscribed { revision } => Some(Event::Subscribed { id, revision }),
+            ServerMessage::RecordChanged(record) => Some(Event::RecordChanged { record }),
+            ServerMessage::RecordDeleted {
+                id: record,
+                name,
+                revision,
+            } => Some(Event::RecordDeleted {
+                id: record,
+                name,
+                revision,
+            }),
+            ServerMessage::Presence(device) => Some(Event::Presence { device }),
+            ServerMessage::DownloadAvailable {
+                record,
+                name,
+                size,
+                hash,
+            } => Some(Event::DownloadAvailable {
+                record,
+                name,
+                size,
+                hash,
+                file: self.store.lookup(name),
+            }),
+            ServerMessage::RetryRequested { record, name } => Some(Event::RetryRequested {
+                record,
+                name,
+                file: self.store.lookup(name),
+            }),
+            ServerMessage::Goodbye { reason } => {
+                Some(self.close_session(now, ClientError::ServerClosed, reason))
+            }
+            ServerMessage::Challenge { .. } | ServerMessage::Welcome { .. } => {
+                warning!("ignoring a handshake frame in a running session");
+                None
+            }
+        }
+    }
+
+    /// An `Error` reply: ends the operation it belongs to.
+    fn on_error<'p>(
+        &mut self,
+        id: RequestId,
+        code: ErrorCode,
+        message: &'p str,
+    ) -> Option<Event<'p>> {
+        warning!("request {} failed: {}", id, code);
+        let mut reported_id = id;
+        if self.upload.as_ref().is_some_and(|u| u.id == id) {
+            self.upload = None;
+        } else if self.download.as_ref().is_some_and(|d| d.id == id) {
+            if let Some(download) = self.download.take() {
+                if download.writing {
+                    let _ = self.store.finish_write(download.file, None);
+                }
+            }
+        } else if let Some(manifest) = self.manifest.as_ref().filter(|m| m.owns(id)) {
+            reported_id = manifest.end_id();
+            self.manifest = None;
+        } else if Some(id) == self.session.keepalive_id {
+            self.session.keepalive_id = None;
+            return None;
+        } else if Some(id) == self.report_id {
+            self.report_id = None;
+            return None;
+        }
+        Some(Event::RequestFailed {
+            id: reported_id,
+            code,
+            message,
+        })
+    }
+
+    fn on_upload_ready(
+        &mut self,
+        now: u64,
+        id: RequestId,
+        transfer: TransferId,
+        record: u64,
+        offset: u64,
+        window: u32,
+    ) -> Option<Event<'static>> {
+        let upload = self.upload.as_mut().filter(|u| u.id == id)?;
+        if !upload.on_ready(transfer, record, offset, window, now) {
+            return Some(self.fail_upload(ClientError::Protocol));
+        }
+        Some(Event::UploadStarted {
+            id,
+            file: upload.file,
+            record,
+            offset,
+            size: upload.size,
+        })
+    }
+
+    fn on_upload_ack(
+        &mut self,
+        now: u64,
+        transfer: TransferId,
+        durable: u64,
+        missing: Option<ByteRange>,
+    ) -> Option<Event<'static>> {
+        let upload = self.upload.as_mut().filter(|u| u.transfer == transfer)?;
+        if !upload.on_ack(durable, missing, now, &mut self.sizer, &mut self.rto) {
+            return None;
+        }
+        Some(Event::UploadProgress {
+            id: upload.id,
+            file: upload.file,
+            durable: upload.durable,
+            size: upload.size,
+        })
+    }
+
+    fn on_upload_result<'p>(&mut self, id: RequestId, record: Record<'p>) -> Option<Event<'p>> {
+        let upload = self.upload.take_if(|u| u.id == id)?;
+        debug!("upload {}: result {}", id, record.state);
+        Some(Event::UploadDone {
+            id,
+            file: upload.file,
+            record,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_download_ready(
+        &mut self,
+        now: u64,
+        id: RequestId,
+        transfer: TransferId,
+        record: u64,
+        size: u64,
+        hash: ContentHash,
+        offset: u64,
+    ) -> Option<Event<'static>> {
+        let download = self.download.as_mut().filter(|d| d.id == id)?;
+        if download.phase() != super::DownloadPhase::Opening {
+            if transfer != download.transfer {
+                // The answer to a repeated open: one stream is enough.
+                self.queue_download_cancel(id, transfer);
+            }
+            return None;
+        }
+        if !download.on_ready(transfer, record, size, hash, offset, now) {
+            return Some(self.fail_download(ClientError::Protocol));
+        }
+        let file = download.file;
+        if let Err(e) = self.store.begin_write(file, size) {
+            return Some(self.fail_download(ClientError::Store(e)));
+        }
+        download.writing = true;
+        Some(Event::DownloadStarted {
+            id,
+            file,
+            record,
+            offset,
+            size,
+        })
+    }
+
+    fn on_download_data(
+        &mut self,
+        now: u64,
+        transfer: TransferId,
+        offset: u64,
+        data: &[u8],
+    ) -> Option<Event<'static>> {
+        let download = self
+            .download
+            .as_mut()
+            .filter(|d| d.transfer == transfer && d.writing)?;
+        match download.on_data(offset, data, now, self.config.ack_delay_ms, &mut self.store) {
+            Ok(DataOutcome::Advanced) => Some(Event::DownloadProgress {
+                id: download.id,
+                file: download.file,
+                durable: download.durable,
+                size: download.size,
+            }),
+            Ok(DataOutcome::Held) => None,
+            Err(None) => Some(self.fail_download(ClientError::Protocol)),
+            Err(Some(e)) => Some(self.fail_download(ClientError::Store(e))),
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The download machine: write `DownloadData` at its offsets, keep bytes that
+//! arrive beyond a lost frame, report each gap once as `missing`, acknowledge
+//! the durable offset, and verify the content hash before reporting.
+//!
+//! `Opening → Receiving → Verifying → (reported)`; every change goes through
+//! [`Download::set_phase`], which logs it.
+
+use super::fmt::{debug, warning};
+use super::ranges::RangeSet;
+use super::store::{FileId, FileStore, StoreError};
+use crate::auth::ContentHasher;
+use crate::message::{ByteRange, RequestId, TransferId};
+use crate::model::ContentHash;
+
+/// Where a download stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DownloadPhase {
+    /// `DownloadOpen` sent; waiting for `DownloadReady` or `DownloadRejected`.
+    Opening,
+    /// Data frames arrive.
+    Receiving,
+    /// Every byte is stored; hashing and reporting.
+    Verifying,
+}
+
+/// What a data frame did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DataOutcome {
+    /// The durable offset advanced.
+    Advanced,
+    /// Nothing new for the durable offset (a duplicate, or bytes beyond a gap).
+    Held,
+}
+
+/// One download in progress.
+pub(crate) struct Download {
+    /// The `DownloadOpen` request.
+    pub id: RequestId,
+    /// Where the bytes go.
+    pub file: FileId,
+    /// Offset asked for in `DownloadOpen`.
+    pub requested_offset: u64,
+    /// Window offered in `DownloadOpen`.
+    pub offered_window: u32,
+    /// Asked to be notified if the file is not uploaded yet.
+    pub notify: bool,
+    /// Repeat `DownloadOpen` when no answer comes (lossy serial lines).
+    pub retry_open: bool,
+    open_due: bool,
+    phase: DownloadPhase,
+    /// Server handle from `DownloadReady`.
+    pub transfer: TransferId,
+    /// The record.
+    pub record: u64,
+    /// File size.
+    pub size: u64,
+    hash: ContentHash,
+    /// Every byte below this is stored.
+    pub durable: u64,
+    acked: u64,
+    window: u64,
+    /// Bytes stored beyond a gap.
+    held: RangeSet<4>,
+    /// Gaps discovered and not yet reported.
+    gaps: RangeSet<4>,
+    hasher: ContentHasher,
+    /// Bytes `0..hashed_to` went through the hasher.
+    pub hashed_to: u64,
+    /// The store was prepared (`begin_write`) and must be finished.
+    pub writing: bool,
+    ack_due: bool,
+    ack_deadline: Option<u64>,
+    last_data_ms: u64,
+}
+
+impl Download {
+    /// A download into `file` from `offset` whose `DownloadOpen` is request `id`.
+    pub fn new(
+        id: RequestId,
+        file: FileId,
+        offset: u64,
+        window: u32,
+        notify: bool,
+        now: u64,
+    ) -> Self {
+        Download {
+            id,
+            file,
+            requested_offset: offset,
+            offered_window: window,
+            notify,
+            retry_open: false,
+            open_due: false,
+            phase: DownloadPhase::Opening,
+            transfer: 0,
+            record: 0,
+            size: 0,
+            hash: ContentHash::ZERO,
+            durable: 0,
+            acked: 0,
+            window: u64::from(window.max(1)),
+            held: RangeSet::new(),
+            gaps: RangeSet::new(),
+            hasher: ContentHasher::new(),
+            hashed_to: 0,
+            writing: false,
+            ack_due: false,
+            ack_deadline: None,
+            last_data_ms: now,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> DownloadPhase {
+        self.phase
+    }
+
+    /// The one place the phase changes; logs every transition.
+    fn set_phase(&mut self, next: DownloadPhase) {
+        if next != self.phase {
+            debug!("download {}: {} -> {}", self.id, self.phase, next);
+        }
+        self.phase = next;
+    }
+
+    /// `DownloadReady`: data follows from `offset`. False on a protocol violation.
+    pub fn on_ready(
+        &mut self,
+        transfer: TransferId,
+        record: u64,
+        size: u64,
+        hash: ContentHash,
+        offset: u64,
+        now: u64,
+    ) -> bool {
+        if self.phase != DownloadPhase::Opening || offset > size {
+            return false;
+        }
+        self.transfer = transfer;
+        self.record = record;
+        self.size = size;
+        self.hash = hash;
+        self.durable = offset;
+        self.acked = offset;
+        self.last_data_ms = now;
+        self.set_phase(DownloadPhase::Receiving);
+        if offset == size {
+            self.ack_due = true;
+            self.set_phase(DownloadPhase::Verifying);
+        }
+        true
+    }
+
+    /// `DownloadData`: stores what is new. `Err(None)` is a protocol violation.
+    pub fn on_data<S: FileStore + ?Sized>(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        now: u64,
+        ack_delay_ms: u64,
+        store: &mut S,
+    ) -> Result<DataOutcome, Option<StoreError>> {
+        let end = offset.checked_add(data.len() as u64).ok_or(None)?;
+        if end > self.size {
+            return Err(None);
+        }
+        if self.phase != DownloadPhase::Receiving {
+            return Ok(DataOutcome::Held);
+        }
+        self.last_data_ms = now;
+        let start = offset.max(self.durable);
+        if start >= end {
+            // The server is re-sending what we hold: tell it where we are.
+            self.ack_due = true;
+            return Ok(DataOutcome::Held);
+        }
+        // `start - offset` is below `data.len()` because `start < end`.
+        let fresh = &data[(start - offset) as usize..];
+        if start > self.durable {
+            let gap = self.held.gap_before(start, self.durable);
+            if !self.held.insert(start, end) {
+                warning!("download {}: no room to hold {}..{}", self.id, start, end);
+                return Ok(DataOutcome::Held);
+            }
+            store.write_at(self.file, start, fresh).map_err(Some)?;
+            if let Some((gap_start, gap_end)) = gap {
+                debug!("download {}: lost {}..{}", self.id, gap_start, gap_end);
+                self.gaps.insert(gap_start, gap_end);
+                self.ack_due = true;
+            }
+            return Ok(DataOutcome::Held);
+        }
+        store.write_at(self.file, start, fresh).map_err(Some)?;
+        if self.hashed_to == start {
+            self.hasher.update(fresh);
+            self.hashed_to = end;
+        }
+        self.durable = end;
+        while let Some(held_end) = self.held.pop_reaching(self.durable) {
+            self.durable = self.durable.max(held_end);
+        }
+        self.gaps.clip_below(self.durable);
+        if self.durable == self.size {
+            self.ack_due = true;
+            self.set_phase(DownloadPhase::Verifying);
+        } else if self.durable - self.acked >= self.window / 4 {
+            self.ack_due = true;
+        } else if self.ack_deadline.is_none() {
+            self.ack_deadline = Some(now + ack_delay_ms);
+        }
+        Ok(DataOutcome::Advanced)
+    }
+
+    /// Fires the ack delay, the stall timer (`rto_ms` without data: re-report)
+    /// and the open timer (`rto_ms` without an answer: open again).
+    pub fn on_time(&mut self, now: u64, rto_ms: u64) {
+        let retry = self.retry_open && !self.open_due;
+        if self.phase == DownloadPhase::Opening && retry && now >= self.last_data_ms + rto_ms {
+            self.open_due = true;
+        }
+        if self.ack_deadline.is_some_and(|at| now >= at) {
+            self.ack_due = true;
+        }
+        if self.phase == DownloadPhase::Receiving && now >= self.last_data_ms + rto_ms {
+            if let Some((start, _)) = self.held.first() {
+                self.gaps.insert(self.durable, start);
+            }
+            self.ack_due = true;
+            self.last_data_ms = now;
+        }
+    }
+
+    /// When a timer of this download fires, if one runs.
+    pub fn deadline(&self, rto_ms: u64) -> Option<u64> {
+        let waiting = match self.phase {
+            DownloadPhase::Opening => self.retry_open && !self.open_due,
+            DownloadPhase::Receiving => true,
+            DownloadPhase::Verifying => false,
+        };
+        let stall = waiting.then_some(self.last_data_ms + rto_ms);
+        match (stall, self.ack_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True once if `DownloadOpen` must be sent again; re-arms the open timer.
+    pub fn take_open(&mut self, now: u64) -> bool {
+        let due = core::mem::take(&mut self.open_due);
+        if due {
+            self.last_data_ms = now;
+        }
+        due
+    }
+
+    /// The acknowledgement to send now, if one is due: `(durable, missing)`.
+    pub fn take_ack(&mut self) -> Option<(u64, Option<ByteRange>)> {
+        if !self.ack_due || self.phase == DownloadPhase::Opening {
+            return None;
+        }
+        let missing = self
+            .gaps
+            .take_front(u64::from(u32::MAX))
+            .map(|(offset, len)| ByteRange {
+                offset,
+                // `take_front` returned at most `u32::MAX` bytes.
+                len: len as u32,
+            });
+        self.ack_due = !self.gaps.is_empty();
+        self.ack_deadline = None;
+        self.acked = self.durable;
+        Some((self.durable, missing))
+    }
+
+    /// Hashes stored bytes the in-order path could not (after a gap was
+    /// filled, or below a resume offset), reading them back through `scratch`.
+    pub fn catch_up_hash<S: FileStore + ?Sized>(
+        &mut self,
+        store: &mut S,
+        scratch: &mut [u8],
+    ) -> Result<(), StoreError> {
+        if self.hashed_to < self.durable {
+            super::store::hash_range(
+                store,
+                self.file,
+                self.hashed_to,
+                self.durable,
+                scratch,
+                &mut self.hasher,
+            )?;
+            self.hashed_to = self.durable;
+        }
+        Ok(())
+    }
+
+    /// Once every byte is stored, hashed and acknowledged: whether the content matched.
+    pub fn verdict(&self) -> Option<bool> {
+        let ready =
+            self.phase == DownloadPhase::Verifying && !self.ack_due && self.hashed_to == self.size;
+        ready.then(|| self.hasher.clone().finish() == self.hash)
+    }
+
+    /// The hash announced by the server.
+    pub fn hash(&self) -> ContentHash {
+        self.hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ram_store::{RamFile, RamStore};
+
+    fn content() -> std::vec::Vec<u8> {
+        (0..4000u32).map(|i| (i * 7 % 256) as u8).collect()
+    }
+
+    #[test]
+    fn out_of_order_data_is_kept_and_each_gap_is_reported_once() {
+        let data = content();
+        let mut target = [0u8; 4000];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        store.begin_write(FileId(0), 4000).unwrap();
+        let mut download = Download::new(1, FileId(0), 0, 100_000, false, 0);
+        assert!(download.on_ready(5, 9, 4000, ContentHasher::digest(&data), 0, 0));
+        let put = |d: &mut Download, s: &mut RamStore, at: usize| {
+            d.on_data(at as u64, &data[at..at + 1000], 1, 10, s)
+        };
+        assert_eq!(put(&mut download, &mut store, 0), Ok(DataOutcome::Advanced));
+        assert_eq!(put(&mut download, &mut store, 2000), Ok(DataOutcome::Held));
+        assert_eq!(
+            download.take_ack(),
+            Some((
+                1000,
+                Some(ByteRange {
+                    offset: 1000,
+                    len: 1000
+                })
+            ))
+        );
+        assert_eq!(put(&mut download, &mut store, 3000), Ok(DataOutcome::Held));
+        assert_eq!(
+            download.take_ack(),
+            None,
+            "the same gap is not reported twice"
+        );
+        assert_eq!(
+            put(&mut download, &mut store, 1000),
+            Ok(DataOutcome::Advanced)
+        );
+        assert_eq!(download.durable, 4000);
+        assert_eq!(download.phase(), DownloadPhase::Verifying);
+        assert_eq!(download.take_ack(), Some((4000, None)));
+        assert_eq!(
+            download.verdict(),
+            None,
+            "bytes after the gap still need hashing"
+        );
+        let mut scratch = [0u8; 300];
+        download.catch_up_hash(&mut store, &mut scratch).unwrap();
+        assert_eq!(download.verdict(), Some(true));
+    }
+
+    #[test]
+    fn corrupted_content_fails_verification() {
+        let mut target = [0u8; 10];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        store.begin_write(FileId(0), 10).unwrap();
+        let mut download = Download::new(1, FileId(0), 0, 1000, false, 0);
+        download.on_ready(5, 9, 10, ContentHasher::digest(b"0123456789"), 0, 0);
+        download
+            .on_data(0, b"0123456780", 1, 10, &mut store)
+            .unwrap();
+        download.take_ack();
+        assert_eq!(download.verdict(), Some(false));
+    }
+
+    #[test]
+    fn data_past_the_end_is_a_protocol_violation() {
+        let mut target = [0u8; 10];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        let mut download = Download::new(1, FileId(0), 0, 1000, false, 0);
+        download.on_ready(5, 9, 10, ContentHash::ZERO, 0, 0);
+        assert_eq!(download.on_data(8, b"abc", 1, 10, &mut store), Err(None));
+    }
+}

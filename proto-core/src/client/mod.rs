@@ -1,0 +1,412 @@
+//! The sans-IO client state machine: everything a device or a desktop client
+//! says on a statesync session, without touching a socket, a UART or a clock.
+//!
+//! The driver (see [`crate::driver`] for two ready-made ones) owns the I/O and
+//! the clock and runs one loop:
+//!
+//! 1. hand every byte [`Client::poll_transmit`] returns to the link;
+//! 2. wait for input, but not past [`Client::poll_at`];
+//! 3. feed received bytes to [`Client::receive`] (with an empty slice when a
+//!    timer fired) until they are consumed, handling each [`Event`].
+//!
+//! Requests ([`Client::upload`], [`Client::download`], [`Client::list`], …)
+//! may be made between those calls; they return the request id that replies
+//! and events carry. File contents come from and go to a [`FileStore`].
+//!
+//! ```
+//! use proto_core::client::{Client, Config, Event, FileId, RamFile, RamStore};
+//!
+//! let mut content = *b"hello";
+//! let mut files = [RamFile::with_content("greeting.txt", &mut content)];
+//! let config = Config::serial("sensor-1", b"secret key");
+//! let mut client = Client::new(config, RamStore::new(&mut files), [0u8; 1100], [0u8; 1100]).unwrap();
+//! client.connect(0, [7; 16]); // the nonce comes from the driver's RNG
+//! let hello = client.poll_transmit(0).unwrap();
+//! assert_eq!(hello[0], 0x00); // serial: a lone delimiter flushes line noise first
+//! # let _ = (FileId(0), |e: Event<'_>| e);
+//! ```
+//!
+//! Memory: the client holds two buffers given to [`Client::new`] — the receive
+//! accumulator and the send queue — each `Framing::max_wire_len(max_frame)`
+//! bytes (1,034 for 1 KiB serial frames), and about 600 bytes of state.
+//! Outgoing frames are encoded and framed in place in the send queue; upload
+//! chunks are read from the store straight into it; download data is written
+//! to the store straight from the receive buffer.
+
+mod chunk_size;
+mod config;
+mod dispatch;
+mod download;
+mod error;
+mod event;
+mod fmt;
+mod manifest;
+mod ram_store;
+mod ranges;
+mod requests;
+mod rto;
+mod session;
+mod store;
+mod transmit;
+mod tx;
+mod upload;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::Config;
+pub use download::DownloadPhase;
+pub use error::ClientError;
+pub use event::{Event, ListItem, Received};
+pub use ram_store::{RamFile, RamStore};
+pub use requests::MAX_MANIFEST_FILES;
+pub use session::LinkState;
+pub use store::{hash_file, FileId, FileMeta, FileStore, StoreError};
+pub use upload::UploadPhase;
+
+use chunk_size::ChunkSizer;
+use download::Download;
+use event::EventQueue;
+use manifest::Manifest;
+use rto::Rto;
+use session::Session;
+use tx::TxQueue;
+use upload::Upload;
+
+use crate::framing::{Accumulator, Feed, Framing};
+use crate::message::{Nonce, RequestId, MIN_FRAME};
+use crate::name::{validate_label, MAX_DEVICE_NAME_LEN};
+
+/// How far a transfer has got, for progress displays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TransferStatus {
+    /// The request that opened the transfer.
+    pub id: RequestId,
+    /// The file.
+    pub file: FileId,
+    /// Bytes durable on the receiving side.
+    pub durable: u64,
+    /// File size (0 until the transfer is open).
+    pub size: u64,
+}
+
+/// A statesync client over a file store `S` and two buffers `B`
+/// (`[u8; N]` on a device, `Vec<u8>` on a host).
+///
+/// See the [module documentation](self) for the driver loop.
+pub struct Client<'k, S, B> {
+    rx: Accumulator<B>,
+    core: Core<'k, S, B>,
+}
+
+/// Everything but the receive buffer, so a frame borrowed from the receive
+/// buffer can be handled while the rest changes.
+struct Core<'k, S, B> {
+    config: Config<'k>,
+    store: S,
+    tx: TxQueue<B>,
+    session: Session,
+    our_max_frame: u32,
+    upload: Option<Upload>,
+    download: Option<Download>,
+    manifest: Option<Manifest>,
+    sizer: ChunkSizer,
+    rto: Rto,
+    events: EventQueue,
+    /// The last `DownloadReport` sent; its `Ok` is not an event.
+    report_id: Option<RequestId>,
+    /// The latest time the driver passed in.
+    now_ms: u64,
+}
+
+impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
+    /// A client that is not connected yet.
+    ///
+    /// `rx` and `tx` each need [`Framing::max_wire_len`]`(max_frame)` bytes;
+    /// the largest frame offered to the server is the smallest of
+    /// `config.max_frame` and what both buffers can hold, and at least 512.
+    pub fn new(config: Config<'k>, store: S, mut rx: B, tx: B) -> Result<Self, ClientError> {
+        validate_label(config.device, MAX_DEVICE_NAME_LEN)?;
+        let rx_payload = tx::max_payload(config.framing, rx.as_mut().len());
+        let mut tx = TxQueue::new(config.framing, tx, MIN_FRAME as usize);
+        let payload = rx_payload.min(tx.capacity_payload());
+        let our_max_frame = u32::try_from(payload)
+            .unwrap_or(u32::MAX)
+            .min(config.max_frame);
+        if our_max_frame < MIN_FRAME {
+            return Err(ClientError::BufferTooSmall);
+        }
+        let sizer = ChunkSizer::new(false, config.min_chunk, MIN_FRAME, config.grow_after_chunks);
+        let rto = Rto::new(config.initial_rto_ms, config.min_rto_ms, config.max_rto_ms);
+        Ok(Client {
+            rx: Accumulator::new(config.framing, rx),
+            core: Core {
+                config,
+                store,
+                tx,
+                session: Session::new(),
+                our_max_frame,
+                upload: None,
+                download: None,
+                manifest: None,
+                sizer,
+                rto,
+                events: EventQueue::new(),
+                report_id: None,
+                now_ms: 0,
+            },
+        })
+    }
+
+    /// Starts a new session: drops anything of the previous one and queues
+    /// `Hello` (after a lone `0x00` on serial lines).
+    ///
+    /// `nonce` must be fresh random bytes from the driver's RNG. Transfers of
+    /// the previous session are forgotten: start them again after
+    /// [`Event::Connected`] and they resume where the server stands.
+    pub fn connect(&mut self, now: u64, nonce: Nonce) {
+        self.rx.reset();
+        let core = &mut self.core;
+        core.now_ms = now;
+        core.tx.clear();
+        core.tx.set_payload_limit(MIN_FRAME as usize);
+        core.upload = None;
+        core.download = None;
+        core.manifest = None;
+        core.events.clear();
+        core.report_id = None;
+        core.rto = Rto::new(
+            core.config.initial_rto_ms,
+            core.config.min_rto_ms,
+            core.config.max_rto_ms,
+        );
+        core.session.start(now, nonce);
+    }
+
+    /// Tells the client the link is gone (read error, end of stream, cable
+    /// pulled). The session closes; [`Event::Closed`] follows.
+    pub fn disconnected(&mut self, now: u64) {
+        self.core.now_ms = now;
+        if matches!(
+            self.core.session.state(),
+            LinkState::Idle | LinkState::Closed
+        ) {
+            return;
+        }
+        let event = self.core.close_session(now, ClientError::LinkClosed, "");
+        self.core.events.push(event);
+    }
+
+    /// Feeds received bytes (in any split) at time `now`; call with an empty
+    /// slice when a timer fired.
+    ///
+    /// Takes at most one frame per call: feed `input[consumed..]` next. The
+    /// event borrows from the client, so copy out what you need before the
+    /// next call.
+    pub fn receive(&mut self, now: u64, input: &[u8]) -> Received<'_> {
+        self.core.now_ms = now;
+        self.core.on_time(now);
+        if let Some(event) = self.core.events.pop() {
+            return Received {
+                consumed: 0,
+                event: Some(event),
+            };
+        }
+        match self.rx.feed(input) {
+            Feed::Consumed => Received {
+                consumed: input.len(),
+                event: None,
+            },
+            Feed::Error { error, remaining } => Received {
+                consumed: input.len() - remaining.len(),
+                event: self.core.on_frame_error(error),
+            },
+            Feed::Frame { payload, remaining } => {
+                let consumed = input.len() - remaining.len();
+                let event = self.core.on_frame(now, payload);
+                Received { consumed, event }
+            }
+        }
+    }
+
+    /// The next bytes to send, if any: write all of them before calling the
+    /// client again (they count as sent). Call until it returns `None`.
+    pub fn poll_transmit(&mut self, now: u64) -> Option<&[u8]> {
+        self.core.poll_transmit(now)
+    }
+
+    /// When the client next needs [`Client::receive`] (or `poll_transmit`)
+    /// even if no byte arrives, in the driver's ms; `None`: only on input.
+    /// A time at or before now means "at once".
+    pub fn poll_at(&self) -> Option<u64> {
+        self.core.poll_at()
+    }
+
+    /// The session state.
+    pub fn state(&self) -> LinkState {
+        self.core.session.state()
+    }
+
+    /// The negotiated largest frame payload (512 before `Welcome`).
+    pub fn max_frame(&self) -> u32 {
+        self.core.session.max_frame
+    }
+
+    /// The largest frame payload this client offers (from its buffers and config).
+    pub fn offered_max_frame(&self) -> u32 {
+        self.core.our_max_frame
+    }
+
+    /// Bytes the next upload chunk will carry (adapts on serial lines).
+    pub fn chunk_size(&self) -> u32 {
+        self.core.sizer.current()
+    }
+
+    /// The running upload, if any.
+    pub fn upload_status(&self) -> Option<TransferStatus> {
+        self.core.upload.as_ref().map(|u| TransferStatus {
+            id: u.id,
+            file: u.file,
+            durable: u.durable,
+            size: u.size,
+        })
+    }
+
+    /// The phase of the running upload, if any.
+    pub fn upload_phase(&self) -> Option<UploadPhase> {
+        self.core.upload.as_ref().map(Upload::phase)
+    }
+
+    /// The lowest file offset any chunk of the running upload carried: never
+    /// below the offset the server said it holds.
+    pub fn upload_lowest_sent(&self) -> Option<u64> {
+        self.core.upload.as_ref().and_then(|u| u.lowest_sent)
+    }
+
+    /// The running download, if any.
+    pub fn download_status(&self) -> Option<TransferStatus> {
+        self.core.download.as_ref().map(|d| TransferStatus {
+            id: d.id,
+            file: d.file,
+            durable: d.durable,
+            size: d.size,
+        })
+    }
+
+    /// The phase of the running download, if any.
+    pub fn download_phase(&self) -> Option<DownloadPhase> {
+        self.core.download.as_ref().map(Download::phase)
+    }
+
+    /// The file store.
+    pub fn store(&self) -> &S {
+        &self.core.store
+    }
+
+    /// The file store, to change files between calls (not during a transfer of them).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.core.store
+    }
+
+    /// Gives the file store back.
+    pub fn into_store(self) -> S {
+        self.core.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config<'k> {
+        &self.core.config
+    }
+}
+
+impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
+    /// Ends the session and returns the event that says so.
+    fn close_session<'e>(
+        &mut self,
+        now: u64,
+        error: ClientError,
+        message: &'e str,
+    ) -> event::Event<'e> {
+        self.session.set_state(LinkState::Closed, now);
+        self.session.hello_due = false;
+        self.session.auth_due = false;
+        Event::Closed { error, message }
+    }
+
+    /// Runs every timer that is due.
+    fn on_time(&mut self, now: u64) {
+        match self.session.state() {
+            LinkState::AwaitChallenge | LinkState::AwaitWelcome => {
+                if now < self.session.since_ms + self.config.handshake_timeout_ms {
+                    return;
+                }
+                let retry = self.config.framing == Framing::Serial
+                    && self.session.attempt + 1 < self.config.handshake_attempts;
+                if retry {
+                    self.session.retry_hello(now);
+                } else {
+                    let event = self.close_session(now, ClientError::Timeout, "");
+                    self.events.push(event);
+                }
+            }
+            LinkState::Ready => {
+                if now >= self.session.last_rx_ms + self.config.dead_after_ms {
+                    let event = self.close_session(now, ClientError::Timeout, "");
+                    self.events.push(event);
+                    return;
+                }
+                if self.session.keepalive_id.is_none()
+                    && now >= self.session.last_tx_ms + self.config.keepalive_ms
+                {
+                    self.session.ping_due = true;
+                }
+                if let Some(upload) = self.upload.as_mut() {
+                    upload.on_time(now, &mut self.sizer, &mut self.rto);
+                }
+                if let Some(download) = self.download.as_mut() {
+                    download.on_time(now, self.rto.timeout_ms());
+                }
+            }
+            LinkState::Idle | LinkState::Closed => {}
+        }
+    }
+
+    /// See [`Client::poll_at`].
+    fn poll_at(&self) -> Option<u64> {
+        if !self.events.is_empty() || self.tx.has_pending() {
+            return Some(0);
+        }
+        let session = &self.session;
+        match session.state() {
+            LinkState::AwaitChallenge | LinkState::AwaitWelcome => {
+                if session.hello_due || session.auth_due {
+                    return Some(0);
+                }
+                Some(session.since_ms + self.config.handshake_timeout_ms)
+            }
+            LinkState::Ready => {
+                if session.ping_due {
+                    return Some(0);
+                }
+                let mut at = session.last_rx_ms + self.config.dead_after_ms;
+                if session.keepalive_id.is_none() {
+                    at = at.min(session.last_tx_ms + self.config.keepalive_ms);
+                }
+                let rto = self.rto.timeout_ms();
+                let upload = self.upload.as_ref().and_then(|u| u.deadline(&self.rto));
+                let download = self.download.as_ref().and_then(|d| d.deadline(rto));
+                Some([upload, download].into_iter().flatten().fold(at, u64::min))
+            }
+            LinkState::Idle | LinkState::Closed => None,
+        }
+    }
+
+    /// Fails if no session is authenticated.
+    fn require_ready(&self) -> Result<(), ClientError> {
+        match self.session.state() {
+            LinkState::Ready => Ok(()),
+            _ => Err(ClientError::NotConnected),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The client fed hand-written server frames.

@@ -1,0 +1,1 @@
+//! Property tests over byte splits and frame losses.

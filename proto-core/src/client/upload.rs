@@ -1,0 +1,386 @@
+//! The upload machine: open (or resume) at the server's offset, stream chunks
+//! inside the window, re-send exactly the ranges the server reports missing,
+//! go back to the durable offset when acknowledgements stop advancing, and
+//! poll with `UploadClose` until the `UploadResult`.
+//!
+//! `Opening → Streaming ⇄ Closing → (done)`; every change goes through
+//! [`Upload::set_phase`], which logs it.
+
+use super::chunk_size::ChunkSizer;
+use super::fmt::{debug, warning};
+use super::ranges::RangeSet;
+use super::rto::Rto;
+use super::store::FileId;
+use crate::message::{ByteRange, RequestId, TransferId};
+
+/// Where an upload stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum UploadPhase {
+    /// `UploadOpen` sent; waiting for `UploadReady` (or an immediate `UploadResult`).
+    Opening,
+    /// Sending chunks and re-sending lost ranges.
+    Streaming,
+    /// Everything sent and `UploadClose` sent; waiting for `UploadResult`.
+    Closing,
+}
+
+/// What to send next for the upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UploadStep {
+    /// A chunk of at most `max_len` bytes at `offset`.
+    Chunk {
+        /// File offset.
+        offset: u64,
+        /// Most bytes.
+        max_len: u64,
+    },
+    /// `UploadOpen` again (the first or its answer was lost).
+    Open,
+    /// `UploadClose`.
+    Close,
+}
+
+/// One upload in progress.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    /// The `UploadOpen` request; every reply carries it.
+    pub id: RequestId,
+    /// The file being uploaded.
+    pub file: FileId,
+    /// File size.
+    pub size: u64,
+    phase: UploadPhase,
+    /// Server handle from `UploadReady`.
+    pub transfer: TransferId,
+    /// The record from `UploadReady`.
+    pub record: u64,
+    window: u64,
+    /// Every byte below this is durable on the server.
+    pub durable: u64,
+    /// The first byte never sent in this streaming run.
+    sent_end: u64,
+    /// Lowest offset any chunk of this upload carried (to check resumes).
+    pub lowest_sent: Option<u64>,
+    resend: RangeSet<4>,
+    last_progress_ms: u64,
+    /// Repeat `UploadOpen` when no answer comes (lossy serial lines).
+    pub retry_open: bool,
+    open_due: bool,
+    close_due: bool,
+    close_sent_ms: u64,
+    probe: Option<(u64, u64)>,
+}
+
+impl Upload {
+    /// An upload of `file` (`size` bytes) whose `UploadOpen` is request `id`.
+    pub fn new(id: RequestId, file: FileId, size: u64, now: u64) -> Self {
+        Upload {
+            id,
+            file,
+            size,
+            phase: UploadPhase::Opening,
+            transfer: 0,
+            record: 0,
+            window: 0,
+            durable: 0,
+            sent_end: 0,
+            lowest_sent: None,
+            resend: RangeSet::new(),
+            last_progress_ms: now,
+            retry_open: false,
+            open_due: false,
+            close_due: false,
+            close_sent_ms: now,
+            probe: None,
+        }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> UploadPhase {
+        self.phase
+    }
+
+    /// The one place the phase changes; logs every transition.
+    fn set_phase(&mut self, next: UploadPhase) {
+        if next != self.phase {
+            debug!("upload {}: {} -> {}", self.id, self.phase, next);
+        }
+        self.phase = next;
+    }
+
+    /// `UploadReady`: stream from `offset`, the bytes the server already holds.
+    /// A later `UploadReady` (answer to a repeated open) replaces the first.
+    /// Returns false when the offset lies past the end (a protocol violation).
+    pub fn on_ready(
+        &mut self,
+        transfer: TransferId,
+        record: u64,
+        offset: u64,
+        window: u32,
+        now: u64,
+    ) -> bool {
+        if offset > self.size {
+            return false;
+        }
+        if self.phase != UploadPhase::Opening && transfer == self.transfer {
+            return true;
+        }
+        self.resend.clear();
+        self.probe = None;
+        self.open_due = false;
+        self.close_due = false;
+        self.transfer = transfer;
+        self.record = record;
+        self.window = u64::from(window.max(1));
+        self.durable = offset;
+        self.sent_end = offset;
+        self.last_progress_ms = now;
+        self.set_phase(UploadPhase::Streaming);
+        true
+    }
+
+    /// `UploadAck`: returns true when `durable` advanced.
+    pub fn on_ack(
+        &mut self,
+        durable: u64,
+        missing: Option<ByteRange>,
+        now: u64,
+        sizer: &mut ChunkSizer,
+        rto: &mut Rto,
+    ) -> bool {
+        if self.phase == UploadPhase::Opening || durable > self.size {
+            warning!("upload {}: ignoring ack at {}", self.id, durable);
+            return false;
+        }
+        let advanced = durable > self.durable;
+        if advanced {
+            if missing.is_none() {
+                sizer.on_clean(durable - self.durable);
+            }
+            self.durable = durable;
+            self.last_progress_ms = now;
+            self.sent_end = self.sent_end.max(durable);
+            self.resend.clip_below(durable);
+        }
+        if let Some((end, sent_ms)) = self.probe {
+            if self.durable >= end {
+                rto.sample(now.saturating_sub(sent_ms));
+                self.probe = None;
+            }
+        }
+        if let Some(range) = missing {
+            let start = range.offset.max(self.durable);
+            let end = range
+                .offset
+                .saturating_add(u64::from(range.len))
+                .min(self.sent_end);
+            if start < end {
+                debug!("upload {}: server misses {}..{}", self.id, start, end);
+                if !self.resend.insert(start, end) {
+                    // No slot left: fall back to going back to the durable offset.
+                    self.go_back(now);
+                }
+                self.probe = None;
+                sizer.on_loss();
+                self.set_phase(UploadPhase::Streaming);
+            }
+        }
+        advanced
+    }
+
+    /// Re-sends everything from the durable offset.
+    fn go_back(&mut self, now: u64) {
+        debug!(
+            "upload {}: back to durable {} from {}",
+            self.id, self.durable, self.sent_end
+        );
+        self.sent_end = self.durable;
+        self.resend.clear();
+        self.probe = None;
+        self.last_progress_ms = now;
+        self.close_due = false;
+        self.set_phase(UploadPhase::Streaming);
+    }
+
+    /// Fires the retransmission timer if it is due.
+    pub fn on_time(&mut self, now: u64, sizer: &mut ChunkSizer, rto: &mut Rto) {
+        let Some(deadline) = self.deadline(rto) else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        rto.back_off();
+        if self.phase == UploadPhase::Opening {
+            self.open_due = true;
+        } else if self.durable < self.size {
+            sizer.on_loss();
+            self.go_back(now);
+        } else {
+            // Every byte is durable but no result came: ask again.
+            self.close_due = true;
+        }
+    }
+
+    /// When the retransmission timer fires, if it runs.
+    pub fn deadline(&self, rto: &Rto) -> Option<u64> {
+        match self.phase {
+            UploadPhase::Opening if self.open_due || !self.retry_open => None,
+            UploadPhase::Opening => Some(self.last_progress_ms + rto.timeout_ms()),
+            UploadPhase::Streaming if self.durable < self.sent_end => {
+                Some(self.last_progress_ms + rto.timeout_ms())
+            }
+            UploadPhase::Streaming => None,
+            UploadPhase::Closing if self.close_due => None,
+            UploadPhase::Closing => {
+                Some(self.last_progress_ms.max(self.close_sent_ms) + rto.timeout_ms())
+            }
+        }
+    }
+
+    /// What to send next with chunks of `chunk` bytes, if anything.
+    pub fn next_step(&self, chunk: u32) -> Option<UploadStep> {
+        if self.phase == UploadPhase::Opening {
+            return self.open_due.then_some(UploadStep::Open);
+        }
+        let chunk = u64::from(chunk.max(1)).min(self.window);
+        if let Some((start, end)) = self.resend.first() {
+            return Some(UploadStep::Chunk {
+                offset: start,
+                max_len: (end - start).min(chunk),
+            });
+        }
+        if self.sent_end < self.size {
+            let in_flight = self.sent_end - self.durable;
+            let want = chunk.min(self.size - self.sent_end);
+            return (self.window.saturating_sub(in_flight) >= want).then_some(UploadStep::Chunk {
+                offset: self.sent_end,
+                max_len: want,
+            });
+        }
+        let close = self.phase == UploadPhase::Streaming || self.close_due;
+        close.then_some(UploadStep::Close)
+    }
+
+    /// A chunk of `len` bytes at `offset` went out.
+    pub fn chunk_sent(&mut self, offset: u64, len: u64, now: u64) {
+        self.lowest_sent = Some(self.lowest_sent.map_or(offset, |low| low.min(offset)));
+        if self
+            .resend
+            .first()
+            .is_some_and(|(start, _)| start == offset)
+        {
+            self.resend.take_front(len);
+            return;
+        }
+        if offset == self.sent_end {
+            self.sent_end = offset + len;
+            if self.probe.is_none() {
+                self.probe = Some((self.sent_end, now));
+            }
+        }
+    }
+
+    /// `UploadOpen` went out again.
+    pub fn open_sent(&mut self, now: u64) {
+        self.open_due = false;
+        self.last_progress_ms = now;
+    }
+
+    /// `UploadClose` went out.
+    pub fn close_sent(&mut self, now: u64) {
+        self.close_due = false;
+        self.close_sent_ms = now;
+        self.set_phase(UploadPhase::Closing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready(size: u64, offset: u64, window: u32) -> (Upload, ChunkSizer, Rto) {
+        let mut upload = Upload::new(1, FileId(0), size, 0);
+        assert!(upload.on_ready(7, 3, offset, window, 0));
+        (
+            upload,
+            ChunkSizer::new(true, 128, 1000, 4),
+            Rto::new(1000, 100, 8000),
+        )
+    }
+
+    fn send_all(upload: &mut Upload, chunk: u32, now: u64) -> std::vec::Vec<(u64, u64)> {
+        let mut sent = std::vec::Vec::new();
+        while let Some(UploadStep::Chunk { offset, max_len }) = upload.next_step(chunk) {
+            upload.chunk_sent(offset, max_len, now);
+            sent.push((offset, max_len));
+        }
+        sent
+    }
+
+    #[test]
+    fn resume_starts_at_the_server_offset_and_respects_the_window() {
+        let (mut upload, ..) = ready(10_000, 4000, 3000);
+        let sent = send_all(&mut upload, 1000, 0);
+        assert_eq!(sent, std::vec![(4000, 1000), (5000, 1000), (6000, 1000)]);
+        assert_eq!(upload.lowest_sent, Some(4000));
+    }
+
+    #[test]
+    fn missing_range_is_resent_exactly_then_streaming_continues() {
+        let (mut upload, mut sizer, mut rto) = ready(10_000, 0, 4000);
+        send_all(&mut upload, 1000, 0);
+        let missing = Some(ByteRange {
+            offset: 1000,
+            len: 1000,
+        });
+        assert!(upload.on_ack(1000, missing, 5, &mut sizer, &mut rto));
+        assert_eq!(sizer.current(), 500);
+        assert_eq!(
+            upload.next_step(1000),
+            Some(UploadStep::Chunk {
+                offset: 1000,
+                max_len: 1000
+            })
+        );
+        upload.chunk_sent(1000, 1000, 6);
+        assert_eq!(
+            upload.next_step(1000),
+            Some(UploadStep::Chunk {
+                offset: 4000,
+                max_len: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn retransmission_timeout_goes_back_to_durable_and_close_is_repeated() {
+        let (mut upload, mut sizer, mut rto) = ready(2000, 0, 4000);
+        send_all(&mut upload, 1000, 0);
+        assert_eq!(upload.next_step(1000), Some(UploadStep::Close));
+        upload.close_sent(0);
+        upload.on_ack(1000, None, 10, &mut sizer, &mut rto);
+        assert_eq!(upload.next_step(1000), None);
+        let deadline = upload.deadline(&rto).unwrap();
+        upload.on_time(deadline - 1, &mut sizer, &mut rto);
+        assert_eq!(upload.next_step(1000), None);
+        upload.on_time(deadline, &mut sizer, &mut rto);
+        assert_eq!(upload.phase(), UploadPhase::Streaming);
+        let chunk = sizer.current();
+        assert_eq!(
+            upload.next_step(chunk),
+            Some(UploadStep::Chunk {
+                offset: 1000,
+                max_len: 500
+            })
+        );
+        send_all(&mut upload, chunk, 1010);
+        upload.next_step(chunk);
+        upload.close_sent(1010);
+        upload.on_ack(2000, None, 1020, &mut sizer, &mut rto);
+        let deadline = upload.deadline(&rto).unwrap();
+        upload.on_time(deadline, &mut sizer, &mut rto);
+        assert_eq!(upload.next_step(chunk), Some(UploadStep::Close));
+    }
+}
