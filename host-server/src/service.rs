@@ -39,6 +39,7 @@ pub struct Service {
     pub limits: Limits,
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
+    live: Mutex<HashMap<u64, u64>>,
     next_session: AtomicU64,
 }
 
@@ -52,6 +53,7 @@ impl Service {
             limits,
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
         }
     }
@@ -125,6 +127,22 @@ impl Service {
             .remove(&record)
             .filter(|c| c.hash == *hash)
             .map(|c| (c.offset, c.hasher))
+    }
+
+    /// Notes the durable bytes of an upload in progress (between store updates,
+    /// which are throttled); `None` when the upload ended.
+    pub fn set_live_received(&self, record: u64, durable: Option<u64>) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        match durable {
+            Some(durable) => live.insert(record, durable),
+            None => live.remove(&record),
+        };
+    }
+
+    /// The durable bytes of an upload in progress, if one is running.
+    pub fn live_received(&self, record: u64) -> Option<u64> {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.get(&record).copied()
     }
 
     /// Publishes changed records to subscribers.

@@ -68,6 +68,8 @@ pub(super) struct Session<'w, W> {
     idle_deadline: Instant,
     pub stats: SessionStats,
     pub send_turn: usize,
+    /// When throttled `received` updates must be written to the store.
+    pub progress_due: Option<Instant>,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -97,6 +99,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             idle_deadline,
             stats: SessionStats::default(),
             send_turn: 0,
+            progress_due: None,
         }
     }
 
@@ -173,6 +176,9 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 event = next_event(&mut self.subscription), if subscribed => self.on_event(event).await,
                 _ = tokio::time::sleep_until(full_list.unwrap_or(far)), if full_list.is_some() => {
                     self.push_full_list().await;
+                }
+                _ = tokio::time::sleep_until(self.progress_due.unwrap_or(far)), if self.progress_due.is_some() => {
+                    self.store_due_progress().await;
                 }
                 _ = tokio::time::sleep_until(retransmit.unwrap_or(far)), if retransmit.is_some() => {
                     let now = std::time::Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use proto_core::message::{ByteRange, RequestId, TransferId, CHUNK_MESSAGE_OVERHEAD};
 use proto_core::model::DownloadState;
 use proto_core::name::validate;
-use proto_core::{ErrorCode, FileKind, ServerMessage};
+use proto_core::{ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
 use super::active::Session;
@@ -46,12 +46,19 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let record = match gate {
             Ok(DownloadGate::Ready(record)) => record,
             Ok(DownloadGate::Rejected { record, notify }) => {
+                let received = self
+                    .service
+                    .live_received(record.id)
+                    .filter(|live| {
+                        *live > record.received && record.state == UploadState::Uploading
+                    })
+                    .unwrap_or(record.received);
                 return self.push(
                     id,
                     ServerMessage::DownloadRejected {
                         record: record.id,
                         state: record.state,
-                        received: record.received,
+                        received,
                         size: record.size,
                         notify,
                     },

@@ -469,6 +469,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     async fn fail_upload(&mut self, index: usize, reason: &str) {
         let entry = &mut self.uploads[index];
         let exit = entry.stop().await;
+        self.service.set_live_received(entry.record.id, None);
         let durable = exit.as_ref().map_or(entry.acked, |e| e.durable);
         let record = entry.record.clone();
         if let Some(hasher) = exit.and_then(|e| e.hasher) {
@@ -504,6 +505,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.uploads.clear();
     }
 
+    /// Writes the `received` of every open upload that changed since its last store update.
+    pub(super) async fn store_due_progress(&mut self) {
+        self.progress_due = None;
+        for index in 0..self.uploads.len() {
+            if self.uploads[index].is_open() {
+                self.store_progress(index, true).await;
+            }
+        }
+    }
+
     /// Acknowledges newly durable bytes and finishes uploads whose writer stopped.
     pub(super) async fn on_writer_progress(&mut self) {
         for index in 0..self.uploads.len() {
@@ -516,6 +527,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             if status.durable > entry.acked {
                 entry.acked = status.durable;
                 let durable = status.durable;
+                self.service
+                    .set_live_received(entry.record.id, Some(durable));
                 self.push(
                     request,
                     ServerMessage::UploadAck {
@@ -531,6 +544,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 Some(WriterOutcome::HashMismatch) => {
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
+                    self.service.set_live_received(entry.record.id, None);
                     let (record_id, device, now) =
                         (entry.record.id, self.device.clone(), unix_now());
                     let result = self
@@ -543,6 +557,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     let durable = status.durable;
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
+                    self.service.set_live_received(entry.record.id, None);
                     let (record_id, device, now) =
                         (entry.record.id, self.device.clone(), unix_now());
                     let reason = format!("server storage error: {error}");
@@ -587,6 +602,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     async fn finish_verified(&mut self, index: usize) {
         let entry = &mut self.uploads[index];
         entry.stop().await;
+        self.service.set_live_received(entry.record.id, None);
         let (record_id, device, now) = (entry.record.id, self.device.clone(), unix_now());
         let result = self
             .service

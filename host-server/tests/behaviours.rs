@@ -1,0 +1,734 @@
+//! One test per behaviour of DESIGN.md §1, against the real binary.
+
+mod common;
+
+use common::*;
+use proto_core::model::{HistoryKind, LinkKind};
+use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
+
+fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
+    (server.add_device("d1"), server.add_device("d2"))
+}
+
+/// §1.1: a manifest creates N records in `01` at once, visible to everyone.
+#[test]
+fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uploaded() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let files: [(&str, &[u8]); 3] = [
+        ("photos/a.jpg", b"aaa"),
+        ("photos/b.jpg", b"bbbb"),
+        ("photos/c.jpg", b"c"),
+    ];
+    let (_, records, conflicts) = d1.announce("photos", &files).unwrap();
+    assert_eq!((records, conflicts), (3, 0));
+    d1.bye();
+
+    let mut d2 = server.connect("d2", &k2);
+    let batches = d2.batches();
+    assert_eq!(
+        batches,
+        vec![("photos".to_string(), "d1".to_string(), 3, 3, 0)]
+    );
+    let (records, _) = d2.list(0, ListFilter::All);
+    assert_eq!(records.len(), 3);
+    assert!(records
+        .iter()
+        .all(|r| r.state == UploadState::Needed && r.received == 0 && r.owner == "d1"));
+    assert!(d2.list(0, ListFilter::UploadedOnly).0.is_empty());
+}
+
+/// §1.2 and §1.3: a direct upload creates the record in `10`, `received` grows, then `11`.
+#[test]
+fn direct_upload_goes_from_uploading_to_uploaded_live() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut watcher = server.connect("d2", &k2);
+    watcher.subscribe(ListFilter::All, 0);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(3 << 20, 1);
+    let record = d1.upload("big.bin", &bytes);
+    assert_eq!(record.state, UploadState::Uploaded);
+    assert_eq!(record.received, bytes.len() as u64);
+    assert_eq!(record.hash, hash(&bytes));
+    assert_eq!(record.batch, 0, "a direct upload belongs to no batch");
+
+    let first = watcher.wait_change("big.bin", |_| true);
+    assert_eq!(
+        first.state,
+        UploadState::Uploading,
+        "the record is created in 10"
+    );
+    let done = watcher.wait_change("big.bin", |r| r.state == UploadState::Uploaded);
+    assert_eq!(done.received, bytes.len() as u64);
+    assert!(done.revision > first.revision);
+    assert_eq!(watcher.download("big.bin", false).unwrap(), bytes);
+}
+
+/// §1.3: interruption → `00` with reason and `received` kept → resume at `received` → `11`.
+#[test]
+fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let bytes = content(2 << 20, 7);
+    let half = (bytes.len() / 2) as u64;
+
+    let mut d1 = server.connect("d1", &k1);
+    let (id, opened) = d1.open_upload("movie.mp4", &bytes).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(offset, 0);
+    let durable = d1.send_chunks(id, upload, &bytes, 0, half, window);
+    let durable = if durable < half {
+        d1.wait_durable(id, upload, half)
+    } else {
+        durable
+    };
+    assert_eq!(durable, half);
+    drop(d1); // the link breaks
+
+    let mut d2 = server.connect("d2", &k2);
+    let failed = loop {
+        let record = d2.record("movie.mp4").unwrap();
+        if record.state == UploadState::Failed {
+            break record;
+        }
+        d2.subscribe(ListFilter::All, 0);
+        d2.wait_change("movie.mp4", |r| r.state == UploadState::Failed);
+    };
+    assert_eq!(failed.received, half, "received is kept");
+    assert_eq!(failed.reason, "connection lost");
+
+    let mut d1 = server.connect("d1", &k1);
+    let (id, opened) = d1.open_upload("movie.mp4", &bytes).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(offset, half, "the upload resumes at received");
+    d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    let done = d1.wait_result(id, upload);
+    assert_eq!(done.state, UploadState::Uploaded);
+    assert_eq!(done.hash, hash(&bytes));
+    assert_eq!(d2.download("movie.mp4", false).unwrap(), bytes);
+}
+
+/// §1.3: an abort is `00` with its reason; a hash mismatch is `00` with "hash mismatch".
+#[test]
+fn abort_and_hash_mismatch_are_failed_with_a_reason() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+
+    let bytes = content(100_000, 3);
+    let (id, opened) = d1.open_upload("aborted.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 50_000, window);
+    d1.wait_durable(id, upload, 50_000);
+    d1.request(ClientMessage::UploadAbort { upload });
+    let aborted = d1.wait_result(id, upload);
+    assert_eq!(
+        (aborted.state, aborted.received),
+        (UploadState::Failed, 50_000)
+    );
+    assert_eq!(aborted.reason, "aborted by the device");
+
+    let claimed = hash(b"something else");
+    let (id, opened) = d1.open_upload_as("liar.bin", &bytes, claimed).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, bytes.len() as u64, window);
+    let result = d1.wait_result(id, upload);
+    assert_eq!(result.state, UploadState::Failed);
+    assert_eq!(result.reason, "hash mismatch");
+    assert_eq!(result.received, 0, "mismatched bytes are discarded");
+    assert!(
+        d1.download("liar.bin", false).is_err(),
+        "nothing of it is served"
+    );
+}
+
+/// Transfers: a chunk beyond the contiguous end reveals a lost frame; the gap is reported once.
+#[test]
+fn a_lost_chunk_is_reported_as_missing_and_filled_in() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(30_000, 9);
+    let (id, opened) = d1.open_upload("gap.bin", &bytes).unwrap();
+    let (upload, _, _) = opened.unwrap();
+    let chunk = |from: usize, to: usize| ClientMessage::UploadChunk {
+        upload,
+        offset: from as u64,
+        data: &bytes[from..to],
+    };
+    d1.request(chunk(0, 10_000));
+    d1.request(chunk(20_000, 30_000)); // 10_000..20_000 "lost"
+    let missing = d1.wait(|frame| match frame.message {
+        ServerMessage::UploadAck {
+            missing: Some(m), ..
+        } if frame.id == id => Some(m),
+        _ => None,
+    });
+    assert_eq!(missing, range(10_000, 10_000));
+    d1.request(chunk(10_000, 20_000));
+    let done = d1.wait_result(id, upload);
+    assert_eq!(done.state, UploadState::Uploaded);
+    assert_eq!(d1.download("gap.bin", false).unwrap(), bytes);
+}
+
+/// §1.4 and §1.5: list since a revision, with both filters.
+#[test]
+fn list_since_revision_with_all_and_uploaded_only() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("b", &[("x.txt", b"x"), ("y.txt", b"yy")])
+        .unwrap();
+    let (_, after_manifest) = d1.list(0, ListFilter::All);
+    d1.upload("x.txt", b"x");
+
+    let mut d2 = server.connect("d2", &k2);
+    let (all, revision) = d2.list(0, ListFilter::All);
+    assert_eq!(all.len(), 2);
+    let (uploaded, _) = d2.list(0, ListFilter::UploadedOnly);
+    assert_eq!(
+        uploaded.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["x.txt"]
+    );
+    let (since, _) = d2.list(after_manifest, ListFilter::All);
+    assert_eq!(
+        since.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["x.txt"]
+    );
+    assert!(
+        d2.list(revision, ListFilter::All).0.is_empty(),
+        "nothing changed since"
+    );
+    assert!(all.iter().all(|r| r.revision <= revision));
+}
+
+/// §1.4: subscribers get changes as they happen, and the full list periodically.
+#[test]
+fn subscription_pushes_changes_and_the_full_list_periodically() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::UploadedOnly, 1);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("b", &[("only-needed.txt", b"n")]).unwrap();
+    d1.upload("done.txt", b"done");
+    let changed = d2.wait_change("done.txt", |r| r.state == UploadState::Uploaded);
+    assert_eq!(changed.owner, "d1");
+    let full = d2.wait(|frame| match frame.message {
+        ServerMessage::RecordItem(r) if frame.id == 0 => Some(r.name.to_string()),
+        _ => None,
+    });
+    assert_eq!(full, "done.txt", "the periodic list honours the filter");
+    for payload in &d2.skipped {
+        if let Ok(frame) = proto_core::ServerFrame::decode(payload) {
+            if let ServerMessage::RecordChanged(r) = frame.message {
+                assert_ne!(
+                    r.name, "only-needed.txt",
+                    "UploadedOnly never pushes unfinished files"
+                );
+            }
+        }
+    }
+}
+
+/// §1.6: a download of an unfinished file is rejected with its state, then notified and served.
+#[test]
+fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let bytes = content(500_000, 5);
+    let mut d1 = server.connect("d1", &k1);
+    let (id, opened) = d1.open_upload("fw.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 100_000, window);
+    d1.wait_durable(id, upload, 100_000);
+
+    let mut d2 = server.connect("d2", &k2);
+    match d2.download("fw.bin", true) {
+        Err(DownloadRefused::Rejected {
+            state,
+            received,
+            size,
+            notify,
+        }) => {
+            assert_eq!(state, UploadState::Uploading);
+            assert_eq!(received, 100_000);
+            assert_eq!(size, bytes.len() as u64);
+            assert!(notify);
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    let pending = downloads(&mut d2);
+    assert_eq!(
+        pending,
+        vec![(
+            "d2".to_string(),
+            "fw.bin".to_string(),
+            proto_core::model::DownloadState::Pending
+        )]
+    );
+
+    d1.send_chunks(id, upload, &bytes, 100_000, bytes.len() as u64, window);
+    d1.wait_result(id, upload);
+    let (name, size, notified_hash) = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadAvailable {
+            name, size, hash, ..
+        } if frame.id == 0 => Some((name.to_string(), size, hash)),
+        _ => None,
+    });
+    assert_eq!(
+        (name.as_str(), size, notified_hash),
+        ("fw.bin", bytes.len() as u64, hash(&bytes))
+    );
+    assert_eq!(d2.download("fw.bin", false).unwrap(), bytes);
+    let states = downloads(&mut d2);
+    assert_eq!(states[0].2, proto_core::model::DownloadState::Done);
+}
+
+fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::DownloadState)> {
+    let id = client.request(ClientMessage::Downloads);
+    let mut out = Vec::new();
+    loop {
+        let item = client.wait(|frame| {
+            if frame.id != id {
+                return None;
+            }
+            match frame.message {
+                ServerMessage::DownloadItem(e) => {
+                    Some(Some((e.device.to_string(), e.name.to_string(), e.state)))
+                }
+                ServerMessage::ListEnd { .. } => Some(None),
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+        match item {
+            Some(item) => out.push(item),
+            None => return out,
+        }
+    }
+}
+
+/// §1.6: a notification for a silent device is queued and arrives right after its next Welcome.
+#[test]
+fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("b", &[("later.bin", b"later")]).unwrap();
+    let mut d2 = server.connect("d2", &k2);
+    assert!(matches!(
+        d2.download("later.bin", true),
+        Err(DownloadRefused::Rejected { notify: true, .. })
+    ));
+    d2.bye();
+
+    d1.upload("later.bin", b"later");
+    let mut d2 = server.connect("d2", &k2);
+    let name = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadAvailable { name, .. } if frame.id == 0 => Some(name.to_string()),
+        _ => None,
+    });
+    assert_eq!(name, "later.bin");
+    assert_eq!(d2.download("later.bin", false).unwrap(), b"later");
+    d2.bye();
+    // Delivered once: the next connect has nothing queued.
+    let mut d2 = server.connect("d2", &k2);
+    d2.request(ClientMessage::Ping);
+    d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadAvailable { .. } => panic!("notification delivered twice"),
+        ServerMessage::Pong => Some(()),
+        _ => None,
+    });
+}
+
+/// §1.7: presence, last seen, link kind, history of joins and leaves; a silent device's files stay visible.
+#[test]
+fn silent_device_files_stay_visible_and_presence_is_in_history() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::All, 0);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("b", &[("kept.txt", b"k"), ("half.txt", b"hh")])
+        .unwrap();
+    d1.upload("kept.txt", b"k");
+    let joined = d2.wait(|frame| match frame.message {
+        ServerMessage::Presence(p) if p.name == "d1" => Some((p.active, p.link)),
+        _ => None,
+    });
+    assert_eq!(joined, (true, LinkKind::Tcp));
+    d1.bye();
+    let left = d2.wait(|frame| match frame.message {
+        ServerMessage::Presence(p) if p.name == "d1" => Some((p.active, p.last_seen)),
+        _ => None,
+    });
+    assert!(!left.0 && left.1 > 0);
+
+    let devices = d2.devices();
+    let d1_info = devices.iter().find(|d| d.0 == "d1").unwrap();
+    assert_eq!((d1_info.1, d1_info.3), (false, LinkKind::Tcp));
+    assert!(devices.iter().any(|d| d.0 == "d2" && d.1));
+    let (records, _) = d2.list(0, ListFilter::All);
+    let states: Vec<_> = records.iter().map(|r| (r.name.as_str(), r.state)).collect();
+    assert!(states.contains(&("kept.txt", UploadState::Uploaded)));
+    assert!(states.contains(&("half.txt", UploadState::Needed)));
+    assert_eq!(d2.download("kept.txt", false).unwrap(), b"k");
+
+    let history = d2.history();
+    let kinds: Vec<_> = history
+        .iter()
+        .filter(|h| h.0 == "d1")
+        .map(|h| h.1)
+        .collect();
+    for kind in [
+        HistoryKind::DeviceAdded,
+        HistoryKind::Joined,
+        HistoryKind::BatchAnnounced,
+        HistoryKind::Uploaded,
+        HistoryKind::Left,
+    ] {
+        assert!(kinds.contains(&kind), "history lacks {kind:?}: {kinds:?}");
+    }
+}
+
+/// §1.8: only the owner may delete (unless allowed); deletion removes record and blob.
+#[test]
+fn delete_is_for_the_owner_and_removes_record_and_blob() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("gone.txt", b"bye bye");
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::All, 0);
+    let id = d2.request(ClientMessage::Delete { name: "gone.txt" });
+    assert_eq!(d2.expect_error(id).code, ErrorCode::PermissionDenied);
+
+    let id = d1.request(ClientMessage::Delete { name: "gone.txt" });
+    d1.expect_ok(id);
+    let deleted = d2.wait(|frame| match frame.message {
+        ServerMessage::RecordDeleted { name, .. } => Some(name.to_string()),
+        _ => None,
+    });
+    assert_eq!(deleted, "gone.txt");
+    assert!(d2.record("gone.txt").is_none());
+    let blob = server.data.join("blobs").join(hash(b"bye bye").to_string());
+    assert!(!blob.exists(), "the blob is removed");
+    let id = d1.request(ClientMessage::Delete { name: "gone.txt" });
+    assert_eq!(d1.expect_error(id).code, ErrorCode::NotFound);
+    assert!(d1
+        .history()
+        .iter()
+        .any(|h| h.1 == HistoryKind::Deleted && h.2 == "gone.txt"));
+}
+
+#[test]
+fn foreign_delete_is_allowed_when_the_server_says_so() {
+    let server = Server::start(&["--allow-foreign-delete"]);
+    let (k1, k2) = two_devices(&server);
+    server.connect("d1", &k1).upload("shared.txt", b"s");
+    let mut d2 = server.connect("d2", &k2);
+    let id = d2.request(ClientMessage::Delete { name: "shared.txt" });
+    d2.expect_ok(id);
+    assert!(d2.record("shared.txt").is_none());
+}
+
+/// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect).
+#[test]
+fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("again.txt", b"v1");
+    let mut d2 = server.connect("d2", &k2);
+    let id = d2.request(ClientMessage::Retry { name: "again.txt" });
+    d2.expect_ok(id);
+    let record = d2.record("again.txt").unwrap();
+    assert_eq!((record.state, record.received), (UploadState::Needed, 0));
+    let told = d1.wait(|frame| match frame.message {
+        ServerMessage::RetryRequested { name, .. } if frame.id == 0 => Some(name.to_string()),
+        _ => None,
+    });
+    assert_eq!(told, "again.txt");
+    assert!(matches!(
+        d2.download("again.txt", false),
+        Err(DownloadRefused::Rejected {
+            state: UploadState::Needed,
+            ..
+        })
+    ));
+    let again = d1.upload("again.txt", b"v1");
+    assert_eq!(again.state, UploadState::Uploaded);
+    assert_eq!(d2.download("again.txt", false).unwrap(), b"v1");
+    assert!(d2
+        .history()
+        .iter()
+        .any(|h| h.1 == HistoryKind::RetryRequested));
+}
+
+/// §1.9: overlapping batches: same name and hash is one record; different hash is a conflict, never overwritten.
+#[test]
+fn overlapping_batches_merge_and_conflicts_are_flagged_not_overwritten() {
+    let server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce(
+        "shared",
+        &[("dir/same.txt", b"same"), ("dir/clash.txt", b"mine")],
+    )
+    .unwrap();
+    d1.upload("dir/clash.txt", b"mine");
+    let mut d2 = server.connect("d2", &k2);
+    let (_, records, conflicts) = d2
+        .announce(
+            "shared",
+            &[
+                ("dir/same.txt", b"same"),
+                ("dir/clash.txt", b"theirs"),
+                ("dir/new.txt", b"n"),
+            ],
+        )
+        .unwrap();
+    assert_eq!((records, conflicts), (2, 1));
+    let (all, _) = d2.list(0, ListFilter::All);
+    assert_eq!(
+        all.len(),
+        3,
+        "one directory: same.txt once, clash.txt once, new.txt"
+    );
+    let clash = all.iter().find(|r| r.name == "dir/clash.txt").unwrap();
+    assert!(clash.conflict);
+    assert_eq!(
+        (clash.owner.as_str(), clash.hash, clash.state),
+        ("d1", hash(b"mine"), UploadState::Uploaded)
+    );
+    let same = all.iter().find(|r| r.name == "dir/same.txt").unwrap();
+    assert_eq!(same.owner, "d1");
+    let (id, _) = (
+        d2.request(ClientMessage::UploadOpen {
+            name: "dir/clash.txt",
+            kind: FileKind::File,
+            size: 6,
+            hash: hash(b"theirs"),
+        }),
+        (),
+    );
+    assert_eq!(d2.expect_error(id).code, ErrorCode::Conflict);
+    // The other device may upload the shared same-content file.
+    assert_eq!(
+        d2.upload("dir/same.txt", b"same").state,
+        UploadState::Uploaded
+    );
+    assert_eq!(d1.download("dir/clash.txt", false).unwrap(), b"mine");
+    let batches = d1.batches();
+    assert_eq!(batches.len(), 2);
+    assert!(d1
+        .history()
+        .iter()
+        .any(|h| h.1 == HistoryKind::Conflict && h.2 == "dir/clash.txt"));
+}
+
+/// §1.10: many devices at once, each uploading and listing.
+#[test]
+fn many_devices_at_once() {
+    let server = Server::start(&[]);
+    let devices: Vec<(String, Vec<u8>)> = (0..24)
+        .map(|i| {
+            let name = format!("dev{i}");
+            let key = server.add_device(&name);
+            (name, key)
+        })
+        .collect();
+    let addr = server.addr.clone();
+    let threads: Vec<_> = devices
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, key))| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::tcp(&addr, &name, &key);
+                let bytes = content(50_000 + i * 1000, i as u8);
+                let file = format!("many/{name}.bin");
+                assert_eq!(client.upload(&file, &bytes).state, UploadState::Uploaded);
+                assert_eq!(client.download(&file, false).unwrap(), bytes);
+                client.bye();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let key = server.add_device("observer");
+    let mut observer = server.connect("observer", &key);
+    let (uploaded, _) = observer.list(0, ListFilter::UploadedOnly);
+    assert_eq!(uploaded.len(), 24);
+}
+
+/// Names from devices are validated: nothing outside the data directory, clear errors.
+#[test]
+fn bad_names_are_refused() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    for name in [
+        "../escape.txt",
+        "/etc/passwd",
+        "a//b",
+        "a/./b",
+        "nul\0byte",
+        "back\\slash",
+        "",
+        &"n".repeat(300),
+    ] {
+        let id = d1.request(ClientMessage::UploadOpen {
+            name,
+            kind: FileKind::File,
+            size: 1,
+            hash: hash(b"x"),
+        });
+        let refused = d1.expect_error(id);
+        assert_eq!(refused.code, ErrorCode::BadName, "{name:?}");
+        assert!(!refused.message.is_empty());
+        let id = d1.request(ClientMessage::DownloadOpen {
+            name,
+            offset: 0,
+            window: 0,
+            notify: true,
+        });
+        assert_eq!(d1.expect_error(id).code, ErrorCode::BadName);
+    }
+    d1.request(ClientMessage::ManifestBegin {
+        batch: "b",
+        files: 2,
+    });
+    let entry = |index: u32, name: &'static str| ClientMessage::ManifestEntry {
+        index,
+        name,
+        kind: FileKind::File,
+        size: 1,
+        hash: hash(b"x"),
+    };
+    d1.request(entry(0, "ok.txt"));
+    let bad = d1.request(entry(1, "../../x"));
+    assert_eq!(
+        d1.expect_error(bad).code,
+        ErrorCode::BadName,
+        "a bad entry is answered at once"
+    );
+    let end = d1.request(ClientMessage::ManifestEnd);
+    assert_eq!(
+        d1.expect_error(end).code,
+        ErrorCode::BadSequence,
+        "the manifest was discarded"
+    );
+    assert!(
+        d1.list(0, ListFilter::All).0.is_empty(),
+        "a refused manifest creates nothing"
+    );
+    assert!(!server.data.parent().unwrap().join("escape.txt").exists());
+}
+
+/// Authentication: wrong key and unknown device are refused and the link is closed.
+#[test]
+fn wrong_key_and_unknown_device_are_refused() {
+    let server = Server::start(&[]);
+    let (_k1, _) = two_devices(&server);
+    let mut client = Client::tcp_raw(&server.addr);
+    let refused = client.handshake("d1", b"not the key").unwrap_err();
+    assert_eq!(refused.code, ErrorCode::AuthFailed);
+    client.expect_closed();
+    let mut client = Client::tcp_raw(&server.addr);
+    assert_eq!(
+        client.handshake("nobody", b"key").unwrap_err().code,
+        ErrorCode::AuthFailed
+    );
+    client.expect_closed();
+}
+
+/// Nothing is served before authentication.
+#[test]
+fn request_before_authentication_is_refused() {
+    let server = Server::start(&[]);
+    two_devices(&server);
+    let mut client = Client::tcp_raw(&server.addr);
+    let id = client.request(ClientMessage::List {
+        since: 0,
+        filter: ListFilter::All,
+    });
+    assert_eq!(client.expect_error(id).code, ErrorCode::NotAuthenticated);
+    client.expect_closed();
+}
+
+/// Wrong protocol versions get a clear error.
+#[test]
+fn unknown_protocol_version_is_refused() {
+    let server = Server::start(&[]);
+    let mut client = Client::tcp_raw(&server.addr);
+    let id = client.request(ClientMessage::Hello {
+        version: 99,
+        max_frame: 4096,
+        device: "d1",
+        nonce: [0; 16],
+    });
+    let refused = client.expect_error(id);
+    assert_eq!(refused.code, ErrorCode::VersionUnsupported);
+    assert!(refused.message.contains("99"));
+}
+
+/// Idle sessions end with Goodbye; their uploads become `00` with the reason.
+#[test]
+fn idle_session_gets_goodbye_and_its_upload_is_failed() {
+    let server = Server::start(&["--idle-timeout", "1"]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(10_000, 1);
+    let (id, opened) = d1.open_upload("idle.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 5_000, window);
+    d1.wait_durable(id, upload, 5_000);
+    let reason = d1.wait(|frame| match frame.message {
+        ServerMessage::Goodbye { reason } => Some(reason.to_string()),
+        _ => None,
+    });
+    assert!(reason.contains("idle"), "{reason}");
+    d1.expect_closed();
+    let mut d2 = server.connect("d2", &k2);
+    let record = d2.record("idle.bin").unwrap();
+    assert_eq!(
+        (record.state, record.received, record.reason.as_str()),
+        (UploadState::Failed, 5_000, "idle timeout")
+    );
+}
+
+/// SIGTERM: every session is told, and the server exits cleanly.
+#[test]
+fn shutdown_says_goodbye_to_every_session() {
+    let mut server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let mut d2 = server.connect("d2", &k2);
+    server.stop();
+    for client in [&mut d1, &mut d2] {
+        let reason = client.wait(|frame| match frame.message {
+            ServerMessage::Goodbye { reason } => Some(reason.to_string()),
+            _ => None,
+        });
+        assert!(reason.contains("shutting down"));
+    }
+}
+
+/// The session cap turns extra connections away with Busy.
+#[test]
+fn session_cap_refuses_extra_connections_with_busy() {
+    let server = Server::start(&["--max-sessions", "1"]);
+    let (k1, _) = two_devices(&server);
+    let _first = server.connect("d1", &k1);
+    let mut second = Client::tcp_raw(&server.addr);
+    let refused = second.wait(|frame| match frame.message {
+        ServerMessage::Error { code, message } => Some((code, message.to_string())),
+        _ => None,
+    });
+    assert_eq!(refused.0, ErrorCode::Busy);
+    assert!(refused.1.contains("--max-sessions"));
+}

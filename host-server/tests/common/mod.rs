@@ -1,0 +1,838 @@
+//! Test harness: the real `host-server` binary on `127.0.0.1:0` with a temp
+//! data directory, and a small blocking client that speaks proto-core frames.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use proto_core::auth::{client_tag, ContentHasher};
+use proto_core::framing::{Accumulator, Feed, Framing};
+use proto_core::message::{ByteRange, TransferId};
+use proto_core::model::{BatchSummary, DeviceInfo, HistoryKind};
+use proto_core::{
+    ClientFrame, ClientMessage, ContentHash, ErrorCode, FileKind, ListFilter, Record, ServerFrame,
+    ServerMessage, UploadState, PROTOCOL_VERSION,
+};
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_host-server")
+}
+
+/// A running server process.
+pub struct Server {
+    pub data: PathBuf,
+    pub addr: String,
+    child: Child,
+    args: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh temp data directory with extra `serve` args.
+    pub fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut server = Server::start_in(&data, args);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on `data`.
+    pub fn start_in(data: &Path, args: &[&str]) -> Server {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(data, &args);
+        Server {
+            data: data.to_path_buf(),
+            addr,
+            child,
+            args,
+            _dir: None,
+        }
+    }
+
+    /// Registers a device and returns its key.
+    pub fn add_device(&self, name: &str) -> Vec<u8> {
+        let out = Command::new(binary())
+            .args(["--data"])
+            .arg(&self.data)
+            .args(["device", "add", name, "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "device add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        hex::decode(json["key"].as_str().unwrap()).unwrap()
+    }
+
+    /// Connects and authenticates as `device`.
+    pub fn connect(&self, device: &str, key: &[u8]) -> Client {
+        Client::tcp(&self.addr, device, key)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
+    /// Stops and starts again on the same data directory (same extra args).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, addr) = spawn(&self.data, &self.args);
+        self.child = child;
+        self.addr = addr;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(data: &Path, args: &[String]) -> (Child, String) {
+    let mut child = Command::new(binary())
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("STATESYNC_LOG", "host_server=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
+/// Runs the binary with arguments and returns (success, stdout, stderr).
+pub fn run_cli(args: &[&str], data: &Path) -> (bool, String, String) {
+    let out = Command::new(binary())
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A byte link the client talks over.
+pub trait Link: Send {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// Reads some bytes, waiting at most `timeout`; `Ok(0)` on timeout or EOF is told apart by `eof`.
+    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>>;
+}
+
+impl Link for TcpStream {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all(bytes)
+    }
+
+    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        self.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        match self.read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The controlling side of a pseudo-terminal.
+pub struct PtyMaster(pub std::fs::File);
+
+impl Link for PtyMaster {
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn receive(&mut self, buf: &mut [u8], timeout: Duration) -> std::io::Result<Option<usize>> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap();
+        if poll(&mut fds, ms)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.0.read(buf)?))
+    }
+}
+
+/// An owned copy of a record, for assertions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rec {
+    pub id: u64,
+    pub name: String,
+    pub size: u64,
+    pub hash: ContentHash,
+    pub state: UploadState,
+    pub received: u64,
+    pub owner: String,
+    pub batch: u64,
+    pub revision: u64,
+    pub conflict: bool,
+    pub reason: String,
+}
+
+impl From<&Record<'_>> for Rec {
+    fn from(r: &Record<'_>) -> Rec {
+        Rec {
+            id: r.id,
+            name: r.name.to_string(),
+            size: r.size,
+            hash: r.hash,
+            state: r.state,
+            received: r.received,
+            owner: r.owner.to_string(),
+            batch: r.batch,
+            revision: r.revision,
+            conflict: r.conflict,
+            reason: r.reason.to_string(),
+        }
+    }
+}
+
+/// An error reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Why a download did not start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownloadRefused {
+    Rejected {
+        state: UploadState,
+        received: u64,
+        size: u64,
+        notify: bool,
+    },
+    Error(Refused),
+}
+
+pub fn hash(bytes: &[u8]) -> ContentHash {
+    ContentHasher::digest(bytes)
+}
+
+/// Deterministic test content.
+pub fn content(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// A blocking test client.
+pub struct Client {
+    link: Box<dyn Link>,
+    framing: Framing,
+    acc: Accumulator<Vec<u8>>,
+    pending: Vec<u8>,
+    pending_at: usize,
+    next_id: u16,
+    pub max_frame: u32,
+    pub device: String,
+    pub welcome_revision: u64,
+    /// Frames received while waiting for something else (raw payloads).
+    pub skipped: Vec<Vec<u8>>,
+}
+
+impl Client {
+    /// A raw client on a link, before any handshake.
+    pub fn raw(link: Box<dyn Link>, framing: Framing) -> Client {
+        Client {
+            link,
+            framing,
+            acc: Accumulator::new(framing, vec![0u8; Framing::Serial.max_wire_len(1 << 20)]),
+            pending: Vec::new(),
+            pending_at: 0,
+            next_id: 1,
+            max_frame: 512,
+            device: String::new(),
+            welcome_revision: 0,
+            skipped: Vec::new(),
+        }
+    }
+
+    pub fn tcp_raw(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client::raw(Box::new(stream), Framing::Length)
+    }
+
+    /// Connects over TCP and authenticates; panics if refused.
+    pub fn tcp(addr: &str, device: &str, key: &[u8]) -> Client {
+        let mut client = Client::tcp_raw(addr);
+        client.handshake(device, key).unwrap();
+        client
+    }
+
+    /// Runs the handshake.
+    pub fn handshake(&mut self, device: &str, key: &[u8]) -> Result<(), Refused> {
+        let nonce = [42u8; 16];
+        let id = self.request(ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            max_frame: 1 << 20,
+            device,
+            nonce,
+        });
+        let server_nonce = self.reply(id, |m| match m {
+            ServerMessage::Challenge { nonce, .. } => Some(*nonce),
+            _ => None,
+        })?;
+        let mac = client_tag(key, &server_nonce, &nonce, device);
+        let id = self.request(ClientMessage::Authenticate { mac });
+        let (revision, max_frame) = self.reply(id, |m| match m {
+            ServerMessage::Welcome {
+                revision,
+                max_frame,
+                ..
+            } => Some((*revision, *max_frame)),
+            _ => None,
+        })?;
+        self.max_frame = max_frame;
+        self.device = device.to_string();
+        self.welcome_revision = revision;
+        Ok(())
+    }
+
+    /// Sends a message with a fresh id and returns the id.
+    pub fn request(&mut self, message: ClientMessage<'_>) -> u16 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.send(id, message);
+        id
+    }
+
+    /// Sends a message with the given id.
+    pub fn send(&mut self, id: u16, message: ClientMessage<'_>) {
+        let mut payload = vec![0u8; (self.max_frame as usize).max(2048) + 64];
+        let len = ClientFrame { id, message }
+            .encode(&mut payload)
+            .unwrap()
+            .len();
+        let mut wire = vec![0u8; self.framing.max_wire_len(len)];
+        let n = self.framing.encode(&payload[..len], &mut wire).unwrap();
+        self.link.send(&wire[..n]).unwrap();
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.link.send(bytes).unwrap();
+    }
+
+    /// The next frame payload, or `None` when the link closed. Panics after `WAIT`.
+    pub fn next_payload(&mut self) -> Option<Vec<u8>> {
+        self.next_payload_within(WAIT)
+            .unwrap_or_else(|| panic!("no frame from the server within {WAIT:?}"))
+    }
+
+    /// The next frame payload within `timeout`: `None` on timeout, `Some(None)` on close.
+    pub fn next_payload_within(&mut self, timeout: Duration) -> Option<Option<Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while self.pending_at < self.pending.len() {
+                let input = &self.pending[self.pending_at..];
+                match self.acc.feed(input) {
+                    Feed::Consumed => self.pending_at = self.pending.len(),
+                    Feed::Frame { payload, remaining } => {
+                        let payload = payload.to_vec();
+                        self.pending_at += input.len() - remaining.len();
+                        return Some(Some(payload));
+                    }
+                    Feed::Error { error, remaining } => {
+                        self.pending_at += input.len() - remaining.len();
+                        panic!("damaged frame from the server: {error}");
+                    }
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let mut buf = vec![0u8; 1 << 16];
+            match self.link.receive(&mut buf, deadline - now) {
+                Ok(None) => return None,
+                Ok(Some(0)) | Err(_) => return Some(None),
+                Ok(Some(n)) => {
+                    self.pending = buf[..n].to_vec();
+                    self.pending_at = 0;
+                }
+            }
+        }
+    }
+
+    /// Waits for a frame for which `f` returns `Some`, keeping the others in `skipped`.
+    pub fn wait<T>(&mut self, mut f: impl FnMut(&ServerFrame<'_>) -> Option<T>) -> T {
+        loop {
+            let payload = self
+                .next_payload()
+                .expect("server closed the link while the test waited");
+            let frame = ServerFrame::decode(&payload).expect("server sent an undecodable frame");
+            if let Some(value) = f(&frame) {
+                return value;
+            }
+            self.skipped.push(payload);
+        }
+    }
+
+    /// Waits for the reply to request `id`: `Ok` when `f` accepts it, `Err` for an error reply.
+    pub fn reply<T>(
+        &mut self,
+        id: u16,
+        mut f: impl FnMut(&ServerMessage<'_>) -> Option<T>,
+    ) -> Result<T, Refused> {
+        self.wait(|frame| {
+            if frame.id != id {
+                return None;
+            }
+            if let ServerMessage::Error { code, message } = frame.message {
+                return Some(Err(Refused {
+                    code,
+                    message: message.to_string(),
+                }));
+            }
+            Some(Ok(f(&frame.message).unwrap_or_else(|| {
+                panic!("unexpected reply {:?}", frame.message)
+            })))
+        })
+    }
+
+    /// Waits for an error reply to `id`.
+    pub fn expect_error(&mut self, id: u16) -> Refused {
+        match self.reply(id, |_| Some(())) {
+            Err(refused) => refused,
+            Ok(()) => panic!("request {id} succeeded but an error was expected"),
+        }
+    }
+
+    /// Waits until the link closes (ignoring frames).
+    pub fn expect_closed(&mut self) {
+        while let Some(payload) = self.next_payload() {
+            self.skipped.push(payload);
+        }
+    }
+
+    /// `Ok` reply.
+    pub fn expect_ok(&mut self, id: u16) {
+        self.reply(id, |m| matches!(m, ServerMessage::Ok).then_some(()))
+            .unwrap();
+    }
+
+    /// Every record changed after `since` that passes `filter`, and the revision.
+    pub fn list(&mut self, since: u64, filter: ListFilter) -> (Vec<Rec>, u64) {
+        let id = self.request(ClientMessage::List { since, filter });
+        self.collect_list(id)
+    }
+
+    /// Collects `RecordItem`s with id `id` until `ListEnd`.
+    pub fn collect_list(&mut self, id: u16) -> (Vec<Rec>, u64) {
+        let mut records = Vec::new();
+        loop {
+            let done = self.wait(|frame| {
+                if frame.id != id {
+                    return None;
+                }
+                match frame.message {
+                    ServerMessage::RecordItem(r) => Some(Err(Rec::from(&r))),
+                    ServerMessage::ListEnd { revision } => Some(Ok(revision)),
+                    other => panic!("unexpected {other:?} in a list"),
+                }
+            });
+            match done {
+                Ok(revision) => return (records, revision),
+                Err(record) => records.push(record),
+            }
+        }
+    }
+
+    /// The record of `name`, from a full list.
+    pub fn record(&mut self, name: &str) -> Option<Rec> {
+        self.list(0, ListFilter::All)
+            .0
+            .into_iter()
+            .find(|r| r.name == name)
+    }
+
+    /// Batch summaries: (name, owner, expected, needed, uploaded, uploading, failed).
+    pub fn batches(&mut self) -> Vec<(String, String, u32, u32, u32)> {
+        let id = self.request(ClientMessage::Batches);
+        let mut out = Vec::new();
+        loop {
+            let item = self.wait(|frame| {
+                if frame.id != id {
+                    return None;
+                }
+                match frame.message {
+                    ServerMessage::BatchItem(BatchSummary {
+                        name,
+                        owner,
+                        expected,
+                        counts,
+                        ..
+                    }) => Some(Some((
+                        name.to_string(),
+                        owner.to_string(),
+                        expected,
+                        counts.needed,
+                        counts.uploaded,
+                    ))),
+                    ServerMessage::ListEnd { .. } => Some(None),
+                    other => panic!("unexpected {other:?}"),
+                }
+            });
+            match item {
+                Some(item) => out.push(item),
+                None => return out,
+            }
+        }
+    }
+
+    /// Devices: (name, active, last_seen, link).
+    pub fn devices(&mut self) -> Vec<(String, bool, u64, proto_core::model::LinkKind)> {
+        let id = self.request(ClientMessage::Devices);
+        let mut out = Vec::new();
+        loop {
+            let item = self.wait(|frame| {
+                if frame.id != id {
+                    return None;
+                }
+                match frame.message {
+                    ServerMessage::DeviceItem(DeviceInfo {
+                        name,
+                        active,
+                        last_seen,
+                        link,
+                    }) => Some(Some((name.to_string(), active, last_seen, link))),
+                    ServerMessage::ListEnd { .. } => Some(None),
+                    other => panic!("unexpected {other:?}"),
+                }
+            });
+            match item {
+                Some(item) => out.push(item),
+                None => return out,
+            }
+        }
+    }
+
+    /// History: (device, kind, subject, detail).
+    pub fn history(&mut self) -> Vec<(String, HistoryKind, String, String)> {
+        let id = self.request(ClientMessage::History {
+            since: 0,
+            limit: 1000,
+        });
+        let mut out = Vec::new();
+        loop {
+            let item = self.wait(|frame| {
+                if frame.id != id {
+                    return None;
+                }
+                match frame.message {
+                    ServerMessage::HistoryItem(e) => Some(Some((
+                        e.device.to_string(),
+                        e.kind,
+                        e.subject.to_string(),
+                        e.detail.to_string(),
+                    ))),
+                    ServerMessage::ListEnd { .. } => Some(None),
+                    other => panic!("unexpected {other:?}"),
+                }
+            });
+            match item {
+                Some(item) => out.push(item),
+                None => return out,
+            }
+        }
+    }
+
+    /// Announces a batch of (name, content) files.
+    pub fn announce(
+        &mut self,
+        batch: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(u64, u32, u32), Refused> {
+        let begin = self.request(ClientMessage::ManifestBegin {
+            batch,
+            files: files.len() as u32,
+        });
+        let _ = begin;
+        for (index, (name, bytes)) in files.iter().enumerate() {
+            self.request(ClientMessage::ManifestEntry {
+                index: index as u32,
+                name,
+                kind: FileKind::File,
+                size: bytes.len() as u64,
+                hash: hash(bytes),
+            });
+        }
+        let end = self.request(ClientMessage::ManifestEnd);
+        self.reply(end, |m| match m {
+            ServerMessage::BatchCreated {
+                batch,
+                records,
+                conflicts,
+            } => Some((*batch, *records, *conflicts)),
+            _ => None,
+        })
+    }
+
+    /// Opens an upload: `Ok(Ok((upload, offset, window)))` when ready, `Ok(Err(record))` when already uploaded.
+    pub fn open_upload(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(u16, Result<(TransferId, u64, u32), Rec>), Refused> {
+        self.open_upload_as(name, bytes, hash(bytes))
+    }
+
+    pub fn open_upload_as(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        claimed: ContentHash,
+    ) -> Result<(u16, Result<(TransferId, u64, u32), Rec>), Refused> {
+        let id = self.request(ClientMessage::UploadOpen {
+            name,
+            kind: FileKind::File,
+            size: bytes.len() as u64,
+            hash: claimed,
+        });
+        let opened = self.reply(id, |m| match m {
+            ServerMessage::UploadReady {
+                upload,
+                offset,
+                window,
+                ..
+            } => Some(Ok((*upload, *offset, *window))),
+            ServerMessage::UploadResult { record, .. } => Some(Err(Rec::from(record))),
+            _ => None,
+        })?;
+        Ok((id, opened))
+    }
+
+    /// Sends `bytes[from..to]` as chunks, respecting the window; returns the last durable offset.
+    pub fn send_chunks(
+        &mut self,
+        open_id: u16,
+        upload: TransferId,
+        bytes: &[u8],
+        from: u64,
+        to: u64,
+        window: u32,
+    ) -> u64 {
+        let chunk = (self.max_frame as usize - 64).min(64 * 1024);
+        let mut sent = from;
+        let mut durable = from;
+        while sent < to {
+            while sent < to && sent - durable < u64::from(window) {
+                let end = (sent + chunk as u64).min(to);
+                self.request(ClientMessage::UploadChunk {
+                    upload,
+                    offset: sent,
+                    data: &bytes[sent as usize..end as usize],
+                });
+                sent = end;
+            }
+            if sent < to {
+                durable = self.wait_durable(open_id, upload, durable + 1);
+            }
+        }
+        durable
+    }
+
+    /// Waits until an ack reports at least `at_least` durable bytes; returns it.
+    pub fn wait_durable(&mut self, open_id: u16, upload: TransferId, at_least: u64) -> u64 {
+        self.wait(|frame| match frame.message {
+            ServerMessage::UploadAck {
+                upload: u, durable, ..
+            } if frame.id == open_id && u == upload && durable >= at_least => Some(durable),
+            ServerMessage::UploadResult { upload: u, record }
+                if frame.id == open_id && u == upload && record.received >= at_least =>
+            {
+                Some(record.received)
+            }
+            ServerMessage::Error { code, message } if frame.id != 0 => {
+                panic!("upload error {code:?}: {message}")
+            }
+            _ => None,
+        })
+    }
+
+    /// Waits for the `UploadResult` of an upload.
+    pub fn wait_result(&mut self, open_id: u16, upload: TransferId) -> Rec {
+        self.wait(|frame| match frame.message {
+            ServerMessage::UploadResult { upload: u, record }
+                if frame.id == open_id && u == upload =>
+            {
+                Some(Rec::from(&record))
+            }
+            ServerMessage::Error { code, message } if frame.id == open_id => {
+                panic!("upload error {code:?}: {message}")
+            }
+            _ => None,
+        })
+    }
+
+    /// Uploads a whole file (resuming where the server is) and returns the final record.
+    pub fn upload(&mut self, name: &str, bytes: &[u8]) -> Rec {
+        let (id, opened) = self.open_upload(name, bytes).unwrap();
+        match opened {
+            Err(record) => record,
+            Ok((upload, offset, window)) => {
+                self.send_chunks(id, upload, bytes, offset, bytes.len() as u64, window);
+                self.wait_result(id, upload)
+            }
+        }
+    }
+
+    /// Downloads a whole file, acknowledging as it goes, and reports the result.
+    pub fn download(&mut self, name: &str, notify: bool) -> Result<Vec<u8>, DownloadRefused> {
+        let id = self.request(ClientMessage::DownloadOpen {
+            name,
+            offset: 0,
+            window: 256 * 1024,
+            notify,
+        });
+        let opened = self.wait(|frame| {
+            if frame.id != id {
+                return None;
+            }
+            Some(match frame.message {
+                ServerMessage::DownloadReady {
+                    download,
+                    record,
+                    size,
+                    hash,
+                    ..
+                } => Ok((download, record, size, hash)),
+                ServerMessage::DownloadRejected {
+                    state,
+                    received,
+                    size,
+                    notify,
+                    ..
+                } => Err(DownloadRefused::Rejected {
+                    state,
+                    received,
+                    size,
+                    notify,
+                }),
+                ServerMessage::Error { code, message } => Err(DownloadRefused::Error(Refused {
+                    code,
+                    message: message.to_string(),
+                })),
+                other => panic!("unexpected {other:?}"),
+            })
+        });
+        let (download, record, size, expected) = opened?;
+        let mut data = vec![0u8; size as usize];
+        let mut have = 0u64;
+        while have < size {
+            let (offset, bytes) = self.wait(|frame| match frame.message {
+                ServerMessage::DownloadData {
+                    download: d,
+                    offset,
+                    data,
+                } if d == download => Some((offset, data.to_vec())),
+                _ => None,
+            });
+            if offset == have {
+                data[offset as usize..offset as usize + bytes.len()].copy_from_slice(&bytes);
+                have += bytes.len() as u64;
+                self.request(ClientMessage::DownloadAck {
+                    download,
+                    durable: have,
+                    missing: None,
+                });
+            }
+        }
+        let state = if hash(&data) == expected {
+            proto_core::model::DownloadState::Done
+        } else {
+            proto_core::model::DownloadState::Failed
+        };
+        let report = self.request(ClientMessage::DownloadReport { record, state });
+        self.expect_ok(report);
+        Ok(data)
+    }
+
+    /// Subscribes; returns the revision.
+    pub fn subscribe(&mut self, filter: ListFilter, every: u32) -> u64 {
+        let id = self.request(ClientMessage::Subscribe {
+            filter,
+            full_list_every_secs: every,
+        });
+        self.reply(id, |m| match m {
+            ServerMessage::Subscribed { revision } => Some(*revision),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    /// Waits for a pushed `RecordChanged` of `name` for which `f` holds.
+    pub fn wait_change(&mut self, name: &str, mut f: impl FnMut(&Rec) -> bool) -> Rec {
+        self.wait(|frame| match frame.message {
+            ServerMessage::RecordChanged(r) if frame.id == 0 && r.name == name => {
+                let r = Rec::from(&r);
+                f(&r).then_some(r)
+            }
+            _ => None,
+        })
+    }
+
+    /// Says goodbye and closes.
+    pub fn bye(mut self) {
+        self.request(ClientMessage::Bye);
+    }
+}
+
+/// A range helper for gap tests.
+pub fn range(offset: u64, len: u32) -> ByteRange {
+    ByteRange { offset, len }
+}
+
+/// Opens a pseudo-terminal pair in raw mode: (master as a link, slave path, slave fd kept open).
+pub fn pty() -> (PtyMaster, String, OwnedFd) {
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    let pair = nix::pty::openpty(None, None).unwrap();
+    let mut termios = tcgetattr(&pair.slave).unwrap();
+    cfmakeraw(&mut termios);
+    tcsetattr(&pair.slave, SetArg::TCSANOW, &termios).unwrap();
+    let path = nix::unistd::ttyname(&pair.slave).unwrap();
+    (
+        PtyMaster(std::fs::File::from(pair.master)),
+        path.to_string_lossy().into_owned(),
+        pair.slave,
+    )
+}
