@@ -112,9 +112,10 @@ fn is_reserved(segment: &str) -> bool {
     if RESERVED.iter().any(|r| stem.eq_ignore_ascii_case(r)) {
         return true;
     }
+    // Compare bytes: slicing the `str` at 3 panics when a multi-byte character straddles it.
     let b = stem.as_bytes();
     b.len() == 4
-        && (stem[..3].eq_ignore_ascii_case("COM") || stem[..3].eq_ignore_ascii_case("LPT"))
+        && (b[..3].eq_ignore_ascii_case(b"COM") || b[..3].eq_ignore_ascii_case(b"LPT"))
         && (b'1'..=b'9').contains(&b[3])
 }
 

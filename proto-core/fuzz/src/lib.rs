@@ -1,0 +1,191 @@
+//! The fuzz harnesses: one function per cargo-fuzz target, each taking the raw input.
+//!
+//! The targets in `fuzz_targets/` only call these, and `proto-core/tests/fuzz_corpus.rs`
+//! includes this file to replay the committed corpus through the very same checks with
+//! `cargo test`. Each harness panics only when proto-core breaks a promise; input that
+//! does not fit a harness's layout is skipped.
+
+use proto_core::framing::{Feed, Framing, LengthAccumulator, SerialAccumulator};
+use proto_core::message::{ClientFrame, ServerFrame};
+use proto_core::name::{validate, validate_label, MAX_DEVICE_NAME_LEN, MAX_NAME_LEN};
+
+/// A harness: takes one fuzz input, panics if proto-core broke a promise.
+pub type Harness = fn(&[u8]);
+
+/// Every harness by the name of its fuzz target (and corpus directory).
+pub const HARNESSES: [(&str, Harness); 6] = [
+    ("serial_accumulator", serial_accumulator),
+    ("length_accumulator", length_accumulator),
+    ("client_frame_decode", client_frame_decode),
+    ("server_frame_decode", server_frame_decode),
+    ("name_validate", name_validate),
+    ("round_trip", round_trip),
+];
+
+/// Feeds a stream to the serial (COBS + CRC-32) accumulator in pieces.
+///
+/// Input: byte 0 picks the buffer size (×8), byte 1 the piece size; the rest is the stream.
+/// Checks: every call that yields makes progress; every payload fits the buffer, decodes
+/// without panic, and re-frames to a wire frame that a fresh accumulator turns back into it.
+pub fn serial_accumulator(data: &[u8]) {
+    let [size, split, stream @ ..] = data else {
+        return;
+    };
+    let capacity = usize::from(*size) * 8;
+    let mut accumulator = SerialAccumulator::new(vec![0u8; capacity]);
+    let mut payloads = Vec::new();
+    for piece in stream.chunks(usize::from(*split) + 1) {
+        let mut input = piece;
+        loop {
+            match accumulator.feed(input) {
+                Feed::Consumed => break,
+                Feed::Frame { payload, remaining } => {
+                    assert!(payload.len() <= capacity, "payload larger than the buffer");
+                    assert!(remaining.len() < input.len(), "a frame without progress");
+                    payloads.push(payload.to_vec());
+                    input = remaining;
+                }
+                Feed::Error { remaining, .. } => {
+                    assert!(remaining.len() < input.len(), "an error without progress");
+                    input = remaining;
+                }
+            }
+        }
+    }
+    for payload in payloads {
+        let _ = ClientFrame::decode(&payload);
+        let _ = ServerFrame::decode(&payload);
+        let mut wire = vec![0u8; Framing::Serial.max_wire_len(payload.len())];
+        let len = Framing::Serial
+            .encode(&payload, &mut wire)
+            .expect("max_wire_len is enough");
+        let mut fresh = SerialAccumulator::new(vec![0u8; len]);
+        match fresh.feed(&wire[..len]) {
+            Feed::Frame {
+                payload: again,
+                remaining,
+            } => {
+                assert_eq!(again, &payload[..]);
+                assert!(remaining.is_empty());
+            }
+            other => panic!("a re-framed payload did not come back: {other:?}"),
+        }
+    }
+}
+
+/// Feeds a stream to the length-prefixed (TCP) accumulator in pieces.
+///
+/// Input: byte 0 picks the buffer size (×8), byte 1 the piece size; the rest is the stream.
+/// Checks: every call that yields makes progress; every payload fits the buffer and
+/// decodes without panic.
+pub fn length_accumulator(data: &[u8]) {
+    let [size, split, stream @ ..] = data else {
+        return;
+    };
+    let capacity = usize::from(*size) * 8;
+    let mut accumulator = LengthAccumulator::new(vec![0u8; capacity]);
+    for piece in stream.chunks(usize::from(*split) + 1) {
+        let mut input = piece;
+        loop {
+            match accumulator.feed(input) {
+                Feed::Consumed => break,
+                Feed::Frame { payload, remaining } => {
+                    assert!(payload.len() <= capacity, "payload larger than the buffer");
+                    assert!(remaining.len() < input.len(), "a frame without progress");
+                    let _ = ClientFrame::decode(payload);
+                    let _ = ServerFrame::decode(payload);
+                    input = remaining;
+                }
+                Feed::Error { remaining, .. } => {
+                    assert!(remaining.len() < input.len(), "an error without progress");
+                    input = remaining;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes the input as a client frame (what a server receives).
+pub fn client_frame_decode(data: &[u8]) {
+    let _ = ClientFrame::decode(data);
+}
+
+/// Decodes the input as a server frame (what a device receives).
+pub fn server_frame_decode(data: &[u8]) {
+    let _ = ServerFrame::decode(data);
+}
+
+fn harmless_characters(name: &str) -> bool {
+    !name.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// Validates UTF-8 input as a file name and as a device label.
+///
+/// Checks: whatever is accepted cannot escape the folder it is stored in: relative (no
+/// leading `/`, no drive letter), no `.`, `..` or empty segment, no NUL, control character
+/// or backslash, within the length limit.
+pub fn name_validate(data: &[u8]) {
+    let Ok(name) = core::str::from_utf8(data) else {
+        return;
+    };
+    if validate(name).is_ok() {
+        assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN, "{name:?}");
+        assert!(!name.starts_with('/'), "absolute: {name:?}");
+        let b = name.as_bytes();
+        assert!(
+            !(b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'),
+            "drive: {name:?}"
+        );
+        assert!(harmless_characters(name), "bad character: {name:?}");
+        assert!(
+            name.split('/')
+                .all(|segment| !matches!(segment, "" | "." | "..")),
+            "escaping segment: {name:?}"
+        );
+    }
+    if validate_label(name, MAX_DEVICE_NAME_LEN).is_ok() {
+        assert!(
+            !name.is_empty() && name.len() <= MAX_DEVICE_NAME_LEN,
+            "{name:?}"
+        );
+        assert!(!name.contains('/') && harmless_characters(name), "{name:?}");
+        assert!(name != "." && name != "..", "{name:?}");
+    }
+}
+
+macro_rules! round_trip_as {
+    ($frame:ty, $bytes:expr) => {{
+        let bytes: &[u8] = $bytes;
+        if let Ok(first) = <$frame>::decode(bytes) {
+            // The encoder writes the shortest varints, so re-encoding is never longer.
+            let mut out = vec![0u8; bytes.len()];
+            let encoded = first
+                .encode(&mut out)
+                .expect("re-encoding is never longer than the input")
+                .to_vec();
+            let second = <$frame>::decode(&encoded).expect("an encoding decodes");
+            assert_eq!(first, second);
+            let mut again = vec![0u8; encoded.len()];
+            assert_eq!(
+                second.encode(&mut again).expect("same length"),
+                &encoded[..]
+            );
+        }
+    }};
+}
+
+/// Decode → encode → decode → encode.
+///
+/// Input: the low bit of byte 0 picks the direction (0: client frame, 1: server frame);
+/// the rest is the payload. Checks: whatever decodes re-encodes into no more bytes than
+/// it came in, decodes to an equal frame, and encodes again to the same bytes.
+pub fn round_trip(data: &[u8]) {
+    let [direction, payload @ ..] = data else {
+        return;
+    };
+    if direction & 1 == 0 {
+        round_trip_as!(ClientFrame, payload);
+    } else {
+        round_trip_as!(ServerFrame, payload);
+    }
+}
