@@ -17,7 +17,7 @@ use crate::config::Limits;
 use crate::serial::{self, SerialError, SerialSpec};
 use crate::service::Service;
 use crate::store::sqlite::DATABASE_FILE;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 
 /// How long shutdown waits for sessions to finish their goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
@@ -129,6 +129,16 @@ impl Server {
     pub async fn bind(options: ServeOptions) -> Result<Server, StartError> {
         let data = DataDir::prepare(&options.data)?.lock()?;
         let store = data.open_store()?;
+        let stale = store.fail_stale_uploads(
+            "server stopped during the upload",
+            crate::service::unix_now(),
+        )?;
+        if !stale.is_empty() {
+            tracing::warn!(
+                records = stale.len(),
+                "uploads left running by the last run are now failed (00); they resume at received"
+            );
+        }
         let blobs = BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
             path: data.path.clone(),
             source,

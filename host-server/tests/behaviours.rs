@@ -732,3 +732,122 @@ fn session_cap_refuses_extra_connections_with_busy() {
     assert_eq!(refused.0, ErrorCode::Busy);
     assert!(refused.1.contains("--max-sessions"));
 }
+
+/// Restart: records, batches, received, presence, history, pending downloads
+/// and queued notifications are all still there, and uploads resume.
+#[test]
+fn everything_survives_a_server_restart() {
+    let mut server = Server::start(&[]);
+    let (k1, k2) = two_devices(&server);
+    let k3 = server.add_device("observer");
+    let big = content(1 << 20, 4);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce(
+        "set",
+        &[("a.txt", b"a"), ("big.bin", &big), ("c.txt", b"c")],
+    )
+    .unwrap();
+    d1.upload("a.txt", b"a");
+    let (id, opened) = d1.open_upload("big.bin", &big).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    let half = (big.len() / 2) as u64;
+    d1.send_chunks(id, upload, &big, 0, half, window);
+    d1.wait_durable(id, upload, half);
+    d1.bye();
+    let mut d2 = server.connect("d2", &k2);
+    assert!(matches!(
+        d2.download("c.txt", true),
+        Err(DownloadRefused::Rejected { .. })
+    ));
+    d2.bye();
+    let mut observer = server.connect("observer", &k3);
+    let before = loop {
+        let (records, revision) = observer.list(0, ListFilter::All);
+        if records
+            .iter()
+            .any(|r| r.name == "big.bin" && r.state == UploadState::Failed)
+        {
+            break (records, revision);
+        }
+        observer.subscribe(ListFilter::All, 0);
+        observer.wait_change("big.bin", |r| r.state == UploadState::Failed);
+    };
+    let batches = observer.batches();
+    let history = observer.history();
+    observer.bye();
+
+    server.restart();
+
+    let mut observer = server.connect("observer", &k3);
+    let (records, revision) = observer.list(0, ListFilter::All);
+    assert_eq!(records, before.0, "records are unchanged by a restart");
+    assert!(revision >= before.1);
+    assert_eq!(observer.batches(), batches);
+    let after = observer.history();
+    assert!(after.len() > history.len() && after[..history.len()] == history[..]);
+    let big_record = records.iter().find(|r| r.name == "big.bin").unwrap();
+    assert_eq!(
+        (big_record.received, big_record.reason.as_str()),
+        (half, "session ended before the upload finished")
+    );
+    let devices = observer.devices();
+    assert!(devices
+        .iter()
+        .any(|d| d.0 == "d1" && !d.1 && d.2 > 0 && d.3 == LinkKind::Tcp));
+    assert_eq!(observer.download("a.txt", false).unwrap(), b"a");
+
+    let mut d1 = server.connect("d1", &k1);
+    let (id, opened) = d1.open_upload("big.bin", &big).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(
+        offset, half,
+        "resume after a restart re-hashes the partial prefix"
+    );
+    d1.send_chunks(id, upload, &big, offset, big.len() as u64, window);
+    let done = d1.wait_result(id, upload);
+    assert_eq!((done.state, done.hash), (UploadState::Uploaded, hash(&big)));
+    d1.upload("c.txt", b"c");
+
+    let mut d2 = server.connect("d2", &k2);
+    let name = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadAvailable { name, .. } => Some(name.to_string()),
+        _ => None,
+    });
+    assert_eq!(
+        name, "c.txt",
+        "the pending download state survived the restart"
+    );
+    assert_eq!(d2.download("c.txt", false).unwrap(), b"c");
+    assert_eq!(d2.download("big.bin", false).unwrap(), big);
+}
+
+/// A crash (SIGKILL) mid-upload: acknowledged bytes were durable; the record is `00` after restart and resumes.
+#[test]
+fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_in(&data, &[]);
+    let key = server.add_device("d1");
+    let bytes = content(600_000, 2);
+    let mut d1 = server.connect("d1", &key);
+    let (id, opened) = d1.open_upload("crash.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 300_000, window);
+    let acked = d1.wait_durable(id, upload, 300_000);
+    server.kill();
+    drop(d1);
+    let server = Server::start_in(&data, &[]);
+    let mut d1 = server.connect("d1", &key);
+    let record = d1.record("crash.bin").unwrap();
+    assert_eq!(record.state, UploadState::Failed);
+    assert!(record.received <= acked, "never more than was durable");
+    let (id, opened) = d1.open_upload("crash.bin", &bytes).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(offset, record.received);
+    d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    let done = d1.wait_result(id, upload);
+    assert_eq!(
+        (done.state, done.hash),
+        (UploadState::Uploaded, hash(&bytes))
+    );
+}

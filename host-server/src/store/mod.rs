@@ -394,6 +394,9 @@ pub trait Store: Send + Sync {
         reason: &str,
         now: u64,
     ) -> StoreResult<RecordRow>;
+    /// Sets every record left in `10` (a server stopped without closing its
+    /// uploads, e.g. a crash) to `00` with `reason`, keeping `received`.
+    fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>>;
     /// Marks an upload verified and durable (`11`) and queues `DownloadAvailable`
     /// for every device whose download of it is pending.
     fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion>;

@@ -643,6 +643,32 @@ impl Store for SqliteStore {
         })
     }
 
+    fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare("SELECT id FROM records WHERE state = 2 ORDER BY id")?;
+            let ids = stmt
+                .query_map([], |row| row.get::<_, u64>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            drop(stmt);
+            let mut failed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let received: u64 =
+                    tx.query_row("SELECT received FROM records WHERE id = ?1", [id], |row| {
+                        row.get(0)
+                    })?;
+                failed.push(set_state(
+                    tx,
+                    id,
+                    UploadState::Failed,
+                    received,
+                    reason,
+                    now,
+                )?);
+            }
+            Ok(failed)
+        })
+    }
+
     fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion> {
         self.write(|tx| {
             let size: u64 = record_by_id(tx, id)?.size;
@@ -895,5 +921,224 @@ impl Store for SqliteStore {
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_core::auth::ContentHasher;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
+        (dir, store)
+    }
+
+    fn file(name: &str, content: &[u8]) -> Announced {
+        Announced {
+            name: name.to_string(),
+            kind: FileKind::File,
+            size: content.len() as u64,
+            hash: ContentHasher::digest(content),
+        }
+    }
+
+    #[test]
+    fn devices_keep_keys_and_history() {
+        let (_dir, store) = store();
+        store.add_device("d1", b"key", 10).unwrap();
+        assert!(matches!(
+            store.add_device("d1", b"k2", 11),
+            Err(StoreError::DeviceExists(_))
+        ));
+        assert_eq!(
+            store.device_key("d1").unwrap().as_deref(),
+            Some(&b"key"[..])
+        );
+        assert_eq!(store.device_key("nobody").unwrap(), None);
+        let seen = store.device_seen("d1", LinkKind::Serial, 20).unwrap();
+        assert_eq!((seen.last_seen, seen.link), (20, LinkKind::Serial));
+        store.remove_device("d1", 30).unwrap();
+        assert!(matches!(
+            store.remove_device("d1", 31),
+            Err(StoreError::NoSuchDevice(_))
+        ));
+        let kinds: Vec<_> = store
+            .history(0, 10)
+            .unwrap()
+            .iter()
+            .map(|h| h.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [HistoryKind::DeviceAdded, HistoryKind::DeviceRemoved]
+        );
+    }
+
+    #[test]
+    fn every_change_takes_a_new_revision() {
+        let (_dir, store) = store();
+        let outcome = store
+            .announce_batch("d1", "b", &[file("a", b"a"), file("b", b"b")], 1)
+            .unwrap();
+        assert_eq!((outcome.records, outcome.conflicts), (2, 0));
+        let revisions: Vec<u64> = outcome.changed.iter().map(|r| r.revision).collect();
+        assert_eq!(revisions, [1, 2]);
+        let a = &outcome.changed[0];
+        let progressed = store.upload_progress(a.id, 1, 2).unwrap();
+        assert_eq!(
+            (progressed.state, progressed.revision),
+            (UploadState::Uploading, 3)
+        );
+        let page = store.records_page(2, ListFilter::All, 10).unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.revision, 3);
+        let done = store.upload_completed(a.id, "d1", 3).unwrap();
+        assert_eq!(done.record.state, UploadState::Uploaded);
+        let uploaded = store.records_page(0, ListFilter::UploadedOnly, 10).unwrap();
+        assert_eq!(uploaded.records.len(), 1);
+        assert_eq!(store.revision().unwrap(), 4);
+    }
+
+    #[test]
+    fn overlapping_manifests_join_and_conflict() {
+        let (_dir, store) = store();
+        store
+            .announce_batch("d1", "b", &[file("same", b"s"), file("clash", b"1")], 1)
+            .unwrap();
+        let second = store
+            .announce_batch("d2", "b", &[file("same", b"s"), file("clash", b"2")], 2)
+            .unwrap();
+        assert_eq!((second.records, second.conflicts), (1, 1));
+        let clash = store.record("clash").unwrap().unwrap();
+        assert!(clash.conflict);
+        assert_eq!(
+            (clash.owner.as_str(), clash.hash),
+            ("d1", ContentHasher::digest(b"1"))
+        );
+        let batches = store.batches().unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!((batches[1].expected, batches[1].counts.needed), (2, 1));
+        // The owner's new content replaces its own record.
+        let third = store
+            .announce_batch("d1", "b", &[file("clash", b"3")], 3)
+            .unwrap();
+        assert_eq!(third.replaced.len(), 1);
+        assert_eq!(
+            store.record("clash").unwrap().unwrap().hash,
+            ContentHasher::digest(b"3")
+        );
+    }
+
+    #[test]
+    fn open_upload_creates_in_uploading_and_refuses_foreign_content() {
+        let (_dir, store) = store();
+        let opened = store.open_upload("d1", &file("x", b"xx"), 1).unwrap();
+        let UploadOpening::Ready {
+            record,
+            changed: true,
+            replaced: None,
+        } = opened
+        else {
+            panic!("expected a new record, got {opened:?}");
+        };
+        assert_eq!((record.state, record.batch), (UploadState::Uploading, 0));
+        assert!(matches!(
+            store.open_upload("d2", &file("x", b"other"), 2).unwrap(),
+            UploadOpening::Conflict(_)
+        ));
+        store.upload_completed(record.id, "d1", 3).unwrap();
+        assert!(matches!(
+            store.open_upload("d2", &file("x", b"xx"), 4).unwrap(),
+            UploadOpening::AlreadyUploaded(_)
+        ));
+    }
+
+    #[test]
+    fn failures_keep_received_and_stale_uploads_fail_at_start() {
+        let (_dir, store) = store();
+        let UploadOpening::Ready { record, .. } =
+            store.open_upload("d1", &file("x", b"xyz"), 1).unwrap()
+        else {
+            panic!("expected ready");
+        };
+        store.upload_progress(record.id, 2, 2).unwrap();
+        let stale = store.fail_stale_uploads("server stopped", 3).unwrap();
+        assert_eq!(stale.len(), 1);
+        assert_eq!(
+            (stale[0].state, stale[0].received),
+            (UploadState::Failed, 2)
+        );
+        let failed = store
+            .upload_failed(record.id, "d1", 2, "connection lost", 4)
+            .unwrap();
+        assert_eq!(failed.reason, "connection lost");
+    }
+
+    #[test]
+    fn pending_downloads_queue_notifications_on_completion() {
+        let (_dir, store) = store();
+        store
+            .announce_batch("d1", "b", &[file("f", b"f")], 1)
+            .unwrap();
+        let gate = store.request_download("d2", "f", true, 2).unwrap();
+        assert!(matches!(gate, DownloadGate::Rejected { notify: true, .. }));
+        store.request_download("d3", "f", false, 2).unwrap();
+        let id = store.record("f").unwrap().unwrap().id;
+        let completion = store.upload_completed(id, "d1", 3).unwrap();
+        assert_eq!(completion.notified, ["d2"]);
+        let queued = store.pending_notifications("d2").unwrap();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].kind, NotificationKind::DownloadAvailable);
+        assert!(store.pending_notifications("d3").unwrap().is_empty());
+        store.clear_notifications(&[queued[0].id]).unwrap();
+        assert!(store.pending_notifications("d2").unwrap().is_empty());
+        store
+            .report_download("d2", id, DownloadState::Done, 4)
+            .unwrap();
+        assert_eq!(store.downloads().unwrap()[0].state, DownloadState::Done);
+    }
+
+    #[test]
+    fn delete_is_for_owners_and_retry_tells_the_owner() {
+        let (_dir, store) = store();
+        let UploadOpening::Ready { record, .. } =
+            store.open_upload("d1", &file("f", b"f"), 1).unwrap()
+        else {
+            panic!("expected ready");
+        };
+        store.upload_completed(record.id, "d1", 2).unwrap();
+        let retried = store.retry_record("d2", "f", 3).unwrap();
+        assert_eq!(retried.record.state, UploadState::Needed);
+        assert!(retried.blob_unused);
+        let queued = store.pending_notifications("d1").unwrap();
+        assert_eq!(queued[0].kind, NotificationKind::RetryRequested);
+        assert!(matches!(
+            store.delete_record("d2", "f", false, 4),
+            Err(StoreError::NotOwner { .. })
+        ));
+        let deleted = store.delete_record("d2", "f", true, 5).unwrap();
+        assert_eq!(deleted.record.id, record.id);
+        assert!(store.record("f").unwrap().is_none());
+        assert!(store.pending_notifications("d1").unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_file_is_reported_as_corrupt_and_reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let good = dir.path().join("good.db");
+        SqliteStore::open(&good)
+            .unwrap()
+            .add_device("d", b"k", 1)
+            .unwrap();
+        let reopened = SqliteStore::open(&good).unwrap();
+        assert_eq!(reopened.devices().unwrap().len(), 1);
     }
 }

@@ -87,6 +87,12 @@ impl Server {
         assert!(status.success(), "server exited with {status}");
     }
 
+    /// Kills the process without warning (a crash).
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Stops and starts again on the same data directory (same extra args).
     pub fn restart(&mut self) {
         self.stop();
@@ -252,6 +258,9 @@ pub fn content(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// An opened upload: `Ok((upload, offset, window))`, or `Err(record)` when nothing is to be sent.
+pub type Opened = Result<(TransferId, u64, u32), Rec>;
 
 /// A blocking test client.
 pub struct Client {
@@ -608,11 +617,7 @@ impl Client {
     }
 
     /// Opens an upload: `Ok(Ok((upload, offset, window)))` when ready, `Ok(Err(record))` when already uploaded.
-    pub fn open_upload(
-        &mut self,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<(u16, Result<(TransferId, u64, u32), Rec>), Refused> {
+    pub fn open_upload(&mut self, name: &str, bytes: &[u8]) -> Result<(u16, Opened), Refused> {
         self.open_upload_as(name, bytes, hash(bytes))
     }
 
@@ -621,7 +626,7 @@ impl Client {
         name: &str,
         bytes: &[u8],
         claimed: ContentHash,
-    ) -> Result<(u16, Result<(TransferId, u64, u32), Rec>), Refused> {
+    ) -> Result<(u16, Opened), Refused> {
         let id = self.request(ClientMessage::UploadOpen {
             name,
             kind: FileKind::File,

@@ -1,0 +1,66 @@
+//! Sessions over a serial line, through the `--serial` code path, on a pseudo-terminal.
+
+mod common;
+
+use common::*;
+use proto_core::framing::Framing;
+use proto_core::model::LinkKind;
+use proto_core::{ClientMessage, ListFilter, ServerMessage, UploadState};
+
+#[test]
+fn serial_session_over_a_pseudo_terminal() {
+    let (master, path, _slave) = pty();
+    let server = Server::start(&["--serial", &format!("{path}:115200")]);
+    let key = server.add_device("board");
+    let watcher_key = server.add_device("desk");
+    let mut desk = server.connect("desk", &watcher_key);
+    desk.subscribe(ListFilter::All, 0);
+
+    let mut board = Client::raw(Box::new(master), Framing::Serial);
+    board.send_raw(&[0, 0x13, 0x37, 0]); // line noise, then a delimiter: dropped
+    board.handshake("board", &key).unwrap();
+    let joined = desk.wait(|frame| match frame.message {
+        ServerMessage::Presence(p) if p.name == "board" && p.active => Some(p.link),
+        _ => None,
+    });
+    assert_eq!(joined, LinkKind::Serial);
+
+    let bytes = content(20_000, 8);
+    let record = board.upload("board/log.bin", &bytes);
+    assert_eq!(
+        (record.state, record.hash),
+        (UploadState::Uploaded, hash(&bytes))
+    );
+    assert_eq!(desk.download("board/log.bin", false).unwrap(), bytes);
+
+    // A corrupted frame is dropped; the line stays usable.
+    let mut wire = vec![0u8; 64];
+    let mut payload = [0u8; 16];
+    let ping = proto_core::ClientFrame {
+        id: 900,
+        message: ClientMessage::Ping,
+    }
+    .encode(&mut payload)
+    .unwrap()
+    .len();
+    let n = Framing::Serial.encode(&payload[..ping], &mut wire).unwrap();
+    wire[1] ^= 0x40;
+    board.send_raw(&wire[..n]);
+    let id = board.request(ClientMessage::Ping);
+    board.wait(|frame| match frame.message {
+        ServerMessage::Pong if frame.id == 900 => panic!("a corrupted frame was answered"),
+        ServerMessage::Pong if frame.id == id => Some(()),
+        _ => None,
+    });
+
+    // The device reboots: a new Hello restarts the session on the same port.
+    board.handshake("board", &key).unwrap();
+    let (records, _) = board.list(0, ListFilter::UploadedOnly);
+    assert_eq!(records.len(), 1);
+    board.bye();
+    let left = desk.wait(|frame| match frame.message {
+        ServerMessage::Presence(p) if p.name == "board" && !p.active => Some(p.link),
+        _ => None,
+    });
+    assert_eq!(left, LinkKind::Serial);
+}
