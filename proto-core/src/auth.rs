@@ -36,7 +36,10 @@ pub fn server_tag(key: &[u8], server_nonce: &Nonce, client_nonce: &Nonce, device
 
 /// Compares two tags in time independent of where they differ.
 pub fn tags_equal(a: &Mac, b: &Mac) -> bool {
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Incremental SHA-256 of a file's content.

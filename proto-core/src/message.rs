@@ -415,8 +415,12 @@ impl CodecError {
     /// What went wrong and what to do.
     pub const fn message(self) -> &'static str {
         match self {
-            CodecError::BufferFull => "message does not fit the frame buffer; use a larger frame or a smaller chunk",
-            CodecError::Malformed => "bytes are not a valid message; check that both sides speak the same version",
+            CodecError::BufferFull => {
+                "message does not fit the frame buffer; use a larger frame or a smaller chunk"
+            }
+            CodecError::Malformed => {
+                "bytes are not a valid message; check that both sides speak the same version"
+            }
         }
     }
 }

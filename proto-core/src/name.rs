@@ -34,12 +34,16 @@ impl NameError {
             NameError::Empty => "name is empty; give a file name",
             NameError::TooLong => "name is too long; use at most 255 bytes (32 for devices)",
             NameError::Absolute => "name is absolute; use a path relative to the shared folder",
-            NameError::EmptySegment => "name has an empty path part (`//` or a trailing `/`); remove it",
+            NameError::EmptySegment => {
+                "name has an empty path part (`//` or a trailing `/`); remove it"
+            }
             NameError::DotSegment => "name has a `.` or `..` part; name the file directly",
             NameError::BadCharacter => {
                 "name holds a control character, NUL or `\\`; use printable characters and `/`"
             }
-            NameError::Reserved => "name uses a reserved device name (CON, NUL, COM1, ...); rename it",
+            NameError::Reserved => {
+                "name uses a reserved device name (CON, NUL, COM1, ...); rename it"
+            }
         }
     }
 }
@@ -125,7 +129,12 @@ mod tests {
 
     #[test]
     fn ordinary_relative_paths_pass() {
-        for ok in ["a.bin", "photos/2026/cat.jpg", "x y/ü.txt", "console/con1.txt"] {
+        for ok in [
+            "a.bin",
+            "photos/2026/cat.jpg",
+            "x y/ü.txt",
+            "console/con1.txt",
+        ] {
             assert_eq!(validate(ok), Ok(()), "{ok}");
         }
     }
@@ -155,7 +164,10 @@ mod tests {
     #[test]
     fn labels_are_single_segments() {
         assert_eq!(validate_label("board-1", MAX_DEVICE_NAME_LEN), Ok(()));
-        assert_eq!(validate_label("a/b", MAX_DEVICE_NAME_LEN), Err(NameError::BadCharacter));
+        assert_eq!(
+            validate_label("a/b", MAX_DEVICE_NAME_LEN),
+            Err(NameError::BadCharacter)
+        );
         assert_eq!(
             validate_label(&"d".repeat(33), MAX_DEVICE_NAME_LEN),
             Err(NameError::TooLong)

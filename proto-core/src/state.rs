@@ -260,7 +260,10 @@ mod tests {
             })
         );
         let counts = map.counts();
-        assert_eq!((counts.needed, counts.uploaded, counts.total()), (999, 1, 1000));
+        assert_eq!(
+            (counts.needed, counts.uploaded, counts.total()),
+            (999, 1, 1000)
+        );
     }
 
     #[test]

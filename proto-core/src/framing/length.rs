@@ -48,43 +48,47 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
     }
 
     /// Takes bytes in any split; see [`Feed`].
+    ///
+    /// A frame longer than the buffer is reported as soon as its length is
+    /// read, so a TCP peer can close the link at once instead of reading up to
+    /// 4 GiB; if fed on, its bytes are skipped and framing stays in step.
     pub fn feed<'s, 'i>(&'s mut self, mut input: &'i [u8]) -> Feed<'s, 'i> {
-        loop {
-            if self.prefix_filled < PREFIX_LEN {
-                let take = (PREFIX_LEN - self.prefix_filled).min(input.len());
-                self.prefix[self.prefix_filled..self.prefix_filled + take]
-                    .copy_from_slice(&input[..take]);
-                self.prefix_filled += take;
-                input = &input[take..];
-                if self.prefix_filled < PREFIX_LEN {
-                    return Feed::Consumed;
-                }
-                self.expected = u32::from_le_bytes(self.prefix) as usize;
-                self.filled = 0;
-                self.skipping = self.expected > self.buffer.as_mut().len();
-            }
-            let take = (self.expected - self.filled).min(input.len());
-            if !self.skipping {
-                self.buffer.as_mut()[self.filled..self.filled + take]
-                    .copy_from_slice(&input[..take]);
-            }
-            self.filled += take;
+        if self.prefix_filled < PREFIX_LEN {
+            let take = (PREFIX_LEN - self.prefix_filled).min(input.len());
+            self.prefix[self.prefix_filled..self.prefix_filled + take]
+                .copy_from_slice(&input[..take]);
+            self.prefix_filled += take;
             input = &input[take..];
-            if self.filled < self.expected {
+            if self.prefix_filled < PREFIX_LEN {
                 return Feed::Consumed;
             }
-            self.prefix_filled = 0;
-            if core::mem::take(&mut self.skipping) {
+            self.expected = u32::from_le_bytes(self.prefix) as usize;
+            self.filled = 0;
+            self.skipping = self.expected > self.buffer.as_mut().len();
+            if self.skipping {
                 return Feed::Error {
                     error: FrameError::Overrun,
                     remaining: input,
                 };
             }
-            let len = self.expected;
-            return Feed::Frame {
-                payload: &self.buffer.as_mut()[..len],
-                remaining: input,
-            };
+        }
+        let take = (self.expected - self.filled).min(input.len());
+        if !self.skipping {
+            self.buffer.as_mut()[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+        }
+        self.filled += take;
+        input = &input[take..];
+        if self.filled < self.expected {
+            return Feed::Consumed;
+        }
+        self.prefix_filled = 0;
+        if core::mem::take(&mut self.skipping) {
+            // Reported when the length was read; go on with the next frame.
+            return self.feed(input);
+        }
+        Feed::Frame {
+            payload: &self.buffer.as_mut()[..self.expected],
+            remaining: input,
         }
     }
 }

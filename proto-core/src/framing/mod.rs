@@ -72,9 +72,15 @@ impl FrameError {
     /// What happened and what to do.
     pub const fn message(self) -> &'static str {
         match self {
-            FrameError::Overrun => "frame longer than allowed; it was dropped (lower the sender's frame size)",
-            FrameError::BadCobs => "frame damaged on the line (bad COBS); it was dropped and will be re-sent",
-            FrameError::BadCrc => "frame damaged on the line (bad CRC); it was dropped and will be re-sent",
+            FrameError::Overrun => {
+                "frame longer than allowed; it was dropped (lower the sender's frame size)"
+            }
+            FrameError::BadCobs => {
+                "frame damaged on the line (bad COBS); it was dropped and will be re-sent"
+            }
+            FrameError::BadCrc => {
+                "frame damaged on the line (bad CRC); it was dropped and will be re-sent"
+            }
             FrameError::TooShort => "frame too short; it was dropped",
             FrameError::BufferFull => "frame does not fit the output buffer; use a smaller payload",
         }
