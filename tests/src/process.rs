@@ -139,7 +139,9 @@ impl ServerProcess {
         cmd.env("STATESYNC_SERVER", server_url)
             .env("STATESYNC_DEVICE", device)
             .env("STATESYNC_KEY", key)
-            .env("STATESYNC_CONFIG", self.data.path().join("no-such-cli.toml"))
+            // A config dir of its own, so no user config leaks in.
+            .env("XDG_CONFIG_HOME", self.data.path())
+            .env_remove("STATESYNC_CONFIG")
             .args(args);
         cmd
     }
