@@ -22,7 +22,8 @@ pub struct Config<'k> {
     pub handshake_timeout_ms: u64,
     /// How many times a serial client sends `Hello` before it gives up (TCP: once).
     pub handshake_attempts: u8,
-    /// Send a `Ping` after this long without sending anything (the protocol asks for 30 s).
+    /// Send a `Ping` after this long without sending or without receiving
+    /// anything (the protocol asks for 30 s of silence).
     pub keepalive_ms: u64,
     /// Declare the link dead after this long without a frame from the server.
     pub dead_after_ms: u64,

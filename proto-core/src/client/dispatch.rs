@@ -5,6 +5,7 @@ use super::chunk_size::ChunkSizer;
 use super::download::DataOutcome;
 use super::event::{Event, ListItem};
 use super::fmt::{debug, warning};
+use super::manifest::Manifest;
 use super::session::LinkState;
 use super::store::FileStore;
 use super::{ClientError, Core};
@@ -133,25 +134,23 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 durable,
                 missing,
             } => self.on_upload_ack(now, upload, durable, missing),
-            ServerMessage::Ok if Some(id) == self.report_id => {
-                self.report_id = None;
+            ServerMessage::Ok if self.report.is_some_and(|r| r.id == id) => {
+                self.report = None;
                 None
             }
             ServerMessage::Ok => Some(Event::Ok { id }),
             ServerMessage::Error { code, message } => self.on_error(id, code, message),
-            ServerMessage::Pong if Some(id) == self.session.keepalive_id => {
-                self.session.keepalive_id = None;
-                None
-            }
+            ServerMessage::Pong if self.session.take_keepalive(id) => None,
             ServerMessage::Pong => Some(Event::Pong { id }),
             ServerMessage::BatchCreated {
                 batch,
                 records,
                 conflicts,
             } => {
-                if self.manifest.as_ref().is_some_and(|m| m.end_id() == id) {
-                    self.manifest = None;
-                }
+                let id = match self.manifest.take_if(|m| m.is_end(id)) {
+                    Some(manifest) => manifest.handle,
+                    None => id,
+                };
                 Some(Event::BatchCreated {
                     id,
                     batch,
@@ -262,22 +261,55 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
     ) -> Option<Event<'p>> {
         warning!("request {} failed: {}", id, code);
         let mut reported_id = id;
-        if self.upload.as_ref().is_some_and(|u| u.id == id) {
+        let now = self.now_ms;
+        if let Some(upload) = self.upload.as_mut().filter(|u| u.id == id) {
+            if code == ErrorCode::UnknownTransfer {
+                // Chunks of a transfer the server closed (its result may have
+                // been lost): open again to learn the result or the offset.
+                if upload.phase() == super::UploadPhase::Opening || upload.reopen(now) {
+                    return None;
+                }
+            }
             self.upload = None;
-        } else if self.download.as_ref().is_some_and(|d| d.id == id) {
+        } else if let Some(download) = self.download.as_mut().filter(|d| d.id == id) {
+            // Acks for a transfer the server closed: open again from what is stored.
+            if code == ErrorCode::UnknownTransfer
+                && (download.phase() != super::DownloadPhase::Receiving || download.reopen(now))
+            {
+                return None;
+            }
             if let Some(download) = self.download.take() {
                 if download.writing {
                     let _ = self.store.finish_write(download.file, None);
                 }
             }
-        } else if let Some(manifest) = self.manifest.as_ref().filter(|m| m.owns(id)) {
-            reported_id = manifest.end_id();
+        } else if let Some(manifest) = self
+            .manifest
+            .as_mut()
+            .filter(|m| m.owns(id) || m.stale_owns(id))
+        {
+            if !manifest.owns(id) {
+                // A late answer to the previous attempt.
+                return None;
+            }
+            if code == ErrorCode::BadSequence && manifest.can_retry() {
+                // A frame of the manifest was lost on the line: send it again.
+                let first_id = self
+                    .session
+                    .reserve_ids(Manifest::ids_needed(manifest.count()));
+                manifest.restart(first_id);
+                return None;
+            }
+            reported_id = manifest.handle;
+            self.retired_manifest = Some(manifest.retire());
             self.manifest = None;
-        } else if Some(id) == self.session.keepalive_id {
-            self.session.keepalive_id = None;
+        } else if self.retired_manifest.is_some_and(|block| block.owns(id))
+            || self.session.take_keepalive(id)
+        {
+            // Late answers to a given-up manifest, failed keepalive pings.
             return None;
-        } else if Some(id) == self.report_id {
-            self.report_id = None;
+        } else if self.report.is_some_and(|r| r.id == id) {
+            self.report = None;
             return None;
         }
         Some(Event::RequestFailed {

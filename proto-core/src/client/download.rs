@@ -137,6 +137,13 @@ impl Download {
         if self.phase != DownloadPhase::Opening || offset > size {
             return false;
         }
+        if self.hashed_to > offset {
+            // The server resumes below what was hashed: hash again from the start.
+            self.hasher = ContentHasher::new();
+            self.hashed_to = 0;
+        }
+        self.held.clear();
+        self.gaps.clear();
         self.transfer = transfer;
         self.record = record;
         self.size = size;
@@ -243,6 +250,23 @@ impl Download {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// The server no longer knows the transfer while bytes are missing: open
+    /// again from the durable offset. False when there is nothing to reopen.
+    pub fn reopen(&mut self, now: u64) -> bool {
+        if self.phase != DownloadPhase::Receiving {
+            return false;
+        }
+        self.requested_offset = self.durable;
+        self.held.clear();
+        self.gaps.clear();
+        self.ack_due = false;
+        self.ack_deadline = None;
+        self.open_due = true;
+        self.last_data_ms = now;
+        self.set_phase(DownloadPhase::Opening);
+        true
     }
 
     /// True once if `DownloadOpen` must be sent again; re-arms the open timer.

@@ -256,10 +256,81 @@ pub struct Received<'c> {
     pub event: Option<Event<'c>>,
 }
 
-/// Events that arise outside a frame (timers, verification) wait here.
+/// An event that arose outside a frame (a timer, verification, a failure in
+/// the send path), kept small until the next [`super::Client::receive`].
+#[derive(Clone, Copy, Debug)]
+enum Queued {
+    Closed(ClientError),
+    RequestFailed {
+        id: RequestId,
+        code: ErrorCode,
+    },
+    DownloadDone {
+        id: RequestId,
+        file: FileId,
+        record: u64,
+        verified: bool,
+    },
+    TransferFailed {
+        id: RequestId,
+        file: FileId,
+        error: ClientError,
+    },
+    FrameDropped(ClientError),
+}
+
+impl Queued {
+    /// The compact form of `event`; `None` for events that never wait here.
+    fn of(event: Event<'_>) -> Option<Queued> {
+        Some(match event {
+            Event::Closed { error, .. } => Queued::Closed(error),
+            Event::RequestFailed { id, code, .. } => Queued::RequestFailed { id, code },
+            Event::DownloadDone {
+                id,
+                file,
+                record,
+                verified,
+            } => Queued::DownloadDone {
+                id,
+                file,
+                record,
+                verified,
+            },
+            Event::TransferFailed { id, file, error } => Queued::TransferFailed { id, file, error },
+            Event::FrameDropped { error } => Queued::FrameDropped(error),
+            _ => return None,
+        })
+    }
+
+    fn event(self) -> Event<'static> {
+        match self {
+            Queued::Closed(error) => Event::Closed { error, message: "" },
+            Queued::RequestFailed { id, code } => Event::RequestFailed {
+                id,
+                code,
+                message: "",
+            },
+            Queued::DownloadDone {
+                id,
+                file,
+                record,
+                verified,
+            } => Event::DownloadDone {
+                id,
+                file,
+                record,
+                verified,
+            },
+            Queued::TransferFailed { id, file, error } => Event::TransferFailed { id, file, error },
+            Queued::FrameDropped(error) => Event::FrameDropped { error },
+        }
+    }
+}
+
+/// Events that arise outside a frame wait here, in arrival order.
 #[derive(Debug)]
 pub(crate) struct EventQueue {
-    slots: [Option<Event<'static>>; 4],
+    slots: [Option<Queued>; 4],
 }
 
 impl EventQueue {
@@ -267,8 +338,12 @@ impl EventQueue {
         EventQueue { slots: [None; 4] }
     }
 
-    /// Queues `event`; when all slots are taken the oldest event is dropped.
-    pub fn push(&mut self, event: Event<'static>) {
+    /// Queues `event` (timer, verification and failure events; others are
+    /// never queued); when all slots are taken the oldest event is dropped.
+    pub fn push(&mut self, event: Event<'_>) {
+        let Some(event) = Queued::of(event) else {
+            return;
+        };
         if let Some(slot) = self.slots.iter_mut().find(|s| s.is_none()) {
             *slot = Some(event);
         } else {
@@ -281,7 +356,7 @@ impl EventQueue {
     pub fn pop(&mut self) -> Option<Event<'static>> {
         let first = self.slots[0].take();
         self.slots.rotate_left(1);
-        first
+        first.map(Queued::event)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -28,7 +28,8 @@
 //!
 //! Memory: the client holds two buffers given to [`Client::new`] — the receive
 //! accumulator and the send queue — each `Framing::max_wire_len(max_frame)`
-//! bytes (1,034 for 1 KiB serial frames), and about 600 bytes of state.
+//! bytes (1,034 for 1 KiB serial frames), and about 1.1 KiB of state (3,176
+//! bytes in all on thumbv6m with 1 KiB serial frames and a `RamStore`).
 //! Outgoing frames are encoded and framed in place in the send queue; upload
 //! chunks are read from the store straight into it; download data is written
 //! to the store straight from the receive buffer.
@@ -52,7 +53,7 @@ mod tx;
 mod upload;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::Config;
 pub use download::DownloadPhase;
@@ -67,7 +68,7 @@ pub use upload::UploadPhase;
 use chunk_size::ChunkSizer;
 use download::Download;
 use event::EventQueue;
-use manifest::Manifest;
+use manifest::{IdBlock, Manifest};
 use rto::Rto;
 use session::Session;
 use tx::TxQueue;
@@ -91,6 +92,16 @@ pub struct TransferStatus {
     pub size: u64,
 }
 
+/// A `DownloadReport` waiting for its `Ok`.
+#[derive(Clone, Copy, Debug)]
+struct PendingReport {
+    id: RequestId,
+    record: u64,
+    state: crate::model::DownloadState,
+    sent_ms: u64,
+    attempts: u8,
+}
+
 /// A statesync client over a file store `S` and two buffers `B`
 /// (`[u8; N]` on a device, `Vec<u8>` on a host).
 ///
@@ -111,11 +122,13 @@ struct Core<'k, S, B> {
     upload: Option<Upload>,
     download: Option<Download>,
     manifest: Option<Manifest>,
+    /// Ids of the last manifest given up, whose late errors are not events.
+    retired_manifest: Option<IdBlock>,
     sizer: ChunkSizer,
     rto: Rto,
     events: EventQueue,
-    /// The last `DownloadReport` sent; its `Ok` is not an event.
-    report_id: Option<RequestId>,
+    /// The last `DownloadReport`, until the server's `Ok` (repeated on serial lines).
+    report: Option<PendingReport>,
     /// The latest time the driver passed in.
     now_ms: u64,
 }
@@ -150,10 +163,11 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
                 upload: None,
                 download: None,
                 manifest: None,
+                retired_manifest: None,
                 sizer,
                 rto,
                 events: EventQueue::new(),
-                report_id: None,
+                report: None,
                 now_ms: 0,
             },
         })
@@ -174,8 +188,9 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
         core.upload = None;
         core.download = None;
         core.manifest = None;
+        core.retired_manifest = None;
         core.events.clear();
-        core.report_id = None;
+        core.report = None;
         core.rto = Rto::new(
             core.config.initial_rto_ms,
             core.config.min_rto_ms,
@@ -356,9 +371,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                     self.events.push(event);
                     return;
                 }
-                if self.session.keepalive_id.is_none()
-                    && now >= self.session.last_tx_ms + self.config.keepalive_ms
-                {
+                if now >= self.keepalive_at() {
                     self.session.ping_due = true;
                 }
                 if let Some(upload) = self.upload.as_mut() {
@@ -367,8 +380,62 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 if let Some(download) = self.download.as_mut() {
                     download.on_time(now, self.rto.timeout_ms());
                 }
+                self.manifest_on_time(now);
+                self.report_on_time(now);
             }
             LinkState::Idle | LinkState::Closed => {}
+        }
+    }
+
+    /// Sends a manifest again whose `BatchCreated` did not come, or gives it up.
+    fn manifest_on_time(&mut self, now: u64) {
+        let rto = self.rto.timeout_ms();
+        let Some(manifest) = self.manifest.as_mut() else {
+            return;
+        };
+        if manifest.deadline(rto).is_none_or(|at| now < at) {
+            return;
+        }
+        if manifest.can_retry() {
+            let first_id = self
+                .session
+                .reserve_ids(Manifest::ids_needed(manifest.count()));
+            manifest.restart(first_id);
+            self.rto.back_off();
+        } else {
+            let id = manifest.handle;
+            self.retired_manifest = Some(manifest.retire());
+            self.manifest = None;
+            self.events.push(Event::RequestFailed {
+                id,
+                code: crate::error::ErrorCode::Timeout,
+                message: "",
+            });
+        }
+    }
+
+    /// Repeats a `DownloadReport` whose `Ok` did not come (serial lines only:
+    /// the report or its answer may be lost), a few times.
+    fn report_on_time(&mut self, now: u64) {
+        let rto = self.rto.timeout_ms();
+        let Some(report) = self.report.as_mut() else {
+            return;
+        };
+        if self.config.framing != Framing::Serial || now < report.sent_ms + rto {
+            return;
+        }
+        if report.attempts >= 4 {
+            self.report = None;
+            return;
+        }
+        report.attempts += 1;
+        report.sent_ms = now;
+        let (id, record, state) = (report.id, report.record, report.state);
+        if let Err(e) = self.tx.push_frame(&crate::message::ClientFrame {
+            id,
+            message: crate::message::ClientMessage::DownloadReport { record, state },
+        }) {
+            fmt::warning!("could not repeat DownloadReport: {}", e);
         }
     }
 
@@ -390,16 +457,30 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                     return Some(0);
                 }
                 let mut at = session.last_rx_ms + self.config.dead_after_ms;
-                if session.keepalive_id.is_none() {
-                    at = at.min(session.last_tx_ms + self.config.keepalive_ms);
-                }
+                at = at.min(self.keepalive_at());
                 let rto = self.rto.timeout_ms();
                 let upload = self.upload.as_ref().and_then(|u| u.deadline(&self.rto));
                 let download = self.download.as_ref().and_then(|d| d.deadline(rto));
-                Some([upload, download].into_iter().flatten().fold(at, u64::min))
+                let manifest = self.manifest.as_ref().and_then(|m| m.deadline(rto));
+                let serial = self.config.framing == Framing::Serial;
+                let report = self.report.filter(|_| serial).map(|r| r.sent_ms + rto);
+                let deadlines = [upload, download, manifest, report];
+                Some(deadlines.into_iter().flatten().fold(at, u64::min))
             }
             LinkState::Idle | LinkState::Closed => None,
         }
+    }
+
+    /// When a keepalive `Ping` is due: after `keepalive_ms` without sending
+    /// anything (the server's idle timer) or without hearing anything (so a
+    /// server that stopped answering is noticed by the dead timer); an
+    /// unanswered ping (lost on the line) is repeated every third of that.
+    fn keepalive_at(&self) -> u64 {
+        let session = &self.session;
+        if session.keepalive_outstanding {
+            return session.last_ping_ms + self.config.keepalive_ms / 3;
+        }
+        session.last_tx_ms.min(session.last_rx_ms) + self.config.keepalive_ms
     }
 
     /// Fails if no session is authenticated.

@@ -25,8 +25,9 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
 
     /// Announces the files `files` (store ids, in order) as batch `batch`:
     /// `ManifestBegin`, one entry per file (name, kind, size and hash from the
-    /// store), `ManifestEnd`. Returns the id [`super::Event::BatchCreated`] (or
-    /// `RequestFailed` for any entry) carries.
+    /// store), `ManifestEnd`, sent as the queue drains. Returns the id
+    /// [`super::Event::BatchCreated`] (or `RequestFailed` for any entry)
+    /// carries. On serial lines a manifest hit by a lost frame is sent again.
     pub fn send_manifest(
         &mut self,
         batch: &str,
@@ -48,18 +49,11 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
             .core
             .session
             .reserve_ids(Manifest::ids_needed(u32::from(count)));
-        let message = ClientMessage::ManifestBegin {
-            batch,
-            files: u32::from(count),
-        };
-        self.core.tx.push_frame(&ClientFrame {
-            id: first_id,
-            message,
-        })?;
-        let manifest = Manifest::new(first_id, files);
-        let end_id = manifest.end_id();
+        let retry = self.core.config.framing == Framing::Serial;
+        let manifest = Manifest::new(first_id, batch, files, retry);
+        let handle = manifest.handle;
         self.core.manifest = Some(manifest);
-        Ok(end_id)
+        Ok(handle)
     }
 
     /// Opens (or resumes) the upload of `file`. The server answers with the

@@ -74,8 +74,12 @@ pub(crate) struct Session {
     pub auth_due: bool,
     /// A keepalive `Ping` is to be sent.
     pub ping_due: bool,
-    /// The outstanding keepalive ping.
-    pub keepalive_id: Option<RequestId>,
+    /// Ids of recent keepalive pings (0: free), so their `Pong`s are not events.
+    keepalive_ids: [RequestId; 4],
+    /// A keepalive ping is unanswered.
+    pub keepalive_outstanding: bool,
+    /// When the last keepalive ping went out.
+    pub last_ping_ms: u64,
     /// Last time a frame arrived.
     pub last_rx_ms: u64,
     /// Last time bytes were handed to the driver.
@@ -97,7 +101,9 @@ impl Session {
             hello_due: false,
             auth_due: false,
             ping_due: false,
-            keepalive_id: None,
+            keepalive_ids: [0; 4],
+            keepalive_outstanding: false,
+            last_ping_ms: 0,
             last_rx_ms: 0,
             last_tx_ms: 0,
             next_id: 1,
@@ -138,6 +144,26 @@ impl Session {
         self.hello_due = true;
         self.auth_due = false;
         self.set_state(LinkState::AwaitChallenge, now);
+    }
+
+    /// Remembers keepalive ping `id`, sent at `now`.
+    pub fn keepalive_sent(&mut self, id: RequestId, now: u64) {
+        self.keepalive_ids.rotate_right(1);
+        self.keepalive_ids[0] = id;
+        self.keepalive_outstanding = true;
+        self.last_ping_ms = now;
+    }
+
+    /// True (once) when `id` is a keepalive ping: its answer is not an event.
+    pub fn take_keepalive(&mut self, id: RequestId) -> bool {
+        match self.keepalive_ids.iter_mut().find(|k| **k == id && id != 0) {
+            Some(slot) => {
+                *slot = 0;
+                self.keepalive_outstanding = false;
+                true
+            }
+            None => false,
+        }
     }
 
     /// A fresh request id.

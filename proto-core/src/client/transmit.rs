@@ -61,7 +61,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
             LinkState::Ready => {
                 let _ = self.download_step(now)
                     || self.keepalive_step()
-                    || self.manifest_step()
+                    || self.manifest_step(now)
                     || self.upload_step(now);
             }
             _ => {}
@@ -162,7 +162,13 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
             DownloadState::Failed
         };
         let report_id = self.session.next_id();
-        self.report_id = Some(report_id);
+        self.report = Some(super::PendingReport {
+            id: report_id,
+            record,
+            state,
+            sent_ms: now,
+            attempts: 1,
+        });
         self.push(report_id, ClientMessage::DownloadReport { record, state });
         self.events.push(Event::DownloadDone {
             id,
@@ -179,22 +185,36 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
         self.session.ping_due = false;
         let id = self.session.next_id();
-        self.session.keepalive_id = Some(id);
+        self.session.keepalive_sent(id, self.now_ms);
         self.push(id, ClientMessage::Ping);
         true
     }
 
-    /// The next manifest entry, or `ManifestEnd`.
-    fn manifest_step(&mut self) -> bool {
+    /// `ManifestBegin`, the next entry, or `ManifestEnd`.
+    fn manifest_step(&mut self, now: u64) -> bool {
         let Some(manifest) = self.manifest.as_mut() else {
             return false;
         };
+        if !manifest.begun {
+            let message = ClientMessage::ManifestBegin {
+                batch: manifest.batch(),
+                files: manifest.count(),
+            };
+            let id = manifest.begin_id();
+            if let Err(e) = self.tx.push_frame(&ClientFrame { id, message }) {
+                warning!("could not queue ManifestBegin: {}", e);
+                return false;
+            }
+            manifest.begun = true;
+            manifest.last_sent_ms = now;
+            return true;
+        }
         if let Some((index, file)) = manifest.next_entry() {
             let id = manifest.entry_id(index);
             let meta = match self.store.meta(file) {
                 Ok(meta) => meta,
                 Err(e) => {
-                    let id = manifest.end_id();
+                    let id = manifest.handle;
                     self.manifest = None;
                     self.events.push(Event::TransferFailed {
                         id,
@@ -216,12 +236,14 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 return false;
             }
             manifest.sent += 1;
+            manifest.last_sent_ms = now;
             return true;
         }
         if manifest.ended {
             return false;
         }
         manifest.ended = true;
+        manifest.last_sent_ms = now;
         let id = manifest.end_id();
         self.push(id, ClientMessage::ManifestEnd);
         true

@@ -67,6 +67,7 @@ pub(crate) struct Upload {
     /// Repeat `UploadOpen` when no answer comes (lossy serial lines).
     pub retry_open: bool,
     open_due: bool,
+    reopens: u8,
     close_due: bool,
     close_sent_ms: u64,
     probe: Option<(u64, u64)>,
@@ -90,6 +91,7 @@ impl Upload {
             last_progress_ms: now,
             retry_open: false,
             open_due: false,
+            reopens: 0,
             close_due: false,
             close_sent_ms: now,
             probe: None,
@@ -155,6 +157,7 @@ impl Upload {
         }
         let advanced = durable > self.durable;
         if advanced {
+            self.reopens = 0;
             if missing.is_none() {
                 sizer.on_clean(durable - self.durable);
             }
@@ -280,6 +283,23 @@ impl Upload {
                 self.probe = Some((self.sent_end, now));
             }
         }
+    }
+
+    /// The server no longer knows the transfer (it finished, or the server
+    /// restarted it): open again, which answers with the result or the offset
+    /// to resume from. False after a few reopens without progress.
+    pub fn reopen(&mut self, now: u64) -> bool {
+        if self.reopens >= 3 {
+            return false;
+        }
+        self.reopens += 1;
+        self.resend.clear();
+        self.probe = None;
+        self.close_due = false;
+        self.open_due = true;
+        self.last_progress_ms = now;
+        self.set_phase(UploadPhase::Opening);
+        true
     }
 
     /// `UploadOpen` went out again.

@@ -99,17 +99,4 @@ impl Link {
         let n = max.min(self.pending.len());
         self.pending.drain(..n).collect()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    pub fn clear(&mut self) {
-        self.pending.clear();
-        self.partial.clear();
-    }
-
-    pub fn rng(&mut self) -> &mut Rng {
-        &mut self.rng
-    }
 }

@@ -212,11 +212,20 @@ impl<'s, 'a> Sim<'s, 'a> {
         }
     }
 
-    /// Connects with a fresh nonce and waits for `Connected`.
+    /// Connects with a fresh nonce and waits for `Connected`; a handshake
+    /// that times out on a lossy line is started again, as a driver would.
     pub fn connect(&mut self) {
-        self.nonce += 1;
-        self.inbox.clear();
-        self.client.connect(self.now, [self.nonce; 16]);
-        self.run_until(30_000, |e| matches!(e, Seen::Connected { .. }));
+        for _ in 0..10 {
+            self.nonce += 1;
+            self.inbox.clear();
+            self.client.connect(self.now, [self.nonce; 16]);
+            let outcome = self.run_until(30_000, |e| {
+                matches!(e, Seen::Connected { .. } | Seen::Closed(_))
+            });
+            if matches!(outcome, Seen::Connected { .. }) {
+                return;
+            }
+        }
+        panic!("no session after 10 handshakes; events: {:?}", self.log);
     }
 }

@@ -17,6 +17,9 @@ use crate::message::{
 use crate::model::{ContentHash, DownloadState, FileKind, Record};
 use crate::state::UploadState;
 
+/// A manifest entry as the responder keeps it: name, size, hash.
+type Entry = (String, u64, ContentHash);
+
 /// One record and its bytes.
 #[derive(Clone, Debug)]
 pub struct ServerFile {
@@ -96,7 +99,7 @@ pub struct Responder {
     hello_seen: bool,
     pub authed: bool,
     pub files: Vec<ServerFile>,
-    manifest: Option<(u32, Vec<(String, u64, ContentHash)>)>,
+    manifest: Option<(u32, Vec<Entry>)>,
     upload: Option<Upload>,
     download: Option<Download>,
     next_transfer: TransferId,
@@ -774,6 +777,9 @@ impl Responder {
             return;
         };
         self.chunk_log.push((self.session, offset, data.len()));
+        // Every chunk is answered once the input is drained, duplicates too,
+        // so a client that went back learns where the server stands.
+        upload.dirty = true;
         let index = upload.file;
         let file = &mut self.files[index];
         let end = offset + data.len() as u64;
@@ -908,9 +914,5 @@ impl Responder {
     pub fn poll_at(&self) -> Option<u64> {
         let dl = self.download.as_ref()?;
         (dl.acked < self.files[dl.file].size).then_some(dl.last_progress + self.rto_ms)
-    }
-
-    pub fn has_download(&self) -> bool {
-        self.download.is_some()
     }
 }
