@@ -9,18 +9,22 @@
 mod fmt;
 mod identity;
 
+mod app;
 mod board;
+mod buffers;
 mod samples;
+mod stack;
+mod store;
 
-use embedded_io::{Read, Write};
-use proto_core::auth::ContentHasher;
+use proto_core::client::{FileId, FileStore};
+use store::BoardStore;
 
 #[cfg(feature = "board-pico")]
 use {defmt_rtt as _, panic_probe as _};
 
 #[board::entry]
 fn main() -> ! {
-    let mut board = board::init();
+    let board = board::init();
     info!(
         "statesync firmware on {}: device `{}`",
         board::NAME,
@@ -29,32 +33,17 @@ fn main() -> ! {
     if identity::USES_DEMO_KEY {
         warn!("using the public demo key: set STATESYNC_DEVICE_KEY for anything but a demo");
     }
-    for file in &samples::FILES {
-        let hash = ContentHasher::digest(file.content);
-        info!(
-            "file {} ({} bytes) sha256 {}",
-            file.name,
-            file.content.len(),
-            hash
-        );
-    }
-
-    // Bring-up: echo the UART and tick.
-    let mut next_tick = board::now_us();
-    let mut buf = [0u8; 64];
-    loop {
-        if embedded_io::ReadReady::read_ready(&mut board.uart).unwrap_or(false) {
-            match board.uart.read(&mut buf) {
-                Ok(n) => {
-                    let _ = board.uart.write_all(&buf[..n]);
-                }
-                Err(_) => warn!("uart read error"),
-            }
-        }
-        let now = board::now_us();
-        if now >= next_tick {
-            info!("uptime {} ms", now / 1000);
-            next_tick += 2_000_000;
+    let Some(buffers) = buffers::take() else {
+        panic!("buffers taken twice");
+    };
+    let store = BoardStore::new(buffers.slots);
+    for file in store.samples() {
+        if let Ok(meta) = store.meta(FileId(file)) {
+            info!(
+                "holds {} ({} bytes) sha256 {}",
+                meta.name, meta.size, meta.hash
+            );
         }
     }
+    app::run(board.uart, store, buffers.rx, buffers.tx)
 }

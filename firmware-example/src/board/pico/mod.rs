@@ -105,6 +105,13 @@ pub fn now_us() -> u64 {
         .map_or(0, |timer| timer.get_counter().ticks())
 }
 
+/// Called when the firmware has nothing to do. Spins: no timer interrupt is
+/// set up on this board, so sleeping until the next UART byte could delay the
+/// driver's timers (retransmission, keepalive) for as long as the line is quiet.
+pub fn wait_for_interrupt() {
+    core::hint::spin_loop();
+}
+
 /// Bits for nonces: the ring oscillator's random bits from boot, mixed with the clock.
 pub fn entropy() -> u64 {
     critical_section::with(|cs| SEED.borrow(cs).get()) ^ now_us().rotate_left(29)

@@ -13,7 +13,7 @@ use cortex_m_semihosting::{debug, hprintln, syscall};
 
 pub use clock::now_us;
 pub use cortex_m_rt::entry;
-pub use pl011::{Pl011, Pl011Error};
+pub use pl011::Pl011;
 
 /// The board's name, for the boot banner.
 pub const NAME: &str = "QEMU lm3s6965evb";
@@ -57,6 +57,11 @@ pub fn entropy() -> u64 {
     // SAFETY: SYS_TIME takes no argument block and returns seconds since 1970.
     let host_seconds = unsafe { syscall!(TIME) } as u64;
     (host_seconds << 32) ^ now_us().rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
+}
+
+/// Sleeps until the next interrupt (SysTick wakes the core every millisecond).
+pub fn wait_for_interrupt() {
+    cortex_m::asm::wfi();
 }
 
 /// Prints one log line through semihosting (QEMU's standard output).

@@ -1,0 +1,659 @@
+//! What the board does on the link: a to-do list run over proto-core's
+//! blocking driver.
+//!
+//! After every `Connected`: announce the samples (manifest), upload each one
+//! that is not `11` yet (the server says where to resume), subscribe to record
+//! changes and list what is there, and download every file published in the
+//! board's inbox — asking to be notified when one is still uploading, and
+//! fetching it when `DownloadAvailable` comes. When the session ends for any
+//! reason, say `Hello` again after a pause; transfers resume.
+//!
+//! No protocol logic lives here: framing, handshake, windows, resume offsets,
+//! retransmission and hash checks are the driver's and the client's. This file
+//! only decides what to ask for next and reports what happened.
+
+use heapless::String;
+use proto_core::auth::ContentHasher;
+use proto_core::client::{Client, ClientError, Config, Event, FileId, FileStore, ListItem};
+use proto_core::driver::{BlockingDriver, Clock};
+use proto_core::framing::Framing;
+use proto_core::message::{Nonce, RequestId};
+use proto_core::model::{ContentHash, ListFilter, Record};
+use proto_core::state::UploadState;
+
+use crate::buffers::FrameBuffer;
+use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
+use crate::store::{BoardStore, Placement, RAM_SLOT_BYTES};
+use crate::{board, stack};
+
+/// Largest frame payload the board offers (the serial default).
+const MAX_FRAME: usize = 1024;
+/// Receive and send buffer size for frames of [`MAX_FRAME`] bytes.
+pub const FRAME_BUFFER: usize = Framing::Serial.max_wire_len(MAX_FRAME);
+/// Pause before saying `Hello` again after a session ended.
+const RECONNECT_DELAY_MS: u64 = 1_000;
+/// Pause before retrying an upload the client gave up on.
+const UPLOAD_RETRY_DELAY_MS: u64 = 2_000;
+/// Inbox files the board tracks at once; more wait for the next list.
+const INBOX_CAPACITY: usize = 4;
+/// Longest inbox name the board tracks.
+const NAME_CAPACITY: usize = 96;
+
+type Name = String<NAME_CAPACITY>;
+type Driver = BlockingDriver<
+    'static,
+    BoardStore,
+    &'static mut FrameBuffer,
+    board::Uart,
+    BoardClock,
+    [u8; 64],
+>;
+
+/// The board's millisecond clock for the driver.
+struct BoardClock;
+
+impl Clock for BoardClock {
+    fn now_ms(&mut self) -> u64 {
+        board::now_us() / 1_000
+    }
+}
+
+/// Fresh handshake nonces: SHA-256 over the board's entropy and a counter.
+struct Nonces {
+    counter: u64,
+}
+
+impl Nonces {
+    fn next(&mut self) -> Nonce {
+        self.counter += 1;
+        let mut hasher = ContentHasher::new();
+        hasher.update(b"statesync-firmware-nonce");
+        hasher.update(&board::entropy().to_le_bytes());
+        hasher.update(&self.counter.to_le_bytes());
+        let digest = hasher.finish();
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(&digest.0[..16]);
+        nonce
+    }
+}
+
+/// A file published in the inbox that the board wants.
+struct Wanted {
+    name: Name,
+    size: u64,
+    hash: ContentHash,
+    /// Refused as not uploaded yet: wait for `DownloadAvailable`.
+    waiting: bool,
+}
+
+/// What happened in one driver step, copied out of the borrowed event.
+enum Happening {
+    Nothing,
+    Connected,
+    Closed,
+    BatchCreated,
+    RequestFailed {
+        id: RequestId,
+    },
+    UploadDone {
+        file: FileId,
+        uploaded: bool,
+    },
+    TransferFailed {
+        id: RequestId,
+    },
+    Published {
+        name: Name,
+        size: u64,
+        hash: ContentHash,
+        available: bool,
+    },
+    DownloadRejected {
+        id: RequestId,
+    },
+    DownloadDone {
+        id: RequestId,
+        file: FileId,
+        verified: bool,
+    },
+    RetryRequested {
+        file: FileId,
+    },
+}
+
+/// The board's to-do list.
+struct Plan {
+    /// The manifest was stored this boot (`BatchCreated`); later sessions skip it.
+    manifest_done: bool,
+    manifest_due: bool,
+    subscribe_due: bool,
+    list_due: bool,
+    /// Bit `i` set: sample `i` is not known to be `11` yet.
+    uploads_pending: u32,
+    upload_not_before_ms: u64,
+    manifest_id: Option<RequestId>,
+    upload: Option<(RequestId, FileId)>,
+    /// The running download and the inbox entry it fetches.
+    download: Option<(RequestId, usize)>,
+    inbox: [Option<Wanted>; INBOX_CAPACITY],
+    reconnect_at_ms: Option<u64>,
+    /// Last upload progress logged, in quarters of the file.
+    upload_quarter_logged: u64,
+}
+
+/// Runs the board forever: connects, syncs, reconnects.
+pub fn run(
+    uart: board::Uart,
+    store: BoardStore,
+    rx: &'static mut FrameBuffer,
+    tx: &'static mut FrameBuffer,
+) -> ! {
+    let samples = store.samples();
+    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
+    let client = match Client::new(config, store, rx, tx) {
+        Ok(client) => client,
+        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
+        Err(error) => panic!("the client cannot start: {}", error),
+    };
+    let mut driver: Driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
+    let mut nonces = Nonces { counter: 0 };
+    let mut plan = Plan {
+        manifest_done: false,
+        manifest_due: false,
+        subscribe_due: false,
+        list_due: false,
+        uploads_pending: (1u32 << samples.end) - 1,
+        upload_not_before_ms: 0,
+        manifest_id: None,
+        upload: None,
+        download: None,
+        inbox: [const { None }; INBOX_CAPACITY],
+        reconnect_at_ms: None,
+        upload_quarter_logged: 0,
+    };
+    info!("connecting as `{}`", DEVICE_NAME);
+    driver.connect(nonces.next());
+    loop {
+        let happening = step(&mut driver, &mut plan);
+        plan.apply(happening, &mut driver);
+        let now = BoardClock.now_ms();
+        if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
+            plan.reconnect_at_ms = None;
+            info!("saying Hello again");
+            driver.connect(nonces.next());
+        }
+        plan.make_requests(&mut driver, now);
+        if is_idle(&mut driver, now) {
+            board::wait_for_interrupt();
+        }
+    }
+}
+
+/// True when neither the UART nor the client needs the CPU before the next interrupt.
+fn is_idle(driver: &mut Driver, now: u64) -> bool {
+    let input = embedded_io::ReadReady::read_ready(driver.io()).unwrap_or(true);
+    let timer_due = driver.client().poll_at().is_some_and(|at| at <= now);
+    !input && !timer_due
+}
+
+/// One driver step; logs the event and copies out what the plan needs.
+fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
+    let event = match driver.poll() {
+        Ok(Some(event)) => event,
+        Ok(None) => return Happening::Nothing,
+        Err(error) => {
+            warn!("link error: {}", error.message());
+            return Happening::Closed;
+        }
+    };
+    match event {
+        Event::Connected {
+            device,
+            revision,
+            max_frame,
+        } => {
+            info!(
+                "connected as `{}` (server revision {}, frames of {} bytes)",
+                device, revision, max_frame
+            );
+            Happening::Connected
+        }
+        Event::Closed { error, message } => {
+            warn!("session closed: {} {}", error.message(), message);
+            Happening::Closed
+        }
+        Event::BatchCreated {
+            batch,
+            records,
+            conflicts,
+            ..
+        } => {
+            info!(
+                "batch {} created: {} files expected, {} conflicts",
+                batch, records, conflicts
+            );
+            Happening::BatchCreated
+        }
+        Event::RequestFailed { id, code, message } => {
+            warn!("request {} refused: {} {}", id, code.message(), message);
+            Happening::RequestFailed { id }
+        }
+        Event::UploadStarted {
+            record,
+            offset,
+            size,
+            ..
+        } => {
+            if offset > 0 {
+                info!(
+                    "upload of record {} resumes at byte {} of {}",
+                    record, offset, size
+                );
+            } else {
+                info!("upload of record {} starts ({} bytes)", record, size);
+            }
+            plan.upload_quarter_logged = offset * 4 / size.max(1);
+            Happening::Nothing
+        }
+        Event::UploadProgress { durable, size, .. } => {
+            let quarter = durable * 4 / size.max(1);
+            if quarter > plan.upload_quarter_logged && quarter < 4 {
+                plan.upload_quarter_logged = quarter;
+                info!(
+                    "upload progress: {} of {} bytes on the server",
+                    durable, size
+                );
+            }
+            Happening::Nothing
+        }
+        Event::UploadDone { file, record, .. } => {
+            let uploaded = record.state == UploadState::Uploaded;
+            if uploaded {
+                info!(
+                    "uploaded {} ({} bytes): {}",
+                    record.name, record.size, record.state
+                );
+            } else {
+                error!(
+                    "upload of {} ended {}: {}",
+                    record.name, record.state, record.reason
+                );
+            }
+            Happening::UploadDone { file, uploaded }
+        }
+        Event::TransferFailed { id, error, .. } => {
+            warn!("transfer {} failed: {}", id, error.message());
+            Happening::TransferFailed { id }
+        }
+        Event::Item {
+            item: ListItem::Record(record),
+            ..
+        }
+        | Event::RecordChanged { record } => published(&record),
+        Event::DownloadAvailable {
+            name, size, hash, ..
+        } => {
+            info!("notified: {} is uploaded now ({} bytes)", name, size);
+            match Name::try_from(name) {
+                Ok(name) => Happening::Published {
+                    name,
+                    size,
+                    hash,
+                    available: true,
+                },
+                Err(()) => Happening::Nothing,
+            }
+        }
+        Event::DownloadRejected {
+            id,
+            record,
+            state,
+            received,
+            size,
+            notify,
+            ..
+        } => {
+            if notify {
+                info!(
+                    "record {} is {} ({} of {} bytes): waiting for the server's notification",
+                    record, state, received, size
+                );
+            } else {
+                warn!(
+                    "record {} is {} and the server will not notify",
+                    record, state
+                );
+            }
+            Happening::DownloadRejected { id }
+        }
+        Event::DownloadStarted {
+            record,
+            offset,
+            size,
+            ..
+        } => {
+            info!(
+                "download of record {} starts at {} of {} bytes",
+                record, offset, size
+            );
+            Happening::Nothing
+        }
+        Event::DownloadDone {
+            id, file, verified, ..
+        } => Happening::DownloadDone { id, file, verified },
+        Event::RetryRequested { name, file, .. } => {
+            info!("the server asks to upload {} again", name);
+            match file {
+                Some(file) => Happening::RetryRequested { file },
+                None => Happening::Nothing,
+            }
+        }
+        Event::Subscribed { revision, .. } => {
+            info!("subscribed at revision {}", revision);
+            Happening::Nothing
+        }
+        Event::FrameDropped { error } => {
+            warn!("frame dropped: {}", error.message());
+            Happening::Nothing
+        }
+        _ => Happening::Nothing,
+    }
+}
+
+/// An inbox record seen in a list or a change: the board may want it.
+fn published(record: &Record<'_>) -> Happening {
+    if !record.name.starts_with(INBOX_PREFIX) {
+        return Happening::Nothing;
+    }
+    match Name::try_from(record.name) {
+        Ok(name) => Happening::Published {
+            name,
+            size: record.size,
+            hash: record.hash,
+            available: false,
+        },
+        Err(()) => {
+            warn!("inbox name too long for this board: {}", record.name);
+            Happening::Nothing
+        }
+    }
+}
+
+impl Plan {
+    /// Updates the to-do list after one step.
+    fn apply(&mut self, happening: Happening, driver: &mut Driver) {
+        match happening {
+            Happening::Nothing => {}
+            Happening::Connected => {
+                self.manifest_due = !self.manifest_done;
+                self.subscribe_due = true;
+                self.list_due = true;
+                self.upload_not_before_ms = 0;
+                // Ask again for files refused earlier: a notification may have been missed.
+                for wanted in self.inbox.iter_mut().flatten() {
+                    wanted.waiting = false;
+                }
+            }
+            Happening::Closed => {
+                self.manifest_id = None;
+                self.upload = None;
+                self.download = None;
+                self.manifest_due = false;
+                self.subscribe_due = false;
+                self.list_due = false;
+                self.reconnect_at_ms = Some(BoardClock.now_ms() + RECONNECT_DELAY_MS);
+                let lost = driver.io().lost_bytes();
+                if lost > 0 {
+                    warn!("{} received bytes lost to line errors so far", lost);
+                }
+            }
+            Happening::BatchCreated => {
+                self.manifest_id = None;
+                self.manifest_done = true;
+            }
+            Happening::RequestFailed { id } => {
+                if self.manifest_id == Some(id) {
+                    // Uploads work without a manifest too (direct upload).
+                    self.manifest_id = None;
+                } else if let Some((_, file)) = self.upload.filter(|(upload, _)| *upload == id) {
+                    // Refused (e.g. a conflict): trying again would not help.
+                    self.uploads_pending &= !(1 << file.0);
+                    self.upload = None;
+                } else if let Some(index) = self.take_download(id) {
+                    self.inbox[index] = None;
+                }
+            }
+            Happening::UploadDone { file, uploaded } => {
+                self.upload = None;
+                self.uploads_pending &= !(1 << file.0);
+                if uploaded && self.uploads_pending == 0 {
+                    info!(
+                        "all {} files uploaded (stack used so far: {} bytes)",
+                        driver.client().store().samples().len(),
+                        stack::high_water_bytes()
+                    );
+                }
+            }
+            Happening::TransferFailed { id } => {
+                if self.upload.is_some_and(|(upload, _)| upload == id) {
+                    self.upload = None;
+                    self.upload_not_before_ms = BoardClock.now_ms() + UPLOAD_RETRY_DELAY_MS;
+                } else if let Some(index) = self.take_download(id) {
+                    // Fetched again when it is listed or notified next.
+                    self.inbox[index] = None;
+                }
+            }
+            Happening::Published {
+                name,
+                size,
+                hash,
+                available,
+            } => {
+                if !driver.client().store().holds(&name, &hash) {
+                    self.want(name, size, hash, available);
+                }
+            }
+            Happening::DownloadRejected { id } => {
+                if let Some(wanted) = self
+                    .take_download(id)
+                    .and_then(|index| self.inbox[index].as_mut())
+                {
+                    wanted.waiting = true;
+                }
+            }
+            Happening::DownloadDone { id, file, verified } => {
+                report_download(driver, file, verified);
+                if let Some(index) = self.take_download(id) {
+                    self.inbox[index] = None;
+                }
+            }
+            Happening::RetryRequested { file } => {
+                if let Some(bit) = 1u32.checked_shl(u32::from(file.0)) {
+                    self.uploads_pending |= bit;
+                }
+            }
+        }
+    }
+
+    /// Adds or refreshes an inbox file to fetch.
+    fn want(&mut self, name: Name, size: u64, hash: ContentHash, available: bool) {
+        if let Some(wanted) = self.inbox.iter_mut().flatten().find(|w| w.name == name) {
+            let changed = wanted.hash != hash;
+            wanted.size = size;
+            wanted.hash = hash;
+            // A notification (or a new version) ends the wait.
+            wanted.waiting &= !(available || changed);
+            return;
+        }
+        match self.inbox.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => {
+                info!(
+                    "published for this board: {} ({} bytes)",
+                    name.as_str(),
+                    size
+                );
+                *slot = Some(Wanted {
+                    name,
+                    size,
+                    hash,
+                    waiting: false,
+                });
+            }
+            None => warn!("inbox full; {} waits for the next list", name.as_str()),
+        }
+    }
+
+    /// Ends the running download if `id` is it; returns its inbox entry.
+    fn take_download(&mut self, id: RequestId) -> Option<usize> {
+        let (running, index) = self.download?;
+        (running == id).then(|| {
+            self.download = None;
+            index
+        })
+    }
+
+    /// Makes the next requests the client has room for.
+    fn make_requests(&mut self, driver: &mut Driver, now: u64) {
+        if !matches!(
+            driver.client().state(),
+            proto_core::client::LinkState::Ready
+        ) {
+            return;
+        }
+        let client = driver.client();
+        if self.manifest_due {
+            let samples = client.store().samples();
+            match client.send_manifest(DEVICE_NAME, samples) {
+                Ok(id) => {
+                    self.manifest_id = Some(id);
+                    self.manifest_due = false;
+                }
+                Err(error) => {
+                    self.note_refusal("manifest", error, |plan| plan.manifest_due = false)
+                }
+            }
+        }
+        if self.subscribe_due {
+            match client.subscribe(ListFilter::All, 0) {
+                Ok(_) => self.subscribe_due = false,
+                Err(error) => {
+                    self.note_refusal("subscribe", error, |plan| plan.subscribe_due = false)
+                }
+            }
+        }
+        if self.list_due && !self.subscribe_due {
+            match client.list(0, ListFilter::All) {
+                Ok(_) => self.list_due = false,
+                Err(error) => self.note_refusal("list", error, |plan| plan.list_due = false),
+            }
+        }
+        // Uploads follow the manifest, so their records join the batch.
+        let manifest_sent = !self.manifest_due && self.manifest_id.is_none();
+        if self.upload.is_none()
+            && self.uploads_pending != 0
+            && manifest_sent
+            && now >= self.upload_not_before_ms
+        {
+            let file = FileId(self.uploads_pending.trailing_zeros() as u16);
+            match client.upload(file) {
+                Ok(id) => {
+                    if let Ok(meta) = client.store().meta(file) {
+                        info!("uploading {} ({} bytes)", meta.name, meta.size);
+                    }
+                    self.upload = Some((id, file));
+                }
+                Err(error) => self.note_refusal("upload", error, |plan| {
+                    plan.uploads_pending &= !(1 << file.0)
+                }),
+            }
+        }
+        if self.download.is_none() {
+            self.start_next_download(driver);
+        }
+    }
+
+    /// Starts the download of the first inbox file not waiting for a notification.
+    fn start_next_download(&mut self, driver: &mut Driver) {
+        let Some(index) = self
+            .inbox
+            .iter()
+            .position(|slot| slot.as_ref().is_some_and(|w| !w.waiting))
+        else {
+            return;
+        };
+        let Some(wanted) = self.inbox[index].as_ref() else {
+            return;
+        };
+        let client = driver.client();
+        if client.store().holds(&wanted.name, &wanted.hash) {
+            self.inbox[index] = None;
+            return;
+        }
+        let placement = match client.store_mut().place(&wanted.name, wanted.size) {
+            Ok(placement) => placement,
+            Err(_) => {
+                warn!("cannot hold {}: name too long", wanted.name.as_str());
+                self.inbox[index] = None;
+                return;
+            }
+        };
+        if let Placement::Streamed(_) = placement {
+            info!(
+                "{} ({} bytes) is larger than a RAM slot ({} bytes): verifying it by hash while it streams",
+                wanted.name.as_str(),
+                wanted.size,
+                RAM_SLOT_BYTES
+            );
+        }
+        match client.download(placement.file(), true) {
+            Ok(id) => self.download = Some((id, index)),
+            Err(error) => {
+                let retry_later = matches!(error, ClientError::QueueFull | ClientError::Busy);
+                if !retry_later {
+                    warn!("download refused by the client: {}", error.message());
+                    self.inbox[index] = None;
+                }
+            }
+        }
+    }
+
+    /// Logs a request the client refused; `give_up` runs unless it is worth retrying.
+    fn note_refusal(&mut self, what: &str, error: ClientError, give_up: impl FnOnce(&mut Plan)) {
+        if !matches!(
+            error,
+            ClientError::QueueFull | ClientError::Busy | ClientError::NotConnected
+        ) {
+            warn!("{} refused by the client: {}", what, error.message());
+            give_up(self);
+        }
+    }
+}
+
+/// Reports a finished download: verified or not, kept or streamed.
+fn report_download(driver: &mut Driver, file: FileId, verified: bool) {
+    let store = driver.client().store();
+    let Ok(meta) = store.meta(file) else { return };
+    if !verified {
+        error!(
+            "download of {} FAILED: content does not match its hash",
+            meta.name
+        );
+        return;
+    }
+    let preview = store.preview(file, 32);
+    if preview.is_empty() && meta.size > 0 {
+        info!(
+            "downloaded {} ({} bytes, streamed), sha256 {} verified",
+            meta.name, meta.size, meta.hash
+        );
+    } else {
+        info!(
+            "downloaded {} ({} bytes, kept in RAM), sha256 {} verified; starts with {}",
+            meta.name,
+            meta.size,
+            meta.hash,
+            core::str::from_utf8(preview).unwrap_or("(binary)")
+        );
+    }
+    info!("stack used so far: {} bytes", stack::high_water_bytes());
+}
