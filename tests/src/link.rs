@@ -8,7 +8,7 @@
 //! Time comes from `tokio::time`, so tests that only need the model's time can
 //! run under a paused clock (`#[tokio::test(start_paused = true)]`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,33 @@ use tokio::time::Instant;
 
 /// One end of a simulated link.
 pub type LinkEnd = DuplexStream;
+
+/// The cable of a link, pulled and plugged again by a test at any moment
+/// (for pulls at fixed times, see [`LineModel::pulls`]).
+///
+/// While it is out, both directions lose every byte written and every byte
+/// still in flight, exactly as during a scheduled [`CablePull`].
+#[derive(Clone, Debug, Default)]
+pub struct Cable {
+    out: Arc<AtomicBool>,
+}
+
+impl Cable {
+    /// Pulls the cable: from now on nothing gets through.
+    pub fn pull(&self) {
+        self.out.store(true, Ordering::SeqCst);
+    }
+
+    /// Plugs it in again: bytes written from now on are carried.
+    pub fn plug(&self) {
+        self.out.store(false, Ordering::SeqCst);
+    }
+
+    /// True while the cable is out.
+    pub fn is_pulled(&self) -> bool {
+        self.out.load(Ordering::SeqCst)
+    }
+}
 
 /// A period during which the cable is unplugged.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -126,6 +153,8 @@ pub struct Link {
     pub a_to_b: Arc<LineStats>,
     /// Counters of the direction B → A.
     pub b_to_a: Arc<LineStats>,
+    /// The cable between the ends, to pull and plug at will.
+    pub cable: Cable,
 }
 
 impl Link {
@@ -138,13 +167,27 @@ impl Link {
         let stats_ab = Arc::new(LineStats::default());
         let stats_ba = Arc::new(LineStats::default());
         let start = Instant::now();
-        tokio::spawn(carry(a_read, b_write, a_to_b, stats_ab.clone(), start));
-        tokio::spawn(carry(b_read, a_write, b_to_a, stats_ba.clone(), start));
+        let cable = Cable::default();
+        let ab = Line {
+            model: a_to_b,
+            stats: stats_ab.clone(),
+            cable: cable.clone(),
+            start,
+        };
+        let ba = Line {
+            model: b_to_a,
+            stats: stats_ba.clone(),
+            cable: cable.clone(),
+            start,
+        };
+        tokio::spawn(carry(a_read, b_write, ab));
+        tokio::spawn(carry(b_read, a_write, ba));
         Link {
             a,
             b,
             a_to_b: stats_ab,
             b_to_a: stats_ba,
+            cable,
         }
     }
 
@@ -162,17 +205,25 @@ const SLICE: usize = 64;
 /// How late a timer may wake before the line counts as having gone idle.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
 
-/// Moves bytes from `from` to `to` at the line's pace, applying its faults.
-async fn carry(
-    mut from: ReadHalf<DuplexStream>,
-    to: WriteHalf<DuplexStream>,
+/// One direction of a link: its model, counters, the shared cable and the link's start.
+struct Line {
     model: LineModel,
     stats: Arc<LineStats>,
+    cable: Cable,
     start: Instant,
-) {
+}
+
+/// Moves bytes from `from` to `to` at the line's pace, applying its faults.
+async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, line: Line) {
+    let Line {
+        model,
+        stats,
+        cable,
+        start,
+    } = line;
     let mut rng = StdRng::seed_from_u64(model.seed);
     let (deliver_tx, deliver_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
-    tokio::spawn(deliver(deliver_rx, to));
+    tokio::spawn(deliver(deliver_rx, to, stats.clone(), cable.clone()));
     let byte_time = model.byte_time();
     let mut line_free_at = Instant::now();
     let mut buf = [0u8; SLICE];
@@ -195,7 +246,8 @@ async fn carry(
         let mut out = Vec::with_capacity(n);
         for (i, &byte) in buf[..n].iter().enumerate() {
             let on_wire_until = began + byte_time * (i as u32 + 1);
-            if model.pulled_at(on_wire_until - start) || rng.gen_bool(model.byte_drop_rate) {
+            let pulled = cable.is_pulled() || model.pulled_at(on_wire_until - start);
+            if pulled || rng.gen_bool(model.byte_drop_rate) {
                 stats.lost.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -220,7 +272,9 @@ async fn carry(
                 stats.lost.fetch_add(out.len() as u64, Ordering::Relaxed);
                 continue;
             }
-            stats.delivered.fetch_add(out.len() as u64, Ordering::Relaxed);
+            stats
+                .delivered
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
             if deliver_tx.send((at, out)).is_err() {
                 return;
             }
@@ -228,13 +282,22 @@ async fn carry(
     }
 }
 
-/// Hands bytes to the receiving end once their latency has passed.
+/// Hands bytes to the receiving end once their latency has passed; bytes
+/// still in flight when the cable is pulled are lost.
 async fn deliver(
     mut queue: tokio::sync::mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
     mut to: WriteHalf<DuplexStream>,
+    stats: Arc<LineStats>,
+    cable: Cable,
 ) {
     while let Some((at, bytes)) = queue.recv().await {
         tokio::time::sleep_until(at).await;
+        if cable.is_pulled() {
+            let n = bytes.len() as u64;
+            stats.delivered.fetch_sub(n, Ordering::Relaxed);
+            stats.lost.fetch_add(n, Ordering::Relaxed);
+            continue;
+        }
         if to.write_all(&bytes).await.is_err() {
             return;
         }
@@ -271,7 +334,10 @@ mod tests {
     async fn clean_line_carries_exactly_baud_over_ten_bytes_per_second() {
         let (got, elapsed, counts) = send_and_count(LineModel::clean(115_200), 115_200).await;
         assert_eq!(got.len(), 115_200);
-        assert_eq!(got, (0..115_200).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            (0..115_200).map(|i| (i * 7 + 3) as u8).collect::<Vec<_>>()
+        );
         // 115,200 bytes at 11,520 B/s take 10 s of model time.
         let secs = elapsed.as_secs_f64();
         assert!((secs - 10.0).abs() < 0.01, "took {secs} s");
@@ -314,6 +380,46 @@ mod tests {
         let (got, _, counts) = send_and_count(model, 3_000).await;
         assert_eq!(counts.lost, 1_000, "{counts:?}");
         assert_eq!(got.len(), 2_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cable_pulled_by_hand_loses_bytes_until_plugged_again() {
+        let mut model = LineModel::clean(10_000);
+        model.latency = Duration::from_millis(50);
+        let link = Link::symmetric(model);
+        let cable = link.cable.clone();
+        let (mut a, mut b) = (link.a, link.b);
+        // 1,000 bytes take 1 s; pull at 0.5 s for 1 s: the second half, and
+        // the 50 ms of bytes in flight when the cable went out, are lost.
+        let writer = tokio::spawn(async move {
+            a.write_all(&[0x55; 1_000]).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            a.write_all(&[0xAA; 100]).await.unwrap();
+            a
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        cable.pull();
+        assert!(cable.is_pulled());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cable.plug();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.ends_with(&[0xAA; 100]) {
+            let n = tokio::time::timeout(Duration::from_secs(5), b.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        drop(writer.await.unwrap());
+        let counts = link.a_to_b.snapshot();
+        let kept = got.iter().filter(|&&x| x == 0x55).count() as u64;
+        assert!(
+            (440..=460).contains(&kept),
+            "kept {kept} of the first 1,000"
+        );
+        assert_eq!(kept + counts.lost, 1_000, "{counts:?}");
+        assert_eq!(counts.delivered, kept + 100, "{counts:?}");
     }
 
     #[tokio::test(start_paused = true)]
