@@ -67,6 +67,8 @@ pub struct ServerProcess {
     pub data: TempDir,
     /// Where the binaries are.
     pub bins: PathBuf,
+    /// What follows `serve --listen 127.0.0.1:0`, kept for a restart.
+    serve_args: Vec<String>,
     /// Remaining stdout, kept open so the server never writes into a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
@@ -76,31 +78,33 @@ impl ServerProcess {
     pub fn start(profile: Profile, serve_args: &[&str]) -> ServerProcess {
         let data = tempfile::tempdir().expect("temp dir");
         let bins = bin_dir(profile).to_owned();
-        let mut child = Command::new(bins.join("host-server"))
-            .arg("--data")
-            .arg(data.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(serve_args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("host-server starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("first stdout line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from host-server: {line:?}"))
-            .to_owned();
+        let serve_args: Vec<String> = serve_args.iter().map(|&a| a.to_owned()).collect();
+        let (child, addr, stdout) = spawn_server(&bins, data.path(), &serve_args);
         ServerProcess {
             child,
             addr,
             data,
             bins,
+            serve_args,
             _stdout: stdout,
         }
+    }
+
+    /// Kills the server with SIGKILL — no shutdown, no flush, as a crash or
+    /// a power cut would — and waits until it is gone.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory with the same
+    /// arguments (after [`ServerProcess::kill_hard`]); `addr` is its new address.
+    pub fn restart(&mut self) {
+        self.kill_hard();
+        let (child, addr, stdout) = spawn_server(&self.bins, self.data.path(), &self.serve_args);
+        self.child = child;
+        self.addr = addr;
+        self._stdout = stdout;
     }
 
     /// Registers a device and returns its key (hex).
@@ -145,6 +149,34 @@ impl ServerProcess {
             .args(args);
         cmd
     }
+}
+
+/// Starts `host-server --data DATA serve --listen 127.0.0.1:0 ARGS` and reads
+/// the address it prints first.
+fn spawn_server(
+    bins: &Path,
+    data: &Path,
+    serve_args: &[String],
+) -> (Child, String, BufReader<ChildStdout>) {
+    let mut child = Command::new(bins.join("host-server"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(serve_args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("host-server starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first stdout line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from host-server: {line:?}"))
+        .to_owned();
+    (child, addr, stdout)
 }
 
 impl Drop for ServerProcess {
