@@ -1,6 +1,8 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
+pub mod device;
 pub mod link;
 pub mod process;
 pub mod pty;
 pub mod qemu;
+pub mod rig;
