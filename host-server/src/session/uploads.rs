@@ -275,7 +275,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 partial,
                 size,
                 expected: hash,
-                sync_every: u64::from(window / 2),
+                sync_every: u64::from(window / 4),
                 blobs: self.service.blobs.clone(),
             },
             queue,

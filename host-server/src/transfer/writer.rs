@@ -1,12 +1,15 @@
 //! The blocking writer behind one upload: writes, hashes and syncs the partial
 //! file off the async runtime, then verifies and promotes it.
 //!
-//! Syncs are batched (group commit): the writer syncs when half a window is
-//! unsynced, when the session says its input is drained, or when the file is
-//! complete — so a fast sender is limited by the disk, not by fsync latency.
+//! Syncs are batched (group commit) and run on a second thread: the writer
+//! asks for a sync when `sync_every` bytes are unsynced, when the session says
+//! its input is drained, or when the file is complete, and keeps copying and
+//! hashing while the disk syncs — so a fast sender is limited by the disk,
+//! not by fsync latency.
 
+use std::fs::File;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use proto_core::auth::ContentHasher;
 use proto_core::message::TransferId;
@@ -87,7 +90,16 @@ pub fn spawn(spec: WriterSpec, queue: usize, poke: mpsc::Sender<()>) -> WriterHa
         durable: spec.partial.offset,
         outcome: None,
     });
-    let exit = tokio::task::spawn_blocking(move || run(spec, rx, status_tx, poke));
+    let exit = tokio::task::spawn_blocking(move || {
+        run(
+            spec,
+            rx,
+            Reporter {
+                status: status_tx,
+                poke,
+            },
+        )
+    });
     WriterHandle {
         commands,
         status,
@@ -95,11 +107,133 @@ pub fn spawn(spec: WriterSpec, queue: usize, poke: mpsc::Sender<()>) -> WriterHa
     }
 }
 
+/// Publishes status changes to the session.
+struct Reporter {
+    status: watch::Sender<WriterStatus>,
+    poke: mpsc::Sender<()>,
+}
+
+impl Reporter {
+    fn durable(&self, durable: u64) {
+        self.status
+            .send_modify(|s| s.durable = s.durable.max(durable));
+        let _ = self.poke.try_send(());
+    }
+
+    fn outcome(&self, outcome: WriterOutcome) {
+        self.status.send_modify(|s| s.outcome = Some(outcome));
+        let _ = self.poke.try_send(());
+    }
+}
+
+/// What the writer and its syncer share: how far to sync, how far is synced.
+#[derive(Default)]
+struct SyncState {
+    wanted: u64,
+    durable: u64,
+    error: Option<String>,
+    stop: bool,
+}
+
+/// Syncs the file on its own thread, so the disk works while the writer
+/// copies and hashes the next bytes. Each sync covers everything written
+/// when it started; requests that arrive meanwhile are coalesced.
+struct Syncer {
+    shared: Arc<(Mutex<SyncState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(file: File, offset: u64, reporter: Arc<Reporter>) -> Syncer {
+        let shared = Arc::new((
+            Mutex::new(SyncState {
+                wanted: offset,
+                durable: offset,
+                ..SyncState::default()
+            }),
+            Condvar::new(),
+        ));
+        let state = shared.clone();
+        let thread = std::thread::spawn(move || {
+            let (lock, changed) = &*state;
+            let mut guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                while !guard.stop && guard.wanted <= guard.durable && guard.error.is_none() {
+                    guard = changed.wait(guard).unwrap_or_else(|p| p.into_inner());
+                }
+                if guard.error.is_some() || (guard.stop && guard.wanted <= guard.durable) {
+                    return;
+                }
+                let target = guard.wanted;
+                drop(guard);
+                let result = file.sync_data();
+                guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                match result {
+                    Ok(()) => {
+                        guard.durable = target;
+                        reporter.durable(target);
+                    }
+                    Err(error) => guard.error = Some(error.to_string()),
+                }
+                changed.notify_all();
+            }
+        });
+        Syncer {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Asks for everything up to `written` to be synced (does not wait).
+    fn request(&self, written: u64) {
+        let (lock, changed) = &*self.shared;
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if written > state.wanted {
+            state.wanted = written;
+            changed.notify_all();
+        }
+    }
+
+    /// How far is synced, or the sync error.
+    fn durable(&self) -> Result<u64, String> {
+        let state = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+        match &state.error {
+            Some(error) => Err(error.clone()),
+            None => Ok(state.durable),
+        }
+    }
+
+    /// Syncs up to `written`, waits for it, and stops the thread.
+    fn finish(mut self, written: u64) -> Result<u64, String> {
+        self.request(written);
+        let (lock, changed) = &*self.shared;
+        {
+            let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+            state.stop = true;
+            changed.notify_all();
+            while state.durable < written && state.error.is_none() {
+                state = changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.durable()
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (lock, changed) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        changed.notify_all();
+    }
+}
+
 fn run(
     spec: WriterSpec,
     mut commands: mpsc::Receiver<WriterCommand>,
-    status: watch::Sender<WriterStatus>,
-    poke: mpsc::Sender<()>,
+    reporter: Reporter,
 ) -> WriterExit {
     let WriterSpec {
         upload,
@@ -115,20 +249,22 @@ fn run(
         mut hasher,
         path,
     } = partial;
-    let (mut written, mut synced) = (offset, offset);
-    let publish = |durable: u64, outcome: Option<WriterOutcome>| {
-        status.send_replace(WriterStatus { durable, outcome });
-        let _ = poke.try_send(());
-    };
-    let fail = |durable: u64, error: std::io::Error| {
+    let reporter = Arc::new(reporter);
+    let fail = |durable: u64, error: String| {
         tracing::error!(upload, %error, path = %path.display(), "writing an upload failed");
-        publish(durable, Some(WriterOutcome::Failed(error.to_string())));
+        reporter.outcome(WriterOutcome::Failed(error));
         WriterExit {
             durable,
             hasher: None,
         }
     };
-    while synced < size {
+    let syncer = match file.try_clone() {
+        Ok(clone) => Syncer::start(clone, offset, reporter.clone()),
+        Err(error) => return fail(offset, error.to_string()),
+    };
+    let mut written = offset;
+    let mut requested = offset;
+    while written < size {
         let Some(first) = commands.blocking_recv() else {
             break;
         };
@@ -139,45 +275,40 @@ fn run(
                 WriterCommand::Write(data) => {
                     let end = written + data.len() as u64;
                     if end > size {
-                        return fail(
-                            synced,
-                            std::io::Error::other("bytes beyond the announced size"),
-                        );
+                        let durable = syncer.durable().unwrap_or(offset);
+                        return fail(durable, "bytes beyond the announced size".into());
                     }
-                    if let Err(e) = file.write_all(&data) {
-                        return fail(synced, e);
+                    if let Err(error) = file.write_all(&data) {
+                        let durable = syncer.durable().unwrap_or(offset);
+                        return fail(durable, error.to_string());
                     }
                     hasher.update(&data);
                     written = end;
                 }
                 WriterCommand::Flush => flush = true,
             }
-            if written - synced >= sync_every {
+            if written - requested >= sync_every {
                 break;
             }
             next = commands.try_recv().ok();
         }
-        if written > synced && (flush || written - synced >= sync_every || written == size) {
-            if let Err(e) = file.sync_data() {
-                return fail(synced, e);
-            }
-            synced = written;
-            if synced < size {
-                publish(synced, None);
-            }
+        if let Err(error) = syncer.durable() {
+            return fail(offset, error);
+        }
+        if written > requested && (flush || written - requested >= sync_every) {
+            syncer.request(written);
+            requested = written;
         }
     }
-    if synced < size {
-        // The session went away: make what was written durable and stop.
-        if written > synced {
-            match file.sync_data() {
-                Ok(()) => synced = written,
-                Err(e) => return fail(synced, e),
-            }
-        }
-        publish(synced, None);
+    let durable = match syncer.finish(written) {
+        Ok(durable) => durable,
+        Err(error) => return fail(offset, error),
+    };
+    if durable < size {
+        // The session went away: what was written is durable now; stop.
+        reporter.durable(durable);
         return WriterExit {
-            durable: synced,
+            durable,
             hasher: Some(hasher),
         };
     }
@@ -186,18 +317,18 @@ fn run(
         if let Err(error) = std::fs::remove_file(&path) {
             tracing::warn!(%error, path = %path.display(), "could not remove a mismatched partial file");
         }
-        publish(synced, Some(WriterOutcome::HashMismatch));
+        reporter.outcome(WriterOutcome::HashMismatch);
         return WriterExit {
             durable: 0,
             hasher: None,
         };
     }
-    if let Err(e) = blobs.promote(&path, &expected) {
-        return fail(synced, e);
+    if let Err(error) = blobs.promote(&path, &expected) {
+        return fail(durable, error.to_string());
     }
-    publish(synced, Some(WriterOutcome::Verified));
+    reporter.outcome(WriterOutcome::Verified);
     WriterExit {
-        durable: synced,
+        durable,
         hasher: None,
     }
 }
