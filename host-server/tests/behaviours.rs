@@ -851,3 +851,21 @@ fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
         (UploadState::Uploaded, hash(&bytes))
     );
 }
+
+/// A repeated `UploadOpen` on the same session (its answer was lost) is answered again, not refused.
+#[test]
+fn a_repeated_upload_open_is_answered_again() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(40_000, 6);
+    let (id, opened) = d1.open_upload("twice.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 20_000, window);
+    d1.wait_durable(id, upload, 20_000);
+    let (id, opened) = d1.open_upload("twice.bin", &bytes).unwrap();
+    let (again, offset, window) = opened.unwrap();
+    assert_eq!((again, offset), (upload, 20_000));
+    d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    assert_eq!(d1.wait_result(id, upload).state, UploadState::Uploaded);
+}

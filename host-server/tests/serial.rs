@@ -64,3 +64,53 @@ fn serial_session_over_a_pseudo_terminal() {
     });
     assert_eq!(left, LinkKind::Serial);
 }
+
+/// The cable is pulled mid-upload and plugged back in: the port is reopened,
+/// the device logs in again and resumes where the durable bytes end.
+#[test]
+fn a_pulled_serial_cable_fails_the_upload_and_the_reopened_port_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyBOARD");
+    let (master, path, slave) = pty();
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let server = Server::start(&["--serial", link.to_str().unwrap()]);
+    let key = server.add_device("board");
+    let desk_key = server.add_device("desk");
+
+    let mut board = Client::raw(Box::new(master), Framing::Serial);
+    board.handshake("board", &key).unwrap();
+    let bytes = content(12_000, 3);
+    let (id, opened) = board.open_upload("board/data.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    board.send_chunks(id, upload, &bytes, 0, 6_000, window);
+    let durable = board.wait_durable(id, upload, 6_000);
+    drop(board); // the cable is pulled: both ends of this line are gone
+    drop(slave);
+
+    let mut desk = server.connect("desk", &desk_key);
+    desk.subscribe(ListFilter::All, 0);
+    let failed = match desk.record("board/data.bin") {
+        Some(r) if r.state == UploadState::Failed => r,
+        _ => desk.wait_change("board/data.bin", |r| r.state == UploadState::Failed),
+    };
+    assert_eq!(
+        (failed.received, failed.reason.as_str()),
+        (durable, "connection lost")
+    );
+
+    let (master, path, _slave) = pty();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let mut board = Client::raw(Box::new(master), Framing::Serial);
+    // The Hello waits in the line's buffer until the server reopens the port.
+    board.handshake("board", &key).unwrap();
+    let (id, opened) = board.open_upload("board/data.bin", &bytes).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(offset, durable);
+    board.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    let done = board.wait_result(id, upload);
+    assert_eq!(
+        (done.state, done.hash),
+        (UploadState::Uploaded, hash(&bytes))
+    );
+}

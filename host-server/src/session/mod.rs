@@ -158,7 +158,7 @@ where
         session = session_id,
         device = %device,
         peer = %link.peer,
-        reason = end.upload_reason_or_end(),
+        reason = end.label(),
         seconds = started.elapsed().as_secs_f64(),
         requests = stats.requests,
         "session ended"
@@ -167,7 +167,8 @@ where
 }
 
 impl SessionEnd {
-    fn upload_reason_or_end(&self) -> &'static str {
+    /// A short word for logs.
+    fn label(&self) -> &'static str {
         match self {
             SessionEnd::Bye => "bye",
             SessionEnd::LinkLost => "connection lost",

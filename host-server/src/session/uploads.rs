@@ -171,6 +171,29 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !self.check_file(id, name, kind, size) {
             return;
         }
+        if let Some(index) = self.uploads.iter().position(|u| u.record.name == name) {
+            let entry = &mut self.uploads[index];
+            if entry.is_open() && entry.record.hash == hash && entry.record.size == size {
+                // The same open again (its answer was lost on the line): answer again.
+                entry.request = id;
+                let (upload, record, offset) = (entry.id, entry.record.id, entry.acked);
+                let window = self.service.limits.upload_window(self.max_frame);
+                return self.push(
+                    id,
+                    ServerMessage::UploadReady {
+                        upload,
+                        record,
+                        offset,
+                        window,
+                    },
+                );
+            }
+            if entry.is_open() {
+                self.fail_upload(index, "replaced by a new upload of the same name")
+                    .await;
+            }
+            self.uploads.remove(index);
+        }
         if self.uploads.len() >= self.service.limits.max_uploads_per_session {
             if let Some(done) = self.uploads.iter().position(|u| !u.is_open()) {
                 self.uploads.remove(done);
