@@ -233,6 +233,14 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                     return Some(SessionEnd::LinkLost);
                 }
             }
+            // Acknowledge durable bytes while the input keeps coming, so the
+            // sender's window never waits for the input to drain.
+            if self.writer_progress.try_recv().is_ok() {
+                self.on_writer_progress().await;
+                if self.writer.flush().await.is_err() {
+                    return Some(SessionEnd::LinkLost);
+                }
+            }
             match reader.try_fill() {
                 None => break,
                 Some(Ok(0)) | Some(Err(_)) => return Some(SessionEnd::LinkLost),
