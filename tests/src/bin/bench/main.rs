@@ -50,7 +50,11 @@ fn parse_args() -> Result<Options, String> {
             "--out" => options.out = Some(value("--out")?),
             "serial" | "tcp" => options.benches.push(arg),
             "--bench" => {} // passed by `cargo bench`
-            other => return Err(format!("unknown argument `{other}`; see the doc comment of bench/main.rs")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}`; see the doc comment of bench/main.rs"
+                ))
+            }
         }
     }
     if options.benches.is_empty() {
@@ -121,7 +125,13 @@ async fn main() {
                     if condition.name == "clean" {
                         clean_offered = offered;
                     }
-                    eprintln!("{}", report::markdown(std::slice::from_ref(&row)).lines().last().unwrap_or(""));
+                    eprintln!(
+                        "{}",
+                        report::markdown(std::slice::from_ref(&row))
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                    );
                     rows.push(row);
                 }
             }

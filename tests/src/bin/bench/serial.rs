@@ -266,7 +266,8 @@ async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
         .await
         .map_err(|_| "timed out".to_string())?;
     let elapsed = started.elapsed();
-    let ok = |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
+    let ok =
+        |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
     if !ok(sent) || !ok(received) {
         return Err("sz/rz reported failure".into());
     }

@@ -171,11 +171,21 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
 
         let server = ServerProcess::start(Profile::Release, &[]);
         let key = server.add_device("bench-desktop");
-        let cmd = server.cli_command(&server.url(), "bench-desktop", &key, &["push", &file.display().to_string()]);
+        let cmd = server.cli_command(
+            &server.url(),
+            "bench-desktop",
+            &key,
+            &["push", &file.display().to_string()],
+        );
         record(&mut push, timed(cmd));
         let dest = tempfile::tempdir_in(work).expect("dest dir");
         let dest_arg = dest.path().display().to_string();
-        let cmd = server.cli_command(&server.url(), "bench-desktop", &key, &["pull", "--dest", &dest_arg, name]);
+        let cmd = server.cli_command(
+            &server.url(),
+            "bench-desktop",
+            &key,
+            &["pull", "--dest", &dest_arg, name],
+        );
         record(&mut pull, timed(cmd));
     }
     push.note = ratio_note(&push, &rsync_push, "vs rsync");
