@@ -1,5 +1,6 @@
 //! `host-server`: keeps every file's record and upload state and serves devices.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -106,18 +106,33 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(log_path(&self.data)).unwrap_or_default();
+            eprintln!("--- server log ---\n{log}--- end of server log ---");
+        }
     }
 }
 
+/// Where a server on `data` writes its log (beside the data directory).
+fn log_path(data: &Path) -> PathBuf {
+    data.with_extension("log")
+}
+
 fn spawn(data: &Path, args: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(data))
+        .unwrap();
     let mut child = Command::new(binary())
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .env("STATESYNC_LOG", "host_server=debug")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();
