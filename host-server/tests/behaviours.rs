@@ -869,3 +869,83 @@ fn a_repeated_upload_open_is_answered_again() {
     d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
     assert_eq!(d1.wait_result(id, upload).state, UploadState::Uploaded);
 }
+
+/// Downloads are windowed: nothing beyond the window is sent before an ack,
+/// a reported gap is sent again, and the report is kept as the download state.
+#[test]
+fn download_respects_the_window_and_resends_a_missing_range() {
+    let server = Server::start(&["--max-frame", "4096"]);
+    let (k1, k2) = two_devices(&server);
+    let bytes = content(64_000, 11);
+    server.connect("d1", &k1).upload("windowed.bin", &bytes);
+    let mut d2 = server.connect("d2", &k2);
+    let window = 16_000u32;
+    let id = d2.request(ClientMessage::DownloadOpen {
+        name: "windowed.bin",
+        offset: 0,
+        window,
+        notify: false,
+    });
+    let (download, record) = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadReady {
+            download, record, ..
+        } if frame.id == id => Some((download, record)),
+        _ => None,
+    });
+    let mut received: Vec<(u64, usize)> = Vec::new();
+    let mut in_flight = 0u64;
+    while in_flight < u64::from(window) {
+        let (offset, len) = d2.wait(|frame| match frame.message {
+            ServerMessage::DownloadData {
+                download: d,
+                offset,
+                data,
+            } if d == download => Some((offset, data.len())),
+            _ => None,
+        });
+        received.push((offset, len));
+        in_flight = offset + len as u64;
+    }
+    assert_eq!(
+        in_flight,
+        u64::from(window),
+        "exactly one window is sent before any ack"
+    );
+    // Nothing more comes until an ack.
+    d2.request(ClientMessage::Ping);
+    d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadData { .. } => panic!("data beyond the window"),
+        ServerMessage::Pong => Some(()),
+        _ => None,
+    });
+    // The second frame "was lost": ack the first and report the gap.
+    let (first_len, second) = (received[0].1 as u64, received[1]);
+    d2.request(ClientMessage::DownloadAck {
+        download,
+        durable: first_len,
+        missing: Some(range(second.0, second.1 as u32)),
+    });
+    let resent = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadData {
+            download: d,
+            offset,
+            data,
+        } if d == download => Some((offset, data.len())),
+        _ => None,
+    });
+    assert_eq!(resent, second);
+    d2.request(ClientMessage::DownloadAck {
+        download,
+        durable: bytes.len() as u64,
+        missing: None,
+    });
+    let report = d2.request(ClientMessage::DownloadReport {
+        record,
+        state: proto_core::model::DownloadState::Done,
+    });
+    d2.expect_ok(report);
+    assert!(d2.history().iter().any(|h| h.0 == "d2"
+        && h.1 == HistoryKind::Downloaded
+        && h.2 == "windowed.bin"
+        && h.3 == "done"));
+}
