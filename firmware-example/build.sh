@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the firmware for one or both boards and prints its flash and RAM use.
+# Lints (clippy, warnings are errors) and builds the firmware for one or both
+# boards, then prints its flash and RAM use. CI runs `./build.sh all`.
 #
 #   ./build.sh [qemu|pico|all]      (default: all)
 #
@@ -29,6 +30,11 @@ elf_of() {
 }
 
 for board in "${boards[@]}"; do
+  case "$board" in
+    qemu) target=thumbv7m-none-eabi ;;
+    pico) target=thumbv6m-none-eabi ;;
+  esac
+  cargo clippy --release --locked --features "board-$board" --target "$target" -- -D warnings
   cargo "build-$board" --locked
 done
 

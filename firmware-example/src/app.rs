@@ -1,12 +1,12 @@
 //! What the board does on the link: a to-do list run over proto-core's
 //! blocking driver.
 //!
-//! After every `Connected`: announce the samples (manifest), upload each one
-//! that is not `11` yet (the server says where to resume), subscribe to record
-//! changes and list what is there, and download every file published in the
-//! board's inbox — asking to be notified when one is still uploading, and
-//! fetching it when `DownloadAvailable` comes. When the session ends for any
-//! reason, say `Hello` again after a pause; transfers resume.
+//! Once per boot, announce the samples (manifest). After every `Connected`:
+//! upload each sample not known to be `11` yet (the server says where to
+//! resume), subscribe to record changes and list what is there, and download
+//! every file published in the board's inbox — asking to be notified when one
+//! is still uploading, and fetching it when `DownloadAvailable` comes. When the
+//! session ends for any reason, say `Hello` again after a pause.
 //!
 //! No protocol logic lives here: framing, handshake, windows, resume offsets,
 //! retransmission and hash checks are the driver's and the client's. This file
@@ -40,6 +40,9 @@ const INBOX_CAPACITY: usize = 4;
 const NAME_CAPACITY: usize = 96;
 
 type Name = String<NAME_CAPACITY>;
+
+// `Plan::uploads_pending` has one bit per sample.
+const _: () = assert!(crate::samples::FILES.len() <= 32);
 type Driver = BlockingDriver<
     'static,
     BoardStore,
@@ -162,7 +165,7 @@ pub fn run(
         manifest_due: false,
         subscribe_due: false,
         list_due: false,
-        uploads_pending: (1u32 << samples.end) - 1,
+        uploads_pending: samples.fold(0, |bits, file| bits | 1 << file),
         upload_not_before_ms: 0,
         manifest_id: None,
         upload: None,
@@ -468,8 +471,9 @@ impl Plan {
                 }
             }
             Happening::RetryRequested { file } => {
-                if let Some(bit) = 1u32.checked_shl(u32::from(file.0)) {
-                    self.uploads_pending |= bit;
+                // Only the samples are the board's own files.
+                if driver.client().store().samples().contains(&file.0) {
+                    self.uploads_pending |= 1 << file.0;
                 }
             }
         }

@@ -49,7 +49,6 @@ impl PicoUart {
     }
 
     /// Bytes lost so far (ring overflow or line errors).
-    #[allow(dead_code)]
     pub fn lost_bytes(&self) -> u32 {
         critical_section::with(|cs| LOST.borrow(cs).get())
     }
