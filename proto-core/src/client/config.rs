@@ -35,12 +35,11 @@ pub struct Config<'k> {
     pub max_rto_ms: u64,
     /// Longest a download acknowledgement is held back to cover more bytes.
     pub ack_delay_ms: u64,
-    /// Adapt the upload chunk size to lost frames (useful on serial lines).
+    /// Adapt the upload chunk size to the line's error rate (useful on serial
+    /// lines): shrink it as frames are lost, grow it back on clean runs.
     pub adaptive_chunks: bool,
     /// Smallest upload chunk when adapting.
     pub min_chunk: u32,
-    /// Double the chunk size again after this many chunks' worth of clean bytes.
-    pub grow_after_chunks: u16,
 }
 
 impl<'k> Config<'k> {
@@ -62,7 +61,6 @@ impl<'k> Config<'k> {
             ack_delay_ms: 10,
             adaptive_chunks: false,
             min_chunk: 128,
-            grow_after_chunks: 32,
         }
     }
 

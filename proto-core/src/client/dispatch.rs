@@ -94,12 +94,8 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 self.session.max_frame = max_frame;
                 self.tx.set_payload_limit(max_frame as usize);
                 let ceiling = max_frame.saturating_sub(CHUNK_MESSAGE_OVERHEAD as u32);
-                self.sizer = ChunkSizer::new(
-                    self.config.adaptive_chunks,
-                    self.config.min_chunk,
-                    ceiling,
-                    self.config.grow_after_chunks,
-                );
+                self.sizer =
+                    ChunkSizer::new(self.config.adaptive_chunks, self.config.min_chunk, ceiling);
                 self.session.last_tx_ms = now;
                 self.session.set_state(LinkState::Ready, now);
                 Some(Event::Connected {

@@ -172,8 +172,14 @@ impl Download {
         if end > self.size {
             return Err(None);
         }
-        if self.phase != DownloadPhase::Receiving {
-            return Ok(DataOutcome::Held);
+        match self.phase {
+            DownloadPhase::Receiving => {}
+            DownloadPhase::Verifying => {
+                // Everything is stored: the final ack was lost, send it again.
+                self.ack_due = true;
+                return Ok(DataOutcome::Held);
+            }
+            DownloadPhase::Opening => return Ok(DataOutcome::Held),
         }
         self.last_data_ms = now;
         let start = offset.max(self.durable);

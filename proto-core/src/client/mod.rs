@@ -14,16 +14,34 @@
 //! and events carry. File contents come from and go to a [`FileStore`].
 //!
 //! ```
-//! use proto_core::client::{Client, Config, Event, FileId, RamFile, RamStore};
+//! use proto_core::client::{Client, Config, Event, RamFile, RamStore};
 //!
 //! let mut content = *b"hello";
 //! let mut files = [RamFile::with_content("greeting.txt", &mut content)];
 //! let config = Config::serial("sensor-1", b"secret key");
-//! let mut client = Client::new(config, RamStore::new(&mut files), [0u8; 1100], [0u8; 1100]).unwrap();
+//! let store = RamStore::new(&mut files);
+//! let mut client = Client::new(config, store, [0u8; 1034], [0u8; 1034]).unwrap();
 //! client.connect(0, [7; 16]); // the nonce comes from the driver's RNG
-//! let hello = client.poll_transmit(0).unwrap();
-//! assert_eq!(hello[0], 0x00); // serial: a lone delimiter flushes line noise first
-//! # let _ = (FileId(0), |e: Event<'_>| e);
+//!
+//! let mut wire = Vec::new();
+//! while let Some(bytes) = client.poll_transmit(0) {
+//!     wire.extend_from_slice(bytes); // a driver writes them to the link
+//! }
+//! assert_eq!(wire[0], 0x00); // serial: a lone delimiter flushes line noise before Hello
+//!
+//! // Bytes from the link in any split (an empty slice when only a timer fired):
+//! let mut input: &[u8] = &[];
+//! loop {
+//!     let received = client.receive(1, input);
+//!     input = &input[received.consumed..];
+//!     match received.event {
+//!         Some(Event::Connected { .. }) => { /* make requests */ }
+//!         Some(_) => {}
+//!         None if input.is_empty() => break,
+//!         None => {}
+//!     }
+//! }
+//! assert_eq!(client.poll_at(), Some(3_000)); // no Challenge yet: the handshake timer
 //! ```
 //!
 //! Memory: the client holds two buffers given to [`Client::new`] — the receive
@@ -150,7 +168,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
         if our_max_frame < MIN_FRAME {
             return Err(ClientError::BufferTooSmall);
         }
-        let sizer = ChunkSizer::new(false, config.min_chunk, MIN_FRAME, config.grow_after_chunks);
+        let sizer = ChunkSizer::new(false, config.min_chunk, MIN_FRAME);
         let rto = Rto::new(config.initial_rto_ms, config.min_rto_ms, config.max_rto_ms);
         Ok(Client {
             rx: Accumulator::new(config.framing, rx),

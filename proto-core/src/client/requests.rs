@@ -11,8 +11,10 @@ use crate::message::{ClientFrame, ClientMessage, RequestId};
 use crate::model::ListFilter;
 use crate::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
 
-/// Most files one manifest may announce (its request ids must stay unique).
-pub const MAX_MANIFEST_FILES: u16 = 30_000;
+/// Most files one manifest may announce: each attempt takes one request id
+/// per file, and three attempts' ids must stay distinct within the 65,535
+/// ids. Announce larger folders as several batches.
+pub const MAX_MANIFEST_FILES: u16 = 16_000;
 
 impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
     /// Queues a simple request and returns its id.

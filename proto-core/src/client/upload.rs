@@ -63,6 +63,14 @@ pub(crate) struct Upload {
     /// Lowest offset any chunk of this upload carried (to check resumes).
     pub lowest_sent: Option<u64>,
     resend: RangeSet<4>,
+    /// While recovering from a loss: the first byte not yet sent when the
+    /// loss was reported; every byte below it went out before the re-sends.
+    recovery_point: Option<u64>,
+    /// End of the last re-sent chunk.
+    last_resend_end: u64,
+    /// The retransmission timer fired once during this recovery; the next
+    /// time it goes all the way back to the durable offset.
+    timed_out_in_recovery: bool,
     last_progress_ms: u64,
     /// Repeat `UploadOpen` when no answer comes (lossy serial lines).
     pub retry_open: bool,
@@ -88,6 +96,9 @@ impl Upload {
             sent_end: 0,
             lowest_sent: None,
             resend: RangeSet::new(),
+            recovery_point: None,
+            last_resend_end: 0,
+            timed_out_in_recovery: false,
             last_progress_ms: now,
             retry_open: false,
             open_due: false,
@@ -129,6 +140,8 @@ impl Upload {
             return true;
         }
         self.resend.clear();
+        self.recovery_point = None;
+        self.timed_out_in_recovery = false;
         self.probe = None;
         self.open_due = false;
         self.close_due = false;
@@ -158,9 +171,8 @@ impl Upload {
         let advanced = durable > self.durable;
         if advanced {
             self.reopens = 0;
-            if missing.is_none() {
-                sizer.on_clean(durable - self.durable);
-            }
+            self.timed_out_in_recovery = false;
+            sizer.on_acked(durable - self.durable);
             self.durable = durable;
             self.last_progress_ms = now;
             self.sent_end = self.sent_end.max(durable);
@@ -172,6 +184,9 @@ impl Upload {
                 self.probe = None;
             }
         }
+        if missing.is_none() {
+            self.after_resend(sizer);
+        }
         if let Some(range) = missing {
             let start = range.offset.max(self.durable);
             let end = range
@@ -180,7 +195,10 @@ impl Upload {
                 .min(self.sent_end);
             if start < end {
                 debug!("upload {}: server misses {}..{}", self.id, start, end);
-                if !self.resend.insert(start, end) {
+                if self.resend.insert(start, end) {
+                    let point = self.recovery_point.unwrap_or(0).max(self.sent_end);
+                    self.recovery_point = Some(point);
+                } else {
                     // No slot left: fall back to going back to the durable offset.
                     self.go_back(now);
                 }
@@ -192,6 +210,31 @@ impl Upload {
         advanced
     }
 
+    /// After re-sending a lost range: the link keeps order, so once the
+    /// server has taken the last re-sent chunk it holds everything sent
+    /// before it. A durable offset still short of the recovery point then
+    /// means the bytes there were lost too (a second loss in the same window,
+    /// which the server reports only once its first gap is filled): send one
+    /// chunk there at once instead of waiting for the retransmission timer.
+    fn after_resend(&mut self, sizer: &mut ChunkSizer) {
+        let Some(point) = self.recovery_point else {
+            return;
+        };
+        if self.durable >= point {
+            self.recovery_point = None;
+            self.timed_out_in_recovery = false;
+            return;
+        }
+        if !self.resend.is_empty() || self.durable < self.last_resend_end {
+            return;
+        }
+        let end = point.min(self.durable + u64::from(sizer.current()));
+        debug!("upload {}: also lost at {}", self.id, self.durable);
+        if self.resend.insert(self.durable, end) {
+            sizer.on_loss();
+        }
+    }
+
     /// Re-sends everything from the durable offset.
     fn go_back(&mut self, now: u64) {
         debug!(
@@ -200,6 +243,8 @@ impl Upload {
         );
         self.sent_end = self.durable;
         self.resend.clear();
+        self.recovery_point = None;
+        self.timed_out_in_recovery = false;
         self.probe = None;
         self.last_progress_ms = now;
         self.close_due = false;
@@ -219,7 +264,20 @@ impl Upload {
             self.open_due = true;
         } else if self.durable < self.size {
             sizer.on_loss();
-            self.go_back(now);
+            let recovering = self
+                .recovery_point
+                .is_some_and(|point| self.durable < point);
+            if recovering && !self.timed_out_in_recovery {
+                // A re-sent chunk was lost: the server holds what came after
+                // it, so send the chunk at the durable offset again first.
+                self.timed_out_in_recovery = true;
+                let end = self.sent_end.min(self.durable + u64::from(sizer.current()));
+                self.resend.insert(self.durable, end);
+                self.last_progress_ms = now;
+                self.probe = None;
+            } else {
+                self.go_back(now);
+            }
         } else {
             // Every byte is durable but no result came: ask again.
             self.close_due = true;
@@ -275,6 +333,7 @@ impl Upload {
             .is_some_and(|(start, _)| start == offset)
         {
             self.resend.take_front(len);
+            self.last_resend_end = offset + len;
             return;
         }
         if offset == self.sent_end {
@@ -294,6 +353,8 @@ impl Upload {
         }
         self.reopens += 1;
         self.resend.clear();
+        self.recovery_point = None;
+        self.timed_out_in_recovery = false;
         self.probe = None;
         self.close_due = false;
         self.open_due = true;
@@ -325,7 +386,7 @@ mod tests {
         assert!(upload.on_ready(7, 3, offset, window, 0));
         (
             upload,
-            ChunkSizer::new(true, 128, 1000, 4),
+            ChunkSizer::new(true, 128, 1000),
             Rto::new(1000, 100, 8000),
         )
     }
@@ -356,7 +417,7 @@ mod tests {
             len: 1000,
         });
         assert!(upload.on_ack(1000, missing, 5, &mut sizer, &mut rto));
-        assert_eq!(sizer.current(), 500);
+        assert!(sizer.current() < 1000, "a loss shrinks the chunk");
         assert_eq!(
             upload.next_step(1000),
             Some(UploadStep::Chunk {
@@ -388,11 +449,12 @@ mod tests {
         upload.on_time(deadline, &mut sizer, &mut rto);
         assert_eq!(upload.phase(), UploadPhase::Streaming);
         let chunk = sizer.current();
+        assert!(chunk < 1000);
         assert_eq!(
             upload.next_step(chunk),
             Some(UploadStep::Chunk {
                 offset: 1000,
-                max_len: 500
+                max_len: u64::from(chunk)
             })
         );
         send_all(&mut upload, chunk, 1010);
@@ -402,5 +464,60 @@ mod tests {
         let deadline = upload.deadline(&rto).unwrap();
         upload.on_time(deadline, &mut sizer, &mut rto);
         assert_eq!(upload.next_step(chunk), Some(UploadStep::Close));
+    }
+
+    #[test]
+    fn a_second_loss_in_the_window_is_resent_once_the_first_is_filled() {
+        let (mut upload, mut sizer, mut rto) = ready(20_000, 0, 8000);
+        send_all(&mut upload, 1000, 0);
+        // Chunks at 1000 and 3000 were lost; the server reports the first gap.
+        let missing = Some(ByteRange {
+            offset: 1000,
+            len: 1000,
+        });
+        upload.on_ack(1000, missing, 5, &mut sizer, &mut rto);
+        upload.chunk_sent(1000, 1000, 6);
+        assert_eq!(send_all(&mut upload, 1000, 6), std::vec![(8000, 1000)]);
+        // The re-sent chunk filled the first gap; the server stops at the second.
+        upload.on_ack(3000, None, 8, &mut sizer, &mut rto);
+        let Some(UploadStep::Chunk { offset, .. }) = upload.next_step(1000) else {
+            panic!("the second lost chunk should be sent at once");
+        };
+        assert_eq!(offset, 3000);
+    }
+
+    #[test]
+    fn a_timeout_while_recovering_resends_the_chunk_at_durable_before_going_back() {
+        let (mut upload, mut sizer, mut rto) = ready(20_000, 0, 8000);
+        send_all(&mut upload, 1000, 0);
+        let missing = Some(ByteRange {
+            offset: 1000,
+            len: 1000,
+        });
+        upload.on_ack(1000, missing, 5, &mut sizer, &mut rto);
+        upload.chunk_sent(1000, 1000, 6); // lost again
+        send_all(&mut upload, 1000, 6);
+        let deadline = upload.deadline(&rto).unwrap();
+        upload.on_time(deadline, &mut sizer, &mut rto);
+        let Some(UploadStep::Chunk { offset, max_len }) = upload.next_step(1000) else {
+            panic!("the chunk at durable should be sent again");
+        };
+        assert_eq!(offset, 1000);
+        upload.chunk_sent(offset, max_len, deadline);
+        assert_eq!(
+            upload.next_step(1000),
+            None,
+            "only that chunk, not the window"
+        );
+        let deadline = upload.deadline(&rto).unwrap();
+        upload.on_time(deadline, &mut sizer, &mut rto);
+        assert_eq!(
+            upload.sent_end, 1000,
+            "a second timeout goes back to durable"
+        );
+        let Some(UploadStep::Chunk { offset, .. }) = upload.next_step(1000) else {
+            panic!()
+        };
+        assert_eq!(offset, 1000);
     }
 }

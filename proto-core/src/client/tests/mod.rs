@@ -229,3 +229,4 @@ impl<'s, 'a> Sim<'s, 'a> {
         panic!("no session after 10 handshakes; events: {:?}", self.log);
     }
 }
+mod goodput;

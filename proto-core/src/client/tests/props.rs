@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use std::vec::Vec;
 
 use super::{content, test_config, Seen, Sim};
-use crate::client::{ClientError, FileId, RamFile, RamStore};
+use crate::client::{FileId, RamFile, RamStore};
 use crate::framing::Framing;
 use crate::model::DownloadState;
 use crate::state::UploadState;
@@ -72,65 +72,69 @@ fn run(scenario: &Scenario) -> Vec<Seen> {
     );
 
     sim.client.upload(FileId(0)).unwrap();
-    let mut done = None;
+    let mut outcome = None;
     if let Some(pull_at) = scenario.pull_at {
         let reached = sim.run_until(120_000, |e| {
             matches!(e, Seen::UploadProgress { durable } if *durable >= pull_at)
-                || matches!(e, Seen::UploadDone { .. })
+                || matches!(e, Seen::UploadDone { .. } | Seen::Closed(_))
         });
-        if matches!(reached, Seen::UploadDone { .. }) {
-            done = Some(reached);
-        } else {
+        if matches!(reached, Seen::UploadProgress { .. }) {
             sim.up.cut = true;
             sim.down.cut = true;
-            assert_eq!(
-                sim.run_until(60_000, |e| matches!(e, Seen::Closed(_))),
-                Seen::Closed(ClientError::Timeout)
-            );
+            sim.run_until(60_000, |e| matches!(e, Seen::Closed(_)));
             sim.up.cut = false;
             sim.down.cut = false;
-            if scenario.framing == Framing::Length {
-                sim.server.end_session(); // a new TCP connection
-            }
-            sim.connect();
-            sim.client.upload(FileId(0)).unwrap();
         }
+        outcome = Some(reached);
     }
-    let done =
-        done.unwrap_or_else(|| sim.run_until(600_000, |e| matches!(e, Seen::UploadDone { .. })));
-    assert!(
-        matches!(
-            done,
-            Seen::UploadDone {
-                state: UploadState::Uploaded,
-                ..
+    // Like an application: when the session dies, reconnect and start the
+    // upload again; it resumes where the server stands.
+    loop {
+        match outcome {
+            Some(Seen::UploadDone { state, .. }) => {
+                assert_eq!(state, UploadState::Uploaded);
+                break;
             }
-        ),
-        "{done:?}"
-    );
+            Some(Seen::UploadProgress { .. } | Seen::Closed(_)) => {
+                reconnect(&mut sim, scenario.framing);
+                sim.client.upload(FileId(0)).unwrap();
+            }
+            _ => {}
+        }
+        outcome = Some(sim.run_until(600_000, |e| {
+            matches!(e, Seen::UploadDone { .. } | Seen::Closed(_))
+        }));
+    }
     let index = sim.server.file_named("up/file.bin").unwrap();
     assert_eq!(
         sim.server.files[index].data,
         content(scenario.upload_len, 1)
     );
-    for &(session, offset) in &sim.server.ready_log {
-        let below = sim
-            .server
-            .chunk_log
-            .iter()
-            .filter(|c| c.0 == session && c.1 < offset)
-            .count();
-        assert_eq!(
-            below, 0,
-            "session {session} sent chunks below the resume offset {offset}"
-        );
-    }
+    assert_eq!(
+        sim.server.chunks_below_resume, 0,
+        "a chunk below the resume offset was sent"
+    );
 
     sim.client.download(FileId(1), false).unwrap();
-    let done = sim.run_until(600_000, |e| {
-        matches!(e, Seen::DownloadDone { .. } | Seen::TransferFailed(_))
-    });
-    assert_eq!(done, Seen::DownloadDone { verified: true });
+    loop {
+        let outcome = sim.run_until(600_000, |e| {
+            matches!(
+                e,
+                Seen::DownloadDone { .. } | Seen::TransferFailed(_) | Seen::Closed(_)
+            )
+        });
+        if !matches!(outcome, Seen::Closed(_)) {
+            assert_eq!(outcome, Seen::DownloadDone { verified: true });
+            break;
+        }
+        // Resume from what the store holds contiguously.
+        let held = sim
+            .client
+            .download_status()
+            .map_or(0, |status| status.durable);
+        reconnect(&mut sim, scenario.framing);
+        sim.client.download_from(FileId(1), held, false).unwrap();
+    }
     assert_eq!(
         sim.client.store().file(FileId(1)).unwrap().contents(),
         &published[..]
@@ -141,6 +145,14 @@ fn run(scenario: &Scenario) -> Vec<Seen> {
         assert!(sim.server.reports.contains(&(record, DownloadState::Done)));
     }
     sim.log
+}
+
+/// A new session after the old one died (a new connection on TCP).
+fn reconnect(sim: &mut Sim<'_, '_>, framing: Framing) {
+    if framing == Framing::Length {
+        sim.server.end_session();
+    }
+    sim.connect();
 }
 
 /// 32 cases by default (they simulate whole sessions); `PROPTEST_CASES` overrides.

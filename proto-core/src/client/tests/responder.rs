@@ -106,6 +106,9 @@ pub struct Responder {
     finished: Vec<(TransferId, usize)>,
     revision: u64,
     subscribed: bool,
+    /// Chunks that arrived below the offset the latest `UploadReady` gave.
+    pub chunks_below_resume: usize,
+    resume_floor: u64,
     /// Every upload chunk received: `(session, offset, len)`.
     pub chunk_log: Vec<(u32, u64, usize)>,
     /// Every download frame sent: `(session, offset, len)`.
@@ -150,6 +153,8 @@ impl Responder {
             finished: Vec::new(),
             revision: 1,
             subscribed: false,
+            chunks_below_resume: 0,
+            resume_floor: 0,
             chunk_log: Vec::new(),
             data_log: Vec::new(),
             ready_log: Vec::new(),
@@ -517,6 +522,7 @@ impl Responder {
                 });
                 let offset = self.files[index].received;
                 self.ready_log.push((self.session, offset));
+                self.resume_floor = offset;
                 let record = self.files[index].id;
                 self.send(
                     id,
@@ -777,6 +783,9 @@ impl Responder {
             return;
         };
         self.chunk_log.push((self.session, offset, data.len()));
+        if offset < self.resume_floor {
+            self.chunks_below_resume += 1;
+        }
         // Every chunk is answered once the input is drained, duplicates too,
         // so a client that went back learns where the server stands.
         upload.dirty = true;
