@@ -949,3 +949,39 @@ fn download_respects_the_window_and_resends_a_missing_range() {
         && h.2 == "windowed.bin"
         && h.3 == "done"));
 }
+
+/// The owner announces new content while the old content is still uploading:
+/// the old upload can never mark the new record `11`.
+#[test]
+fn content_replaced_during_an_upload_is_never_marked_uploaded() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let old = content(80_000, 1);
+    let new = content(80_000, 2);
+    let mut uploader = server.connect("d1", &k1);
+    let (id, opened) = uploader.open_upload("doc.txt", &old).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    uploader.send_chunks(id, upload, &old, 0, 40_000, window);
+    uploader.wait_durable(id, upload, 40_000);
+
+    let mut editor = server.connect("d1", &k1);
+    editor.announce("docs", &[("doc.txt", &new)]).unwrap();
+
+    uploader.send_chunks(id, upload, &old, 40_000, old.len() as u64, window);
+    let refused = uploader.wait(|frame| match frame.message {
+        ServerMessage::Error { code, message } if frame.id == id => {
+            Some((code, message.to_string()))
+        }
+        ServerMessage::UploadResult { .. } => panic!("the replaced upload got a result"),
+        _ => None,
+    });
+    assert_eq!(refused.0, ErrorCode::Conflict, "{}", refused.1);
+    assert!(refused.1.contains("changed by its owner"), "{}", refused.1);
+    let record = editor.record("doc.txt").unwrap();
+    assert_eq!(
+        (record.state, record.hash),
+        (UploadState::Needed, hash(&new))
+    );
+    assert_eq!(editor.upload("doc.txt", &new).state, UploadState::Uploaded);
+    assert_eq!(editor.download("doc.txt", false).unwrap(), new);
+}

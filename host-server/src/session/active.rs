@@ -336,7 +336,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         let code = match &error {
             StoreError::NoSuchRecord(_) | StoreError::NoSuchDevice(_) => ErrorCode::NotFound,
             StoreError::NotOwner { .. } => ErrorCode::PermissionDenied,
-            StoreError::DeviceExists(_) => ErrorCode::Conflict,
+            StoreError::DeviceExists(_) | StoreError::ContentChanged(_) => ErrorCode::Conflict,
             StoreError::Interrupted(_) => ErrorCode::ShuttingDown,
             StoreError::Database(_)
             | StoreError::Corrupt { .. }

@@ -11,7 +11,7 @@ use tokio::io::AsyncWrite;
 
 use super::active::{ManifestDraft, Session};
 use crate::service::unix_now;
-use crate::store::{Announced, UploadOpening};
+use crate::store::{Announced, StoreError, UploadOpening};
 use crate::transfer::upload::{ChunkError, Upload};
 use crate::transfer::writer::{self, WriterOutcome, WriterSpec};
 
@@ -333,11 +333,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     ) {
         let device = self.device.clone();
         let now = unix_now();
-        let record_id = record.id;
+        let (record_id, content) = (record.id, record.hash);
         let is_file = record.kind == FileKind::File;
         let result = if is_file && record.hash != ContentHasher::digest(&[]) {
             self.service
-                .db(move |s| s.upload_failed(record_id, &device, 0, "hash mismatch", now))
+                .db(move |s| s.upload_failed(record_id, &content, &device, 0, "hash mismatch", now))
                 .await
                 .map(|record| (record, Vec::new()))
         } else {
@@ -352,7 +352,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 }
             }
             self.service
-                .db(move |s| s.upload_completed(record_id, &device, now))
+                .db(move |s| s.upload_completed(record_id, &content, &device, now))
                 .await
                 .map(|c| (c.record, c.notified))
         };
@@ -394,11 +394,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         };
         if !self.uploads[index].marked_uploading && self.uploads[index].is_open() {
             self.uploads[index].marked_uploading = true;
-            let (record_id, received) = (self.uploads[index].record.id, self.uploads[index].acked);
+            let entry = &self.uploads[index];
+            let (record_id, content, received) = (entry.record.id, entry.record.hash, entry.acked);
             let now = unix_now();
             match self
                 .service
-                .db(move |s| s.upload_progress(record_id, received, now))
+                .db(move |s| s.upload_progress(record_id, &content, received, now))
                 .await
             {
                 Ok(record) => {
@@ -504,7 +505,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let now = unix_now();
         match self
             .service
-            .db(move |s| s.upload_failed(record.id, &device, durable, &reason_owned, now))
+            .db(move |s| {
+                s.upload_failed(
+                    record.id,
+                    &record.hash,
+                    &device,
+                    durable,
+                    &reason_owned,
+                    now,
+                )
+            })
             .await
         {
             Ok(row) => {
@@ -568,11 +578,17 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
                     self.service.set_live_received(entry.record.id, None);
-                    let (record_id, device, now) =
-                        (entry.record.id, self.device.clone(), unix_now());
+                    let (record_id, content, device, now) = (
+                        entry.record.id,
+                        entry.record.hash,
+                        self.device.clone(),
+                        unix_now(),
+                    );
                     let result = self
                         .service
-                        .db(move |s| s.upload_failed(record_id, &device, 0, "hash mismatch", now))
+                        .db(move |s| {
+                            s.upload_failed(record_id, &content, &device, 0, "hash mismatch", now)
+                        })
                         .await;
                     self.report_result(index, result, "upload failed: hash mismatch");
                 }
@@ -581,33 +597,46 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
                     self.service.set_live_received(entry.record.id, None);
-                    let (record_id, device, now) =
-                        (entry.record.id, self.device.clone(), unix_now());
+                    let (record_id, content, device, now) = (
+                        entry.record.id,
+                        entry.record.hash,
+                        self.device.clone(),
+                        unix_now(),
+                    );
                     let reason = format!("server storage error: {error}");
                     let result = self
                         .service
-                        .db(move |s| s.upload_failed(record_id, &device, durable, &reason, now))
+                        .db(move |s| {
+                            s.upload_failed(record_id, &content, &device, durable, &reason, now)
+                        })
                         .await;
-                    let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
-                    self.error(request, ErrorCode::Storage, &message);
+                    if !matches!(result, Err(StoreError::ContentChanged(_))) {
+                        let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                        self.error(request, ErrorCode::Storage, &message);
+                    }
                     self.report_result(index, result, "upload failed: storage");
                 }
             }
         }
     }
 
-    /// Writes `received` to the store when enough time passed (or `force`).
+    /// Writes `received` to the store when enough time passed (or `force`);
+    /// otherwise schedules the write for when it is due.
     async fn store_progress(&mut self, index: usize, force: bool) {
         let entry = &self.uploads[index];
-        if entry.acked <= entry.stored_received
-            || !(force || entry.stored_at.elapsed() >= PROGRESS_EVERY)
-        {
+        if entry.acked <= entry.stored_received {
             return;
         }
-        let (record_id, received, now) = (entry.record.id, entry.acked, unix_now());
+        if !force && entry.stored_at.elapsed() < PROGRESS_EVERY {
+            let due = tokio::time::Instant::from_std(entry.stored_at + PROGRESS_EVERY);
+            self.progress_due = Some(self.progress_due.map_or(due, |d| d.min(due)));
+            return;
+        }
+        let (record_id, content, received, now) =
+            (entry.record.id, entry.record.hash, entry.acked, unix_now());
         match self
             .service
-            .db(move |s| s.upload_progress(record_id, received, now))
+            .db(move |s| s.upload_progress(record_id, &content, received, now))
             .await
         {
             Ok(record) => {
@@ -626,10 +655,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let entry = &mut self.uploads[index];
         entry.stop().await;
         self.service.set_live_received(entry.record.id, None);
-        let (record_id, device, now) = (entry.record.id, self.device.clone(), unix_now());
+        let (record_id, content, device, now) = (
+            entry.record.id,
+            entry.record.hash,
+            self.device.clone(),
+            unix_now(),
+        );
         let result = self
             .service
-            .db(move |s| s.upload_completed(record_id, &device, now))
+            .db(move |s| s.upload_completed(record_id, &content, &device, now))
             .await;
         let result = match result {
             Ok(completion) => {

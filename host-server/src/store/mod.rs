@@ -55,6 +55,9 @@ pub enum StoreError {
         /// Its owner.
         owner: String,
     },
+    /// The record's content was replaced (by its owner) while an upload of the old content ran.
+    #[error("`{0}` was changed by its owner while this upload ran; upload the new content")]
+    ContentChanged(String),
     /// The blocking call running the transaction did not finish (the server is stopping).
     #[error("store call was interrupted ({0}); try again")]
     Interrupted(String),
@@ -384,11 +387,21 @@ pub trait Store: Send + Sync {
     /// Finds or creates the record an upload writes into.
     fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening>;
     /// Marks bytes as arriving: state `10`, `received` durable bytes.
-    fn upload_progress(&self, id: u64, received: u64, now: u64) -> StoreResult<RecordRow>;
+    ///
+    /// This and the other `upload_*` calls apply only while the record still
+    /// has content `hash`; otherwise they fail with [`StoreError::ContentChanged`].
+    fn upload_progress(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        received: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
     /// Marks an upload as broken off: state `00` with a reason, `received` kept.
     fn upload_failed(
         &self,
         id: u64,
+        hash: &ContentHash,
         device: &str,
         received: u64,
         reason: &str,
@@ -399,7 +412,13 @@ pub trait Store: Send + Sync {
     fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>>;
     /// Marks an upload verified and durable (`11`) and queues `DownloadAvailable`
     /// for every device whose download of it is pending.
-    fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion>;
+    fn upload_completed(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        device: &str,
+        now: u64,
+    ) -> StoreResult<Completion>;
 
     /// Checks a download; when the record is not `11` and `notify` is set,
     /// records the device's download state as pending, atomically with the check.

@@ -260,6 +260,15 @@ fn record_by_id(tx: &Transaction<'_>, id: u64) -> StoreResult<RecordRow> {
     .ok_or_else(|| StoreError::NoSuchRecord(format!("#{id}")))
 }
 
+/// The record, if it still has content `hash`.
+fn same_content(tx: &Transaction<'_>, id: u64, hash: &ContentHash) -> StoreResult<RecordRow> {
+    let record = record_by_id(tx, id)?;
+    if record.hash != *hash {
+        return Err(StoreError::ContentChanged(record.name));
+    }
+    Ok(record)
+}
+
 fn history(
     tx: &Transaction<'_>,
     device: &str,
@@ -617,19 +626,30 @@ impl Store for SqliteStore {
         })
     }
 
-    fn upload_progress(&self, id: u64, received: u64, now: u64) -> StoreResult<RecordRow> {
-        self.write(|tx| set_state(tx, id, UploadState::Uploading, received, "", now))
+    fn upload_progress(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        received: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        self.write(|tx| {
+            same_content(tx, id, hash)?;
+            set_state(tx, id, UploadState::Uploading, received, "", now)
+        })
     }
 
     fn upload_failed(
         &self,
         id: u64,
+        hash: &ContentHash,
         device: &str,
         received: u64,
         reason: &str,
         now: u64,
     ) -> StoreResult<RecordRow> {
         self.write(|tx| {
+            same_content(tx, id, hash)?;
             let record = set_state(tx, id, UploadState::Failed, received, reason, now)?;
             history(
                 tx,
@@ -669,9 +689,15 @@ impl Store for SqliteStore {
         })
     }
 
-    fn upload_completed(&self, id: u64, device: &str, now: u64) -> StoreResult<Completion> {
+    fn upload_completed(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        device: &str,
+        now: u64,
+    ) -> StoreResult<Completion> {
         self.write(|tx| {
-            let size: u64 = record_by_id(tx, id)?.size;
+            let size = same_content(tx, id, hash)?.size;
             let record = set_state(tx, id, UploadState::Uploaded, size, "", now)?;
             history(
                 tx,
@@ -986,7 +1012,7 @@ mod tests {
         let revisions: Vec<u64> = outcome.changed.iter().map(|r| r.revision).collect();
         assert_eq!(revisions, [1, 2]);
         let a = &outcome.changed[0];
-        let progressed = store.upload_progress(a.id, 1, 2).unwrap();
+        let progressed = store.upload_progress(a.id, &a.hash, 1, 2).unwrap();
         assert_eq!(
             (progressed.state, progressed.revision),
             (UploadState::Uploading, 3)
@@ -994,7 +1020,7 @@ mod tests {
         let page = store.records_page(2, ListFilter::All, 10).unwrap();
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.revision, 3);
-        let done = store.upload_completed(a.id, "d1", 3).unwrap();
+        let done = store.upload_completed(a.id, &a.hash, "d1", 3).unwrap();
         assert_eq!(done.record.state, UploadState::Uploaded);
         let uploaded = store.records_page(0, ListFilter::UploadedOnly, 10).unwrap();
         assert_eq!(uploaded.records.len(), 1);
@@ -1048,7 +1074,9 @@ mod tests {
             store.open_upload("d2", &file("x", b"other"), 2).unwrap(),
             UploadOpening::Conflict(_)
         ));
-        store.upload_completed(record.id, "d1", 3).unwrap();
+        store
+            .upload_completed(record.id, &record.hash, "d1", 3)
+            .unwrap();
         assert!(matches!(
             store.open_upload("d2", &file("x", b"xx"), 4).unwrap(),
             UploadOpening::AlreadyUploaded(_)
@@ -1063,7 +1091,9 @@ mod tests {
         else {
             panic!("expected ready");
         };
-        store.upload_progress(record.id, 2, 2).unwrap();
+        store
+            .upload_progress(record.id, &record.hash, 2, 2)
+            .unwrap();
         let stale = store.fail_stale_uploads("server stopped", 3).unwrap();
         assert_eq!(stale.len(), 1);
         assert_eq!(
@@ -1071,7 +1101,7 @@ mod tests {
             (UploadState::Failed, 2)
         );
         let failed = store
-            .upload_failed(record.id, "d1", 2, "connection lost", 4)
+            .upload_failed(record.id, &record.hash, "d1", 2, "connection lost", 4)
             .unwrap();
         assert_eq!(failed.reason, "connection lost");
     }
@@ -1085,8 +1115,9 @@ mod tests {
         let gate = store.request_download("d2", "f", true, 2).unwrap();
         assert!(matches!(gate, DownloadGate::Rejected { notify: true, .. }));
         store.request_download("d3", "f", false, 2).unwrap();
-        let id = store.record("f").unwrap().unwrap().id;
-        let completion = store.upload_completed(id, "d1", 3).unwrap();
+        let record = store.record("f").unwrap().unwrap();
+        let id = record.id;
+        let completion = store.upload_completed(id, &record.hash, "d1", 3).unwrap();
         assert_eq!(completion.notified, ["d2"]);
         let queued = store.pending_notifications("d2").unwrap();
         assert_eq!(queued.len(), 1);
@@ -1108,7 +1139,9 @@ mod tests {
         else {
             panic!("expected ready");
         };
-        store.upload_completed(record.id, "d1", 2).unwrap();
+        store
+            .upload_completed(record.id, &record.hash, "d1", 2)
+            .unwrap();
         let retried = store.retry_record("d2", "f", 3).unwrap();
         assert_eq!(retried.record.state, UploadState::Needed);
         assert!(retried.blob_unused);
