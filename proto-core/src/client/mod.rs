@@ -44,6 +44,13 @@
 //! assert_eq!(client.poll_at(), Some(3_000)); // no Challenge yet: the handshake timer
 //! ```
 //!
+//! What the client repeats by itself: on any link, an upload whose acks stop
+//! (back to the durable offset) and a download whose data stops (the ack is
+//! sent again); on serial lines also a lost `Hello`, `UploadOpen`,
+//! `DownloadOpen`, manifest or `DownloadReport`. Other requests (lists,
+//! delete, retry, ping) are sent once: on a lossy line the application should
+//! give up waiting for their answer after a while and ask again.
+//!
 //! Memory: the client holds two buffers given to [`Client::new`] — the receive
 //! accumulator and the send queue — each `Framing::max_wire_len(max_frame)`
 //! bytes (1,034 for 1 KiB serial frames), and about 1.1 KiB of state (3,176

@@ -31,8 +31,10 @@
 //!
 //! # A tokio host (TCP)
 //!
-//! `embedded-io-adapters` (feature `tokio-1`) turns a `TcpStream` into an
-//! `embedded-io-async` stream whose `read` is cancel-safe, as the driver needs:
+//! `embedded-io-adapters` 0.6 (feature `tokio-1`) turns a `TcpStream` into an
+//! `embedded-io-async` stream (`embedded_io_adapters::tokio_1::FromTokio`)
+//! whose `read` is cancel-safe, as the driver needs. Set `TCP_NODELAY`: acks
+//! and requests are small frames.
 //!
 //! ```text
 //! struct TokioClock(tokio::time::Instant);
