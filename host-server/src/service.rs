@@ -40,6 +40,7 @@ pub struct Service {
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
     live: Mutex<HashMap<u64, u64>>,
+    blob_lock: Arc<tokio::sync::Mutex<()>>,
     next_session: AtomicU64,
 }
 
@@ -54,6 +55,7 @@ impl Service {
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
+            blob_lock: Arc::new(tokio::sync::Mutex::new(())),
             next_session: AtomicU64::new(1),
         }
     }
@@ -94,6 +96,27 @@ impl Service {
             }
         };
         tokio::time::timeout(wait, lock.lock_owned()).await.ok()
+    }
+
+    /// Serialises every change of `blobs/` with the store update that goes with
+    /// it (promote + `11`, delete/retry + removal), so a blob another record
+    /// just started using is never removed.
+    pub async fn blob_lock(&self) -> OwnedMutexGuard<()> {
+        self.blob_lock.clone().lock_owned().await
+    }
+
+    /// Removes the blob with this content unless an uploaded record uses it.
+    /// Call with [`Service::blob_lock`] held.
+    pub async fn remove_blob_if_unused(&self, hash: ContentHash) {
+        match self.db(move |s| s.blob_in_use(&hash)).await {
+            Ok(false) => {
+                if let Err(error) = self.blobs.remove_blob(&hash) {
+                    tracing::warn!(%error, %hash, "could not remove an unused blob");
+                }
+            }
+            Ok(true) => {}
+            Err(error) => tracing::warn!(%error, %hash, "could not check whether a blob is used"),
+        }
     }
 
     /// Keeps the hash state of an interrupted upload for a later resume in this run.

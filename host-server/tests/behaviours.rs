@@ -985,3 +985,24 @@ fn content_replaced_during_an_upload_is_never_marked_uploaded() {
     assert_eq!(editor.upload("doc.txt", &new).state, UploadState::Uploaded);
     assert_eq!(editor.download("doc.txt", false).unwrap(), new);
 }
+
+/// Two names with the same content share one blob; deleting one keeps the other whole.
+#[test]
+fn deleting_one_of_two_identical_files_keeps_the_shared_blob() {
+    let server = Server::start(&[]);
+    let (k1, _) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(10_000, 4);
+    d1.upload("copy-a.bin", &bytes);
+    d1.upload("copy-b.bin", &bytes);
+    let id = d1.request(ClientMessage::Delete { name: "copy-a.bin" });
+    d1.expect_ok(id);
+    assert_eq!(d1.download("copy-b.bin", false).unwrap(), bytes);
+    let id = d1.request(ClientMessage::Delete { name: "copy-b.bin" });
+    d1.expect_ok(id);
+    assert!(!server
+        .data
+        .join("blobs")
+        .join(hash(&bytes).to_string())
+        .exists());
+}

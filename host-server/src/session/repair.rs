@@ -49,10 +49,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if let Err(error) = self.service.blobs.remove_partial(record.id, &record.hash) {
             tracing::warn!(%error, name, "could not remove partial bytes of a deleted record");
         }
-        if deletion.blob_unused {
-            if let Err(error) = self.service.blobs.remove_blob(&record.hash) {
-                tracing::warn!(%error, name, "could not remove the blob of a deleted record");
-            }
+        {
+            let _blobs = self.service.blob_lock().await;
+            self.service.remove_blob_if_unused(record.hash).await;
         }
         tracing::info!(session = self.id, device = %self.device, name, "record deleted");
         self.service.hub.publish(HubEvent::RecordDeleted {
@@ -90,10 +89,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         {
             tracing::warn!(%error, name, "could not remove partial bytes of a retried record");
         }
-        if retried.blob_unused {
-            if let Err(error) = self.service.blobs.remove_blob(&retried.old_hash) {
-                tracing::warn!(%error, name, "could not remove the blob of a retried record");
-            }
+        {
+            let _blobs = self.service.blob_lock().await;
+            self.service.remove_blob_if_unused(retried.old_hash).await;
         }
         tracing::info!(session = self.id, device = %self.device, name, owner = %record.owner, "re-upload requested");
         self.service.hub.wake([record.owner.as_str()]);

@@ -136,8 +136,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             Ok(outcome) => outcome,
             Err(error) => return self.store_error(id, error),
         };
-        for (record, hash) in &outcome.replaced {
-            let _ = self.service.blobs.remove_partial(*record, hash);
+        if !outcome.replaced.is_empty() {
+            let _blobs = self.service.blob_lock().await;
+            for (record, hash) in &outcome.replaced {
+                let _ = self.service.blobs.remove_partial(*record, hash);
+                self.service.remove_blob_if_unused(*hash).await;
+            }
         }
         let replaced = !outcome.replaced.is_empty();
         self.service.publish_records(outcome.changed, replaced);
@@ -261,7 +265,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             }
         };
         if let Some(old) = replaced {
+            let _blobs = self.service.blob_lock().await;
             let _ = self.service.blobs.remove_partial(record.id, &old);
+            self.service.remove_blob_if_unused(old).await;
         }
         if size == 0 {
             return self.complete_empty(id, upload_id, record).await;
@@ -299,7 +305,6 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 size,
                 expected: hash,
                 sync_every: u64::from(window / 4),
-                blobs: self.service.blobs.clone(),
             },
             queue,
             self.writer_poke.clone(),
@@ -335,6 +340,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let now = unix_now();
         let (record_id, content) = (record.id, record.hash);
         let is_file = record.kind == FileKind::File;
+        let _blobs = self.service.blob_lock().await;
         let result = if is_file && record.hash != ContentHasher::digest(&[]) {
             self.service
                 .db(move |s| s.upload_failed(record_id, &content, &device, 0, "hash mismatch", now))
@@ -651,6 +657,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
+    /// Moves a verified upload into the blob store and sets `11`, both under the blob lock.
     async fn finish_verified(&mut self, index: usize) {
         let entry = &mut self.uploads[index];
         entry.stop().await;
@@ -661,10 +668,36 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             self.device.clone(),
             unix_now(),
         );
+        let request = entry.request;
+        let blobs_guard = self.service.blob_lock().await;
+        let blobs = self.service.blobs.clone();
+        let promoted = tokio::task::spawn_blocking(move || {
+            blobs.promote(&blobs.partial_path(record_id, &content), &content)
+        })
+        .await;
+        if let Ok(Err(error)) | Err(error) = promoted.map_err(std::io::Error::other) {
+            drop(blobs_guard);
+            tracing::error!(session = self.id, %error, "promoting a verified upload failed");
+            let durable = self.uploads[index].acked;
+            let reason = format!("server storage error: {error}");
+            let result = self
+                .service
+                .db(move |s| s.upload_failed(record_id, &content, &device, durable, &reason, now))
+                .await;
+            if !matches!(result, Err(StoreError::ContentChanged(_))) {
+                let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                self.error(request, ErrorCode::Storage, &message);
+            }
+            return self.report_result(index, result, "upload failed: storage");
+        }
         let result = self
             .service
             .db(move |s| s.upload_completed(record_id, &content, &device, now))
             .await;
+        if let Err(StoreError::ContentChanged(_)) = &result {
+            self.service.remove_blob_if_unused(content).await;
+        }
+        drop(blobs_guard);
         let result = match result {
             Ok(completion) => {
                 self.service

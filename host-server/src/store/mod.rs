@@ -451,6 +451,9 @@ pub trait Store: Send + Sync {
     /// Puts a record back to `01` and queues `RetryRequested` for its owner.
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried>;
 
+    /// True when an uploaded (`11`) record uses the blob with this content.
+    fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool>;
+
     /// Every batch with its counts.
     fn batches(&self) -> StoreResult<Vec<BatchRow>>;
 

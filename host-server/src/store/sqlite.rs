@@ -853,6 +853,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool> {
+        self.read(|tx| Ok(!blob_unused(tx, hash)?))
+    }
+
     fn batches(&self) -> StoreResult<Vec<BatchRow>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(

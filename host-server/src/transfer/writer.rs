@@ -1,5 +1,6 @@
 //! The blocking writer behind one upload: writes, hashes and syncs the partial
-//! file off the async runtime, then verifies and promotes it.
+//! file off the async runtime, then verifies it. The session promotes the
+//! verified file into the blob store (under the service's blob lock).
 //!
 //! Syncs are batched (group commit) and run on a second thread: the writer
 //! asks for a sync when `sync_every` bytes are unsynced, when the session says
@@ -17,7 +18,7 @@ use proto_core::ContentHash;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::blobs::{BlobDir, PartialFile};
+use crate::blobs::PartialFile;
 
 /// What the session asks of the writer.
 #[derive(Debug)]
@@ -31,7 +32,7 @@ pub enum WriterCommand {
 /// How the upload ended, once it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriterOutcome {
-    /// All bytes durable, hash verified, blob in place.
+    /// All bytes durable and the hash verified; the partial file is ready to promote.
     Verified,
     /// All bytes durable but the hash differs; the partial file was removed.
     HashMismatch,
@@ -68,8 +69,6 @@ pub struct WriterSpec {
     pub expected: ContentHash,
     /// Sync at least every this many bytes.
     pub sync_every: u64,
-    /// Where to promote the verified file.
-    pub blobs: Arc<BlobDir>,
 }
 
 /// A running writer: send commands, watch the status, join for the exit.
@@ -241,7 +240,6 @@ fn run(
         size,
         expected,
         sync_every,
-        blobs,
     } = spec;
     let PartialFile {
         mut file,
@@ -322,9 +320,6 @@ fn run(
             durable: 0,
             hasher: None,
         };
-    }
-    if let Err(error) = blobs.promote(&path, &expected) {
-        return fail(durable, error.to_string());
     }
     reporter.outcome(WriterOutcome::Verified);
     WriterExit {
