@@ -14,12 +14,15 @@
 
 use heapless::String;
 use proto_core::auth::ContentHasher;
-use proto_core::client::{Client, ClientError, Config, Event, FileId, FileStore, ListItem};
+use proto_core::client::{
+    Client, ClientError, Config, Event, FileId, FileStore, LinkState, ListItem,
+};
 use proto_core::driver::{BlockingDriver, Clock};
 use proto_core::framing::Framing;
 use proto_core::message::{Nonce, RequestId};
 use proto_core::model::{ContentHash, ListFilter, Record};
 use proto_core::state::UploadState;
+use proto_core::ErrorCode;
 
 use crate::buffers::FrameBuffer;
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
@@ -98,6 +101,8 @@ enum Happening {
     RequestFailed {
         id: RequestId,
     },
+    /// The server no longer knows this session (it restarted): say `Hello` again.
+    SessionLost,
     UploadDone {
         file: FileId,
         uploaded: bool,
@@ -239,7 +244,13 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
         }
         Event::RequestFailed { id, code, message } => {
             warn!("request {} refused: {} {}", id, code.message(), message);
-            Happening::RequestFailed { id }
+            if code == ErrorCode::NotAuthenticated {
+                // A server that crashed and came back on the same serial
+                // line answers every request so; nothing but a new `Hello` helps.
+                Happening::SessionLost
+            } else {
+                Happening::RequestFailed { id }
+            }
         }
         Event::UploadStarted {
             record,
@@ -397,6 +408,10 @@ impl Plan {
                     wanted.waiting = false;
                 }
             }
+            Happening::SessionLost => {
+                info!("the server lost this session");
+                self.apply(Happening::Closed, driver);
+            }
             Happening::Closed => {
                 self.manifest_id = None;
                 self.upload = None;
@@ -404,7 +419,9 @@ impl Plan {
                 self.manifest_due = false;
                 self.subscribe_due = false;
                 self.list_due = false;
-                self.reconnect_at_ms = Some(BoardClock.now_ms() + RECONNECT_DELAY_MS);
+                if self.reconnect_at_ms.is_none() {
+                    self.reconnect_at_ms = Some(BoardClock.now_ms() + RECONNECT_DELAY_MS);
+                }
                 let lost = driver.io().lost_bytes();
                 if lost > 0 {
                     warn!("{} received bytes lost to line errors so far", lost);
@@ -518,10 +535,9 @@ impl Plan {
 
     /// Makes the next requests the client has room for.
     fn make_requests(&mut self, driver: &mut Driver, now: u64) {
-        if !matches!(
-            driver.client().state(),
-            proto_core::client::LinkState::Ready
-        ) {
+        // Nothing new while a new session is due: the old one may look alive to the client.
+        let ready = matches!(driver.client().state(), LinkState::Ready);
+        if !ready || self.reconnect_at_ms.is_some() {
             return;
         }
         let client = driver.client();

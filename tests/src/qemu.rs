@@ -211,11 +211,27 @@ impl QemuBoard {
         needles: &[&str],
         timeout: Duration,
     ) -> Result<String, String> {
+        self.wait_for_line_after(0, needles, timeout).await
+    }
+
+    /// How many lines the log holds now (a mark for [`QemuBoard::wait_for_line_after`]).
+    pub fn log_len(&self) -> usize {
+        self.log.lock().map(|log| log.len()).unwrap_or(0)
+    }
+
+    /// Like [`QemuBoard::wait_for_line`], looking only at lines after the first `skip`.
+    pub async fn wait_for_line_after(
+        &mut self,
+        skip: usize,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(line) = self
                 .log()
                 .into_iter()
+                .skip(skip)
                 .find(|line| needles.iter().all(|needle| line.contains(needle)))
             {
                 return Ok(line);

@@ -6,6 +6,12 @@
 //! outlives QEMU, so powering the board off and on looks to the server like a
 //! board that reset while its cable stayed plugged in.
 //!
+//! The one test walks through a board's life: its batch appears, it is
+//! powered off in the middle of the large upload and resumes after the reboot,
+//! the server crashes and restarts under it and it resumes again, the host
+//! pulls its files with the announced hashes, and files published for it are
+//! downloaded after the server's notification and verified on the board.
+//!
 //! Needs `qemu-system-arm` and the `thumbv7m-none-eabi` target; `.ci/run`
 //! installs both. Without QEMU the test fails (it does not skip).
 
@@ -116,7 +122,7 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qemu_board_uploads_its_batch_resumes_after_reboot_and_downloads_what_the_host_publishes() {
+async fn qemu_board_resumes_after_reboot_and_server_crash_and_fetches_published_files() {
     let started = Instant::now();
     if let Err(message) = require_qemu() {
         panic!("{message}");
@@ -130,7 +136,7 @@ async fn qemu_board_uploads_its_batch_resumes_after_reboot_and_downloads_what_th
     });
     let board_key = server.add_device(BOARD);
     let laptop_key = server.add_device(LAPTOP);
-    let host = Host { server, laptop_key };
+    let mut host = Host { server, laptop_key };
     let elf = tokio::task::block_in_place(|| build_firmware(BOARD, &board_key))
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("firmware built after {:?}", started.elapsed());
@@ -189,6 +195,37 @@ async fn qemu_board_uploads_its_batch_resumes_after_reboot_and_downloads_what_th
         resumed_at >= received_before,
         "the upload resumed at {resumed_at}, below the {received_before} bytes the server held"
     );
+
+    // The server crashes (SIGKILL) and comes back on the same serial port
+    // while the board uploads: the board says Hello again and resumes again.
+    let crash_at = eventually(
+        "more of the large file to be durable after the resume",
+        || {
+            let received = host.record(LARGE)?["received"].as_u64()?;
+            (received > resumed_at && received < 65_536).then_some(received)
+        },
+    )
+    .await;
+    let mark = board.log_len();
+    tokio::task::block_in_place(|| host.server.restart());
+    eprintln!("server restarted with {crash_at} of 65536 bytes stored");
+    board
+        .wait_for_line_after(mark, &["connected as `qemu-board`"], STEP)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resumed_again = board
+        .wait_for_line_after(
+            mark,
+            &[&format!("upload of record {large_id} resumes at byte")],
+            STEP,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resumed_again_at = number_after(&resumed_again, "resumes at byte ");
+    assert!(
+        resumed_again_at >= crash_at,
+        "after the server restart the upload resumed at {resumed_again_at}, below the {crash_at} bytes stored"
+    );
     board
         .wait_for_line(&["all 3 files uploaded"], STEP)
         .await
@@ -198,7 +235,7 @@ async fn qemu_board_uploads_its_batch_resumes_after_reboot_and_downloads_what_th
             .log()
             .iter()
             .any(|line| line.contains(&format!("upload of record {large_id} starts"))),
-        "the large upload started over after the reboot"
+        "the large upload started over after the reboot or the server restart"
     );
 
     // The host sees the batch complete and pulls every file with its announced hash.
