@@ -71,7 +71,6 @@ impl std::str::FromStr for SerialSpec {
 fn open(spec: &SerialSpec) -> Result<Box<dyn serialport::SerialPort>, SerialError> {
     serialport::new(&spec.path, spec.baud)
         .timeout(READ_POLL)
-        .dtr_on_open(false)
         .open()
         .map_err(|e| SerialError::Open {
             path: spec.path.clone(),

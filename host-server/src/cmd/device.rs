@@ -2,6 +2,7 @@
 //!
 //! Works on the database directly, also while a server runs on it.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -18,6 +19,9 @@ use crate::store::Store;
 /// Bytes of a new device key.
 const KEY_LEN: usize = 32;
 
+/// Most devices one `add-many` registers.
+const MAX_ADD_MANY: u32 = 1_000_000;
+
 /// Device subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
@@ -25,6 +29,15 @@ pub enum DeviceCommand {
     Add {
         /// The device's name (at most 32 bytes, no `/`).
         name: String,
+    },
+    /// Register COUNT devices named PREFIX-0 … PREFIX-(COUNT-1) and print
+    /// each name and new key on a line of its own (with `--json`, one JSON
+    /// object per line). For fleets and load tests: one process, not COUNT.
+    AddMany {
+        /// Name prefix; `-N` is appended.
+        prefix: String,
+        /// How many devices (1 to 1,000,000).
+        count: u32,
     },
     /// List registered devices (keys are never shown).
     List,
@@ -54,6 +67,29 @@ pub fn run(data: &Path, json: bool, command: DeviceCommand) -> anyhow::Result<()
                 println!("{key}");
                 eprintln!("device `{name}` added; keep this key, it is not shown again");
             }
+        }
+        DeviceCommand::AddMany { prefix, count } => {
+            anyhow::ensure!(
+                (1..=MAX_ADD_MANY).contains(&count),
+                "add-many takes 1 to {MAX_ADD_MANY} devices, not {count}"
+            );
+            let last = format!("{prefix}-{}", count - 1);
+            validate_label(&last, MAX_DEVICE_NAME_LEN)
+                .with_context(|| format!("device name `{}` is not usable", last.escape_debug()))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for index in 0..count {
+                let name = format!("{prefix}-{index}");
+                let mut key = [0u8; KEY_LEN];
+                rand::thread_rng().fill_bytes(&mut key);
+                store.add_device(&name, &key, now)?;
+                let key = hex::encode(key);
+                if json {
+                    writeln!(out, "{}", json!({ "name": name, "key": key }))?;
+                } else {
+                    writeln!(out, "{name} {key}")?;
+                }
+            }
+            out.flush()?;
         }
         DeviceCommand::List => {
             let devices = store.devices()?;

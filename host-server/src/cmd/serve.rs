@@ -77,6 +77,7 @@ pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
         serial: args.serial.clone(),
         limits: args.limits()?,
     };
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,4 +95,20 @@ pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+/// Raises the soft limit on open files to the hard limit: every TCP session
+/// holds a socket, and the common soft limit of 1024 is far below
+/// `--max-sessions`. Failing to raise it only logs a warning.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open-file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+    }
 }
