@@ -33,6 +33,34 @@ fn device_add_prints_the_key_once_and_list_never_shows_it() {
 }
 
 #[test]
+fn device_add_many_registers_numbered_devices_one_key_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, _) = run_cli(&["--json", "device", "add-many", "fleet", "3"], &data);
+    assert!(ok);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (index, line) in lines.iter().enumerate() {
+        assert_eq!(line["name"], format!("fleet-{index}"));
+        assert_eq!(line["key"].as_str().unwrap().len(), 64);
+    }
+    let (ok, out, _) = run_cli(&["--json", "device", "list"], &data);
+    assert!(ok);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    let (ok, _, err) = run_cli(&["device", "add-many", "fleet", "1"], &data);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run_cli(&["device", "add-many", &"d".repeat(31), "10"], &data);
+    assert!(!ok && err.contains("not usable"), "{err}");
+    let (ok, _, err) = run_cli(&["device", "add-many", "fleet", "0"], &data);
+    assert!(!ok && err.contains("1 to"), "{err}");
+}
+
+#[test]
 fn busy_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

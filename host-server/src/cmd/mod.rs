@@ -1,4 +1,4 @@
-//! The command line: `serve` and `device add|list|remove`, one file per command.
+//! The command line: `serve` and `device add|add-many|list|remove`, one file per command.
 
 pub mod device;
 pub mod serve;
