@@ -617,16 +617,18 @@ impl Plan {
                 return;
             }
         };
-        if let Placement::Streamed(_) = placement {
-            info!(
-                "{} ({} bytes) is larger than a RAM slot ({} bytes): verifying it by hash while it streams",
-                wanted.name.as_str(),
-                wanted.size,
-                RAM_SLOT_BYTES
-            );
-        }
         match client.download(placement.file(), true) {
-            Ok(id) => self.download = Some((id, index)),
+            Ok(id) => {
+                if let Placement::Streamed(_) = placement {
+                    info!(
+                        "{} ({} bytes) is larger than a RAM slot ({} bytes): verifying it by hash while it streams",
+                        wanted.name.as_str(),
+                        wanted.size,
+                        RAM_SLOT_BYTES
+                    );
+                }
+                self.download = Some((id, index));
+            }
             Err(error) => {
                 let retry_later = matches!(error, ClientError::QueueFull | ClientError::Busy);
                 if !retry_later {
