@@ -88,6 +88,8 @@ pub(crate) struct Runner {
     pub events: mpsc::UnboundedSender<DeviceEvent>,
     pub log: Arc<WireLog>,
     pub reconnect_after: Option<Duration>,
+    /// Print every event to stderr (`SIM_TRACE=1`).
+    trace: bool,
     conn: Option<Conn>,
     tap: Option<Tap>,
     sessions: u32,
@@ -122,6 +124,7 @@ impl Runner {
             events,
             log,
             reconnect_after: None,
+            trace: std::env::var_os("SIM_TRACE").is_some_and(|v| v == "1"),
             conn: None,
             tap: None,
             sessions: 0,
@@ -144,6 +147,13 @@ impl Runner {
     }
 
     fn emit(&self, event: DeviceEvent) {
+        if self.trace {
+            eprintln!(
+                "[{:>8.3}s {}] {event:?}",
+                self.started.elapsed().as_secs_f64(),
+                self.client.config().device
+            );
+        }
         // The test may have dropped its handle; the device just runs on.
         let _ = self.events.send(event);
     }

@@ -440,6 +440,19 @@ impl Device {
         }
     }
 
+    /// Gives up the running upload (`UploadAbort`); the server keeps what it received.
+    pub async fn cancel_upload(&mut self) -> Result<(), DeviceError> {
+        self.request(|c| c.cancel_upload().map(|()| 0))
+            .await
+            .map(drop)
+    }
+
+    /// The slot holding `name` in the device's store.
+    pub async fn slot_of(&mut self, name: &str) -> Result<Option<FileId>, DeviceError> {
+        let name = name.to_owned();
+        self.with_store(move |s| s.slot_of(&name)).await
+    }
+
     /// Downloads `file` from the start.
     pub async fn download(
         &mut self,
@@ -610,6 +623,22 @@ impl Device {
         Ok(records.into_iter().find(|r| r.name == name))
     }
 
+    /// Waits for a pushed change of record `name` that satisfies `wanted`
+    /// (the device must have subscribed).
+    pub async fn wait_record(
+        &mut self,
+        name: &str,
+        wanted: impl Fn(&RecordInfo) -> bool,
+    ) -> Result<RecordInfo, DeviceError> {
+        self.wait_for(&format!("a change of `{name}`"), |e| match e {
+            DeviceEvent::RecordChanged(record) if record.name == name && wanted(record) => {
+                Some(record.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Every device's download states: `(device, record name, state)`.
     pub async fn downloads(&mut self) -> Result<Vec<(String, String, DownloadState)>, DeviceError> {
         let (items, _) = self.list_items(|c| c.downloads()).await?;
@@ -625,6 +654,32 @@ impl Device {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Asks the server until `device`'s download state for `name` is `state`
+    /// (a report is not answered with an event, so this polls every 50 ms).
+    pub async fn wait_download_state(
+        &mut self,
+        device: &str,
+        name: &str,
+        state: DownloadState,
+    ) -> Result<(), DeviceError> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let states = self.downloads().await?;
+            if states
+                .iter()
+                .any(|(d, n, s)| d == device && n == name && *s == state)
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DeviceError::Timeout(format!(
+                    "{device}'s download of `{name}` to be {state:?} (now {states:?})"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops the device and gives its files back.

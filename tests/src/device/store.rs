@@ -52,6 +52,17 @@ impl MemStore {
         })
     }
 
+    /// Adds a file that announces `hash` whatever its content (a device whose
+    /// file changed after it was hashed, or that lies) and returns its slot.
+    pub fn add_file_claiming(&mut self, name: &str, content: Vec<u8>, hash: ContentHash) -> FileId {
+        self.push(MemFile {
+            name: name.to_owned(),
+            kind: FileKind::File,
+            data: content,
+            hash,
+        })
+    }
+
     /// Adds an empty download target for `name` and returns its slot.
     pub fn add_target(&mut self, name: &str) -> FileId {
         self.push(MemFile {
@@ -75,6 +86,11 @@ impl MemStore {
     /// The slot `file`, if it exists.
     pub fn file(&self, file: FileId) -> Option<&MemFile> {
         self.files.get(usize::from(file.0))
+    }
+
+    /// The slot holding `name`, if any.
+    pub fn slot_of(&self, name: &str) -> Option<FileId> {
+        self.lookup(name)
     }
 
     /// Every slot, in id order.
