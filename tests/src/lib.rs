@@ -1,6 +1,7 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
 pub mod device;
+pub mod fleet;
 pub mod link;
 pub mod process;
 pub mod pty;

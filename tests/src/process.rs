@@ -125,6 +125,24 @@ impl ServerProcess {
         json["key"].as_str().expect("a key").to_owned()
     }
 
+    /// Registers `count` devices named `PREFIX-0`, `PREFIX-1`, … with one
+    /// `device add-many` and returns what it prints: one `{"name", "key"}`
+    /// JSON object per line (see [`crate::fleet::parse_key_lines`]).
+    pub fn add_devices(&self, prefix: &str, count: usize) -> String {
+        let out = Command::new(self.bins.join("host-server"))
+            .arg("--data")
+            .arg(self.data.path())
+            .args(["--json", "device", "add-many", prefix, &count.to_string()])
+            .output()
+            .expect("host-server device add-many runs");
+        assert!(
+            out.status.success(),
+            "device add-many failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("device add-many prints UTF-8")
+    }
+
     /// `tcp://ADDR`.
     pub fn url(&self) -> String {
         format!("tcp://{}", self.addr)
