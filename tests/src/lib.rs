@@ -2,6 +2,7 @@
 
 pub mod device;
 pub mod fleet;
+pub mod invariants;
 pub mod link;
 pub mod process;
 pub mod pty;

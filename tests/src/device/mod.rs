@@ -302,10 +302,16 @@ impl Device {
     }
 
     /// Runs `call` on the client (e.g. `|c| c.list(0, ListFilter::All)`) and returns its request id.
+    ///
+    /// `Closed` events still kept aside are dropped first: they belong to
+    /// sessions that ended before this request.
     pub async fn request(
         &mut self,
         call: impl FnOnce(&mut DeviceClient) -> Result<RequestId, ClientError> + Send + 'static,
     ) -> Result<RequestId, DeviceError> {
+        // Ends of earlier sessions say nothing about this request.
+        self.backlog
+            .retain(|e| !matches!(e, DeviceEvent::Closed { .. }));
         let (reply_tx, reply) = oneshot::channel();
         self.send(Command::Call(Box::new(call), reply_tx))?;
         reply
