@@ -660,6 +660,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Moves a verified upload into the blob store and sets `11`, both under the blob lock.
     async fn finish_verified(&mut self, index: usize) {
         let entry = &mut self.uploads[index];
+        // Held until the record is `11`: a session waiting to upload the same
+        // file must find it uploaded, not re-send it into the partial file
+        // being promoted.
+        let _name_lock = entry.take_lock();
         entry.stop().await;
         self.service.set_live_received(entry.record.id, None);
         let (record_id, content, device, now) = (

@@ -202,6 +202,12 @@ impl Upload {
         })
     }
 
+    /// Takes the name lock out of the upload, so the caller can keep other
+    /// sessions away from the file past [`Upload::stop`] (until it is `11`).
+    pub fn take_lock(&mut self) -> Option<OwnedMutexGuard<()>> {
+        self.lock.take()
+    }
+
     /// Stops the writer (it syncs what it wrote), lets other sessions at the
     /// file again, and returns what the writer left.
     pub async fn stop(&mut self) -> Option<WriterExit> {
