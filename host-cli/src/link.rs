@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proto_core::framing::Framing;
 
@@ -68,9 +68,57 @@ impl Link {
                 Ok(Link {
                     framing: Framing::Serial,
                     max_frame: SERIAL_MAX_FRAME,
-                    writer: Box::new(port),
+                    writer: Box::new(PatientWriter::new(port)),
                     received: spawn_reader(reader),
                 })
+            }
+        }
+    }
+}
+
+/// How long a serial write may make no progress before the line counts as dead.
+const SERIAL_STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// A serial port writer that waits out the port's short timeout.
+///
+/// The port's timeout is short so the reader thread stays responsive, but a
+/// slow line (115200 baud moves 11.5 KB/s) with flow-controlled buffers can
+/// take longer than that to accept a whole window: only a write that makes no
+/// progress for [`SERIAL_STALL_LIMIT`] is an error.
+struct PatientWriter<W> {
+    inner: W,
+}
+
+impl<W: Write> PatientWriter<W> {
+    fn new(inner: W) -> Self {
+        PatientWriter { inner }
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+    )
+}
+
+impl<W: Write> Write for PatientWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let started = Instant::now();
+        loop {
+            match self.inner.write(buf) {
+                Err(e) if is_transient(&e) && started.elapsed() < SERIAL_STALL_LIMIT => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let started = Instant::now();
+        loop {
+            match self.inner.flush() {
+                Err(e) if is_transient(&e) && started.elapsed() < SERIAL_STALL_LIMIT => {}
+                other => return other,
             }
         }
     }
@@ -99,13 +147,7 @@ fn pump<R: Read>(mut reader: R, tx: SyncSender<io::Result<Vec<u8>>>) {
                 }
             }
             // A serial port's read timeout: nothing arrived, keep listening.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                        | io::ErrorKind::WouldBlock
-                ) => {}
+            Err(e) if is_transient(&e) => {}
             Err(e) => {
                 let _ = tx.send(Err(e));
                 return;

@@ -278,6 +278,18 @@ impl Session {
     /// Writes everything the client has to send.
     fn transmit(&mut self) -> CliResult<()> {
         loop {
+            // A write may block while a slow line drains; take in the acks that
+            // arrived meanwhile first, so the client's retransmission timer
+            // never mistakes our own queued bytes for a silent server.
+            while let Ok(more) = self.link.received.try_recv() {
+                match more {
+                    Ok(bytes) => self.feed(&bytes)?,
+                    Err(e) => {
+                        self.lost(e)?;
+                        return Ok(());
+                    }
+                }
+            }
             let now = self.now();
             let Some(bytes) = self.client.poll_transmit(now) else {
                 return Ok(());
