@@ -22,7 +22,6 @@ use proto_core::framing::Framing;
 use proto_core::message::{Nonce, RequestId};
 use proto_core::model::{ContentHash, ListFilter, Record};
 use proto_core::state::UploadState;
-use proto_core::ErrorCode;
 
 use crate::buffers::FrameBuffer;
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
@@ -101,8 +100,6 @@ enum Happening {
     RequestFailed {
         id: RequestId,
     },
-    /// The server no longer knows this session (it restarted): say `Hello` again.
-    SessionLost,
     UploadDone {
         file: FileId,
         uploaded: bool,
@@ -244,13 +241,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
         }
         Event::RequestFailed { id, code, message } => {
             warn!("request {} refused: {} {}", id, code.message(), message);
-            if code == ErrorCode::NotAuthenticated {
-                // A server that crashed and came back on the same serial
-                // line answers every request so; nothing but a new `Hello` helps.
-                Happening::SessionLost
-            } else {
-                Happening::RequestFailed { id }
-            }
+            Happening::RequestFailed { id }
         }
         Event::UploadStarted {
             record,
@@ -407,10 +398,6 @@ impl Plan {
                 for wanted in self.inbox.iter_mut().flatten() {
                     wanted.waiting = false;
                 }
-            }
-            Happening::SessionLost => {
-                info!("the server lost this session");
-                self.apply(Happening::Closed, driver);
             }
             Happening::Closed => {
                 self.manifest_id = None;

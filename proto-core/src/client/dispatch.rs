@@ -135,6 +135,16 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 None
             }
             ServerMessage::Ok => Some(Event::Ok { id }),
+            // A server that restarted behind an open serial line no longer
+            // knows this session: only a new handshake helps.
+            ServerMessage::Error {
+                code: ErrorCode::NotAuthenticated,
+                message,
+            } => Some(self.close_session(
+                now,
+                ClientError::Rejected(ErrorCode::NotAuthenticated),
+                message,
+            )),
             ServerMessage::Error { code, message } => self.on_error(id, code, message),
             ServerMessage::Pong if self.session.take_keepalive(id) => None,
             ServerMessage::Pong => Some(Event::Pong { id }),

@@ -279,6 +279,29 @@ fn request_errors_surface_with_their_id_code_and_message() {
 }
 
 #[test]
+fn a_server_that_forgot_the_session_closes_it_so_the_driver_says_hello_again() {
+    let mut files: [RamFile<'_>; 0] = [];
+    let mut s = Scripted::new(Framing::Serial, 5000, RamStore::new(&mut files));
+    s.handshake();
+    let id = s.client.ping().unwrap();
+    s.sent();
+    let events = s.feed(
+        id,
+        ServerMessage::Error {
+            code: ErrorCode::NotAuthenticated,
+            message: "",
+        },
+    );
+    assert_eq!(
+        events,
+        std::vec![Seen::Closed(ClientError::Rejected(
+            ErrorCode::NotAuthenticated
+        ))]
+    );
+    assert_eq!(s.client.state(), LinkState::Closed);
+}
+
+#[test]
 fn an_upload_refused_by_the_server_ends_and_a_new_one_may_start() {
     let mut data = content(2000, 1);
     let mut files = [RamFile::with_content("a.bin", &mut data)];
