@@ -5,7 +5,8 @@
 //! links; [`session`] runs the protocol on a link; [`service`] is the state
 //! sessions share ([`store`], [`blobs`], [`hub`]); [`transfer`] holds the
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
-//! overlapping announcements; [`cmd`] is the command line.
+//! overlapping announcements; [`repair`] deletes and re-requests files for
+//! sessions and the dashboard; [`cmd`] is the command line.
 
 pub mod blobs;
 pub mod cmd;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod hub;
 pub mod listener;
 pub mod reconcile;
+pub mod repair;
 pub mod serial;
 pub mod server;
 pub mod service;

@@ -1,6 +1,5 @@
-//! Repair commands: delete a record with its bytes, ask the owner for a re-upload.
-
-use std::time::Duration;
+//! Repair commands on a session: delete a record with its bytes, ask the owner
+//! for a re-upload. The work itself is in [`crate::repair`], shared with the dashboard.
 
 use proto_core::message::RequestId;
 use proto_core::name::validate;
@@ -8,11 +7,7 @@ use proto_core::{ErrorCode, ServerMessage};
 use tokio::io::AsyncWrite;
 
 use super::active::Session;
-use crate::hub::HubEvent;
-use crate::service::unix_now;
-
-/// How long a repair waits for an upload of the same file to let go.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
+use crate::repair::{self, RepairError};
 
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     fn check_name(&mut self, id: RequestId, name: &str) -> bool {
@@ -26,76 +21,37 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
+    fn repair_error(&mut self, id: RequestId, error: RepairError) {
+        match error {
+            RepairError::Busy(_) => self.error(id, ErrorCode::Busy, &error.to_string()),
+            RepairError::Store(error) => self.store_error(id, error),
+        }
+    }
+
     pub(super) async fn delete(&mut self, id: RequestId, name: &str) {
         if !self.check_name(id, name) {
             return;
         }
-        let Some(_lock) = self.service.lock_name(name, LOCK_WAIT).await else {
-            let message =
-                format!("`{name}` is being uploaded right now; try again when the upload ends");
-            return self.error(id, ErrorCode::Busy, &message);
-        };
-        let (device, owned, now) = (self.device.clone(), name.to_string(), unix_now());
         let allow = self.service.limits.allow_foreign_delete;
-        let deletion = match self
-            .service
-            .db(move |s| s.delete_record(&device, &owned, allow, now))
-            .await
-        {
-            Ok(deletion) => deletion,
-            Err(error) => return self.store_error(id, error),
-        };
-        let record = &deletion.record;
-        if let Err(error) = self.service.blobs.remove_partial(record.id, &record.hash) {
-            tracing::warn!(%error, name, "could not remove partial bytes of a deleted record");
+        match repair::delete(&self.service, &self.device, name, allow).await {
+            Ok(_) => {
+                tracing::info!(session = self.id, device = %self.device, name, "record deleted");
+                self.push(id, ServerMessage::Ok);
+            }
+            Err(error) => self.repair_error(id, error),
         }
-        {
-            let _blobs = self.service.blob_lock().await;
-            self.service.remove_blob_if_unused(record.hash).await;
-        }
-        tracing::info!(session = self.id, device = %self.device, name, "record deleted");
-        self.service.hub.publish(HubEvent::RecordDeleted {
-            id: record.id,
-            name: record.name.clone(),
-            revision: deletion.revision,
-        });
-        self.push(id, ServerMessage::Ok);
     }
 
     pub(super) async fn retry(&mut self, id: RequestId, name: &str) {
         if !self.check_name(id, name) {
             return;
         }
-        let Some(_lock) = self.service.lock_name(name, LOCK_WAIT).await else {
-            let message =
-                format!("`{name}` is being uploaded right now; try again when the upload ends");
-            return self.error(id, ErrorCode::Busy, &message);
-        };
-        let (device, owned, now) = (self.device.clone(), name.to_string(), unix_now());
-        let retried = match self
-            .service
-            .db(move |s| s.retry_record(&device, &owned, now))
-            .await
-        {
-            Ok(retried) => retried,
-            Err(error) => return self.store_error(id, error),
-        };
-        let record = retried.record;
-        let _ = self.service.take_hash(record.id, &retried.old_hash);
-        if let Err(error) = self
-            .service
-            .blobs
-            .remove_partial(record.id, &retried.old_hash)
-        {
-            tracing::warn!(%error, name, "could not remove partial bytes of a retried record");
+        match repair::retry(&self.service, &self.device, name).await {
+            Ok(retried) => {
+                tracing::info!(session = self.id, device = %self.device, name, owner = %retried.record.owner, "re-upload requested");
+                self.push(id, ServerMessage::Ok);
+            }
+            Err(error) => self.repair_error(id, error),
         }
-        {
-            let _blobs = self.service.blob_lock().await;
-            self.service.remove_blob_if_unused(retried.old_hash).await;
-        }
-        tracing::info!(session = self.id, device = %self.device, name, owner = %record.owner, "re-upload requested");
-        self.service.hub.wake([record.owner.as_str()]);
-        self.service.publish_records([record], true);
-        self.push(id, ServerMessage::Ok);
     }
 }
