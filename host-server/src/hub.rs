@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use proto_core::model::LinkKind;
+use proto_core::model::{DownloadState, LinkKind};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::store::{DeviceRow, RecordRow};
@@ -40,6 +40,17 @@ pub enum HubEvent {
         device: DeviceRow,
         /// True when it has a session now.
         active: bool,
+    },
+    /// A device's download state of a record changed (it is waiting for an
+    /// unfinished file, or reported how its download ended). Devices ignore
+    /// it; the dashboard shows who is waiting for what.
+    DownloadChanged {
+        /// The device.
+        device: String,
+        /// The record's id.
+        record: u64,
+        /// The new download state.
+        state: DownloadState,
     },
 }
 

@@ -428,6 +428,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 HubEvent::Presence { device, active } => {
                     self.push(EVENT_ID, ServerMessage::Presence(device.as_wire(*active)));
                 }
+                HubEvent::DownloadChanged { .. } => {}
             },
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Too slow to follow events one by one: send what changed instead.

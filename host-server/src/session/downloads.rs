@@ -11,6 +11,7 @@ use proto_core::{ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
 use super::active::Session;
+use crate::hub::HubEvent;
 use crate::service::unix_now;
 use crate::store::DownloadGate;
 use crate::transfer::download::Download;
@@ -46,6 +47,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let record = match gate {
             Ok(DownloadGate::Ready(record)) => record,
             Ok(DownloadGate::Rejected { record, notify }) => {
+                if notify {
+                    self.publish_download(record.id, DownloadState::Pending);
+                }
                 let received = self
                     .service
                     .live_received(record.id)
@@ -195,8 +199,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             .db(move |s| s.report_download(&device, record, state, now))
             .await
         {
-            Ok(()) => self.push(id, ServerMessage::Ok),
+            Ok(()) => {
+                self.publish_download(record, state);
+                self.push(id, ServerMessage::Ok)
+            }
             Err(error) => self.store_error(id, error),
         }
+    }
+
+    /// Tells hub subscribers (the dashboard) this device's new download state of `record`.
+    fn publish_download(&self, record: u64, state: DownloadState) {
+        self.service.hub.publish(HubEvent::DownloadChanged {
+            device: self.device.clone(),
+            record,
+            state,
+        });
     }
 }
