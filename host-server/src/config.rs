@@ -29,6 +29,17 @@ pub struct Limits {
     pub auth_failure_delay: Duration,
     /// How long download acks may stall before the server goes back to `durable`.
     pub retransmit_after: Duration,
+    /// A link must complete the handshake (and TLS, if on) within this, or it is closed:
+    /// unauthenticated connections cannot hold session slots for long.
+    pub handshake_timeout: Duration,
+    /// Failed logins one address may make per [`Limits::failed_login_window`]; further
+    /// attempts from it are refused unchecked until the window ends.
+    pub failed_logins_allowed: u32,
+    /// The window over which failed logins of one address are counted.
+    pub failed_login_window: Duration,
+    /// How often the server looks for removed or re-keyed devices to end their sessions
+    /// (a store that reports changes is checked this often, and only read when it changed).
+    pub credential_check_every: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +57,10 @@ impl Default for Limits {
             max_download_window: 8 * 1024 * 1024,
             auth_failure_delay: Duration::from_millis(250),
             retransmit_after: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(20),
+            failed_logins_allowed: 10,
+            failed_login_window: Duration::from_secs(60),
+            credential_check_every: Duration::from_secs(1),
         }
     }
 }

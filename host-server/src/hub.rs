@@ -5,12 +5,18 @@
 //! and reach silent devices at their next connect); the hub only wakes the
 //! sessions that are connected now. Waking is a non-blocking `try_send` on a
 //! one-slot channel, so fanning out to thousands of devices never waits.
+//!
+//! The hub also remembers which key each session logged in with (as a digest),
+//! so sessions of a device that was removed or given a new key can be ended
+//! ([`Hub::revoke_stale`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use proto_core::auth::ContentHasher;
 use proto_core::model::{DownloadState, LinkKind};
-use tokio::sync::{broadcast, mpsc};
+use proto_core::ContentHash;
+use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::store::{DeviceRow, RecordRow};
 
@@ -60,10 +66,18 @@ struct Member {
     wake: mpsc::Sender<()>,
 }
 
+/// The key a session logged in with, and how to end it.
+struct Credential {
+    device: String,
+    key: ContentHash,
+    revoked: Arc<Notify>,
+}
+
 /// Shared by all sessions of a server.
 pub struct Hub {
     events: broadcast::Sender<Arc<HubEvent>>,
     devices: Mutex<HashMap<String, Vec<Member>>>,
+    credentials: Mutex<HashMap<u64, Credential>>,
 }
 
 impl Hub {
@@ -73,7 +87,68 @@ impl Hub {
         Hub {
             events,
             devices: Mutex::new(HashMap::new()),
+            credentials: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn credentials(&self) -> MutexGuard<'_, HashMap<u64, Credential>> {
+        self.credentials.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers that `session` logged in as `device` with the key whose SHA-256 is
+    /// `key_digest`; the returned notify fires when that device is removed or re-keyed.
+    pub fn watch_credential(
+        &self,
+        session: u64,
+        device: &str,
+        key_digest: ContentHash,
+    ) -> Arc<Notify> {
+        let revoked = Arc::new(Notify::new());
+        self.credentials().insert(
+            session,
+            Credential {
+                device: device.to_string(),
+                key: key_digest,
+                revoked: revoked.clone(),
+            },
+        );
+        revoked
+    }
+
+    /// Forgets a session's credential when it ends.
+    pub fn forget_credential(&self, session: u64) {
+        self.credentials().remove(&session);
+    }
+
+    /// The devices that have a session now (each once).
+    pub fn logged_in_devices(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .credentials()
+            .values()
+            .map(|c| c.device.clone())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Ends every session whose device's key is no longer `current` (`None`: the device
+    /// was removed); returns how many sessions were told.
+    pub fn revoke_stale(&self, current: &HashMap<String, Option<Vec<u8>>>) -> usize {
+        let mut revoked = 0;
+        for credential in self.credentials().values() {
+            let Some(now) = current.get(&credential.device) else {
+                continue;
+            };
+            let still = now
+                .as_deref()
+                .is_some_and(|key| ContentHasher::digest(key) == credential.key);
+            if !still {
+                credential.revoked.notify_one();
+                revoked += 1;
+            }
+        }
+        revoked
     }
 
     fn devices(&self) -> MutexGuard<'_, HashMap<String, Vec<Member>>> {
@@ -158,6 +233,32 @@ mod tests {
         assert!(!hub.leave("d", 1));
         assert!(hub.leave("d", 2));
         assert_eq!(hub.active_link("d"), None);
+    }
+
+    #[tokio::test]
+    async fn sessions_of_a_removed_or_rekeyed_device_are_revoked() {
+        let hub = Hub::new(16);
+        let digest = |key: &[u8]| ContentHasher::digest(key);
+        let a = hub.watch_credential(1, "a", digest(b"key-a"));
+        let b = hub.watch_credential(2, "b", digest(b"key-b"));
+        let c = hub.watch_credential(3, "c", digest(b"key-c"));
+        assert_eq!(hub.logged_in_devices(), ["a", "b", "c"]);
+        let current = HashMap::from([
+            ("a".to_string(), None),
+            ("b".to_string(), Some(b"new-key".to_vec())),
+            ("c".to_string(), Some(b"key-c".to_vec())),
+        ]);
+        assert_eq!(hub.revoke_stale(&current), 2);
+        a.notified().await;
+        b.notified().await;
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), c.notified())
+                .await
+                .is_err(),
+            "an unchanged key keeps its session"
+        );
+        hub.forget_credential(1);
+        assert_eq!(hub.logged_in_devices(), ["b", "c"]);
     }
 
     #[test]

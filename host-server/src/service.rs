@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::blobs::BlobDir;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
+use crate::session::logins::FailedLogins;
 use crate::store::{RecordRow, Store, StoreError, StoreResult};
 
 /// Hash states kept for interrupted uploads, at most.
@@ -37,6 +38,8 @@ pub struct Service {
     pub hub: Hub,
     /// Limits and switches.
     pub limits: Limits,
+    /// Failed logins per peer address.
+    pub failed_logins: FailedLogins,
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
     live: Mutex<HashMap<u64, u64>>,
@@ -51,6 +54,10 @@ impl Service {
             store,
             blobs: Arc::new(blobs),
             hub: Hub::new(4096),
+            failed_logins: FailedLogins::new(
+                limits.failed_logins_allowed,
+                limits.failed_login_window,
+            ),
             limits,
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),
@@ -70,6 +77,60 @@ impl Service {
         match tokio::task::spawn_blocking(move || call(store.as_ref())).await {
             Ok(result) => result,
             Err(join) => Err(StoreError::Interrupted(join.to_string())),
+        }
+    }
+
+    /// Ends the sessions of devices that were removed or given a new key since they
+    /// logged in (by `host-server device` in another process, or any other writer).
+    /// Checks every `credential_check_every` until `stop` fires; reads the keys only when
+    /// the store reports an outside change (or cannot tell).
+    pub async fn revoke_stale_credentials(
+        self: Arc<Self>,
+        mut stop: tokio::sync::broadcast::Receiver<()>,
+    ) {
+        let mut seen: Option<u64> = None;
+        let mut ticks = tokio::time::interval(self.limits.credential_check_every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.recv() => return,
+            }
+            let marker = match self.db(|s| s.external_changes()).await {
+                Ok(marker) => marker,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check the store for device changes");
+                    continue;
+                }
+            };
+            if marker.is_some() && marker == seen {
+                continue;
+            }
+            seen = marker;
+            let devices = self.hub.logged_in_devices();
+            if devices.is_empty() {
+                continue;
+            }
+            let keys = self
+                .db(move |s| {
+                    devices
+                        .into_iter()
+                        .map(|name| s.device_key(&name).map(|key| (name, key)))
+                        .collect::<StoreResult<HashMap<_, _>>>()
+                })
+                .await;
+            match keys {
+                Ok(keys) => {
+                    let revoked = self.hub.revoke_stale(&keys);
+                    if revoked > 0 {
+                        tracing::info!(
+                            sessions = revoked,
+                            "ending sessions of removed or re-keyed devices"
+                        );
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot read device keys"),
+            }
         }
     }
 

@@ -11,11 +11,11 @@ use std::time::Duration;
 use proto_core::message::{RequestId, TransferId, EVENT_ID};
 use proto_core::{ClientFrame, ClientMessage, ErrorCode, ListFilter, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
 
 use super::handshake::Identity;
-use super::io::{Frame, FrameReader, FrameWriter};
+use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
 use super::SessionEnd;
 use crate::hub::HubEvent;
 use crate::service::Service;
@@ -65,6 +65,7 @@ pub(super) struct Session<'w, W> {
     pub writer_poke: mpsc::Sender<()>,
     writer_progress: mpsc::Receiver<()>,
     wake: mpsc::Receiver<()>,
+    revoked: Arc<Notify>,
     idle_deadline: Instant,
     pub stats: SessionStats,
     pub send_turn: usize,
@@ -79,6 +80,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         id: u64,
         writer: &'w mut FrameWriter<W>,
         wake: mpsc::Receiver<()>,
+        revoked: Arc<Notify>,
     ) -> Self {
         let (writer_poke, writer_progress) = mpsc::channel(1);
         let idle_deadline = Instant::now() + service.limits.idle_timeout;
@@ -96,6 +98,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             writer_poke,
             writer_progress,
             wake,
+            revoked,
             idle_deadline,
             stats: SessionStats::default(),
             send_turn: 0,
@@ -126,6 +129,13 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                         reason: "server shutting down; reconnect in a moment",
                     },
                 );
+            }
+            SessionEnd::Revoked => {
+                let reason = format!(
+                    "device `{}` was removed or given a new key; ask the operator for its key",
+                    self.device
+                );
+                self.push(EVENT_ID, ServerMessage::Goodbye { reason: &reason });
             }
             _ => {}
         }
@@ -163,6 +173,10 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             tokio::select! {
                 biased;
                 _ = shutdown.recv() => return SessionEnd::Shutdown,
+                _ = self.revoked.notified() => {
+                    tracing::info!(session = self.id, device = %self.device, "device removed or re-keyed; ending its session");
+                    return SessionEnd::Revoked;
+                }
                 Some(()) = self.writer_progress.recv() => self.on_writer_progress().await,
                 read = reader.fill() => match read {
                     Ok(0) | Err(_) => return SessionEnd::LinkLost,
@@ -200,6 +214,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         &mut self,
         reader: &mut FrameReader<R>,
     ) -> Option<SessionEnd> {
+        let framing = reader.framing();
         loop {
             while let Some(frame) = reader.next_frame() {
                 self.idle_deadline = Instant::now() + self.service.limits.idle_timeout;
@@ -217,7 +232,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                         }
                         Err(error) => {
                             tracing::debug!(session = self.id, %error, "undecodable frame");
-                            self.error(EVENT_ID, ErrorCode::BadMessage, error.message());
+                            let id = leading_request_id(payload);
+                            self.error(id, ErrorCode::BadMessage, error.message());
                         }
                     },
                     Frame::Damaged(error) => {
@@ -226,6 +242,11 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                             let message =
                                 format!("frames may hold at most {} bytes", self.max_frame);
                             self.error(EVENT_ID, ErrorCode::FrameTooLarge, &message);
+                            // TCP damages nothing: the peer ignores the negotiated size.
+                            // Close rather than read what may be gigabytes to skip.
+                            if framing == proto_core::framing::Framing::Length {
+                                return Some(SessionEnd::FrameTooLarge);
+                            }
                         }
                     }
                 }

@@ -2,18 +2,23 @@
 //!
 //! Nothing but the handshake is served before it completes. A wrong key or an
 //! unknown device get the same answer, after a short delay that slows down
-//! guessing.
+//! guessing; an address with too many failed logins is refused unchecked for a
+//! while ([`super::logins`]). The handshake has its own short deadline, and a
+//! TCP frame above [`MIN_FRAME`] before `Welcome` closes the link at once.
 
-use proto_core::auth::{client_tag, server_tag, tags_equal};
-use proto_core::framing::negotiate_max_frame;
+use proto_core::auth::{client_tag, server_tag, tags_equal, ContentHasher};
+use proto_core::framing::{negotiate_max_frame, FrameError, Framing};
 use proto_core::message::{Nonce, MIN_FRAME};
 use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
-use proto_core::{ClientFrame, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
+use proto_core::{
+    ClientFrame, ClientMessage, ContentHash, ErrorCode, ServerMessage, PROTOCOL_VERSION,
+};
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::io::{Frame, FrameReader, FrameWriter};
+use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
+use super::logins::FailedLogins;
 use crate::service::Service;
 
 /// An authenticated device.
@@ -23,6 +28,8 @@ pub struct Identity {
     pub device: String,
     /// The negotiated largest frame payload.
     pub max_frame: u32,
+    /// SHA-256 of the key it logged in with, to notice when the key is removed or replaced.
+    pub key_digest: ContentHash,
 }
 
 /// Why a handshake did not complete.
@@ -36,6 +43,8 @@ pub enum Refusal {
     Refused(&'static str),
     /// The server is stopping.
     ShuttingDown,
+    /// A TCP frame larger than allowed before `Welcome` (not yet answered).
+    Oversized,
 }
 
 /// Reads the next frame payload (copied: handshake frames are small), skipping damaged frames.
@@ -43,11 +52,17 @@ async fn next_payload<R: AsyncRead + Unpin>(
     reader: &mut FrameReader<R>,
     deadline: Instant,
 ) -> Result<Vec<u8>, Refusal> {
+    let framing = reader.framing();
     loop {
         while let Some(frame) = reader.next_frame() {
             match frame {
                 Frame::Payload(payload) if !payload.is_empty() => return Ok(payload.to_vec()),
                 Frame::Payload(_) => {}
+                // On TCP nothing damages frames: an oversized one is a peer to drop, not to
+                // read gigabytes from.
+                Frame::Damaged(FrameError::Overrun) if framing == Framing::Length => {
+                    return Err(Refusal::Oversized)
+                }
                 Frame::Damaged(error) => {
                     tracing::debug!(%error, "damaged frame before the handshake")
                 }
@@ -73,13 +88,34 @@ async fn refuse<W: AsyncWrite + Unpin>(
     Refusal::Refused(why)
 }
 
+/// Tells the peer its frame was too large when that is why the handshake stopped.
+async fn answer_oversized<W: AsyncWrite + Unpin>(
+    writer: &mut FrameWriter<W>,
+    refusal: Refusal,
+) -> Refusal {
+    if refusal != Refusal::Oversized {
+        return refusal;
+    }
+    let message = format!("frames before Welcome may hold at most {MIN_FRAME} bytes");
+    refuse(
+        writer,
+        0,
+        ErrorCode::FrameTooLarge,
+        &message,
+        "oversized frame",
+    )
+    .await
+}
+
 /// Runs the handshake. `first` is a `Hello` payload already read (a session
-/// restarted by a new `Hello` on a serial line).
+/// restarted by a new `Hello` on a serial line); `peer` is the link's address,
+/// by which failed logins are counted.
 pub async fn handshake<R, W>(
     service: &Service,
     reader: &mut FrameReader<R>,
     writer: &mut FrameWriter<W>,
     mut first: Option<Vec<u8>>,
+    peer: &str,
     shutdown: &mut tokio::sync::broadcast::Receiver<()>,
 ) -> Result<Identity, Refusal>
 where
@@ -88,11 +124,15 @@ where
 {
     reader.set_limit(MIN_FRAME);
     writer.set_limit(MIN_FRAME);
-    let deadline = Instant::now() + service.limits.idle_timeout;
+    let deadline = Instant::now() + service.limits.handshake_timeout;
+    let address = FailedLogins::address_of(peer);
     let mut payload = match first.take() {
         Some(payload) => payload,
         None => tokio::select! {
-            payload = next_payload(reader, deadline) => payload?,
+            payload = next_payload(reader, deadline) => match payload {
+                Ok(payload) => payload,
+                Err(refusal) => return Err(answer_oversized(writer, refusal).await),
+            },
             _ = shutdown.recv() => return Err(Refusal::ShuttingDown),
         },
     };
@@ -100,7 +140,7 @@ where
         let Ok(frame) = ClientFrame::decode(&payload) else {
             return Err(refuse(
                 writer,
-                0,
+                leading_request_id(&payload),
                 ErrorCode::BadMessage,
                 "expected Hello",
                 "undecodable frame",
@@ -148,6 +188,24 @@ where
             )
             .await);
         };
+        if let Some(wait) = service
+            .failed_logins
+            .blocked_for(&address, std::time::Instant::now())
+        {
+            tracing::warn!(%address, "login refused unchecked: too many failed logins from this address");
+            let message = format!(
+                "too many failed logins from {address}; try again in {} s",
+                wait.as_secs().max(1)
+            );
+            return Err(refuse(
+                writer,
+                frame.id,
+                ErrorCode::Busy,
+                &message,
+                "too many failed logins",
+            )
+            .await);
+        }
         let device = device.to_string();
         let mut server_nonce: Nonce = [0; 16];
         rand::thread_rng().fill_bytes(&mut server_nonce);
@@ -162,13 +220,16 @@ where
         writer.flush().await.map_err(|_| Refusal::LinkLost)?;
 
         let answer = tokio::select! {
-            answer = next_payload(reader, deadline) => answer?,
+            answer = next_payload(reader, deadline) => match answer {
+                Ok(answer) => answer,
+                Err(refusal) => return Err(answer_oversized(writer, refusal).await),
+            },
             _ = shutdown.recv() => return Err(Refusal::ShuttingDown),
         };
         let Ok(reply) = ClientFrame::decode(&answer) else {
             return Err(refuse(
                 writer,
-                0,
+                leading_request_id(&answer),
                 ErrorCode::BadMessage,
                 "expected Authenticate",
                 "undecodable frame",
@@ -209,7 +270,10 @@ where
             )
         });
         let Some(key) = key.filter(|_| verified) else {
-            tracing::warn!(device = %device, "authentication failed (unknown device or wrong key)");
+            tracing::warn!(device = %device, %address, "authentication failed (unknown device or wrong key)");
+            service
+                .failed_logins
+                .failed(&address, std::time::Instant::now());
             tokio::time::sleep(service.limits.auth_failure_delay).await;
             return Err(refuse(
                 writer,
@@ -236,6 +300,7 @@ where
         return Ok(Identity {
             device,
             max_frame: agreed,
+            key_digest: ContentHasher::digest(&key),
         });
     }
 }

@@ -11,7 +11,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use proto_core::framing::{FrameError, Framing, SerialAccumulator};
-use proto_core::message::{CodecError, RequestId, MIN_FRAME};
+use proto_core::message::{CodecError, RequestId, EVENT_ID, MIN_FRAME};
 use proto_core::{ServerFrame, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -26,6 +26,20 @@ pub enum Frame<'a> {
     Payload(&'a [u8]),
     /// A frame was dropped (too large, or damaged on a serial line).
     Damaged(FrameError),
+}
+
+/// The request id a payload starts with, even when the rest does not decode, so an
+/// error about it still answers that request; [`EVENT_ID`] when there is none.
+pub fn leading_request_id(payload: &[u8]) -> RequestId {
+    // The id is a postcard varint: 7 bits per byte, high bit set on all but the last.
+    let mut id: u32 = 0;
+    for (index, byte) in payload.iter().take(3).enumerate() {
+        id |= u32::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            return RequestId::try_from(id).unwrap_or(EVENT_ID);
+        }
+    }
+    EVENT_ID
 }
 
 /// Cuts frames out of a byte stream.
@@ -51,6 +65,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             skip: 0,
             serial: None,
         }
+    }
+
+    /// How frames are cut on this link.
+    pub fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// Accepts frames of up to `limit` payload bytes from now on.
@@ -281,6 +300,20 @@ mod tests {
         let n = framing.encode(payload, &mut out).unwrap();
         out.truncate(n);
         out
+    }
+
+    #[test]
+    fn the_request_id_is_read_from_a_payload_that_does_not_decode() {
+        assert_eq!(leading_request_id(&[0x07, 0xff, 0xff]), 7);
+        assert_eq!(leading_request_id(&[0x85, 0x08, 0xee]), 1029);
+        assert_eq!(leading_request_id(&[0xff, 0xff, 0x03]), u16::MAX);
+        assert_eq!(
+            leading_request_id(&[0xff, 0xff, 0x04]),
+            EVENT_ID,
+            "above u16"
+        );
+        assert_eq!(leading_request_id(&[0x80]), EVENT_ID, "cut short");
+        assert_eq!(leading_request_id(&[]), EVENT_ID);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ mod downloads;
 pub mod handshake;
 pub mod io;
 mod lists;
+pub mod logins;
 mod repair;
 mod uploads;
 
@@ -39,6 +40,10 @@ pub enum SessionEnd {
     Shutdown,
     /// A new `Hello` arrived (device rebooted or cable re-plugged); it starts the next handshake.
     Restart(Vec<u8>),
+    /// The device was removed or given a new key while the session ran.
+    Revoked,
+    /// A TCP frame above the negotiated size: the peer does not follow the protocol.
+    FrameTooLarge,
 }
 
 impl SessionEnd {
@@ -50,6 +55,8 @@ impl SessionEnd {
             SessionEnd::Idle => "idle timeout",
             SessionEnd::Shutdown => "server shutting down",
             SessionEnd::Restart(_) => "device restarted the session",
+            SessionEnd::Revoked => "device removed or its key changed",
+            SessionEnd::FrameTooLarge => "frame larger than negotiated",
         }
     }
 }
@@ -94,6 +101,7 @@ pub async fn serve_link<R, W>(
             &mut reader,
             &mut writer,
             first.take(),
+            &link.peer,
             &mut shutdown,
         )
         .await
@@ -120,7 +128,7 @@ pub async fn serve_link<R, W>(
         .await;
         match end {
             SessionEnd::Restart(hello) => first = Some(hello),
-            SessionEnd::Bye | SessionEnd::Idle if persistent => {}
+            SessionEnd::Bye | SessionEnd::Idle | SessionEnd::Revoked if persistent => {}
             _ => break,
         }
         reader.shrink();
@@ -149,8 +157,19 @@ where
     announce_presence(service, &device, link, true, first).await;
     tracing::info!(session = session_id, device = %device, peer = %link.peer, link = ?link.kind, "session started");
 
-    let session = Session::new(service.clone(), identity, session_id, writer, wake_rx);
+    let revoked = service
+        .hub
+        .watch_credential(session_id, &device, identity.key_digest);
+    let session = Session::new(
+        service.clone(),
+        identity,
+        session_id,
+        writer,
+        wake_rx,
+        revoked,
+    );
     let (end, stats) = session.run(reader, shutdown).await;
+    service.hub.forget_credential(session_id);
 
     let last = service.hub.leave(&device, session_id);
     announce_presence(service, &device, link, false, last).await;
@@ -175,6 +194,8 @@ impl SessionEnd {
             SessionEnd::Idle => "idle timeout",
             SessionEnd::Shutdown => "shutdown",
             SessionEnd::Restart(_) => "new hello",
+            SessionEnd::Revoked => "device removed or re-keyed",
+            SessionEnd::FrameTooLarge => "frame too large",
         }
     }
 }

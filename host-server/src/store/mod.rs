@@ -365,6 +365,13 @@ pub trait Store: Send + Sync {
     fn remove_device(&self, name: &str, now: u64) -> StoreResult<()>;
     /// The key of a device, `None` when unknown.
     fn device_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// A number that changes whenever another process changed the store (for example
+    /// `host-server device remove`), so a server knows when to look for removed or
+    /// re-keyed devices. `None` when the backend cannot tell; the server then looks
+    /// at every check.
+    fn external_changes(&self) -> StoreResult<Option<u64>> {
+        Ok(None)
+    }
     /// Every device, by name.
     fn devices(&self) -> StoreResult<Vec<DeviceRow>>;
     /// Records that a device started or ended a session now, over `link`.

@@ -440,6 +440,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn external_changes(&self) -> StoreResult<Option<u64>> {
+        // `data_version` changes when another connection commits; our own commits leave it.
+        let version: i64 = self
+            .lock()
+            .query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok(Some(version as u64))
+    }
+
     fn device_key(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         self.read(|tx| {
             Ok(tx
