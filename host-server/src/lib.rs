@@ -3,7 +3,8 @@
 //!
 //! Layout: [`server`] starts and stops; [`listener`] and [`serial`] accept
 //! links; [`session`] runs the protocol on a link; [`service`] is the state
-//! sessions share ([`store`], [`blobs`], [`hub`]); [`transfer`] holds the
+//! sessions share ([`store`], [`blobs`], [`hub`]); [`http`] is the web
+//! dashboard on the same state; [`transfer`] holds the
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
 //! overlapping announcements; [`repair`] deletes and re-requests files for
 //! sessions and the dashboard; [`cmd`] is the command line.
@@ -11,6 +12,7 @@
 pub mod blobs;
 pub mod cmd;
 pub mod config;
+pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod reconcile;

@@ -173,6 +173,11 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The state sessions share, for the dashboard to read and act on.
+    pub fn service(&self) -> Arc<Service> {
+        self.service.clone()
+    }
+
     /// Serves until `stop` completes, then tells every session goodbye and
     /// waits (a bounded time) for them to close their uploads.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {

@@ -1,5 +1,6 @@
-//! The command line: `serve` and `device add|add-many|list|remove`, one file per command.
+//! The command line: `serve`, `device add|add-many|list|remove` and `admin token`, one file per command.
 
+pub mod admin;
 pub mod device;
 pub mod serve;
 
@@ -30,6 +31,9 @@ pub enum Command {
     /// Register, list and remove devices.
     #[command(subcommand)]
     Device(device::DeviceCommand),
+    /// Manage the web dashboard's admin token.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 /// Runs the parsed command.
@@ -37,5 +41,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(&cli.data, args),
         Command::Device(command) => device::run(&cli.data, cli.json, command),
+        Command::Admin(command) => admin::run(&cli.data, cli.json, command),
     }
 }

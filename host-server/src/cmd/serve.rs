@@ -8,8 +8,12 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Limits;
+use crate::http::Dashboard;
 use crate::serial::SerialSpec;
 use crate::server::{shutdown_signal, ServeOptions, Server};
+
+/// How long shutdown waits for dashboard downloads in progress.
+const DASHBOARD_GRACE: Duration = Duration::from_secs(5);
 
 /// Options of `serve`.
 #[derive(Debug, Args)]
@@ -38,6 +42,12 @@ pub struct ServeArgs {
     /// Let any device delete any record, not only the records it owns.
     #[arg(long)]
     pub allow_foreign_delete: bool,
+    /// Serve the web dashboard on ADDR (off unless given; `--http` alone is
+    /// 127.0.0.1:8080, a bare PORT listens on 127.0.0.1). Log in with the
+    /// token `host-server admin token` prints.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::http::DEFAULT_ADDR, value_parser = crate::http::parse_listen)]
+    pub http: Option<String>,
 }
 
 impl ServeArgs {
@@ -87,12 +97,42 @@ pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
         let addr = server
             .local_addr()
             .context("cannot read the bound address")?;
+        let dashboard = match &args.http {
+            Some(listen) => Some(Dashboard::bind(listen, server.service(), data).await?),
+            None => None,
+        };
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}")?;
+        if let Some(dashboard) = &dashboard {
+            let http = dashboard
+                .local_addr()
+                .context("cannot read the dashboard's address")?;
+            writeln!(stdout, "dashboard on http://{http}")?;
+        }
         stdout.flush()?;
         drop(stdout);
         tracing::info!(%addr, data = %data.display(), "serving");
-        server.run(shutdown_signal()).await;
+        let (stop_dashboard, dashboard_stops) = tokio::sync::oneshot::channel::<()>();
+        let dashboard = dashboard.map(|dashboard| {
+            dashboard.warn_about_setup(data);
+            tokio::spawn(dashboard.run(async move {
+                let _ = dashboard_stops.await;
+            }))
+        });
+        server
+            .run(async move {
+                shutdown_signal().await;
+                let _ = stop_dashboard.send(());
+            })
+            .await;
+        if let Some(dashboard) = dashboard {
+            if tokio::time::timeout(DASHBOARD_GRACE, dashboard)
+                .await
+                .is_err()
+            {
+                tracing::warn!("dashboard requests did not end in time");
+            }
+        }
         Ok(())
     })
 }
