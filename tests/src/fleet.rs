@@ -343,6 +343,7 @@ pub async fn run(plan: FleetPlan) -> FleetReport {
         }
     }
 
+    eprintln!("fleet: {answered} of {asking} waiting devices answered; uploading {FILE_NAME}");
     let upload_started = Instant::now();
     let upload = uploader.upload(FileId(0)).await;
     let done_at = Instant::now();

@@ -1,14 +1,17 @@
 //! The statesync benchmark: goodput over simulated serial lines beside ZMODEM,
-//! TCP throughput beside rsync and the disk's own limit, and more.
+//! TCP throughput beside rsync and the disk's own limit, and scale (thousands of
+//! sessions on one server: memory per session, notification latency).
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- [serial] [tcp] [--size BYTES] [--reps N]
+//! cargo run --release -p tests --bin bench -- [serial] [tcp] [scale] [--size BYTES] [--reps N]
 //!     [--bauds 115200,921600] [--out BENCHMARKS.md]
+//!     [--devices 10000] [--waiters 1000]
 //! ```
 //! Prints a Markdown table and writes it, with the method and the machine, to
 //! `--out` (default: print only). Timings are reported, never asserted.
 
 mod report;
+mod scale;
 mod serial;
 mod tcp;
 
@@ -22,6 +25,8 @@ struct Options {
     tcp_bytes: u64,
     reps: usize,
     bauds: Vec<u32>,
+    devices: usize,
+    waiters: usize,
     out: Option<String>,
 }
 
@@ -32,6 +37,8 @@ fn parse_args() -> Result<Options, String> {
         tcp_bytes: 1 << 30,
         reps: 3,
         bauds: vec![115_200, 921_600],
+        devices: 10_000,
+        waiters: 1000,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -48,7 +55,9 @@ fn parse_args() -> Result<Options, String> {
                     .collect::<Result<_, _>>()?
             }
             "--out" => options.out = Some(value("--out")?),
-            "serial" | "tcp" => options.benches.push(arg),
+            "--devices" => options.devices = parse(&value("--devices")?)?,
+            "--waiters" => options.waiters = parse(&value("--waiters")?)?,
+            "serial" | "tcp" | "scale" => options.benches.push(arg),
             "--bench" => {} // passed by `cargo bench`
             other => {
                 return Err(format!(
@@ -58,7 +67,7 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     if options.benches.is_empty() {
-        options.benches = vec!["serial".into(), "tcp".into()];
+        options.benches = vec!["serial".into(), "tcp".into(), "scale".into()];
     }
     Ok(options)
 }
@@ -141,7 +150,19 @@ async fn main() {
         let _ = writeln!(method, "{}", tcp::METHOD);
         rows.extend(tcp::run(work.path(), options.tcp_bytes, options.reps).await);
     }
-    let table = report::markdown(&rows);
+    let mut table = if rows.is_empty() {
+        String::new()
+    } else {
+        report::markdown(&rows)
+    };
+    if options.benches.iter().any(|b| b == "scale") {
+        let _ = writeln!(
+            method,
+            "{}",
+            scale::method(options.devices, options.waiters)
+        );
+        table += &scale::run(work.path(), options.devices, options.waiters).await;
+    }
     println!("{table}");
     if let Some(out) = options.out {
         let text = format!(
