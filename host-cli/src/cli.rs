@@ -26,8 +26,9 @@ pub struct Cli {
 /// Options every command accepts, each also from an environment variable or the config file.
 #[derive(Clone, Debug, Args)]
 pub struct GlobalArgs {
-    /// Server to talk to: tcp://HOST:PORT or serial:///dev/ttyUSB0?baud=115200
-    /// [default: tcp://127.0.0.1:7878]
+    /// Server to talk to: tcp://HOST:PORT, tcps://HOST:PORT[?ca=PEM] (TLS; `ca` names the
+    /// certificate to trust, e.g. the server's self-signed one) or
+    /// serial:///dev/ttyUSB0?baud=115200 [default: tcp://127.0.0.1:7878]
     #[arg(long, global = true, env = "STATESYNC_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// This client's device name, as registered with `host-server device add`.

@@ -1,4 +1,4 @@
-//! The byte link to the server: a TCP connection or a serial port.
+//! The byte link to the server: a TCP connection (plain or TLS) or a serial port.
 //!
 //! A link is split into a writer, used by the session loop, and a reader that
 //! runs on its own thread and hands received bytes over a bounded channel, so
@@ -54,6 +54,18 @@ impl Link {
                     framing: Framing::Length,
                     max_frame: TCP_MAX_FRAME,
                     writer: Box::new(stream),
+                    received: spawn_reader(reader),
+                })
+            }
+            ServerUrl::Tls { address, ca } => {
+                let stream = TcpStream::connect(address.as_str()).map_err(unreachable)?;
+                stream.set_nodelay(true).map_err(unreachable)?;
+                let (reader, writer) = crate::tls::connect(stream, address, ca.as_deref())
+                    .map_err(|e| unreachable(io::Error::other(e.to_string())))?;
+                Ok(Link {
+                    framing: Framing::Length,
+                    max_frame: TCP_MAX_FRAME,
+                    writer: Box::new(writer),
                     received: spawn_reader(reader),
                 })
             }

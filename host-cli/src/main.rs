@@ -22,6 +22,7 @@ mod progress;
 mod session;
 mod store;
 mod time;
+mod tls;
 mod url;
 mod view;
 

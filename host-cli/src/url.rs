@@ -1,4 +1,5 @@
-//! The `--server` URL: `tcp://HOST:PORT` or `serial:///dev/ttyUSB0?baud=115200`.
+//! The `--server` URL: `tcp://HOST:PORT`, `tcps://HOST:PORT[?ca=PEM]` (TLS) or
+//! `serial:///dev/ttyUSB0?baud=115200`.
 
 use std::fmt;
 
@@ -18,6 +19,14 @@ pub enum ServerUrl {
         /// `HOST:PORT` as given (a name or an address).
         address: String,
     },
+    /// A TCP connection to `HOST:PORT` inside TLS (a server started with `--tls-cert`).
+    Tls {
+        /// `HOST:PORT` as given; HOST must match the server's certificate.
+        address: String,
+        /// A PEM file of the certificate(s) to trust (a private CA or the server's own
+        /// self-signed certificate); `None` trusts the common public CAs.
+        ca: Option<String>,
+    },
     /// A serial line (a UART, USB adapter or pseudo-terminal) the server listens on.
     Serial {
         /// The device path, e.g. `/dev/ttyUSB0` or `COM3`.
@@ -32,10 +41,10 @@ impl ServerUrl {
     pub fn parse(text: &str) -> Result<ServerUrl, CliError> {
         let bad = |why: &str| {
             CliError::Usage(format!(
-                "bad server URL `{text}`: {why}; use tcp://HOST:PORT or serial:///dev/ttyUSB0?baud=115200"
+                "bad server URL `{text}`: {why}; use tcp://HOST:PORT, tcps://HOST:PORT[?ca=PEM] or serial:///dev/ttyUSB0?baud=115200"
             ))
         };
-        if let Some(rest) = text.strip_prefix("tcp://") {
+        let host_port = |rest: &str| -> Result<String, CliError> {
             let address = rest.trim_end_matches('/');
             let (host, port) = address
                 .rsplit_once(':')
@@ -45,8 +54,25 @@ impl ServerUrl {
             }
             port.parse::<u16>()
                 .map_err(|_| bad("the port is not a number from 0 to 65535"))?;
+            Ok(address.to_owned())
+        };
+        if let Some(rest) = text.strip_prefix("tcp://") {
             return Ok(ServerUrl::Tcp {
-                address: address.to_owned(),
+                address: host_port(rest)?,
+            });
+        }
+        if let Some(rest) = text.strip_prefix("tcps://") {
+            let (address, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let mut ca = None;
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                match pair.split_once('=') {
+                    Some(("ca", path)) if !path.is_empty() => ca = Some(path.to_owned()),
+                    _ => return Err(bad(&format!("unknown parameter `{pair}`"))),
+                }
+            }
+            return Ok(ServerUrl::Tls {
+                address: host_port(address)?,
+                ca,
             });
         }
         if let Some(rest) = text.strip_prefix("serial://") {
@@ -80,6 +106,11 @@ impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServerUrl::Tcp { address } => write!(f, "tcp://{address}"),
+            ServerUrl::Tls { address, ca: None } => write!(f, "tcps://{address}"),
+            ServerUrl::Tls {
+                address,
+                ca: Some(ca),
+            } => write!(f, "tcps://{address}?ca={ca}"),
             ServerUrl::Serial { path, baud } => write!(f, "serial://{path}?baud={baud}"),
         }
     }
@@ -120,6 +151,29 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_parse_with_an_optional_ca_file() {
+        assert_eq!(
+            ServerUrl::parse("tcps://sync.example:7879").unwrap(),
+            ServerUrl::Tls {
+                address: "sync.example:7879".into(),
+                ca: None
+            }
+        );
+        let url = ServerUrl::parse("tcps://127.0.0.1:7879?ca=/etc/statesync/ca.pem").unwrap();
+        assert_eq!(
+            url,
+            ServerUrl::Tls {
+                address: "127.0.0.1:7879".into(),
+                ca: Some("/etc/statesync/ca.pem".into())
+            }
+        );
+        assert_eq!(
+            url.to_string(),
+            "tcps://127.0.0.1:7879?ca=/etc/statesync/ca.pem"
+        );
+    }
+
+    #[test]
     fn bad_urls_are_usage_errors() {
         for bad in [
             "http://x:1",
@@ -129,6 +183,9 @@ mod tests {
             "serial://?baud=1",
             "serial:///dev/x?baud=0",
             "serial:///dev/x?parity=odd",
+            "tcps://h",
+            "tcps://h:1?ca=",
+            "tcps://h:1?pin=x",
         ] {
             assert!(
                 matches!(ServerUrl::parse(bad), Err(CliError::Usage(_))),

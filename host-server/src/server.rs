@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::blobs::BlobDir;
 use crate::config::Limits;
+use crate::listener::{TlsError, TlsFiles};
 use crate::serial::{self, SerialError, SerialSpec};
 use crate::service::Service;
 use crate::store::sqlite::DATABASE_FILE;
@@ -33,6 +34,8 @@ pub struct ServeOptions {
     pub serial: Vec<SerialSpec>,
     /// Limits and switches.
     pub limits: Limits,
+    /// Serve TCP over TLS with this certificate and key.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Why the server could not start.
@@ -65,6 +68,9 @@ pub enum StartError {
     /// A serial port cannot be used.
     #[error(transparent)]
     Serial(#[from] SerialError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The data directory, checked writable and locked for this server.
@@ -119,6 +125,7 @@ impl DataDir {
 /// A server that has bound its address and is ready to run.
 pub struct Server {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     serial: Vec<SerialSpec>,
     _data: DataDir,
@@ -146,6 +153,7 @@ impl Server {
         for spec in &options.serial {
             serial::probe(spec)?;
         }
+        let tls = options.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
         let listener = TcpListener::bind(&options.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -162,6 +170,7 @@ impl Server {
         let service = Arc::new(Service::new(Arc::new(store), blobs, options.limits));
         Ok(Server {
             listener,
+            tls,
             service,
             serial: options.serial,
             _data: data,
@@ -191,9 +200,15 @@ impl Server {
                 done_tx.clone(),
             ));
         }
+        tokio::spawn(
+            self.service
+                .clone()
+                .revoke_stale_credentials(shutdown.subscribe()),
+        );
         let listener = tokio::spawn(crate::listener::run(
             self.listener,
             self.service.clone(),
+            self.tls,
             shutdown.clone(),
             done_tx,
         ));

@@ -1,7 +1,7 @@
 //! `host-server serve`: run the server.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::config::Limits;
 use crate::http::Dashboard;
+use crate::listener::TlsFiles;
 use crate::serial::SerialSpec;
 use crate::server::{shutdown_signal, ServeOptions, Server};
 
@@ -42,6 +43,19 @@ pub struct ServeArgs {
     /// Let any device delete any record, not only the records it owns.
     #[arg(long)]
     pub allow_foreign_delete: bool,
+    /// Close connections that have not completed the handshake (and TLS) within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub handshake_timeout: u64,
+    /// Failed logins one address may make per minute before it is refused for the rest of it (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_failed_logins: u32,
+    /// Serve TCP over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Clients then connect with `tcps://HOST:PORT`.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve the web dashboard on ADDR (off unless given; `--http` alone is
     /// 127.0.0.1:8080, a bare PORT listens on 127.0.0.1). Log in with the
     /// token `host-server admin token` prints.
@@ -64,6 +78,10 @@ impl ServeArgs {
         );
         anyhow::ensure!(self.max_sessions > 0, "--max-sessions must be at least 1");
         anyhow::ensure!(
+            self.handshake_timeout > 0,
+            "--handshake-timeout must be at least 1 second"
+        );
+        anyhow::ensure!(
             self.max_file_size <= i64::MAX as u64,
             "--max-file-size must be below 2^63 bytes"
         );
@@ -74,6 +92,8 @@ impl ServeArgs {
             max_file_size: self.max_file_size,
             full_list_every: Duration::from_secs(self.full_list_every),
             allow_foreign_delete: self.allow_foreign_delete,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            failed_logins_allowed: self.max_failed_logins,
             ..Limits::default()
         })
     }
@@ -86,6 +106,13 @@ pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen.clone(),
         serial: args.serial.clone(),
         limits: args.limits()?,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -111,7 +138,7 @@ pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
         }
         stdout.flush()?;
         drop(stdout);
-        tracing::info!(%addr, data = %data.display(), "serving");
+        tracing::info!(%addr, data = %data.display(), tls = args.tls_cert.is_some(), "serving");
         let (stop_dashboard, dashboard_stops) = tokio::sync::oneshot::channel::<()>();
         let dashboard = dashboard.map(|dashboard| {
             dashboard.warn_about_setup(data);
