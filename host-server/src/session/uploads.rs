@@ -398,7 +398,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let Some(index) = self.find_upload(id, upload) else {
             return;
         };
-        if !self.uploads[index].marked_uploading && self.uploads[index].is_open() {
+        let size = self.uploads[index].record.size;
+        let inside = offset
+            .checked_add(data.len() as u64)
+            .is_some_and(|end| end <= size);
+        if !self.uploads[index].marked_uploading && self.uploads[index].is_open() && inside {
             self.uploads[index].marked_uploading = true;
             let entry = &self.uploads[index];
             let (record_id, content, received) = (entry.record.id, entry.record.hash, entry.acked);

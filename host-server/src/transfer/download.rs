@@ -94,7 +94,11 @@ impl Download {
         }
         if let Some(range) = missing {
             let start = range.offset.max(self.acked);
-            let end = (range.offset + u64::from(range.len)).min(self.next);
+            // The range comes from the peer: it may reach past u64::MAX.
+            let end = range
+                .offset
+                .saturating_add(u64::from(range.len))
+                .min(self.next);
             if start < end {
                 self.resend = Some((start, end));
             }
@@ -147,6 +151,22 @@ mod tests {
         assert_eq!(d.next_piece(), Some((30, 10)));
         assert_eq!(d.next_piece(), Some((40, 10)));
         assert_eq!(d.next_piece(), None);
+    }
+
+    #[test]
+    fn absurd_acks_and_gap_reports_are_clamped_not_overflowed() {
+        let mut d = download(100, 50, 10);
+        while d.next_piece().is_some() {}
+        d.on_ack(
+            0,
+            Some(ByteRange {
+                offset: u64::MAX - 5,
+                len: u32::MAX,
+            }),
+        );
+        assert_eq!(d.next_piece(), None, "a gap past the file is ignored");
+        d.on_ack(u64::MAX, None);
+        assert!(d.is_complete());
     }
 
     #[test]
