@@ -69,9 +69,13 @@
     return size === 0 ? 100 : Math.floor((received * 100) / size);
   }
 
+  /** Local time as `YYYY-MM-DD HH:MM:SS` (the full date and zone in the title). */
   function time(unix) {
     if (!unix) return "never";
-    return new Date(unix * 1000).toLocaleString();
+    const date = new Date(unix * 1000);
+    const two = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} `
+      + `${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
   }
 
   function contentUrl(name) {
@@ -427,7 +431,7 @@
       el("td", { text: d.device }),
       el("td", {}, el("span", { class: `badge ${d.active ? "active" : "silent"}`, text: d.active ? "active" : "silent" })),
       el("td", { text: d.link }),
-      el("td", { text: d.active ? `now (since ${time(d.last_seen)})` : time(d.last_seen) }),
+      el("td", { class: "time", text: d.active ? `now (since ${time(d.last_seen)})` : time(d.last_seen) }),
     )));
   }
 
@@ -565,7 +569,7 @@
         el("td", {}, el("code", { class: "hash", title: r.hash, text: `${r.hash.slice(0, 16)}…` })),
         el("td", { text: r.owner }),
         el("td", { text: r.batch === 0 ? "(direct)" : (batchNames.get(r.batch) || `#${r.batch}`) }),
-        el("td", { text: time(r.updated_at) }),
+        el("td", { class: "time", text: time(r.updated_at) }),
         el("td", {}, recordActions(r)));
     }));
   }
@@ -587,11 +591,11 @@
   function renderHistory() {
     fill("#history", state.history.slice().reverse().map((h) => el("tr", { data: { seq: String(h.seq), kind: h.kind } },
       el("td", { class: "num", text: String(h.seq) }),
-      el("td", { text: time(h.at) }),
+      el("td", { class: "time", text: time(h.at) }),
       el("td", { text: h.device }),
-      el("td", { text: h.kind }),
-      el("td", { text: h.subject }),
-      el("td", { text: h.detail }))));
+      el("td", { class: "time", text: h.kind }),
+      el("td", { class: "soft-wrap", text: h.subject }),
+      el("td", { class: "wrap", text: h.detail }))));
   }
 
   // ---------------------------------------------------------------- start
