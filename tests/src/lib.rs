@@ -4,6 +4,7 @@ pub mod browser;
 pub mod dashboard;
 pub mod device;
 pub mod fleet;
+pub mod fleet_sim;
 pub mod invariants;
 pub mod link;
 pub mod process;

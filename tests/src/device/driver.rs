@@ -52,20 +52,24 @@ pub(crate) enum Command {
 }
 
 /// An open link: its halves and, for a simulated line in front of TCP, the
-/// signal that the TCP side closed.
+/// signal that the TCP side closed and the switch that closes it.
 struct Conn {
     read: ReadHalf<Box<dyn Stream>>,
     write: WriteHalf<Box<dyn Stream>>,
     hangup: Option<oneshot::Receiver<()>>,
+    /// Dropped with the connection: the bridge then closes the TCP socket at
+    /// once (a line end that is dropped does not end the other end's stream).
+    _close: Option<oneshot::Sender<()>>,
 }
 
 impl Conn {
-    fn new(stream: Box<dyn Stream>, hangup: Option<oneshot::Receiver<()>>) -> Conn {
+    fn new(stream: Box<dyn Stream>) -> Conn {
         let (read, write) = tokio::io::split(stream);
         Conn {
             read,
             write,
-            hangup,
+            hangup: None,
+            _close: None,
         }
     }
 }
@@ -162,7 +166,7 @@ impl Runner {
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) -> MemStore {
         if let Transport::Serial(stream) = &mut self.transport {
             if let Some(stream) = stream.take() {
-                self.conn = Some(Conn::new(stream, None));
+                self.conn = Some(Conn::new(stream));
             }
         }
         loop {
@@ -265,6 +269,7 @@ impl Runner {
             read,
             write,
             hangup,
+            ..
         } = conn;
         let out = &self.out[self.out_pos..];
         let input = &mut self.input[..];
@@ -330,17 +335,25 @@ impl Runner {
             };
             let _ = stream.set_nodelay(true);
             self.conn = Some(match line {
-                None => Conn::new(Box::new(stream), None),
+                None => Conn::new(Box::new(stream)),
                 Some((up, down)) => {
                     let link = Link::new(up.clone(), down.clone());
                     let (closed_tx, closed_rx) = oneshot::channel();
+                    let (close_tx, close_rx) = oneshot::channel::<()>();
                     let mut line_end = link.b;
                     tokio::spawn(async move {
                         let mut stream = stream;
-                        let _ = tokio::io::copy_bidirectional(&mut line_end, &mut stream).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut line_end, &mut stream) => {}
+                            _ = close_rx => {}
+                        }
+                        drop(stream);
                         let _ = closed_tx.send(());
                     });
-                    Conn::new(Box::new(link.a), Some(closed_rx))
+                    let mut conn = Conn::new(Box::new(link.a));
+                    conn.hangup = Some(closed_rx);
+                    conn._close = Some(close_tx);
+                    conn
                 }
             });
         }

@@ -185,6 +185,20 @@ pub enum DownloadOutcome {
     },
 }
 
+/// A second handle on a device that can only hang it up.
+#[derive(Clone)]
+pub struct DeviceRemote {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl DeviceRemote {
+    /// Drops the device's TCP connection abruptly (see [`Device::hang_up`]).
+    pub fn hang_up(&self) {
+        // A device that already stopped has nothing to hang up.
+        let _ = self.commands.send(Command::Hangup);
+    }
+}
+
 /// The test's handle on a simulated device; dropping it stops the device.
 pub struct Device {
     /// The device's name.
@@ -288,6 +302,13 @@ impl Device {
     /// Drops the TCP connection abruptly (no `Bye`), as a crash would.
     pub fn hang_up(&self) -> Result<(), DeviceError> {
         self.send(Command::Hangup)
+    }
+
+    /// A handle that can hang the device up from another task (a chaos timer).
+    pub fn remote(&self) -> DeviceRemote {
+        DeviceRemote {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Ends the session politely with `Bye`.
