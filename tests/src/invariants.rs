@@ -215,3 +215,85 @@ pub fn check_records(
     }
     violations
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_core::FileKind;
+
+    fn record(name: &str, content: &[u8], state: UploadState, received: u64) -> RecordInfo {
+        RecordInfo {
+            id: 1,
+            name: name.to_owned(),
+            kind: FileKind::File,
+            size: content.len() as u64,
+            hash: ContentHasher::digest(content),
+            state,
+            received,
+            owner: "d".into(),
+            batch: 0,
+            revision: 1,
+            conflict: false,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn untruthful_records_and_missing_blobs_are_violations() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
+        let content = b"hello world".to_vec();
+        let mut truth = Truth::new();
+        truth.insert("a", &content);
+        let sent: HashMap<String, u64> = [("a".to_owned(), 5)].into();
+        let check = |r: RecordInfo| check_records(&[r], dir.path(), &truth, &sent);
+        assert!(check(record("a", &content, UploadState::Uploading, 5)).is_empty());
+        assert_eq!(
+            check(record("a", &content, UploadState::Uploading, 6)).len(),
+            1
+        );
+        assert_eq!(
+            check(record("a", &content, UploadState::Needed, 3)).len(),
+            1
+        );
+        assert_eq!(
+            check(record("a", &content, UploadState::Uploaded, 11)).len(),
+            1
+        );
+        let blob = dir
+            .path()
+            .join("blobs")
+            .join(ContentHasher::digest(&content).to_string());
+        std::fs::write(&blob, &content).unwrap();
+        assert!(check(record("a", &content, UploadState::Uploaded, 11)).is_empty());
+        assert_eq!(
+            check(record("b", &content, UploadState::Needed, 0)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn data_received_before_every_byte_was_sent_is_a_violation() {
+        let mut truth = Truth::new();
+        truth.insert("a", &[7; 10]);
+        let (uploader, downloader) = (WireLog::default(), WireLog::default());
+        let chunk = |offset, len| Wire::UploadChunk {
+            name: "a".into(),
+            offset,
+            len,
+        };
+        let data = Wire::DownloadData {
+            name: "a".into(),
+            offset: 0,
+            len: 10,
+        };
+        uploader.push(1, chunk(0, 6));
+        downloader.push(1, data.clone());
+        uploader.push(1, chunk(6, 4));
+        downloader.push(1, data);
+        let wires = Wires::new(vec![("up", &uploader), ("down", &downloader)]);
+        let violations = wires.check_no_early_data(&truth);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(wires.sent_prefix()["a"], 10);
+    }
+}

@@ -162,7 +162,7 @@ impl WireLog {
             .collect()
     }
 
-    fn push(&self, session: u32, wire: Wire) {
+    pub(crate) fn push(&self, session: u32, wire: Wire) {
         let seq = ledger();
         self.entries
             .lock()
