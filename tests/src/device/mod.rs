@@ -716,3 +716,37 @@ impl Device {
         task.await.expect("device task ends cleanly")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::Link;
+
+    /// The driver runs on tokio's clock, so a paused clock runs the client's
+    /// timers in model time: five `Hello`s 3 s apart, then a timeout, in
+    /// milliseconds of real time.
+    #[tokio::test(start_paused = true)]
+    async fn unanswered_serial_device_retries_hello_then_times_out_in_model_time() {
+        let link = Link::symmetric(LineModel::clean(9_600));
+        let silent_server = link.b;
+        let mut device = Device::spawn(
+            "board",
+            b"key",
+            Transport::serial(link.a),
+            MemStore::new(),
+            DeviceOptions::default(),
+        );
+        let started = tokio::time::Instant::now();
+        device.send(Command::Connect).unwrap();
+        let error = device.wait_closed().await.unwrap();
+        assert_eq!(error, ClientError::Timeout);
+        let waited = started.elapsed();
+        assert!(
+            (Duration::from_secs(15)..Duration::from_secs(16)).contains(&waited),
+            "5 attempts × 3 s, took {waited:?}"
+        );
+        let offered = device.wire.bytes_sent();
+        assert!(offered >= 5 * 30, "five Hellos were sent: {offered} bytes");
+        drop(silent_server);
+    }
+}
