@@ -342,7 +342,10 @@
       case "history": {
         const last = state.history.length ? state.history[state.history.length - 1].seq : 0;
         const answer = await api(`/api/history?since=${last}&limit=${HISTORY_KEEP}`);
-        state.history = state.history.concat(answer.entries).slice(-HISTORY_KEEP);
+        state.history = answer.entries.length < HISTORY_KEEP
+          ? state.history.concat(answer.entries).slice(-HISTORY_KEEP)
+          // More happened than the page keeps: take the latest instead.
+          : (await api(`/api/history?limit=${HISTORY_KEEP}`)).entries;
         dirty("history");
         break;
       }
