@@ -761,6 +761,8 @@ fn everything_survives_a_server_restart() {
     ));
     d2.bye();
     let mut observer = server.connect("observer", &k3);
+    // Subscribe first: a change between the list and the subscription would be missed.
+    observer.subscribe(ListFilter::All, 0);
     let before = loop {
         let (records, revision) = observer.list(0, ListFilter::All);
         if records
@@ -769,7 +771,6 @@ fn everything_survives_a_server_restart() {
         {
             break (records, revision);
         }
-        observer.subscribe(ListFilter::All, 0);
         observer.wait_change("big.bin", |r| r.state == UploadState::Failed);
     };
     let batches = observer.batches();

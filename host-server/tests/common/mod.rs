@@ -418,7 +418,18 @@ impl Client {
     }
 
     /// Waits for a frame for which `f` returns `Some`, keeping the others in `skipped`.
+    ///
+    /// Frames skipped by earlier waits are looked at first, so an event that
+    /// arrived while the test waited for something else is not lost.
     pub fn wait<T>(&mut self, mut f: impl FnMut(&ServerFrame<'_>) -> Option<T>) -> T {
+        for i in 0..self.skipped.len() {
+            let frame =
+                ServerFrame::decode(&self.skipped[i]).expect("server sent an undecodable frame");
+            if let Some(value) = f(&frame) {
+                self.skipped.remove(i);
+                return value;
+            }
+        }
         loop {
             let payload = self
                 .next_payload()
