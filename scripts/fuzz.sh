@@ -5,14 +5,18 @@
 #   scripts/fuzz.sh 600 round_trip           ten minutes of one target
 #
 # Targets: serial_accumulator, length_accumulator, client_frame_decode,
-# server_frame_decode, name_validate, round_trip (`cargo +nightly fuzz list` in proto-core/).
+# server_frame_decode, name_validate, round_trip (proto-core alone), and session, manifest
+# (host-server as a library: raw bytes into a session; manifest/upload/repair sequences from
+# two devices) — `cargo +nightly fuzz list` in proto-core/.
 #
 # Needs a nightly toolchain and cargo-fuzz, which this script does not install:
 #   rustup toolchain install nightly --profile minimal && cargo install cargo-fuzz
 #
 # Not part of the test command. `cargo test` replays the committed corpus
 # (proto-core/fuzz/corpus/<target>/) and proto-core/fuzz/artifacts-regressions/ through every
-# decoder instead (proto-core/tests/fuzz_corpus.rs), so what fuzzing found keeps being tested.
+# decoder instead (proto-core/tests/fuzz_corpus.rs; the server targets' corpus through the
+# server harnesses in host-server/tests/hardening_fuzz_corpus.rs), so what fuzzing found keeps
+# being tested.
 #
 # New inputs go to a scratch corpus in $FUZZ_WORK (default: a fresh temporary directory), so the
 # committed corpus stays small; to keep a few, copy them into proto-core/fuzz/corpus/<target>/.

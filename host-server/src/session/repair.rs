@@ -21,6 +21,22 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
+    /// True (and the error queued) when this very session is uploading `name`: waiting
+    /// for the name lock would only wait for ourselves.
+    fn own_upload_open(&mut self, id: RequestId, name: &str) -> bool {
+        let open = self
+            .uploads
+            .iter()
+            .any(|u| u.is_open() && u.record.name == name);
+        if open {
+            let message = format!(
+                "`{name}` is being uploaded on this session; finish or abort that upload first"
+            );
+            self.error(id, ErrorCode::Busy, &message);
+        }
+        open
+    }
+
     fn repair_error(&mut self, id: RequestId, error: RepairError) {
         match error {
             RepairError::Busy(_) => self.error(id, ErrorCode::Busy, &error.to_string()),
@@ -29,7 +45,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     }
 
     pub(super) async fn delete(&mut self, id: RequestId, name: &str) {
-        if !self.check_name(id, name) {
+        if !self.check_name(id, name) || self.own_upload_open(id, name) {
             return;
         }
         let allow = self.service.limits.allow_foreign_delete;
@@ -43,7 +59,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     }
 
     pub(super) async fn retry(&mut self, id: RequestId, name: &str) {
-        if !self.check_name(id, name) {
+        if !self.check_name(id, name) || self.own_upload_open(id, name) {
             return;
         }
         match repair::retry(&self.service, &self.device, name).await {

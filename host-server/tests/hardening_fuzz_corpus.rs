@@ -1,0 +1,69 @@
+//! Replays the server fuzz targets' committed corpus with `cargo test`, so what fuzzing found
+//! keeps being tested without nightly or libFuzzer.
+//!
+//! Every file of `proto-core/fuzz/corpus/session/`, `proto-core/fuzz/corpus/manifest/` and
+//! `proto-core/fuzz/artifacts-regressions/` goes through both server harnesses — the very code
+//! the `session` and `manifest` fuzz targets run (`proto-core/fuzz/src/server.rs`, included
+//! here), with the same checks. A panic anywhere (this thread, a session task, a blocking
+//! writer thread) fails the test and names the file.
+
+#[path = "../../proto-core/fuzz/src/server.rs"]
+#[allow(dead_code)]
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A harness: takes one fuzz input, panics if the server broke a promise.
+type Harness = fn(&[u8]);
+
+/// Panics seen on any thread since the hook was installed.
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto-core/fuzz")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .map(|entry| entry.expect("a readable directory").path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_server_corpus_file_and_regression_passes_both_server_harnesses() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+    let session = files_in(&fuzz_dir().join("corpus/session"));
+    let manifest = files_in(&fuzz_dir().join("corpus/manifest"));
+    assert!(
+        !session.is_empty() && !manifest.is_empty(),
+        "the server targets' corpus is committed"
+    );
+    let mut files = files_in(&fuzz_dir().join("artifacts-regressions"));
+    files.extend(session);
+    files.extend(manifest);
+    let harnesses: [(&str, Harness); 2] =
+        [("session", server::session), ("manifest", server::manifest)];
+    for file in &files {
+        let data = std::fs::read(file).expect("a readable corpus file");
+        for (name, harness) in harnesses {
+            let before = PANICS.load(Ordering::SeqCst);
+            let outcome = std::panic::catch_unwind(|| harness(&data));
+            assert!(
+                outcome.is_ok() && PANICS.load(Ordering::SeqCst) == before,
+                "harness `{name}` panicked on {}",
+                file.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Fuzz target `session`: see `session` in `proto-core/fuzz/src/server.rs` for the input layout and the checks.
+#![no_main]
+
+#[path = "../src/server.rs"]
+mod server;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| server::session(data));
