@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p tests --bin bench -- [serial] [tcp] [scale] [--size BYTES] [--reps N]
-//!     [--bauds 115200,921600] [--out BENCHMARKS.md]
+//!     [--bauds 115200,921600] [--conditions clean,BER,3] [--out BENCHMARKS.md]
 //!     [--devices 10000] [--waiters 1000]
 //! ```
 //! Prints a Markdown table and writes it, with the method and the machine, to
@@ -27,6 +27,7 @@ struct Options {
     bauds: Vec<u32>,
     devices: usize,
     waiters: usize,
+    conditions: Option<Vec<String>>,
     out: Option<String>,
 }
 
@@ -39,6 +40,7 @@ fn parse_args() -> Result<Options, String> {
         bauds: vec![115_200, 921_600],
         devices: 10_000,
         waiters: 1000,
+        conditions: None,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -57,6 +59,14 @@ fn parse_args() -> Result<Options, String> {
             "--out" => options.out = Some(value("--out")?),
             "--devices" => options.devices = parse(&value("--devices")?)?,
             "--waiters" => options.waiters = parse(&value("--waiters")?)?,
+            "--conditions" => {
+                options.conditions = Some(
+                    value("--conditions")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
             "serial" | "tcp" | "scale" => options.benches.push(arg),
             "--bench" => {} // passed by `cargo bench`
             other => {
@@ -122,6 +132,12 @@ async fn main() {
             ] {
                 let mut clean_offered = None;
                 for condition in serial::conditions(baud, options.serial_bytes) {
+                    let wanted = options.conditions.as_ref().is_none_or(|names| {
+                        names.iter().any(|n| condition.name.starts_with(n.as_str()))
+                    });
+                    if !wanted {
+                        continue;
+                    }
                     let (row, offered) = serial::measure(
                         transfer,
                         baud,
