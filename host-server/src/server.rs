@@ -87,6 +87,16 @@ impl DataDir {
             path: path.to_path_buf(),
             source,
         };
+        if !path.exists() {
+            // The database holds the device keys: a new data directory is for this user only.
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(fail)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        }
         fs::create_dir_all(path).map_err(fail)?;
         let probe = path.join(".write-test");
         File::create(&probe)

@@ -254,6 +254,16 @@ fn keys_are_never_shown_by_device_list_nor_written_to_the_log() {
         assert!(ok && out.contains("board-7"), "{out}{err}");
         assert!(!out.contains(&hex_key) && !err.contains(&hex_key));
     }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&server.data)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o700,
+        "the data directory (it holds the keys) is created for its user only"
+    );
     let log = std::fs::read_to_string(server.data.with_extension("log")).unwrap();
     assert!(log.contains("board-7"), "the log names the device");
     assert!(!log.contains(&hex_key), "the log never holds the key");
@@ -346,11 +356,23 @@ fn only_the_owner_deletes_unless_the_server_allows_it_and_anyone_may_ask_for_a_r
     });
     drop((d1, d2, server));
 
-    let server = Server::start(&["--allow-foreign-delete"]);
+    let server = Server::start(&["--allow-foreign-delete", "--owner-only-retry"]);
     let k1 = server.add_device("d1");
     let k2 = server.add_device("d2");
-    server.connect("d1", &k1).upload("mine.txt", b"mine");
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("mine.txt", b"mine");
+    d1.upload("other.txt", b"other");
     let mut d2 = server.connect("d2", &k2);
+    let id = d2.request(ClientMessage::Retry { name: "other.txt" });
+    let refused = d2.expect_error(id);
+    assert_eq!(refused.code, ErrorCode::PermissionDenied);
+    assert!(
+        refused.message.contains("only the owner"),
+        "{}",
+        refused.message
+    );
+    let id = d1.request(ClientMessage::Retry { name: "other.txt" });
+    d1.expect_ok(id);
     let id = d2.request(ClientMessage::Delete { name: "mine.txt" });
     d2.expect_ok(id);
     assert!(d2.record("mine.txt").is_none());

@@ -62,6 +62,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !self.check_name(id, name) || self.own_upload_open(id, name) {
             return;
         }
+        if !self.service.limits.allow_foreign_retry {
+            let owned = name.to_string();
+            match self.service.db(move |s| s.record(&owned)).await {
+                Ok(Some(record)) if record.owner != self.device => {
+                    let message = format!(
+                        "`{name}` belongs to device `{}`; this server lets only the owner ask for a re-upload",
+                        record.owner
+                    );
+                    return self.error(id, ErrorCode::PermissionDenied, &message);
+                }
+                Ok(_) => {}
+                Err(error) => return self.store_error(id, error),
+            }
+        }
         match repair::retry(&self.service, &self.device, name).await {
             Ok(retried) => {
                 tracing::info!(session = self.id, device = %self.device, name, owner = %retried.record.owner, "re-upload requested");
