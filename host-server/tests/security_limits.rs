@@ -68,8 +68,13 @@ fn the_session_cap_holds_under_a_flood_and_frees_up_afterwards() {
 
     drop(hogs);
     let mut second = eventually("a slot to free up", || {
-        let mut client = Client::tcp_raw(&server.addr);
-        client.handshake("good", &key).ok().map(|()| client)
+        // While the slots are still taken, the refusal (id 0) comes before the close.
+        std::panic::catch_unwind(|| {
+            let mut client = Client::tcp_raw(&server.addr);
+            client.handshake("good", &key).ok().map(|()| client)
+        })
+        .ok()
+        .flatten()
     });
     ping(&mut second);
     assert_eq!(
@@ -149,17 +154,22 @@ fn a_flood_of_wrong_keys_is_throttled_and_the_right_device_still_gets_in() {
             })
         })
         .collect();
+    // Guesses already in flight when the allowance ran out are still checked (a fleet behind
+    // one address logs in in parallel, so only failures count); every one is answered.
     let codes: Vec<ErrorCode> = attempts.into_iter().map(|a| a.join().unwrap()).collect();
-    let checked = codes
-        .iter()
-        .filter(|c| **c == ErrorCode::AuthFailed)
-        .count();
-    let turned_away = codes.iter().filter(|c| **c == ErrorCode::Busy).count();
-    assert_eq!(checked + turned_away, 40, "{codes:?}");
     assert!(
-        (5..=40).contains(&turned_away) && checked <= 35,
-        "past the allowance the key is no longer checked: {checked} checked, {turned_away} refused"
+        codes
+            .iter()
+            .all(|c| matches!(c, ErrorCode::AuthFailed | ErrorCode::Busy)),
+        "{codes:?}"
     );
+    // From now on the address is refused at once, even with the right key.
+    for _ in 0..10 {
+        let mut late = Client::tcp_raw(&server.addr);
+        let refused = late.handshake("victim", &key).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Busy, "{}", refused.message);
+        late.expect_closed();
+    }
     assert!(started.elapsed() < WAIT);
     // The victim logs in from another address.
     let runtime = tokio::runtime::Builder::new_current_thread()
