@@ -565,3 +565,62 @@ fn a_download_offset_beyond_the_file_is_refused() {
     ping_pongs(&mut d1);
     assert_eq!(d1.download("short.bin", false).unwrap(), bytes);
 }
+
+#[test]
+fn on_a_serial_line_bad_crc_truncated_and_oversized_frames_are_dropped_and_the_line_goes_on() {
+    let (master, path, _slave) = pty();
+    let server = Server::start(&["--serial", &format!("{path}:115200"), "--max-frame", "1024"]);
+    let key = server.add_device("board");
+    let desk = server.add_device("desk");
+    let mut board = Client::raw(Box::new(master), proto_core::framing::Framing::Serial);
+    board.send_raw(&[0x13, 0x37, 0x00, 0xff, 0xff, 0xff, 0x00]); // noise before Hello
+    board.handshake("board", &key).unwrap();
+
+    let serial = |id: u16| {
+        let mut payload = [0u8; 16];
+        let len = proto_core::ClientFrame {
+            id,
+            message: ClientMessage::Ping,
+        }
+        .encode(&mut payload)
+        .unwrap()
+        .len();
+        let mut wire = vec![0u8; 64];
+        let n = proto_core::framing::Framing::Serial
+            .encode(&payload[..len], &mut wire)
+            .unwrap();
+        wire.truncate(n);
+        wire
+    };
+    // Wrong CRC: the last CRC byte flipped (before COBS it is the frame's end).
+    let mut bad_crc = serial(901);
+    let at = bad_crc.len() - 2;
+    bad_crc[at] ^= 0x01;
+    board.send_raw(&bad_crc);
+    // Truncated: the first half of a frame, then the delimiter.
+    let whole = serial(902);
+    let mut cut = whole[..whole.len() / 2].to_vec();
+    cut.push(0);
+    board.send_raw(&cut);
+    // Oversized: 3000 non-zero bytes before a delimiter, above the negotiated 1024.
+    let mut long = vec![0x41u8; 3000];
+    long.push(0);
+    board.send_raw(&long);
+    let (_, code, message) = next_error(&mut board);
+    assert_eq!(code, ErrorCode::FrameTooLarge, "{message}");
+    // None of the damaged pings is answered; the line still works.
+    let id = board.request(ClientMessage::Ping);
+    board.wait(|frame| match frame.message {
+        ServerMessage::Pong if (901..=902).contains(&frame.id) => {
+            panic!("a damaged frame was answered")
+        }
+        ServerMessage::Pong if frame.id == id => Some(()),
+        _ => None,
+    });
+    let bytes = content(5000, 6);
+    assert_eq!(
+        board.upload("board/after-noise.bin", &bytes).state,
+        UploadState::Uploaded
+    );
+    still_serves(&server, "desk", &desk);
+}
