@@ -98,7 +98,9 @@ impl DataDir {
             fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(fail)?;
         }
         fs::create_dir_all(path).map_err(fail)?;
-        let probe = path.join(".write-test");
+        // One probe per process: `device add` may run while the server or
+        // other `device add`s start on the same directory.
+        let probe = path.join(format!(".write-test-{}", std::process::id()));
         File::create(&probe)
             .and_then(|mut f| f.write_all(b"ok"))
             .and_then(|()| fs::remove_file(&probe))
