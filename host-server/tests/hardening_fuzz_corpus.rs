@@ -1,10 +1,11 @@
 //! Replays the server fuzz targets' committed corpus with `cargo test`, so what fuzzing found
 //! keeps being tested without nightly or libFuzzer.
 //!
-//! Every file of `proto-core/fuzz/corpus/session/`, `proto-core/fuzz/corpus/manifest/` and
-//! `proto-core/fuzz/artifacts-regressions/` goes through both server harnesses — the very code
-//! the `session` and `manifest` fuzz targets run (`proto-core/fuzz/src/server.rs`, included
-//! here), with the same checks. A panic anywhere (this thread, a session task, a blocking
+//! Every file of `proto-core/fuzz/corpus/session/` goes through the `session` harness, every file
+//! of `proto-core/fuzz/corpus/manifest/` through the `manifest` harness, and every input that once
+//! crashed (`proto-core/fuzz/artifacts-regressions/`) through both — the very code the fuzz
+//! targets run (`proto-core/fuzz/src/server.rs`, included here), with the same checks. (Each
+//! input starts a real server state, so the corpus is not crossed between the two harnesses.) A panic anywhere (this thread, a session task, a blocking
 //! writer thread) fails the test and names the file.
 
 #[path = "../../proto-core/fuzz/src/server.rs"]
@@ -37,7 +38,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn every_server_corpus_file_and_regression_passes_both_server_harnesses() {
+fn every_server_corpus_file_and_regression_passes_its_server_harness() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         PANICS.fetch_add(1, Ordering::SeqCst);
@@ -49,21 +50,21 @@ fn every_server_corpus_file_and_regression_passes_both_server_harnesses() {
         !session.is_empty() && !manifest.is_empty(),
         "the server targets' corpus is committed"
     );
-    let mut files = files_in(&fuzz_dir().join("artifacts-regressions"));
-    files.extend(session);
-    files.extend(manifest);
-    let harnesses: [(&str, Harness); 2] =
-        [("session", server::session), ("manifest", server::manifest)];
-    for file in &files {
+    let both: [(&str, Harness); 2] = [("session", server::session), ("manifest", server::manifest)];
+    let regressions = files_in(&fuzz_dir().join("artifacts-regressions"));
+    let runs = regressions
+        .iter()
+        .flat_map(|file| both.iter().map(move |harness| (file, *harness)))
+        .chain(session.iter().map(|file| (file, both[0])))
+        .chain(manifest.iter().map(|file| (file, both[1])));
+    for (file, (name, harness)) in runs {
         let data = std::fs::read(file).expect("a readable corpus file");
-        for (name, harness) in harnesses {
-            let before = PANICS.load(Ordering::SeqCst);
-            let outcome = std::panic::catch_unwind(|| harness(&data));
-            assert!(
-                outcome.is_ok() && PANICS.load(Ordering::SeqCst) == before,
-                "harness `{name}` panicked on {}",
-                file.display()
-            );
-        }
+        let before = PANICS.load(Ordering::SeqCst);
+        let outcome = std::panic::catch_unwind(|| harness(&data));
+        assert!(
+            outcome.is_ok() && PANICS.load(Ordering::SeqCst) == before,
+            "harness `{name}` panicked on {}",
+            file.display()
+        );
     }
 }
