@@ -2,6 +2,7 @@
 #![no_main]
 
 #[path = "../src/server.rs"]
+#[allow(dead_code)] // each target uses one harness of the file
 mod server;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| server::session(data));
