@@ -83,6 +83,9 @@ fn main() {
     println!("cargo:rerun-if-changed={}", board.memory_file());
     println!("cargo:rustc-link-arg-bins=--nmagic");
     println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    // Keep the relocations in the ELF (not in flash: the image is byte for
+    // byte the same) so `size-by-crate.py` can tell who points at `.rodata`.
+    println!("cargo:rustc-link-arg-bins=--emit-relocs");
     if board == Board::Pico {
         println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
     }

@@ -55,3 +55,14 @@ for board in "${boards[@]}"; do
     }'
 done
 echo "(.text includes the vector table and boot2; .rodata includes the 64 KiB sample file; RAM excludes the stack)"
+
+# The protocol part: flash that proto-core and the crates it brings in put
+# into each image (see size-by-crate.py for how it is attributed).
+if command -v python3 >/dev/null && command -v llvm-symbolizer >/dev/null; then
+  for board in "${boards[@]}"; do
+    printf '%-6s ' "$board"
+    ./size-by-crate.py "$(elf_of "$board")" | grep -E '^(protocol part|shared runtime)' | paste -sd ';' | sed 's/;/\n       /'
+  done
+else
+  echo "(python3 and llvm-symbolizer show the protocol part: ./size-by-crate.py ELF)"
+fi
