@@ -158,7 +158,10 @@ pub fn run(
     let client = match Client::new(config, store, rx, tx) {
         Ok(client) => client,
         // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
-        Err(error) => panic!("the client cannot start: {}", error),
+        Err(error) => {
+            error!("the client cannot start: {}", error);
+            panic!("the client cannot start");
+        }
     };
     let mut driver: Driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
     let mut nonces = Nonces { counter: 0 };
@@ -207,7 +210,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
         Err(error) => {
-            warn!("link error: {}", error.message());
+            warn!("link error: {}", error);
             return Happening::Closed;
         }
     };
@@ -224,7 +227,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             Happening::Connected
         }
         Event::Closed { error, message } => {
-            warn!("session closed: {} {}", error.message(), message);
+            warn!("session closed: {} {}", error, message);
             Happening::Closed
         }
         Event::BatchCreated {
@@ -240,7 +243,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             Happening::BatchCreated
         }
         Event::RequestFailed { id, code, message } => {
-            warn!("request {} refused: {} {}", id, code.message(), message);
+            warn!("request {} refused: {} {}", id, code, message);
             Happening::RequestFailed { id }
         }
         Event::UploadStarted {
@@ -287,7 +290,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             Happening::UploadDone { file, uploaded }
         }
         Event::TransferFailed { id, error, .. } => {
-            warn!("transfer {} failed: {}", id, error.message());
+            warn!("transfer {} failed: {}", id, error);
             Happening::TransferFailed { id }
         }
         Event::Item {
@@ -358,7 +361,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             Happening::Nothing
         }
         Event::FrameDropped { error } => {
-            warn!("frame dropped: {}", error.message());
+            warn!("frame dropped: {}", error);
             Happening::Nothing
         }
         _ => Happening::Nothing,
@@ -619,7 +622,7 @@ impl Plan {
             Err(error) => {
                 let retry_later = matches!(error, ClientError::QueueFull | ClientError::Busy);
                 if !retry_later {
-                    warn!("download refused by the client: {}", error.message());
+                    warn!("download refused by the client: {}", error);
                     self.inbox[index] = None;
                 }
             }
@@ -632,7 +635,7 @@ impl Plan {
             error,
             ClientError::QueueFull | ClientError::Busy | ClientError::NotConnected
         ) {
-            warn!("{} refused by the client: {}", what, error.message());
+            warn!("{} refused by the client: {}", what, error);
             give_up(self);
         }
     }

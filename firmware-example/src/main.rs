@@ -20,7 +20,7 @@ use proto_core::client::{FileId, FileStore};
 use store::BoardStore;
 
 #[cfg(feature = "board-pico")]
-use {defmt_rtt as _, panic_probe as _};
+use defmt_rtt as _;
 
 #[board::entry]
 fn main() -> ! {

@@ -112,6 +112,21 @@ pub fn wait_for_interrupt() {
     core::hint::spin_loop();
 }
 
+/// Logs where the firmware panicked, then stops on `udf`: probe-rs sees the
+/// fault and prints a backtrace.
+///
+/// The panic message is not printed: formatting it would link `core::fmt`
+/// (about 3 KiB) into an image that otherwise logs through defmt only.
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    cortex_m::interrupt::disable();
+    match info.location() {
+        Some(at) => defmt::error!("panicked at {=str}:{=u32}", at.file(), at.line()),
+        None => defmt::error!("panicked"),
+    }
+    cortex_m::asm::udf()
+}
+
 /// Bits for nonces: the ring oscillator's random bits from boot, mixed with the clock.
 pub fn entropy() -> u64 {
     critical_section::with(|cs| SEED.borrow(cs).get()) ^ now_us().rotate_left(29)
