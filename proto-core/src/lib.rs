@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod byte_array;
 pub mod client;
 pub mod driver;
 pub mod error;

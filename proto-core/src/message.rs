@@ -85,12 +85,14 @@ pub enum ClientMessage<'a> {
         /// The device's name (its identity).
         device: &'a str,
         /// Client nonce, mixed into both MACs.
+        #[serde(deserialize_with = "crate::byte_array::deserialize")]
         nonce: Nonce,
     },
     /// Proves the device key: `HMAC-SHA256(key, "statesync-auth-v1" ‖ server nonce ‖ client nonce ‖ device)`.
     /// Answer: [`ServerMessage::Welcome`] or an error, after which the server closes.
     Authenticate {
         /// The tag, see [`crate::auth`].
+        #[serde(deserialize_with = "crate::byte_array::deserialize")]
         mac: Mac,
     },
     /// Starts a manifest (batch) of `files` files. Entries follow; no reply until
@@ -246,6 +248,7 @@ pub enum ServerMessage<'a> {
         /// Largest frame payload the server accepts.
         max_frame: u32,
         /// Server nonce, mixed into both MACs.
+        #[serde(deserialize_with = "crate::byte_array::deserialize")]
         nonce: Nonce,
     },
     /// Authentication succeeded.
@@ -258,6 +261,7 @@ pub enum ServerMessage<'a> {
         max_frame: u32,
         /// Proof the server knows the key too:
         /// `HMAC-SHA256(key, "statesync-server-v1" ‖ client nonce ‖ server nonce ‖ device)`.
+        #[serde(deserialize_with = "crate::byte_array::deserialize")]
         mac: Mac,
     },
     /// The request succeeded and has no other answer.

@@ -10,7 +10,7 @@ use crate::state::{StateCounts, UploadState};
 /// A SHA-256 content hash.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ContentHash(pub [u8; 32]);
+pub struct ContentHash(#[serde(deserialize_with = "crate::byte_array::deserialize")] pub [u8; 32]);
 
 impl ContentHash {
     /// The all-zero hash, used where no hash is known yet.
