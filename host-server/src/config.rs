@@ -43,6 +43,11 @@ pub struct Limits {
     /// How often the server looks for removed or re-keyed devices to end their sessions
     /// (a store that reports changes is checked this often, and only read when it changed).
     pub credential_check_every: Duration,
+    /// With a shared database: sessions and uploads of a server whose last
+    /// heartbeat is older than this count as gone (its devices turn silent, its
+    /// uploads fail and can resume on another server). Heartbeats go out three
+    /// times per lease.
+    pub lease: Duration,
 }
 
 impl Default for Limits {
@@ -65,6 +70,7 @@ impl Default for Limits {
             failed_logins_allowed: 10,
             failed_login_window: Duration::from_secs(60),
             credential_check_every: Duration::from_secs(1),
+            lease: Duration::from_secs(10),
         }
     }
 }

@@ -6,6 +6,10 @@
 //! sessions that are connected now. Waking is a non-blocking `try_send` on a
 //! one-slot channel, so fanning out to thousands of devices never waits.
 //!
+//! With a shared database, the hub also holds the devices that have a session
+//! on another server ([`Hub::set_remote_presence`], kept by [`crate::cluster`]):
+//! a device is active while it has a session here or there.
+//!
 //! The hub also remembers which key each session logged in with (as a digest),
 //! so sessions of a device that was removed or given a new key can be ended
 //! ([`Hub::revoke_stale`]).
@@ -77,6 +81,7 @@ struct Credential {
 pub struct Hub {
     events: broadcast::Sender<Arc<HubEvent>>,
     devices: Mutex<HashMap<String, Vec<Member>>>,
+    remote: Mutex<HashMap<String, LinkKind>>,
     credentials: Mutex<HashMap<u64, Credential>>,
 }
 
@@ -87,6 +92,7 @@ impl Hub {
         Hub {
             events,
             devices: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
             credentials: Mutex::new(HashMap::new()),
         }
     }
@@ -165,7 +171,12 @@ impl Hub {
         self.events.subscribe()
     }
 
-    /// Registers a session of `device`; returns true when the device was silent before.
+    fn remote(&self) -> MutexGuard<'_, HashMap<String, LinkKind>> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session of `device`; returns true when the device was silent
+    /// before (no session here, none on another server).
     pub fn join(&self, device: &str, session: u64, link: LinkKind, wake: mpsc::Sender<()>) -> bool {
         let mut devices = self.devices();
         let members = devices.entry(device.to_string()).or_default();
@@ -174,10 +185,11 @@ impl Hub {
             link,
             wake,
         });
-        members.len() == 1
+        members.len() == 1 && !self.remote().contains_key(device)
     }
 
-    /// Unregisters a session; returns true when the device has no session left.
+    /// Unregisters a session; returns true when the device has no session left
+    /// (here or on another server).
     pub fn leave(&self, device: &str, session: u64) -> bool {
         let mut devices = self.devices();
         let Some(members) = devices.get_mut(device) else {
@@ -186,18 +198,50 @@ impl Hub {
         members.retain(|m| m.session != session);
         if members.is_empty() {
             devices.remove(device);
-            true
+            !self.remote().contains_key(device)
         } else {
             false
         }
     }
 
-    /// The link of a device's newest session, if it is active.
+    /// The link of a device's newest session here, else of its session on
+    /// another server, if it is active.
     pub fn active_link(&self, device: &str) -> Option<LinkKind> {
-        self.devices()
+        let local = self
+            .devices()
             .get(device)
             .and_then(|members| members.last())
-            .map(|m| m.link)
+            .map(|m| m.link);
+        local.or_else(|| self.remote().get(device).copied())
+    }
+
+    /// Replaces the devices that have a session on another server; returns the
+    /// devices whose presence changed for this server's clients, with their new
+    /// state (true: active).
+    pub fn set_remote_presence(&self, now: HashMap<String, LinkKind>) -> Vec<(String, bool)> {
+        let devices = self.devices();
+        let mut remote = self.remote();
+        let mut changed: Vec<(String, bool)> = now
+            .keys()
+            .filter(|d| !remote.contains_key(*d) && !devices.contains_key(*d))
+            .map(|d| (d.clone(), true))
+            .collect();
+        changed.extend(
+            remote
+                .keys()
+                .filter(|d| !now.contains_key(*d) && !devices.contains_key(*d))
+                .map(|d| (d.clone(), false)),
+        );
+        *remote = now;
+        changed.sort();
+        changed
+    }
+
+    /// The devices that have a session on this server.
+    pub fn local_devices(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.devices().keys().cloned().collect();
+        names.sort_unstable();
+        names
     }
 
     /// Wakes every session of these devices to send their queued notifications.
@@ -233,6 +277,35 @@ mod tests {
         assert!(!hub.leave("d", 1));
         assert!(hub.leave("d", 2));
         assert_eq!(hub.active_link("d"), None);
+    }
+
+    #[test]
+    fn a_device_on_another_server_is_active_until_its_last_session_anywhere_ends() {
+        let hub = Hub::new(16);
+        let (tx, _rx) = mpsc::channel(1);
+        let changed = hub.set_remote_presence(HashMap::from([("d".to_string(), LinkKind::Tcp)]));
+        assert_eq!(changed, [("d".to_string(), true)]);
+        assert_eq!(hub.active_link("d"), Some(LinkKind::Tcp));
+        assert!(
+            !hub.join("d", 1, LinkKind::Serial, tx),
+            "already active on another server"
+        );
+        assert_eq!(hub.active_link("d"), Some(LinkKind::Serial));
+        assert!(
+            hub.set_remote_presence(HashMap::new()).is_empty(),
+            "still active here"
+        );
+        assert!(hub.leave("d", 1), "no session left anywhere");
+        assert_eq!(
+            hub.set_remote_presence(HashMap::from([("e".to_string(), LinkKind::Tcp)])),
+            [("e".to_string(), true)]
+        );
+        assert_eq!(
+            hub.set_remote_presence(HashMap::new()),
+            [("e".to_string(), false)]
+        );
+        assert_eq!(hub.active_link("e"), None);
+        assert!(hub.local_devices().is_empty());
     }
 
     #[tokio::test]

@@ -3,13 +3,15 @@
 //!
 //! Layout: [`server`] starts and stops; [`listener`] and [`serial`] accept
 //! links; [`session`] runs the protocol on a link; [`service`] is the state
-//! sessions share ([`store`], [`blobs`], [`hub`]); [`http`] is the web
+//! sessions share ([`store`], [`blobs`], [`hub`]); [`cluster`] keeps
+//! several servers on one PostgreSQL database in step; [`http`] is the web
 //! dashboard on the same state; [`transfer`] holds the
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
 //! overlapping announcements; [`repair`] deletes and re-requests files for
 //! sessions and the dashboard; [`cmd`] is the command line.
 
 pub mod blobs;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod http;

@@ -17,8 +17,7 @@ use crate::config::Limits;
 use crate::listener::{TlsError, TlsFiles};
 use crate::serial::{self, SerialError, SerialSpec};
 use crate::service::Service;
-use crate::store::sqlite::DATABASE_FILE;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Database, Store, StoreError};
 
 /// How long shutdown waits for sessions to finish their goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
@@ -36,6 +35,9 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Serve TCP over TLS with this certificate and key.
     pub tls: Option<TlsFiles>,
+    /// Where the records live: SQLite in the data directory, or a PostgreSQL
+    /// database shared with other servers (which then share the data directory too).
+    pub database: Database,
 }
 
 /// Why the server could not start.
@@ -111,8 +113,10 @@ impl DataDir {
         })
     }
 
-    /// Takes the directory for a serving process (one server per directory).
-    pub fn lock(mut self) -> Result<DataDir, StartError> {
+    /// Takes the directory for a serving process: alone with SQLite (one
+    /// server per directory), or `shared` with the other servers of one
+    /// PostgreSQL database (they share blobs; a SQLite server cannot join them).
+    pub fn lock(mut self, shared: bool) -> Result<DataDir, StartError> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -122,15 +126,24 @@ impl DataDir {
                 path: self.path.clone(),
                 source,
             })?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| StartError::DataDirInUse(self.path.clone()))?;
+        let mode = if shared {
+            FlockArg::LockSharedNonblock
+        } else {
+            FlockArg::LockExclusiveNonblock
+        };
+        let lock =
+            Flock::lock(file, mode).map_err(|_| StartError::DataDirInUse(self.path.clone()))?;
         self._lock = Some(lock);
         Ok(self)
     }
 
-    /// Opens the database in this directory.
-    pub fn open_store(&self) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open(&self.path.join(DATABASE_FILE))
+    /// Opens the store: the SQLite database in this directory, or `database`.
+    /// Blocking; call it off the async runtime.
+    pub fn open_store(
+        &self,
+        database: &Database,
+    ) -> Result<Box<dyn Store + Send + Sync>, StoreError> {
+        database.open(&self.path, crate::config::Limits::default().lease)
     }
 }
 
@@ -140,24 +153,25 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     serial: Vec<SerialSpec>,
+    /// The store's revision when the server started (for catching up with other servers).
+    revision: u64,
     _data: DataDir,
 }
 
 impl Server {
     /// Prepares everything that can fail with a clear error before serving.
     pub async fn bind(options: ServeOptions) -> Result<Server, StartError> {
-        let data = DataDir::prepare(&options.data)?.lock()?;
-        let store = data.open_store()?;
-        let stale = store.fail_stale_uploads(
-            "server stopped during the upload",
-            crate::service::unix_now(),
-        )?;
-        if !stale.is_empty() {
-            tracing::warn!(
-                records = stale.len(),
-                "uploads left running by the last run are now failed (00); they resume at received"
-            );
-        }
+        let shared = options.database.is_shared();
+        let data = DataDir::prepare(&options.data)?.lock(shared)?;
+        let (database, path, lease) = (
+            options.database.clone(),
+            data.path.clone(),
+            options.limits.lease,
+        );
+        // The PostgreSQL client blocks on a runtime of its own: open it off this one.
+        let store = tokio::task::spawn_blocking(move || database.open(&path, lease))
+            .await
+            .map_err(|e| StoreError::Interrupted(e.to_string()))??;
         let blobs = BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
             path: data.path.clone(),
             source,
@@ -179,12 +193,29 @@ impl Server {
                 },
                 source,
             })?;
-        let service = Arc::new(Service::new(Arc::new(store), blobs, options.limits));
+        let service = Arc::new(Service::new(Arc::from(store), blobs, options.limits));
+        let now = crate::service::unix_now();
+        let stale = service
+            .db(move |s| {
+                if let Some(shared) = s.shared() {
+                    shared.renew_lease(now)?;
+                }
+                s.fail_stale_uploads("server stopped during the upload", now)
+            })
+            .await?;
+        if !stale.is_empty() {
+            tracing::warn!(
+                records = stale.len(),
+                "uploads left running by the last run are now failed (00); they resume at received"
+            );
+        }
+        let revision = service.db(|s| s.revision()).await?;
         Ok(Server {
             listener,
             tls,
             service,
             serial: options.serial,
+            revision,
             _data: data,
         })
     }
@@ -217,6 +248,12 @@ impl Server {
                 .clone()
                 .revoke_stale_credentials(shutdown.subscribe()),
         );
+        tokio::spawn(crate::cluster::run(
+            self.service.clone(),
+            self.revision,
+            self.service.limits.lease / 3,
+            shutdown.subscribe(),
+        ));
         let listener = tokio::spawn(crate::listener::run(
             self.listener,
             self.service.clone(),
@@ -233,6 +270,16 @@ impl Server {
             .is_err()
         {
             tracing::warn!("some sessions did not end in time");
+        }
+        if self.service.is_shared() {
+            // Other servers see this one's devices silent at once, not after the lease.
+            if let Err(error) = self
+                .service
+                .db(|s| s.shared().map_or(Ok(()), |shared| shared.retire()))
+                .await
+            {
+                tracing::warn!(%error, "could not give up this server's lease");
+            }
         }
         tracing::info!("stopped");
     }

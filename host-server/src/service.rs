@@ -115,6 +115,18 @@ impl Service {
             .unwrap_or_else(|_| Err(StoreError::Interrupted("a store call panicked".into())))
     }
 
+    /// The other servers' signals, when the store is shared with them (see [`crate::cluster`]).
+    pub fn cluster_signals(
+        &self,
+    ) -> Option<tokio::sync::mpsc::Receiver<crate::store::ClusterSignal>> {
+        self.store.shared().map(|shared| shared.signals())
+    }
+
+    /// True when other servers may share this server's store.
+    pub fn is_shared(&self) -> bool {
+        self.store.shared().is_some()
+    }
+
     /// Ends the sessions of devices that were removed or given a new key since they
     /// logged in (by `host-server device` in another process, or any other writer).
     /// Checks every `credential_check_every` until `stop` fires; reads the keys only when

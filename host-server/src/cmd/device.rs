@@ -1,6 +1,7 @@
 //! `host-server device add|list|remove`: manage the devices allowed to connect.
 //!
-//! Works on the database directly, also while a server runs on it.
+//! Works on the database directly (SQLite in the data directory or the
+//! `--database` PostgreSQL), also while servers run on it.
 
 use std::io::Write;
 use std::path::Path;
@@ -12,9 +13,10 @@ use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
 use rand::RngCore;
 use serde_json::json;
 
+use crate::config::Limits;
 use crate::server::DataDir;
 use crate::service::unix_now;
-use crate::store::Store;
+use crate::store::Database;
 
 /// Bytes of a new device key.
 const KEY_LEN: usize = 32;
@@ -49,9 +51,17 @@ pub enum DeviceCommand {
 }
 
 /// Runs a device subcommand on the data directory `data`.
-pub fn run(data: &Path, json: bool, command: DeviceCommand) -> anyhow::Result<()> {
-    let dir = DataDir::prepare(data)?;
-    let store = dir.open_store()?;
+pub fn run(
+    data: &Path,
+    database: &Database,
+    json: bool,
+    command: DeviceCommand,
+) -> anyhow::Result<()> {
+    let store = match database {
+        Database::Sqlite => DataDir::prepare(data)?.open_store(database)?,
+        // Nothing of the data directory is needed: do not create one here.
+        Database::Postgres(_) => database.open(data, Limits::default().lease)?,
+    };
     let now = unix_now();
     match command {
         DeviceCommand::Add { name } => {

@@ -15,6 +15,12 @@ pub struct Cli {
     /// Data directory (database, blobs, partial uploads).
     #[arg(long, global = true, env = "STATESYNC_DATA", default_value = "./data")]
     pub data: PathBuf,
+    /// Where records, devices and history live: leave it out for SQLite in the
+    /// data directory, or give `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for a
+    /// PostgreSQL database that several servers share (they then share the data
+    /// directory's blobs too; see the README).
+    #[arg(long, global = true, env = "STATESYNC_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
     /// Print data as JSON (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
@@ -38,9 +44,12 @@ pub enum Command {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let database = crate::store::Database::parse(cli.database.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.data, args),
-        Command::Device(command) => device::run(&cli.data, cli.json, command),
+        Command::Serve(args) => serve::run(&cli.data, database, args),
+        Command::Device(command) => device::run(&cli.data, &database, cli.json, command),
+        // The admin token is a file in the data directory, which servers on one
+        // database share: the database is not needed for it.
         Command::Admin(command) => admin::run(&cli.data, cli.json, command),
     }
 }

@@ -12,6 +12,7 @@ use crate::http::Dashboard;
 use crate::listener::TlsFiles;
 use crate::serial::SerialSpec;
 use crate::server::{shutdown_signal, ServeOptions, Server};
+use crate::store::Database;
 
 /// How long shutdown waits for dashboard downloads in progress.
 const DASHBOARD_GRACE: Duration = Duration::from_secs(5);
@@ -60,6 +61,11 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With `--database postgres://…`: a server whose heartbeat is older than this
+    /// many seconds counts as gone; its devices turn silent for the other servers
+    /// and its uploads fail so they can resume on another server.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub lease: u64,
     /// Serve the web dashboard on ADDR (off unless given; `--http` alone is
     /// 127.0.0.1:8080, a bare PORT listens on 127.0.0.1). Log in with the
     /// token `host-server admin token` prints.
@@ -81,6 +87,7 @@ impl ServeArgs {
             "--idle-timeout must be at least 1 second"
         );
         anyhow::ensure!(self.max_sessions > 0, "--max-sessions must be at least 1");
+        anyhow::ensure!(self.lease > 0, "--lease must be at least 1 second");
         anyhow::ensure!(
             self.handshake_timeout > 0,
             "--handshake-timeout must be at least 1 second"
@@ -99,14 +106,16 @@ impl ServeArgs {
             allow_foreign_retry: !self.owner_only_retry,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             failed_logins_allowed: self.max_failed_logins,
+            lease: Duration::from_secs(self.lease),
             ..Limits::default()
         })
     }
 }
 
 /// Runs the server until a signal; prints `listening on ADDR` first on stdout.
-pub fn run(data: &Path, args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<()> {
     let options = ServeOptions {
+        database,
         data: data.to_path_buf(),
         listen: args.listen.clone(),
         serial: args.serial.clone(),

@@ -360,6 +360,9 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             StoreError::DeviceExists(_) | StoreError::ContentChanged(_) => ErrorCode::Conflict,
             StoreError::Interrupted(_) => ErrorCode::ShuttingDown,
             StoreError::Database(_)
+            | StoreError::Postgres(_)
+            | StoreError::Connect { .. }
+            | StoreError::BadDatabaseUrl { .. }
             | StoreError::Corrupt { .. }
             | StoreError::NewerSchema { .. } => {
                 tracing::error!(session = self.id, %error, "store failed");

@@ -154,7 +154,7 @@ where
     let device = identity.device.clone();
     let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1);
     let first = service.hub.join(&device, session_id, link.kind, wake_tx);
-    announce_presence(service, &device, link, true, first).await;
+    announce_presence(service, &device, session_id, link, true, first).await;
     tracing::info!(session = session_id, device = %device, peer = %link.peer, link = ?link.kind, "session started");
 
     let revoked = service
@@ -172,7 +172,7 @@ where
     service.hub.forget_credential(session_id);
 
     let last = service.hub.leave(&device, session_id);
-    announce_presence(service, &device, link, false, last).await;
+    announce_presence(service, &device, session_id, link, false, last).await;
     tracing::info!(
         session = session_id,
         device = %device,
@@ -205,6 +205,7 @@ impl SessionEnd {
 async fn announce_presence(
     service: &Service,
     device: &str,
+    session: u64,
     link: &LinkInfo,
     active: bool,
     changed: bool,
@@ -212,6 +213,20 @@ async fn announce_presence(
     let now = unix_now();
     let name = device.to_string();
     let kind = link.kind;
+    if service.is_shared() {
+        // Other servers on the same database show this device active while it has a session here.
+        let name = device.to_string();
+        let registered = service
+            .db(move |s| match s.shared() {
+                Some(shared) if active => shared.session_opened(&name, kind, session),
+                Some(shared) => shared.session_closed(&name, session),
+                None => Ok(()),
+            })
+            .await;
+        if let Err(error) = registered {
+            tracing::warn!(device, %error, "could not share this session's presence with other servers");
+        }
+    }
     let row = match service.db(move |s| s.device_seen(&name, kind, now)).await {
         Ok(row) => row,
         Err(error) => {

@@ -4,9 +4,20 @@
 //! [`crate::service::Service::db`], which moves the call onto a blocking thread.
 //! Methods that change records return the changed rows so the caller can
 //! publish them to the notification hub once the transaction has committed.
+//!
+//! Two backends: [`sqlite`] (the default, one file in the data directory, one
+//! server) and [`postgres`] (`--database postgres://…`, several servers on one
+//! database). A backend shared by several servers also implements
+//! [`SharedStore`], which the [`crate::cluster`] task uses to hear about the
+//! other servers' changes, wake-ups and sessions.
 
+mod codes;
+pub mod postgres;
 mod schema;
 pub mod sqlite;
+
+use std::path::Path;
+use std::time::Duration;
 
 use proto_core::model::{
     BatchSummary, DeviceInfo, DownloadEntry, DownloadState, HistoryEntry, HistoryKind, LinkKind,
@@ -14,7 +25,65 @@ use proto_core::model::{
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, FileKind, ListFilter, Record, UploadState};
 
+pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// Which database holds the server's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite in the data directory (the default; one server per data directory).
+    Sqlite,
+    /// A PostgreSQL database that several servers may share, by connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a `--database` value: absent or `sqlite` is SQLite in the data
+    /// directory, `postgres://…` or `postgresql://…` is PostgreSQL.
+    pub fn parse(value: Option<&str>) -> StoreResult<Database> {
+        match value {
+            None | Some("") | Some("sqlite") => Ok(Database::Sqlite),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_string()))
+            }
+            Some(other) => Err(StoreError::BadDatabaseUrl {
+                url: redact_url(other),
+                detail: "it starts with neither `postgres://` nor `sqlite`".into(),
+            }),
+        }
+    }
+
+    /// True when other servers may use the same database (and data directory).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+
+    /// Opens the store: SQLite in `data`, or a connection to PostgreSQL. Runs
+    /// migrations. `lease` is how long a server's sessions and uploads count as
+    /// alive after its last heartbeat (PostgreSQL only).
+    ///
+    /// Blocking; call it off the async runtime (PostgreSQL's client runs its own).
+    pub fn open(&self, data: &Path, lease: Duration) -> StoreResult<Box<dyn Store + Send + Sync>> {
+        Ok(match self {
+            Database::Sqlite => Box::new(SqliteStore::open(&data.join(sqlite::DATABASE_FILE))?),
+            Database::Postgres(url) => Box::new(PostgresStore::open(url, lease)?),
+        })
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
 
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +91,25 @@ pub enum StoreError {
     /// The database engine reported an error.
     #[error("database error: {0}; check the data directory's disk and permissions")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error or the connection broke.
+    #[error("PostgreSQL error: {0}; check that the database server runs and is reachable (the next call reconnects)")]
+    Postgres(#[from] ::postgres::Error),
+    /// The PostgreSQL server cannot be reached or refused the login.
+    #[error("cannot connect to PostgreSQL at {url}: {detail}; check that it runs, the user and password, and that the database exists")]
+    Connect {
+        /// The URL, password hidden.
+        url: String,
+        /// What failed, with its causes.
+        detail: String,
+    },
+    /// The `--database` value cannot be used.
+    #[error("--database {url} is not usable: {detail}; give postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave it out for SQLite in the data directory")]
+    BadDatabaseUrl {
+        /// The value, password hidden.
+        url: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The database file is damaged or is not a statesync database.
     #[error("database {path} is corrupted or not a statesync database ({detail}); restore it from a backup or move it away to start empty")]
     Corrupt {
@@ -350,6 +438,70 @@ pub struct Retried {
     pub blob_unused: bool,
 }
 
+/// A record another server deleted, from [`SharedStore::foreign_changes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedRecord {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// The revision of the deletion.
+    pub revision: u64,
+}
+
+/// What other servers changed after a revision, in revision order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ForeignChanges {
+    /// Records another server changed last, as they stand now.
+    pub records: Vec<RecordRow>,
+    /// Records another server deleted.
+    pub deleted: Vec<DeletedRecord>,
+    /// Every change up to this revision is in the lists or was made by this server;
+    /// ask again after it.
+    pub revision: u64,
+}
+
+/// A message from another server on the same database, as the listener hears it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterSignal {
+    /// The listener (re)connected: anything may have been missed, catch up.
+    Connected,
+    /// Another server changed or deleted records: catch up by revision.
+    RecordsChanged,
+    /// Another server queued notifications for this device: wake its sessions.
+    Wake(String),
+    /// A session started or ended on another server: read presence again.
+    Presence,
+}
+
+/// What a store shared by several servers adds: this server's id, its sessions
+/// and lease, the other servers' changes, and a feed of their signals.
+///
+/// Every method except [`SharedStore::signals`] is blocking and runs on the store thread.
+pub trait SharedStore: Send + Sync {
+    /// This server process's id in the shared database (new at every start).
+    fn server_id(&self) -> &str;
+    /// Starts listening for the other servers' signals (on the current tokio
+    /// runtime); the listener reconnects by itself and sends
+    /// [`ClusterSignal::Connected`] after each connect. It stops when the
+    /// receiver is dropped.
+    fn signals(&self) -> tokio::sync::mpsc::Receiver<ClusterSignal>;
+    /// Renews this server's lease, and fails (`00`, `received` kept) the uploads
+    /// of servers whose lease ran out; returns those records.
+    fn renew_lease(&self, now: u64) -> StoreResult<Vec<RecordRow>>;
+    /// Gives up this server's lease and sessions at a clean shutdown.
+    fn retire(&self) -> StoreResult<()>;
+    /// Records that a session of `device` started on this server.
+    fn session_opened(&self, device: &str, link: LinkKind, session: u64) -> StoreResult<()>;
+    /// Records that a session of this server ended.
+    fn session_closed(&self, device: &str, session: u64) -> StoreResult<()>;
+    /// Devices with a session on another server whose lease is current, with its link.
+    fn remote_presence(&self) -> StoreResult<Vec<(String, LinkKind)>>;
+    /// Records changed and deleted by other servers after revision `after`, at
+    /// most about `limit` of each.
+    fn foreign_changes(&self, after: u64, limit: usize) -> StoreResult<ForeignChanges>;
+}
+
 /// The server's durable state: devices, records, batches, download states,
 /// queued notifications and history.
 ///
@@ -358,6 +510,11 @@ pub struct Retried {
 pub trait Store: Send + Sync {
     /// The current server revision.
     fn revision(&self) -> StoreResult<u64>;
+
+    /// The shared-database side of this store, when other servers may use it too.
+    fn shared(&self) -> Option<&dyn SharedStore> {
+        None
+    }
 
     /// Registers a device with its key.
     fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()>;

@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::state::StateCounts;
-use proto_core::{ContentHash, FileKind, ListFilter, UploadState};
+use proto_core::{ContentHash, ListFilter, UploadState};
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
+use super::codes::{
+    download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
+    kind_to_sql, link_from_sql, link_to_sql,
+};
 use super::schema;
 use super::{
     Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceRow, DownloadGate, DownloadRow,
@@ -109,78 +113,6 @@ fn classify(error: rusqlite::Error, path: &Path) -> StoreError {
         },
         _ => StoreError::Database(error),
     }
-}
-
-fn kind_to_sql(kind: FileKind) -> i64 {
-    match kind {
-        FileKind::File => 0,
-        FileKind::Directory => 1,
-    }
-}
-
-fn kind_from_sql(value: i64) -> FileKind {
-    if value == 1 {
-        FileKind::Directory
-    } else {
-        FileKind::File
-    }
-}
-
-fn link_to_sql(link: LinkKind) -> i64 {
-    match link {
-        LinkKind::None => 0,
-        LinkKind::Tcp => 1,
-        LinkKind::Serial => 2,
-    }
-}
-
-fn link_from_sql(value: i64) -> LinkKind {
-    match value {
-        1 => LinkKind::Tcp,
-        2 => LinkKind::Serial,
-        _ => LinkKind::None,
-    }
-}
-
-fn download_to_sql(state: DownloadState) -> i64 {
-    match state {
-        DownloadState::Pending => 0,
-        DownloadState::Done => 1,
-        DownloadState::Failed => 2,
-    }
-}
-
-fn download_from_sql(value: i64) -> DownloadState {
-    match value {
-        1 => DownloadState::Done,
-        2 => DownloadState::Failed,
-        _ => DownloadState::Pending,
-    }
-}
-
-const HISTORY_KINDS: [HistoryKind; 11] = [
-    HistoryKind::Joined,
-    HistoryKind::Left,
-    HistoryKind::BatchAnnounced,
-    HistoryKind::Uploaded,
-    HistoryKind::UploadFailed,
-    HistoryKind::Deleted,
-    HistoryKind::RetryRequested,
-    HistoryKind::Downloaded,
-    HistoryKind::Conflict,
-    HistoryKind::DeviceAdded,
-    HistoryKind::DeviceRemoved,
-];
-
-fn history_to_sql(kind: HistoryKind) -> i64 {
-    HISTORY_KINDS.iter().position(|k| *k == kind).unwrap_or(0) as i64
-}
-
-fn history_from_sql(value: i64) -> HistoryKind {
-    usize::try_from(value)
-        .ok()
-        .and_then(|i| HISTORY_KINDS.get(i).copied())
-        .unwrap_or(HistoryKind::Joined)
 }
 
 fn hash_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<ContentHash> {
@@ -966,6 +898,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use proto_core::auth::ContentHasher;
+    use proto_core::FileKind;
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,9 @@
-//! One test per behaviour of DESIGN.md §1, against the real binary.
+//! One test per behaviour of DESIGN.md §1, against the real binary; run on
+//! SQLite by `behaviours.rs` and on PostgreSQL by `behaviours_postgres.rs`
+//! (each crate names its backend in `crate::BACKEND`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
+use crate::BACKEND;
 use proto_core::model::{HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
@@ -13,7 +14,7 @@ fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
 /// §1.1: a manifest creates N records in `01` at once, visible to everyone.
 #[test]
 fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uploaded() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let files: [(&str, &[u8]); 3] = [
@@ -42,7 +43,7 @@ fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uplo
 /// §1.2 and §1.3: a direct upload creates the record in `10`, `received` grows, then `11`.
 #[test]
 fn direct_upload_goes_from_uploading_to_uploaded_live() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut watcher = server.connect("d2", &k2);
     watcher.subscribe(ListFilter::All, 0);
@@ -69,7 +70,7 @@ fn direct_upload_goes_from_uploading_to_uploaded_live() {
 /// §1.3: interruption → `00` with reason and `received` kept → resume at `received` → `11`.
 #[test]
 fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let bytes = content(2 << 20, 7);
     let half = (bytes.len() / 2) as u64;
@@ -113,7 +114,7 @@ fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
 /// §1.3: an abort is `00` with its reason; a hash mismatch is `00` with "hash mismatch".
 #[test]
 fn abort_and_hash_mismatch_are_failed_with_a_reason() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
 
@@ -147,7 +148,7 @@ fn abort_and_hash_mismatch_are_failed_with_a_reason() {
 /// Transfers: a chunk beyond the contiguous end reveals a lost frame; the gap is reported once.
 #[test]
 fn a_lost_chunk_is_reported_as_missing_and_filled_in() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(30_000, 9);
@@ -176,7 +177,7 @@ fn a_lost_chunk_is_reported_as_missing_and_filled_in() {
 /// §1.4 and §1.5: list since a revision, with both filters.
 #[test]
 fn list_since_revision_with_all_and_uploaded_only() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.announce("b", &[("x.txt", b"x"), ("y.txt", b"yy")])
@@ -207,7 +208,7 @@ fn list_since_revision_with_all_and_uploaded_only() {
 /// §1.4: subscribers get changes as they happen, and the full list periodically.
 #[test]
 fn subscription_pushes_changes_and_the_full_list_periodically() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d2 = server.connect("d2", &k2);
     d2.subscribe(ListFilter::UploadedOnly, 1);
@@ -236,7 +237,7 @@ fn subscription_pushes_changes_and_the_full_list_periodically() {
 /// §1.6: a download of an unfinished file is rejected with its state, then notified and served.
 #[test]
 fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let bytes = content(500_000, 5);
     let mut d1 = server.connect("d1", &k1);
@@ -313,7 +314,7 @@ fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::Dow
 /// §1.6: a notification for a silent device is queued and arrives right after its next Welcome.
 #[test]
 fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.announce("b", &[("later.bin", b"later")]).unwrap();
@@ -346,7 +347,7 @@ fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
 /// §1.7: presence, last seen, link kind, history of joins and leaves; a silent device's files stay visible.
 #[test]
 fn silent_device_files_stay_visible_and_presence_is_in_history() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d2 = server.connect("d2", &k2);
     d2.subscribe(ListFilter::All, 0);
@@ -396,7 +397,7 @@ fn silent_device_files_stay_visible_and_presence_is_in_history() {
 /// §1.8: only the owner may delete (unless allowed); deletion removes record and blob.
 #[test]
 fn delete_is_for_the_owner_and_removes_record_and_blob() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.upload("gone.txt", b"bye bye");
@@ -425,7 +426,7 @@ fn delete_is_for_the_owner_and_removes_record_and_blob() {
 
 #[test]
 fn foreign_delete_is_allowed_when_the_server_says_so() {
-    let server = Server::start(&["--allow-foreign-delete"]);
+    let server = Server::start_on(BACKEND, &["--allow-foreign-delete"]);
     let (k1, k2) = two_devices(&server);
     server.connect("d1", &k1).upload("shared.txt", b"s");
     let mut d2 = server.connect("d2", &k2);
@@ -437,7 +438,7 @@ fn foreign_delete_is_allowed_when_the_server_says_so() {
 /// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect).
 #[test]
 fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.upload("again.txt", b"v1");
@@ -470,7 +471,7 @@ fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
 /// §1.9: overlapping batches: same name and hash is one record; different hash is a conflict, never overwritten.
 #[test]
 fn overlapping_batches_merge_and_conflicts_are_flagged_not_overwritten() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.announce(
@@ -532,7 +533,7 @@ fn overlapping_batches_merge_and_conflicts_are_flagged_not_overwritten() {
 /// §1.10: many devices at once, each uploading and listing.
 #[test]
 fn many_devices_at_once() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let devices: Vec<(String, Vec<u8>)> = (0..24)
         .map(|i| {
             let name = format!("dev{i}");
@@ -568,7 +569,7 @@ fn many_devices_at_once() {
 /// Names from devices are validated: nothing outside the data directory, clear errors.
 #[test]
 fn bad_names_are_refused() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     for name in [
@@ -632,7 +633,7 @@ fn bad_names_are_refused() {
 /// Authentication: wrong key and unknown device are refused and the link is closed.
 #[test]
 fn wrong_key_and_unknown_device_are_refused() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (_k1, _) = two_devices(&server);
     let mut client = Client::tcp_raw(&server.addr);
     let refused = client.handshake("d1", b"not the key").unwrap_err();
@@ -649,7 +650,7 @@ fn wrong_key_and_unknown_device_are_refused() {
 /// Nothing is served before authentication.
 #[test]
 fn request_before_authentication_is_refused() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     two_devices(&server);
     let mut client = Client::tcp_raw(&server.addr);
     let id = client.request(ClientMessage::List {
@@ -663,7 +664,7 @@ fn request_before_authentication_is_refused() {
 /// Wrong protocol versions get a clear error.
 #[test]
 fn unknown_protocol_version_is_refused() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let mut client = Client::tcp_raw(&server.addr);
     let id = client.request(ClientMessage::Hello {
         version: 99,
@@ -679,7 +680,7 @@ fn unknown_protocol_version_is_refused() {
 /// Idle sessions end with Goodbye; their uploads become `00` with the reason.
 #[test]
 fn idle_session_gets_goodbye_and_its_upload_is_failed() {
-    let server = Server::start(&["--idle-timeout", "1"]);
+    let server = Server::start_on(BACKEND, &["--idle-timeout", "1"]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(10_000, 1);
@@ -704,7 +705,7 @@ fn idle_session_gets_goodbye_and_its_upload_is_failed() {
 /// SIGTERM: every session is told, and the server exits cleanly.
 #[test]
 fn shutdown_says_goodbye_to_every_session() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let mut d2 = server.connect("d2", &k2);
@@ -721,7 +722,7 @@ fn shutdown_says_goodbye_to_every_session() {
 /// The session cap turns extra connections away with Busy.
 #[test]
 fn session_cap_refuses_extra_connections_with_busy() {
-    let server = Server::start(&["--max-sessions", "1"]);
+    let server = Server::start_on(BACKEND, &["--max-sessions", "1"]);
     let (k1, _) = two_devices(&server);
     let _first = server.connect("d1", &k1);
     let mut second = Client::tcp_raw(&server.addr);
@@ -737,7 +738,7 @@ fn session_cap_refuses_extra_connections_with_busy() {
 /// and queued notifications are all still there, and uploads resume.
 #[test]
 fn everything_survives_a_server_restart() {
-    let mut server = Server::start(&[]);
+    let mut server = Server::start_on(BACKEND, &[]);
     let (k1, k2) = two_devices(&server);
     let k3 = server.add_device("observer");
     let big = content(1 << 20, 4);
@@ -827,7 +828,8 @@ fn everything_survives_a_server_restart() {
 fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut server = Server::start_in(&data, &[]);
+    let database = BACKEND.database();
+    let mut server = Server::start_in_on(&data, database.clone(), &[]);
     let key = server.add_device("d1");
     let bytes = content(600_000, 2);
     let mut d1 = server.connect("d1", &key);
@@ -837,10 +839,13 @@ fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
     let acked = d1.wait_durable(id, upload, 300_000);
     server.kill();
     drop(d1);
-    let server = Server::start_in(&data, &[]);
+    let server = Server::start_in_on(&data, database, &[]);
     let mut d1 = server.connect("d1", &key);
-    let record = d1.record("crash.bin").unwrap();
-    assert_eq!(record.state, UploadState::Failed);
+    // At once on SQLite; on a shared database once the killed server's lease ran out.
+    let record = wait_for(|| {
+        d1.record("crash.bin")
+            .filter(|r| r.state == UploadState::Failed)
+    });
     assert!(record.received <= acked, "never more than was durable");
     let (id, opened) = d1.open_upload("crash.bin", &bytes).unwrap();
     let (upload, offset, window) = opened.unwrap();
@@ -856,7 +861,7 @@ fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
 /// A repeated `UploadOpen` on the same session (its answer was lost) is answered again, not refused.
 #[test]
 fn a_repeated_upload_open_is_answered_again() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(40_000, 6);
@@ -875,7 +880,7 @@ fn a_repeated_upload_open_is_answered_again() {
 /// a reported gap is sent again, and the report is kept as the download state.
 #[test]
 fn download_respects_the_window_and_resends_a_missing_range() {
-    let server = Server::start(&["--max-frame", "4096"]);
+    let server = Server::start_on(BACKEND, &["--max-frame", "4096"]);
     let (k1, k2) = two_devices(&server);
     let bytes = content(64_000, 11);
     server.connect("d1", &k1).upload("windowed.bin", &bytes);
@@ -955,7 +960,7 @@ fn download_respects_the_window_and_resends_a_missing_range() {
 /// the old upload can never mark the new record `11`.
 #[test]
 fn content_replaced_during_an_upload_is_never_marked_uploaded() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let old = content(80_000, 1);
     let new = content(80_000, 2);
@@ -990,7 +995,7 @@ fn content_replaced_during_an_upload_is_never_marked_uploaded() {
 /// Two names with the same content share one blob; deleting one keeps the other whole.
 #[test]
 fn deleting_one_of_two_identical_files_keeps_the_shared_blob() {
-    let server = Server::start(&[]);
+    let server = Server::start_on(BACKEND, &[]);
     let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(10_000, 4);

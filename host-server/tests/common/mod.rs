@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto_core::auth::{client_tag, ContentHasher};
@@ -25,36 +26,146 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_host-server")
 }
 
+/// The variable naming a PostgreSQL server for the PostgreSQL tests, as a URL
+/// of a database there whose user may create databases
+/// (`postgres://USER:PASSWORD@127.0.0.1:5432/postgres`).
+pub const TEST_DATABASE_ENV: &str = "HOST_SERVER_TEST_DATABASE";
+
+/// The lease of PostgreSQL servers in tests: a killed server's uploads fail and
+/// its devices turn silent within about this long.
+pub const TEST_LEASE_SECS: u64 = 2;
+
+/// Which store a test's servers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database per test.
+    Postgres,
+}
+
+impl Backend {
+    /// The database for one test: none for SQLite (it lives in the data
+    /// directory), a new PostgreSQL database otherwise.
+    pub fn database(self) -> Option<Arc<TestDatabase>> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(Arc::new(TestDatabase::create())),
+        }
+    }
+}
+
+/// A throwaway PostgreSQL database, dropped (with its connections) at the end of the test.
+pub struct TestDatabase {
+    admin: String,
+    name: String,
+    /// The URL servers get with `--database`.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates a database on the server [`TEST_DATABASE_ENV`] names; panics with
+    /// what to do when the variable is missing or the server is unreachable.
+    pub fn create() -> TestDatabase {
+        let admin = std::env::var(TEST_DATABASE_ENV).unwrap_or_else(|_| {
+            panic!(
+                "{TEST_DATABASE_ENV} is not set: the PostgreSQL tests need a PostgreSQL server \
+                 (postgres://USER:PASSWORD@127.0.0.1:5432/postgres, a user that may create databases); \
+                 .ci/run shows how to start one"
+            )
+        });
+        let name = format!(
+            "statesync_test_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL through {TEST_DATABASE_ENV}: {e:?}")
+        });
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) if server.contains('@') || server.matches('/').count() > 2 => {
+                format!("{server}/{name}")
+            }
+            _ => panic!("{TEST_DATABASE_ENV} must end in /DATABASE, got {admin}"),
+        };
+        TestDatabase { admin, name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
 /// A running server process.
 pub struct Server {
     pub data: PathBuf,
     pub addr: String,
     child: Child,
     args: Vec<String>,
+    /// The PostgreSQL database, if the server does not use SQLite.
+    pub database: Option<Arc<TestDatabase>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts a server on a fresh temp data directory with extra `serve` args.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_on(Backend::Sqlite, args)
+    }
+
+    /// Starts a server on a fresh temp data directory and a fresh database of `backend`.
+    pub fn start_on(backend: Backend, args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let mut server = Server::start_in(&data, args);
+        let mut server = Server::start_in_on(&data, backend.database(), args);
         server._dir = Some(dir);
         server
     }
 
     /// Starts a server on `data`.
     pub fn start_in(data: &Path, args: &[&str]) -> Server {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Server::start_in_on(data, None, args)
+    }
+
+    /// Starts a server on `data` and `database` (SQLite in `data` when `None`).
+    /// PostgreSQL servers get a lease of [`TEST_LEASE_SECS`].
+    pub fn start_in_on(data: &Path, database: Option<Arc<TestDatabase>>, args: &[&str]) -> Server {
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        if let Some(database) = &database {
+            args.extend([
+                "--database".to_string(),
+                database.url.clone(),
+                "--lease".to_string(),
+                TEST_LEASE_SECS.to_string(),
+            ]);
+        }
         let (child, addr) = spawn(data, &args);
         Server {
             data: data.to_path_buf(),
             addr,
             child,
             args,
+            database,
             _dir: None,
         }
+    }
+
+    /// The `--database` arguments for commands run on this server's store.
+    pub fn database_args(&self) -> Vec<String> {
+        self.database
+            .iter()
+            .flat_map(|d| ["--database".to_string(), d.url.clone()])
+            .collect()
     }
 
     /// Registers a device and returns its key.
@@ -62,6 +173,7 @@ impl Server {
         let out = Command::new(binary())
             .args(["--data"])
             .arg(&self.data)
+            .args(self.database_args())
             .args(["device", "add", name, "--json"])
             .output()
             .unwrap();
@@ -110,6 +222,21 @@ impl Drop for Server {
             let log = std::fs::read_to_string(log_path(&self.data)).unwrap_or_default();
             eprintln!("--- server log ---\n{log}--- end of server log ---");
         }
+    }
+}
+
+/// Calls `f` until it returns something, for at most [`WAIT`].
+pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
