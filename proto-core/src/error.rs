@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::text;
+
 /// Why the server (or client) refused a request.
 ///
 /// Codes are stable on the wire: new codes are only ever appended.
@@ -50,32 +52,24 @@ impl ErrorCode {
     /// What happened and what to do, in one sentence.
     pub const fn message(self) -> &'static str {
         match self {
-            ErrorCode::VersionUnsupported => {
-                "protocol version not supported; update the client or the server so both match"
-            }
-            ErrorCode::NotAuthenticated => "not authenticated; send Hello and Authenticate first",
-            ErrorCode::AuthFailed => {
-                "authentication failed; check the device name and key (`host-server device add`)"
-            }
-            ErrorCode::BadMessage => "message could not be decoded; check that client and server versions match",
-            ErrorCode::FrameTooLarge => "frame larger than negotiated; lower the frame size",
-            ErrorCode::BadName => {
-                "bad name: use a relative `/`-separated path without `..`, control characters or empty parts"
-            }
-            ErrorCode::TooLarge => "too large for this server's limits; split the batch or raise the limit",
-            ErrorCode::NotFound => "no such record or device; list them to see what exists",
-            ErrorCode::Conflict => {
-                "the name is already used with different content; rename or delete the other file first"
-            }
-            ErrorCode::HashMismatch => "uploaded bytes do not match the announced hash; upload the file again",
-            ErrorCode::OffsetOutOfRange => "offset or length outside the file; reopen the transfer",
-            ErrorCode::UnknownTransfer => "no such transfer open on this session; open it again",
-            ErrorCode::Busy => "server busy; try again in a moment",
-            ErrorCode::PermissionDenied => "not allowed: only the owner device may do this",
-            ErrorCode::Storage => "server storage failed (disk full or read-only?); ask the operator",
-            ErrorCode::ShuttingDown => "server is shutting down; reconnect in a moment",
-            ErrorCode::Timeout => "timed out waiting for the peer; reconnect and resume",
-            ErrorCode::BadSequence => "request out of order; start the operation again",
+            ErrorCode::VersionUnsupported => text!("version unsupported", "protocol version not supported; update the client or the server so both match"),
+            ErrorCode::NotAuthenticated => text!("not authenticated", "not authenticated; send Hello and Authenticate first"),
+            ErrorCode::AuthFailed => text!("authentication failed", "authentication failed; check the device name and key (`host-server device add`)"),
+            ErrorCode::BadMessage => text!("bad message", "message could not be decoded; check that client and server versions match"),
+            ErrorCode::FrameTooLarge => text!("frame too large", "frame larger than negotiated; lower the frame size"),
+            ErrorCode::BadName => text!("bad name", "bad name: use a relative `/`-separated path without `..`, control characters or empty parts"),
+            ErrorCode::TooLarge => text!("too large", "too large for this server's limits; split the batch or raise the limit"),
+            ErrorCode::NotFound => text!("not found", "no such record or device; list them to see what exists"),
+            ErrorCode::Conflict => text!("conflict", "the name is already used with different content; rename or delete the other file first"),
+            ErrorCode::HashMismatch => text!("hash mismatch", "uploaded bytes do not match the announced hash; upload the file again"),
+            ErrorCode::OffsetOutOfRange => text!("offset out of range", "offset or length outside the file; reopen the transfer"),
+            ErrorCode::UnknownTransfer => text!("unknown transfer", "no such transfer open on this session; open it again"),
+            ErrorCode::Busy => text!("busy", "server busy; try again in a moment"),
+            ErrorCode::PermissionDenied => text!("permission denied", "not allowed: only the owner device may do this"),
+            ErrorCode::Storage => text!("storage failed", "server storage failed (disk full or read-only?); ask the operator"),
+            ErrorCode::ShuttingDown => text!("shutting down", "server is shutting down; reconnect in a moment"),
+            ErrorCode::Timeout => text!("timeout", "timed out waiting for the peer; reconnect and resume"),
+            ErrorCode::BadSequence => text!("bad sequence", "request out of order; start the operation again"),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod message;
 pub mod model;
 pub mod name;
 pub mod state;
+mod text;
 
 pub use error::ErrorCode;
 pub use message::{ClientFrame, ClientMessage, ServerFrame, ServerMessage, PROTOCOL_VERSION};

@@ -12,6 +12,7 @@ use crate::model::{
     ListFilter, Record,
 };
 use crate::state::UploadState;
+use crate::text::text;
 
 /// The protocol version this crate speaks; exchanged first by both sides.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -419,12 +420,14 @@ impl CodecError {
     /// What went wrong and what to do.
     pub const fn message(self) -> &'static str {
         match self {
-            CodecError::BufferFull => {
+            CodecError::BufferFull => text!(
+                "message buffer full",
                 "message does not fit the frame buffer; use a larger frame or a smaller chunk"
-            }
-            CodecError::Malformed => {
+            ),
+            CodecError::Malformed => text!(
+                "malformed message",
                 "bytes are not a valid message; check that both sides speak the same version"
-            }
+            ),
         }
     }
 }

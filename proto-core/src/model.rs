@@ -92,7 +92,8 @@ pub struct Record<'a> {
 }
 
 /// "N expected, m uploaded" for one batch (manifest) of one device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "host-lists", derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BatchSummary<'a> {
     /// Server-assigned batch id.
@@ -159,7 +160,8 @@ impl DownloadState {
 }
 
 /// One device's download state for one record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "host-lists", derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DownloadEntry<'a> {
     /// The device that wants the file.
@@ -201,7 +203,8 @@ pub enum HistoryKind {
 }
 
 /// One line of the server's history.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "host-lists", derive(Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HistoryEntry<'a> {
     /// Sequence number, increasing.
@@ -217,6 +220,24 @@ pub struct HistoryEntry<'a> {
     /// Free text (e.g. the link kind of a join, the reason of a failure).
     pub detail: &'a str,
 }
+
+/// Without the `host-lists` feature the list items only hosts ask for do not
+/// decode: a board saves their decoders (see the feature in `Cargo.toml`).
+macro_rules! decoded_only_with_host_lists {
+    ($($item:ident),*) => {$(
+        #[cfg(not(feature = "host-lists"))]
+        impl<'de: 'a, 'a> Deserialize<'de> for $item<'a> {
+            fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+                Err(serde::de::Error::custom(concat!(
+                    stringify!($item),
+                    " is decoded only with the `host-lists` feature"
+                )))
+            }
+        }
+    )*};
+}
+
+decoded_only_with_host_lists!(BatchSummary, DownloadEntry, HistoryEntry);
 
 /// Which records a list or subscription covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

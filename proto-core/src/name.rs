@@ -1,5 +1,7 @@
 //! Validation of file and device names that come from peers.
 
+use crate::text::text;
+
 /// Longest file name (relative path) in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest device name in bytes.
@@ -31,19 +33,31 @@ impl NameError {
     /// What is wrong and how to fix it.
     pub const fn message(self) -> &'static str {
         match self {
-            NameError::Empty => "name is empty; give a file name",
-            NameError::TooLong => "name is too long; use at most 255 bytes (32 for devices)",
-            NameError::Absolute => "name is absolute; use a path relative to the shared folder",
-            NameError::EmptySegment => {
+            NameError::Empty => text!("empty name", "name is empty; give a file name"),
+            NameError::TooLong => text!(
+                "name too long",
+                "name is too long; use at most 255 bytes (32 for devices)"
+            ),
+            NameError::Absolute => text!(
+                "absolute name",
+                "name is absolute; use a path relative to the shared folder"
+            ),
+            NameError::EmptySegment => text!(
+                "empty path part",
                 "name has an empty path part (`//` or a trailing `/`); remove it"
-            }
-            NameError::DotSegment => "name has a `.` or `..` part; name the file directly",
-            NameError::BadCharacter => {
+            ),
+            NameError::DotSegment => text!(
+                "dot path part",
+                "name has a `.` or `..` part; name the file directly"
+            ),
+            NameError::BadCharacter => text!(
+                "bad character in name",
                 "name holds a control character, NUL or `\\`; use printable characters and `/`"
-            }
-            NameError::Reserved => {
+            ),
+            NameError::Reserved => text!(
+                "reserved name",
                 "name uses a reserved device name (CON, NUL, COM1, ...); rename it"
-            }
+            ),
         }
     }
 }

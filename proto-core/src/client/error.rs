@@ -4,6 +4,7 @@ use super::store::StoreError;
 use crate::error::ErrorCode;
 use crate::framing::FrameError;
 use crate::name::NameError;
+use crate::text::text;
 
 /// A client operation failed, or the session ended.
 ///
@@ -54,38 +55,24 @@ impl ClientError {
     /// What happened and what to do, in one sentence.
     pub const fn message(self) -> &'static str {
         match self {
-            ClientError::NotConnected => "not connected; call connect and wait for Event::Connected",
-            ClientError::QueueFull => {
-                "send queue full; write out what poll_transmit returns, then try again"
-            }
-            ClientError::Busy => "a transfer of this kind is already running; wait for it or cancel it",
-            ClientError::BufferTooSmall => {
-                "buffers too small; give rx and tx at least Framing::max_wire_len(512) bytes each"
-            }
+            ClientError::NotConnected => text!("not connected", "not connected; call connect and wait for Event::Connected"),
+            ClientError::QueueFull => text!("send queue full", "send queue full; write out what poll_transmit returns, then try again"),
+            ClientError::Busy => text!("transfer already running", "a transfer of this kind is already running; wait for it or cancel it"),
+            ClientError::BufferTooSmall => text!("buffers too small", "buffers too small; give rx and tx at least Framing::max_wire_len(512) bytes each"),
             ClientError::BadName(e) => e.message(),
-            ClientError::TooLarge => "request too large for one frame; shorten the name or split the manifest",
-            ClientError::VersionMismatch => {
-                "the server speaks another protocol version; update the client or the server"
-            }
-            ClientError::FrameTooSmall => "the server's frames are below the 512-byte minimum; fix its configuration",
-            ClientError::ServerNotAuthentic => {
-                "the server could not prove it knows the device key; check the key or the server address"
-            }
+            ClientError::TooLarge => text!("request too large", "request too large for one frame; shorten the name or split the manifest"),
+            ClientError::VersionMismatch => text!("version mismatch", "the server speaks another protocol version; update the client or the server"),
+            ClientError::FrameTooSmall => text!("server frames too small", "the server's frames are below the 512-byte minimum; fix its configuration"),
+            ClientError::ServerNotAuthentic => text!("server not authentic", "the server could not prove it knows the device key; check the key or the server address"),
             ClientError::Rejected(code) => code.message(),
-            ClientError::Timeout => "no answer from the server for too long; reconnect (transfers resume)",
-            ClientError::ServerClosed => "the server ended the session; reconnect later (transfers resume)",
-            ClientError::LinkClosed => "the session was closed; connect again to continue",
-            ClientError::Protocol => {
-                "the server broke the protocol; the transfer was stopped (check server and client versions)"
-            }
+            ClientError::Timeout => text!("server timeout", "no answer from the server for too long; reconnect (transfers resume)"),
+            ClientError::ServerClosed => text!("server closed the session", "the server ended the session; reconnect later (transfers resume)"),
+            ClientError::LinkClosed => text!("session closed", "the session was closed; connect again to continue"),
+            ClientError::Protocol => text!("protocol violation", "the server broke the protocol; the transfer was stopped (check server and client versions)"),
             ClientError::Frame(e) => e.message(),
-            ClientError::Malformed => {
-                "a frame did not decode as a message; check that both sides speak the same version"
-            }
+            ClientError::Malformed => text!("malformed frame", "a frame did not decode as a message; check that both sides speak the same version"),
             ClientError::Store(e) => e.message(),
-            ClientError::HashMismatch => {
-                "downloaded bytes do not match the announced hash; the download is reported failed, try again"
-            }
+            ClientError::HashMismatch => text!("download hash mismatch", "downloaded bytes do not match the announced hash; the download is reported failed, try again"),
         }
     }
 }

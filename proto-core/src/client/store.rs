@@ -6,6 +6,7 @@
 
 use crate::auth::ContentHasher;
 use crate::model::{ContentHash, FileKind};
+use crate::text::text;
 
 /// A driver-chosen handle for one file of a [`FileStore`] (an index, a slot number).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,17 +47,26 @@ impl StoreError {
     /// What happened and what to do.
     pub const fn message(self) -> &'static str {
         match self {
-            StoreError::NotFound => "no such file in the store; check the file id",
-            StoreError::OutOfRange => {
+            StoreError::NotFound => text!(
+                "no such file",
+                "no such file in the store; check the file id"
+            ),
+            StoreError::OutOfRange => text!(
+                "out of range",
                 "offset or length outside the file; the file changed or the peer is wrong"
-            }
-            StoreError::NoSpace => {
+            ),
+            StoreError::NoSpace => text!(
+                "no space",
                 "the file does not fit; give the store a larger slot or free space"
-            }
-            StoreError::Io => "the storage medium failed; check the flash or disk",
-            StoreError::ReadOnly => {
+            ),
+            StoreError::Io => text!(
+                "storage I/O error",
+                "the storage medium failed; check the flash or disk"
+            ),
+            StoreError::ReadOnly => text!(
+                "read-only file",
                 "this file cannot be written; choose a writable download target"
-            }
+            ),
         }
     }
 }

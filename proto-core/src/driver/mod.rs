@@ -88,6 +88,8 @@
 //! cancel-safe `read`; use [`AsyncDriver`] with an `AsyncClock` over
 //! `embassy_time::Timer::at`.
 
+use crate::text::text;
+
 mod asynch;
 mod blocking;
 
@@ -110,13 +112,18 @@ impl<E> DriverError<E> {
     /// What happened and what to do.
     pub const fn message(&self) -> &'static str {
         match self {
-            DriverError::Io(_) => "the link reported an I/O error; reconnect (transfers resume)",
-            DriverError::WriteZero => {
+            DriverError::Io(_) => text!(
+                "link I/O error",
+                "the link reported an I/O error; reconnect (transfers resume)"
+            ),
+            DriverError::WriteZero => text!(
+                "link took no bytes",
                 "the link accepted no bytes; check the port or connection, then reconnect"
-            }
-            DriverError::Eof => {
+            ),
+            DriverError::Eof => text!(
+                "link closed",
                 "the link was closed by the other side; reconnect (transfers resume)"
-            }
+            ),
         }
     }
 }

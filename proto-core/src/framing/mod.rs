@@ -16,6 +16,7 @@ pub use length::LengthAccumulator;
 pub use serial::SerialAccumulator;
 
 use crate::message::MIN_FRAME;
+use crate::text::text;
 
 /// Which framing a link uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,17 +73,23 @@ impl FrameError {
     /// What happened and what to do.
     pub const fn message(self) -> &'static str {
         match self {
-            FrameError::Overrun => {
+            FrameError::Overrun => text!(
+                "frame overrun",
                 "frame longer than allowed; it was dropped (lower the sender's frame size)"
-            }
-            FrameError::BadCobs => {
+            ),
+            FrameError::BadCobs => text!(
+                "bad COBS",
                 "frame damaged on the line (bad COBS); it was dropped and will be re-sent"
-            }
-            FrameError::BadCrc => {
+            ),
+            FrameError::BadCrc => text!(
+                "bad CRC",
                 "frame damaged on the line (bad CRC); it was dropped and will be re-sent"
-            }
-            FrameError::TooShort => "frame too short; it was dropped",
-            FrameError::BufferFull => "frame does not fit the output buffer; use a smaller payload",
+            ),
+            FrameError::TooShort => text!("frame too short", "frame too short; it was dropped"),
+            FrameError::BufferFull => text!(
+                "frame buffer full",
+                "frame does not fit the output buffer; use a smaller payload"
+            ),
         }
     }
 }
