@@ -81,7 +81,7 @@ impl ChunkSizer {
             0 => u64::from(self.ceiling),
             losses => {
                 let overhead = CHUNK_MESSAGE_OVERHEAD as u64;
-                (overhead * self.bytes * LOSS_ONE / losses).isqrt()
+                isqrt(overhead * self.bytes * LOSS_ONE / losses)
             }
         };
         let next = best.clamp(u64::from(self.floor), u64::from(self.ceiling)) as u32;
@@ -92,9 +92,54 @@ impl ChunkSizer {
     }
 }
 
+/// Integer square root, bit by bit: a dozen instructions and no table
+/// (`u64::isqrt` brings a 512-byte lookup table into a device image).
+fn isqrt(n: u64) -> u64 {
+    let mut rest = n;
+    let mut root = 0u64;
+    let mut bit = 1u64 << 62;
+    while bit > rest {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rest >= root + bit {
+            rest -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    root
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bitwise_square_root_matches_the_standard_one() {
+        let edges = [
+            0,
+            1,
+            2,
+            3,
+            4,
+            15,
+            16,
+            17,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let squares = (0..64u32).flat_map(|b| {
+            let n = 1u64 << b;
+            [n - 1, n, n + 1]
+        });
+        for n in edges.into_iter().chain(squares).chain(0..10_000) {
+            assert_eq!(isqrt(n), n.isqrt(), "isqrt({n})");
+        }
+    }
 
     #[test]
     fn chunk_shrinks_on_losses_down_to_the_floor_and_grows_back_after_a_clean_run() {
