@@ -85,12 +85,13 @@ impl TestDatabase {
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
-        let url = match admin.rsplit_once('/') {
-            Some((server, _)) if server.contains('@') || server.matches('/').count() > 2 => {
-                format!("{server}/{name}")
-            }
-            _ => panic!("{TEST_DATABASE_ENV} must end in /DATABASE, got {admin}"),
+        // The same server and credentials, the new database: replace the URL's path.
+        let after_scheme = admin.find("://").map_or(0, |i| i + 3);
+        let base = match admin[after_scheme..].find('/') {
+            Some(slash) => &admin[..after_scheme + slash],
+            None => panic!("{TEST_DATABASE_ENV} must end in /DATABASE, got {admin}"),
         };
+        let url = format!("{base}/{name}");
         TestDatabase { admin, name, url }
     }
 }
