@@ -266,9 +266,11 @@ def main():
         return sum(code[k] for k in keys), sum(ro[k] for k in keys)
 
     pc, pr = group([k for k in set(code) | set(ro) if k in PROTOCOL_CRATES])
+    own = sum(size for crate, size in code_direct.items() if crate in PROTOCOL_CRATES)
     rc, rr = group([k for k in set(code) | set(ro) if k in RUNTIME_CRATES])
     print()
     print(f"protocol part (proto-core and its dependencies): code {pc} + rodata {pr} = {pc + pr} bytes ({kib(pc + pr).strip()})")
+    print(f"  of which code from the protocol crates' own source lines (no inlined core): {own}")
     print(f"shared runtime (core, core::fmt, compiler_builtins; not charged above): code {rc} + rodata {rr} = {rc + rr} bytes")
     print(f"  of which core::fmt: code {code['core::fmt']} + rodata {ro['core::fmt']}")
     print(f"shared rodata (pointed at by more than one owner): {ro['shared']}, unreferenced: {ro['unreferenced']}")

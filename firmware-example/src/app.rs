@@ -54,6 +54,16 @@ type Driver = BlockingDriver<
     [u8; 64],
 >;
 
+/// RAM the protocol takes: both frame buffers and the driver's state (client,
+/// framing, transfer windows, input buffer), without the board's file store
+/// the driver holds by value. Logged at boot; checked here against the 8 KiB budget.
+pub const PROTOCOL_RAM: usize =
+    2 * FRAME_BUFFER + core::mem::size_of::<Driver>() - core::mem::size_of::<BoardStore>();
+const _: () = assert!(
+    PROTOCOL_RAM <= 8 * 1024,
+    "the protocol must fit in 8 KiB of RAM"
+);
+
 /// The board's millisecond clock for the driver.
 struct BoardClock;
 
@@ -179,6 +189,12 @@ pub fn run(
         reconnect_at_ms: None,
         upload_quarter_logged: 0,
     };
+    info!(
+        "protocol RAM: {} bytes (frame buffers 2 x {}, driver state {})",
+        PROTOCOL_RAM,
+        FRAME_BUFFER,
+        PROTOCOL_RAM - 2 * FRAME_BUFFER
+    );
     info!("connecting as `{}`", DEVICE_NAME);
     driver.connect(nonces.next());
     loop {
