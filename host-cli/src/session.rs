@@ -248,8 +248,7 @@ impl Session {
             if let Some(error) = self.closed.take() {
                 return Err(error);
             }
-            self.transmit()?;
-            self.wait_input(None)?;
+            self.exchange(None)?;
         }
         Ok(())
     }
@@ -275,24 +274,38 @@ impl Session {
         }
     }
 
-    /// Writes everything the client has to send.
-    fn transmit(&mut self) -> CliResult<()> {
+    /// Sends what the client has, then waits for input (until the client's
+    /// next timer or `until`) unless input was already taken in while sending:
+    /// that input may be the very reply or event the caller waits for, so the
+    /// caller must look again before anything blocks.
+    fn exchange(&mut self, until: Option<Instant>) -> CliResult<()> {
+        if !self.transmit()? {
+            self.wait_input(until)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything the client has to send; true when input that arrived
+    /// meanwhile was fed to the client.
+    fn transmit(&mut self) -> CliResult<bool> {
+        let mut fed = false;
         loop {
             // A write may block while a slow line drains; take in the acks that
             // arrived meanwhile first, so the client's retransmission timer
             // never mistakes our own queued bytes for a silent server.
             while let Ok(more) = self.link.received.try_recv() {
+                fed = true;
                 match more {
                     Ok(bytes) => self.feed(&bytes)?,
                     Err(e) => {
                         self.lost(e)?;
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
             }
             let now = self.now();
             let Some(bytes) = self.client.poll_transmit(now) else {
-                return Ok(());
+                return Ok(fed);
             };
             let len = bytes.len() as u64;
             if let Err(e) = self.link.writer.write_all(bytes) {
@@ -540,8 +553,7 @@ impl Session {
             if let Some(error) = self.closed.take() {
                 return Err(error);
             }
-            self.transmit()?;
-            self.wait_input(None)?;
+            self.exchange(None)?;
         }
     }
 
@@ -701,8 +713,7 @@ impl Session {
             if until.is_some_and(|u| Instant::now() >= u) {
                 return Ok(None);
             }
-            self.transmit()?;
-            self.wait_input(until)?;
+            self.exchange(until)?;
         }
     }
 
