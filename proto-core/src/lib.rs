@@ -3,7 +3,10 @@
 //!
 //! `no_std` and allocation-free: every buffer is provided by the caller or sized
 //! by a const generic. Enable `std` on hosts for `std::error::Error` impls and
-//! `defmt` on targets for logging.
+//! `defmt` on targets for logging. A board that builds without the default
+//! features also leaves out `error-texts` (errors say short phrases instead of
+//! sentences) and `host-lists` (no decoders for the batch, history and
+//! download-state lists only hosts ask for); the wire format is the same.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
