@@ -56,9 +56,11 @@ type Driver = BlockingDriver<
 
 /// RAM the protocol takes: both frame buffers and the driver's state (client,
 /// framing, transfer windows, input buffer), without the board's file store
-/// the driver holds by value. Logged at boot; checked here against the 8 KiB budget.
-pub const PROTOCOL_RAM: usize =
-    2 * FRAME_BUFFER + core::mem::size_of::<Driver>() - core::mem::size_of::<BoardStore>();
+/// and UART that the driver holds by value. Logged at boot; checked here
+/// against the 8 KiB budget.
+pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>()
+    - core::mem::size_of::<BoardStore>()
+    - core::mem::size_of::<board::Uart>();
 const _: () = assert!(
     PROTOCOL_RAM <= 8 * 1024,
     "the protocol must fit in 8 KiB of RAM"
