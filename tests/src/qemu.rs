@@ -6,6 +6,7 @@
 //! pumps it to and from a [`PtyBridge`]. The pty outlives QEMU, so the test can
 //! reboot the board (kill QEMU, boot again) while the server keeps the same
 //! serial port open — like a board that resets while its cable stays plugged.
+//! [`UartCable::through_line`] puts the link simulator into the cable.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
+use crate::link::{LineModel, LineStats, Link};
 use crate::pty::PtyBridge;
 
 /// The QEMU binary the firmware runs on.
@@ -105,6 +107,27 @@ impl UartCable {
             board_addr,
             task,
         })
+    }
+
+    /// Like [`UartCable::new`], with the link simulator in the line: bytes
+    /// between the board and the server move as `model` says in both
+    /// directions (QEMU's own UART is not throttled, so this is what gives
+    /// the board a real line rate). Returns the link's counters, board → server
+    /// first.
+    pub async fn through_line(
+        model: LineModel,
+    ) -> io::Result<(UartCable, Arc<LineStats>, Arc<LineStats>)> {
+        let link = Link::symmetric(model);
+        let pty = PtyBridge::new(link.b)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let board_addr = listener.local_addr()?;
+        let task = tokio::spawn(carry(listener, link.a));
+        let cable = UartCable {
+            pty,
+            board_addr,
+            task,
+        };
+        Ok((cable, link.a_to_b, link.b_to_a))
     }
 
     /// The pty path to give `host-server serve --serial PATH:BAUD`.

@@ -1,23 +1,34 @@
 //! The statesync benchmark: goodput over simulated serial lines beside ZMODEM,
-//! TCP throughput beside rsync and the disk's own limit, and scale (thousands of
-//! sessions on one server: memory per session, notification latency).
+//! TCP throughput beside rsync and the disk's own limit, scale (thousands of
+//! sessions on one server: memory per session, notification latency), the
+//! firmware (flash, RAM, and the QEMU board's upload goodput over a simulated
+//! UART).
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- [serial] [tcp] [scale] [--size BYTES] [--reps N]
-//!     [--bauds 115200,921600] [--conditions clean,BER,3] [--out BENCHMARKS.md]
-//!     [--devices 10000] [--waiters 1000]
+//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware]
+//!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
+//!     [--conditions clean,BER,3] [--firmware-baud 115200] [--devices 10000] [--waiters 1000]
+//!     [--out BENCHMARKS.md]
 //! ```
-//! Prints a Markdown table and writes it, with the method and the machine, to
-//! `--out` (default: print only). Timings are reported, never asserted.
+//! No bench named, or `all`: serial, tcp, scale and firmware. Prints each
+//! bench's tables; with `--out`, writes them as sections of a Markdown
+//! document (run date, machine, command, method, results) and keeps the
+//! sections of benches that did not run (see `document.rs`). Timings are
+//! reported, never asserted.
 
+mod document;
+mod firmware;
+mod machine;
 mod report;
 mod scale;
 mod serial;
 mod tcp;
 
-use std::fmt::Write as _;
-
+use document::{RunInfo, Section};
 use report::Row;
+
+/// The benches `all` (or no name at all) runs.
+const ALL: [&str; 4] = ["serial", "tcp", "scale", "firmware"];
 
 struct Options {
     benches: Vec<String>,
@@ -25,6 +36,7 @@ struct Options {
     tcp_bytes: u64,
     reps: usize,
     bauds: Vec<u32>,
+    firmware_baud: u32,
     devices: usize,
     waiters: usize,
     conditions: Option<Vec<String>>,
@@ -38,6 +50,7 @@ fn parse_args() -> Result<Options, String> {
         tcp_bytes: 1 << 30,
         reps: 3,
         bauds: vec![115_200, 921_600],
+        firmware_baud: 115_200,
         devices: 10_000,
         waiters: 1000,
         conditions: None,
@@ -56,6 +69,7 @@ fn parse_args() -> Result<Options, String> {
                     .map(parse)
                     .collect::<Result<_, _>>()?
             }
+            "--firmware-baud" => options.firmware_baud = parse(&value("--firmware-baud")?)?,
             "--out" => options.out = Some(value("--out")?),
             "--devices" => options.devices = parse(&value("--devices")?)?,
             "--waiters" => options.waiters = parse(&value("--waiters")?)?,
@@ -67,7 +81,8 @@ fn parse_args() -> Result<Options, String> {
                         .collect(),
                 )
             }
-            "serial" | "tcp" | "scale" => options.benches.push(arg),
+            "serial" | "tcp" | "scale" | "firmware" => options.benches.push(arg),
+            "all" => options.benches.extend(ALL.iter().map(|b| b.to_string())),
             "--bench" => {} // passed by `cargo bench`
             other => {
                 return Err(format!(
@@ -77,30 +92,15 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     if options.benches.is_empty() {
-        options.benches = vec!["serial".into(), "tcp".into(), "scale".into()];
+        options.benches = ALL.iter().map(|b| b.to_string()).collect();
     }
+    options.benches.dedup();
     Ok(options)
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> Result<T, String> {
     text.parse()
         .map_err(|_| format!("`{text}` is not a number"))
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{cores} cores, {cpu}, {}", std::env::consts::OS)
 }
 
 #[tokio::main]
@@ -113,17 +113,18 @@ async fn main() {
         }
     };
     let work = tempfile::tempdir().expect("temp dir");
-    let mut rows: Vec<Row> = Vec::new();
-    let mut method = String::new();
-    if options.benches.iter().any(|b| b == "serial") {
+    let run = RunInfo::now(work.path());
+    let wanted = |bench: &str| options.benches.iter().any(|b| b == bench);
+    let mut sections: Vec<Section> = Vec::new();
+    if wanted("serial") {
         let file = serial::random_file(work.path(), "serial-1mib.bin", options.serial_bytes)
             .expect("write test file");
-        let _ = writeln!(
-            method,
+        let method = format!(
             "- **serial**: a {} random file through the real `host-cli` and `host-server --serial` over two pseudo-terminals joined by the link simulator (8N1: baud/10 B/s, seeded bit errors, cable pull for 3 s in the middle); `sz -b` → `rz -b` (lrzsz) over the same simulated line. {} repetitions each; time from process start to exit, handshake included. \"re-sent\" = bytes the sender put on the line minus those of the clean run.",
             report::size(options.serial_bytes),
             options.reps
         );
+        let mut rows: Vec<Row> = Vec::new();
         for &baud in &options.bauds {
             for transfer in [
                 serial::Transfer::StatesyncPush,
@@ -161,31 +162,48 @@ async fn main() {
                 }
             }
         }
-    }
-    if options.benches.iter().any(|b| b == "tcp") {
-        let _ = writeln!(method, "{}", tcp::METHOD);
-        rows.extend(tcp::run(work.path(), options.tcp_bytes, options.reps).await);
-    }
-    let mut table = if rows.is_empty() {
-        String::new()
-    } else {
-        report::markdown(&rows)
-    };
-    if options.benches.iter().any(|b| b == "scale") {
-        let _ = writeln!(
+        sections.push(Section {
+            bench: "serial".into(),
+            title: "Serial goodput".into(),
             method,
-            "{}",
-            scale::method(options.devices, options.waiters)
-        );
-        table += &scale::run(work.path(), options.devices, options.waiters).await;
+            results: report::markdown(&rows),
+        });
     }
-    println!("{table}");
+    if wanted("tcp") {
+        let rows = tcp::run(work.path(), options.tcp_bytes, options.reps).await;
+        sections.push(Section {
+            bench: "tcp".into(),
+            title: "TCP throughput".into(),
+            method: tcp::METHOD.into(),
+            results: report::markdown(&rows),
+        });
+    }
+    if wanted("scale") {
+        sections.push(Section {
+            bench: "scale".into(),
+            title: "Scale".into(),
+            method: scale::method(options.devices, options.waiters),
+            results: scale::run(work.path(), options.devices, options.waiters).await,
+        });
+    }
+    if wanted("firmware") {
+        sections.push(Section {
+            bench: "firmware".into(),
+            title: "Firmware".into(),
+            method: firmware::method(options.firmware_baud, options.reps),
+            results: firmware::run(options.firmware_baud, options.reps).await,
+        });
+    }
+    for section in &sections {
+        println!("## {}\n\n{}\n", section.title, section.results.trim());
+    }
     if let Some(out) = options.out {
-        let text = format!(
-            "# Benchmarks\n\nMachine: {}. Produced by `cargo run --release -p tests --bin bench -- {}`.\n\n## Method\n\n{method}\n## Results\n\n{table}",
-            machine(),
-            std::env::args().skip(1).collect::<Vec<_>>().join(" "),
-        );
+        let rendered: Vec<(String, String)> = sections
+            .iter()
+            .map(|s| (s.bench.clone(), document::render(s, &run)))
+            .collect();
+        let existing = std::fs::read_to_string(&out).ok();
+        let text = document::merge(existing.as_deref(), &rendered);
         std::fs::write(&out, text).expect("write the report");
         eprintln!("wrote {out}");
     }

@@ -2,16 +2,17 @@
 //! and fsync on) beside `rsync` in daemon mode (`--whole-file`) and the disk's
 //! synced write rate (`dd conv=fsync`), interleaved in one run.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::process::{Profile, ServerProcess};
+use ::tests::process::{Profile, ServerProcess};
 
-use crate::report::Row;
+use crate::report::{self, Row};
 
 /// How the TCP figures are obtained, for the report.
-pub const METHOD: &str = "- **tcp**: one random file over loopback; each repetition runs, in this order, `dd if=FILE of=COPY bs=4M conv=fsync` (the disk's synced write rate), `rsync --whole-file` push to and pull from an `rsync --daemon` on 127.0.0.1, and `host-cli push` / `host-cli pull` against a fresh `host-server` (SHA-256 verified on both sides, data fsynced before it is acknowledged). Ratios are statesync/rsync of the same repetition; min and median over the repetitions. All files live on the same disk.";
+pub const METHOD: &str = "- **tcp**: one random file over loopback, all files on the same disk. Each repetition runs, in this order: `dd if=FILE of=COPY bs=4M conv=fsync` (the disk's synced write rate), `rsync --whole-file` push to and pull from an `rsync --daemon` on 127.0.0.1 (rsync's defaults: its own whole-file checksum, no fsync), then `host-cli push` and `host-cli pull --dest DIR` against a fresh release `host-server` (SHA-256 of the file before the upload and verified by the server; bytes acknowledged only once fsynced; a pull is hashed while it arrives, fsynced and renamed into place). Times are from process start to exit (the client's hashing, handshake and the server's final checks included). Ratios pair the same repetition: `× rsync` = rsync's time / ours (above 1 = faster than rsync), `× dd's synced write` = dd's time / push's time (1 = as fast as the disk's synced write). Min and median over the repetitions; the median of an even count is the larger middle value.";
 
 fn timed(mut cmd: Command) -> Result<Duration, String> {
     let started = Instant::now();
@@ -33,11 +34,16 @@ struct RsyncDaemon {
 
 impl RsyncDaemon {
     fn start(dir: &Path, module_dir: &Path) -> Result<RsyncDaemon, String> {
+        // Run as ourselves: a daemon started as root would switch to `nobody`,
+        // who may not write into our temporary module directory.
+        let owner = std::fs::metadata(module_dir).map_err(|e| e.to_string())?;
         let conf = dir.join("rsyncd.conf");
         std::fs::write(
             &conf,
             format!(
-                "use chroot = no\npid file = {}\n[bench]\npath = {}\nread only = false\n",
+                "use chroot = no\nuid = {}\ngid = {}\npid file = {}\n[bench]\npath = {}\nread only = false\n",
+                owner.uid(),
+                owner.gid(),
                 dir.join("rsyncd.pid").display(),
                 module_dir.display()
             ),
@@ -78,47 +84,78 @@ impl Drop for RsyncDaemon {
     }
 }
 
-fn row(tool: &str, bytes: u64) -> Row {
-    Row {
-        bench: "tcp loopback".into(),
-        tool: tool.into(),
-        condition: "hash + fsync".into(),
-        bytes,
-        times: Vec::new(),
-        failures: 0,
-        line_rate: None,
-        note: String::new(),
-    }
+/// One tool's repetitions, in order: `None` where a repetition failed, so
+/// ratios pair the same repetition of two tools.
+struct Series {
+    row: Row,
+    per_rep: Vec<Option<Duration>>,
 }
 
-fn record(row: &mut Row, result: Result<Duration, String>) {
-    match result {
-        Ok(d) => row.times.push(d),
-        Err(e) => {
-            row.failures += 1;
-            if row.note.is_empty() {
-                row.note = format!("failure: {e}");
+impl Series {
+    fn new(tool: &str, condition: &str, bytes: u64) -> Series {
+        Series {
+            row: Row {
+                bench: "tcp loopback".into(),
+                tool: tool.into(),
+                condition: condition.into(),
+                bytes,
+                times: Vec::new(),
+                failures: 0,
+                line_rate: None,
+                note: String::new(),
+            },
+            per_rep: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, result: Result<Duration, String>) {
+        match result {
+            Ok(d) => {
+                self.row.times.push(d);
+                self.per_rep.push(Some(d));
+            }
+            Err(e) => {
+                self.row.failures += 1;
+                self.per_rep.push(None);
+                if self.row.note.is_empty() {
+                    self.row.note = format!("failure: {}", e.replace('\n', " "));
+                }
             }
         }
     }
 }
 
-fn ratio_note(ours: &Row, theirs: &Row, what: &str) -> String {
-    let mut ratios: Vec<f64> = ours
-        .times
-        .iter()
-        .zip(&theirs.times)
-        .map(|(o, t)| t.as_secs_f64() / o.as_secs_f64())
-        .collect();
-    if ratios.is_empty() {
-        return String::new();
+/// How many times faster `ours` was than `theirs`, for each repetition where
+/// both succeeded (`theirs` time / `ours` time).
+pub fn speedups(ours: &[Option<Duration>], theirs: &[Option<Duration>]) -> Vec<f64> {
+    ours.iter()
+        .zip(theirs)
+        .filter_map(|(o, t)| match (o, t) {
+            (Some(o), Some(t)) if !o.is_zero() => Some(t.as_secs_f64() / o.as_secs_f64()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `what: min A×, median B× (N runs)` over paired repetitions, or nothing.
+fn ratio_note(ours: &Series, theirs: &Series, what: &str) -> String {
+    let ratios = speedups(&ours.per_rep, &theirs.per_rep);
+    match (report::min(&ratios), report::median(&ratios)) {
+        (Some(min), Some(median)) => format!(
+            "{what}: min {min:.2}×, median {median:.2}× ({} paired reps)",
+            ratios.len()
+        ),
+        _ => String::new(),
     }
-    ratios.sort_by(f64::total_cmp);
-    format!(
-        "{what}: min {:.2}×, median {:.2}×",
-        ratios[0],
-        ratios[ratios.len() / 2]
-    )
+}
+
+fn join_notes(notes: &[String]) -> String {
+    notes
+        .iter()
+        .filter(|n| !n.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Runs the TCP bench with a file of `bytes` bytes, `reps` times.
@@ -138,12 +175,30 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
             None
         }
     };
-    let (mut dd, mut rsync_push, mut rsync_pull, mut push, mut pull) = (
-        row("dd conv=fsync (disk limit)", bytes),
-        row("rsync --whole-file push (daemon)", bytes),
-        row("rsync --whole-file pull (daemon)", bytes),
-        row("statesync push", bytes),
-        row("statesync pull", bytes),
+    let mut dd = Series::new(
+        "dd conv=fsync (disk limit)",
+        "write, one fsync at the end",
+        bytes,
+    );
+    let mut rsync_push = Series::new(
+        "rsync --whole-file push (daemon)",
+        "rsync's checksum, no fsync",
+        bytes,
+    );
+    let mut rsync_pull = Series::new(
+        "rsync --whole-file pull (daemon)",
+        "rsync's checksum, no fsync",
+        bytes,
+    );
+    let mut push = Series::new(
+        "statesync push",
+        "SHA-256 both ends, fsync before ack",
+        bytes,
+    );
+    let mut pull = Series::new(
+        "statesync pull",
+        "SHA-256 both ends, fsync before rename",
+        bytes,
     );
     for rep in 0..reps {
         eprintln!("tcp bench: repetition {} of {reps}", rep + 1);
@@ -152,20 +207,20 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
         cmd.arg(format!("if={}", file.display()))
             .arg(format!("of={}", copy.display()))
             .args(["bs=4M", "conv=fsync"]);
-        record(&mut dd, timed(cmd));
+        dd.record(timed(cmd));
         let _ = std::fs::remove_file(&copy);
 
         if let Some(daemon) = &daemon {
             let _ = std::fs::remove_file(rsync_dir.join(name));
             let mut cmd = Command::new("rsync");
             cmd.arg("--whole-file").arg(&file).arg(daemon.url(""));
-            record(&mut rsync_push, timed(cmd));
+            rsync_push.record(timed(cmd));
             let dest = work.join("rsync-pulled");
             let _ = std::fs::remove_dir_all(&dest);
             std::fs::create_dir_all(&dest).expect("dest dir");
             let mut cmd = Command::new("rsync");
             cmd.arg("--whole-file").arg(daemon.url(name)).arg(&dest);
-            record(&mut rsync_pull, timed(cmd));
+            rsync_pull.record(timed(cmd));
             let _ = std::fs::remove_dir_all(&dest);
         }
 
@@ -177,7 +232,7 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
             &key,
             &["push", &file.display().to_string()],
         );
-        record(&mut push, timed(cmd));
+        push.record(timed(cmd));
         let dest = tempfile::tempdir_in(work).expect("dest dir");
         let dest_arg = dest.path().display().to_string();
         let cmd = server.cli_command(
@@ -186,13 +241,53 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
             &key,
             &["pull", "--dest", &dest_arg, name],
         );
-        record(&mut pull, timed(cmd));
+        pull.record(timed(cmd));
     }
-    push.note = ratio_note(&push, &rsync_push, "vs rsync");
-    pull.note = ratio_note(&pull, &rsync_pull, "vs rsync");
-    let disk = ratio_note(&push, &dd, "push / disk");
-    if !disk.is_empty() {
-        push.note = format!("{}; {disk}", push.note);
+    push.row.note = join_notes(&[
+        push.row.note.clone(),
+        ratio_note(&push, &rsync_push, "× rsync push"),
+        ratio_note(&push, &dd, "× dd's synced write"),
+    ]);
+    pull.row.note = join_notes(&[
+        pull.row.note.clone(),
+        ratio_note(&pull, &rsync_pull, "× rsync pull"),
+    ]);
+    vec![dd.row, rsync_push.row, push.row, rsync_pull.row, pull.row]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(values: &[Option<f64>]) -> Vec<Option<Duration>> {
+        values
+            .iter()
+            .map(|v| v.map(Duration::from_secs_f64))
+            .collect()
     }
-    vec![dd, rsync_push, push, rsync_pull, pull]
+
+    #[test]
+    fn speedups_pair_the_same_repetition_and_skip_failures() {
+        let ours = secs(&[Some(1.0), None, Some(2.0), Some(4.0)]);
+        let theirs = secs(&[Some(3.0), Some(1.0), None, Some(2.0)]);
+        assert_eq!(speedups(&ours, &theirs), vec![3.0, 0.5]);
+    }
+
+    #[test]
+    fn the_ratio_note_gives_min_and_median() {
+        let mut ours = Series::new("a", "", 1);
+        let mut theirs = Series::new("b", "", 1);
+        for (o, t) in [(1.0, 1.5), (1.0, 2.0), (2.0, 2.0)] {
+            ours.record(Ok(Duration::from_secs_f64(o)));
+            theirs.record(Ok(Duration::from_secs_f64(t)));
+        }
+        ours.record(Err("boom".into()));
+        theirs.record(Ok(Duration::from_secs(1)));
+        assert_eq!(
+            ratio_note(&ours, &theirs, "× b"),
+            "× b: min 1.00×, median 1.50× (3 paired reps)"
+        );
+        assert_eq!(ours.row.failures, 1);
+        assert_eq!(ours.row.note, "failure: boom");
+    }
 }
