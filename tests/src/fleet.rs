@@ -78,6 +78,9 @@ pub fn vm_rss_kib(pid: u32) -> Option<u64> {
 pub struct FleetPlan {
     /// The server's `127.0.0.1:PORT`.
     pub addr: String,
+    /// Where the uploading device connects instead, if not `addr`: another
+    /// server on the same database, to time notifications across servers.
+    pub uploader_addr: Option<String>,
     /// Every device; device 0 uploads, the next `waiters` wait for its file,
     /// the rest stay idle.
     pub devices: Vec<Credentials>,
@@ -105,6 +108,7 @@ impl FleetPlan {
     pub fn new(addr: &str, devices: Vec<Credentials>) -> FleetPlan {
         FleetPlan {
             addr: addr.to_owned(),
+            uploader_addr: None,
             devices,
             waiters: 1000,
             connect_parallel: 256,
@@ -408,6 +412,7 @@ async fn connect_all(
     report: &mut FleetReport,
 ) -> (Vec<Option<Device>>, FileId) {
     let addr = ServerAddr::new(&plan.addr);
+    let uploader_addr = ServerAddr::new(plan.uploader_addr.as_deref().unwrap_or(&plan.addr));
     let options = DeviceOptions {
         max_frame: Some(plan.max_frame),
         wait: Some(Duration::from_secs(60)),
@@ -429,7 +434,7 @@ async fn connect_all(
         let mut device = Device::spawn(
             &credentials.name,
             &credentials.key,
-            Transport::tcp(&addr),
+            Transport::tcp(if index == 0 { &uploader_addr } else { &addr }),
             store,
             options.clone(),
         );

@@ -5,13 +5,15 @@
 //!
 //! ```text
 //! fleet-load --addr 127.0.0.1:PORT --keys KEYS.jsonl [--waiters 1000]
-//!     [--server-pid PID] [--connect-parallel 256] [--file-size 65536]
+//!     [--uploader-addr 127.0.0.1:PORT] [--server-pid PID] [--connect-parallel 256] [--file-size 65536]
 //!     [--max-frame 4096] [--settle-ms 2000] [--deadline-secs 600]
 //! ```
 //! `KEYS.jsonl` is what `host-server --json device add-many PREFIX COUNT`
 //! prints; every line is one device, the first one uploads. With
 //! `--server-pid` the report holds the server's `VmRSS` before the fleet
-//! connects, with the fleet idle, and at the end.
+//! connects, with the fleet idle, and at the end. With `--uploader-addr` the
+//! uploading device connects there (another server on the same database) and
+//! every other device to `--addr`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use tests::fleet::{self, FleetPlan};
 
 struct Options {
     addr: String,
+    uploader_addr: Option<String>,
     keys: String,
     waiters: usize,
     server_pid: Option<u32>,
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Options, String> {
     let mut keys = None;
     let mut options = Options {
         addr: String::new(),
+        uploader_addr: None,
         keys: String::new(),
         waiters: 1000,
         server_pid: None,
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--addr" => addr = Some(value()?),
             "--keys" => keys = Some(value()?),
+            "--uploader-addr" => options.uploader_addr = Some(value()?),
             "--waiters" => options.waiters = number(&value()?)?,
             "--server-pid" => options.server_pid = Some(number(&value()?)?),
             "--connect-parallel" => options.connect_parallel = number(&value()?)?,
@@ -108,6 +113,7 @@ async fn main() -> ExitCode {
     };
     let mut plan = FleetPlan::new(&options.addr, devices);
     plan.waiters = options.waiters;
+    plan.uploader_addr = options.uploader_addr;
     plan.server_pid = options.server_pid;
     plan.connect_parallel = options.connect_parallel;
     plan.file_size = options.file_size;

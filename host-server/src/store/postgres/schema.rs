@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX records_by_revision ON records (revision);
     CREATE INDEX records_by_hash ON records (hash);
+    CREATE INDEX records_uploading ON records (upload_server) WHERE state = 2;
     CREATE TABLE batch_members (
         batch BIGINT NOT NULL,
         record BIGINT NOT NULL,

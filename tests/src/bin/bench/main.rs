@@ -2,10 +2,11 @@
 //! TCP throughput beside rsync and the disk's own limit, scale (thousands of
 //! sessions on one server: memory per session, notification latency), the
 //! firmware (flash, RAM, and the QEMU board's upload goodput over a simulated
-//! UART).
+//! UART), and cluster (notification latency across two servers on one
+//! PostgreSQL; only when named, see `cluster.rs`).
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware]
+//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster]
 //!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
 //!     [--conditions clean,BER,3] [--firmware-baud 115200] [--devices 10000] [--waiters 1000]
 //!     [--out BENCHMARKS.md]
@@ -16,6 +17,7 @@
 //! sections of benches that did not run (see `document.rs`). Timings are
 //! reported, never asserted.
 
+mod cluster;
 mod document;
 mod firmware;
 mod machine;
@@ -81,7 +83,7 @@ fn parse_args() -> Result<Options, String> {
                         .collect(),
                 )
             }
-            "serial" | "tcp" | "scale" | "firmware" => options.benches.push(arg),
+            "serial" | "tcp" | "scale" | "firmware" | "cluster" => options.benches.push(arg),
             "all" => options.benches.extend(ALL.iter().map(|b| b.to_string())),
             "--bench" => {} // passed by `cargo bench`
             other => {
@@ -184,6 +186,14 @@ async fn main() {
             title: "Scale".into(),
             method: scale::method(options.devices, options.waiters),
             results: scale::run(work.path(), options.devices, options.waiters).await,
+        });
+    }
+    if wanted("cluster") {
+        sections.push(Section {
+            bench: "cluster".into(),
+            title: "Cluster".into(),
+            method: cluster::method(options.waiters),
+            results: cluster::run(work.path(), options.waiters).await,
         });
     }
     if wanted("firmware") {
