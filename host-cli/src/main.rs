@@ -11,6 +11,7 @@ macro_rules! outln {
     };
 }
 
+mod background_writer;
 mod cli;
 mod cmd;
 mod config;

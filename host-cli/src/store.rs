@@ -1,6 +1,8 @@
 //! The host file system as the client's [`FileStore`]: uploads read local files
-//! with positional reads; downloads write a temporary file beside the target,
-//! which is synced and renamed into place only after the hash was verified.
+//! with positional reads; downloads write a temporary file beside the target
+//! (through a [`BackgroundWriter`], so the copy into the page cache overlaps
+//! with receiving and hashing), which is synced and renamed into place only
+//! after the hash was verified.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -10,6 +12,7 @@ use proto_core::client::{FileId, FileMeta, FileStore, StoreError};
 use proto_core::model::FileKind;
 use proto_core::ContentHash;
 
+use crate::background_writer::BackgroundWriter;
 use crate::local::LocalFile;
 use crate::positional::{read_exact_at, write_all_at};
 
@@ -29,6 +32,8 @@ struct StoreFile {
     hash: ContentHash,
     role: Role,
     handle: Option<File>,
+    /// A download's writer thread, from `begin_write` until it finishes or is closed.
+    writer: Option<BackgroundWriter>,
 }
 
 enum Role {
@@ -59,6 +64,7 @@ impl HostStore {
                 path: file.path.clone(),
             },
             handle: None,
+            writer: None,
         })
     }
 
@@ -89,6 +95,7 @@ impl HostStore {
                 committed: false,
             },
             handle: None,
+            writer: None,
         })
         .map_err(|_| io::Error::other("too many files in one session; pull fewer at once"))
     }
@@ -116,11 +123,35 @@ impl HostStore {
         self.last_error.take()
     }
 
-    /// Closes the file behind `file` (it stays registered).
+    /// Closes the file behind `file` (it stays registered); queued writes finish first.
     pub fn close(&mut self, file: FileId) {
         if let Some(f) = self.files.get_mut(usize::from(file.0)) {
+            if let Some(writer) = f.writer.take() {
+                let _ = writer.finish();
+            }
             f.handle = None;
         }
+    }
+
+    /// Waits for the writer thread of `file`, if any, to write what is queued
+    /// (and stops it when `stop`); its error, if it had one.
+    fn settle(&mut self, file: FileId, stop: bool) -> Result<(), StoreError> {
+        let entry = self.entry(file)?;
+        let result = if stop {
+            entry.writer.take().map_or(Ok(()), BackgroundWriter::finish)
+        } else {
+            entry
+                .writer
+                .as_mut()
+                .map_or(Ok(()), BackgroundWriter::drain)
+        };
+        if result.is_err() {
+            entry.writer = None;
+        }
+        result.map_err(|e| {
+            let path = self.path_of(file);
+            self.fail(path, e)
+        })
     }
 
     fn push(&mut self, file: StoreFile) -> Result<FileId, StoreError> {
@@ -182,6 +213,9 @@ impl HostStore {
             .files
             .get_mut(usize::from(file.0))
             .ok_or_else(|| io::Error::other("unknown download"))?;
+        if let Some(writer) = entry.writer.take() {
+            writer.finish()?;
+        }
         let Role::Download {
             target,
             temp,
@@ -251,6 +285,7 @@ impl FileStore for HostStore {
     }
 
     fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.settle(file, false)?;
         let handle = self.open(file)?;
         match read_exact_at(handle, buf, offset) {
             Ok(()) => Ok(()),
@@ -270,20 +305,39 @@ impl FileStore for HostStore {
             entry.size = 0;
         }
         let held = entry.size;
+        self.settle(file, true)?;
         let handle = self.open(file)?;
         // Drop anything past the bytes we resume after (e.g. a chunk that had
         // arrived after a lost one when the last run was cut).
-        if let Err(e) = handle.set_len(held) {
-            let path = self.path_of(file);
-            return Err(self.fail(path, e));
+        let started = handle
+            .set_len(held)
+            .and_then(|()| handle.try_clone())
+            .and_then(BackgroundWriter::start);
+        match started {
+            Ok(writer) => {
+                let entry = self.entry(file)?;
+                entry.writer = Some(writer);
+                entry.size = size;
+                Ok(())
+            }
+            Err(e) => {
+                let path = self.path_of(file);
+                Err(self.fail(path, e))
+            }
         }
-        self.entry(file)?.size = size;
-        Ok(())
     }
 
     fn write_at(&mut self, file: FileId, offset: u64, data: &[u8]) -> Result<(), StoreError> {
-        let handle = self.open(file)?;
-        match write_all_at(handle, data, offset) {
+        let queued = self
+            .entry(file)?
+            .writer
+            .as_mut()
+            .map(|writer| writer.write_at(offset, data));
+        let result = match queued {
+            Some(result) => result,
+            None => write_all_at(self.open(file)?, data, offset),
+        };
+        match result {
             Ok(()) => Ok(()),
             Err(e) => {
                 let path = self.path_of(file);
@@ -292,11 +346,22 @@ impl FileStore for HostStore {
         }
     }
 
-    /// Bytes are in the OS's cache once written: a crash of this process loses
-    /// none of them, and the final hash check catches what a power loss could
-    /// corrupt. The one `fsync` happens before the rename, in `finish_write`.
+    /// A download's bytes are acknowledged once queued for its writer thread,
+    /// which writes them in order: a crash of this process loses at most the
+    /// queue, and the next pull resumes after the bytes the temporary file
+    /// holds; the final hash check catches what a power loss could corrupt.
+    /// The one `fsync` happens before the rename, in `finish_write`. A write
+    /// error of the writer thread is returned here.
     fn flush(&mut self, file: FileId) -> Result<(), StoreError> {
-        self.entry(file).map(|_| ())
+        let stopped = self
+            .entry(file)?
+            .writer
+            .as_mut()
+            .is_some_and(|w| w.has_failed());
+        if stopped {
+            return self.settle(file, true);
+        }
+        Ok(())
     }
 
     fn finish_write(
@@ -316,6 +381,9 @@ impl FileStore for HostStore {
             None => {
                 let path = self.path_of(file);
                 let entry = self.entry(file)?;
+                if let Some(writer) = entry.writer.take() {
+                    let _ = writer.finish();
+                }
                 entry.handle = None;
                 entry.size = 0;
                 let _ = fs::remove_file(path);

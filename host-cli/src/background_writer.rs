@@ -1,0 +1,191 @@
+//! Writes a download's bytes into its temporary file on a thread of its own.
+//!
+//! On the session thread, a download's chunk is received, hashed and then
+//! copied into the page cache; the last step costs as much as the other two
+//! together (a pull of 256 MiB spent 0.8 s of its 1.6 s of CPU in `pwrite`).
+//! Here the session thread only copies the chunk into a recycled buffer and
+//! queues it; the writer thread writes the queue in order, so the copy into
+//! the page cache overlaps with receiving and hashing the next chunks.
+//!
+//! The queue is bounded ([`QUEUED_CHUNKS`]), so memory stays bounded and a
+//! slow disk slows the download down. The first write error stops the writer
+//! and is returned by the next call.
+
+use std::fs::File;
+use std::io;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use crate::positional::write_all_at;
+
+/// Chunks that may wait for the writer thread.
+const QUEUED_CHUNKS: usize = 16;
+
+enum Job {
+    Write(u64, Vec<u8>),
+    /// Answered once every job queued before it is done.
+    Barrier(SyncSender<()>),
+}
+
+/// A writer thread for one file.
+pub struct BackgroundWriter {
+    jobs: Option<SyncSender<Job>>,
+    spare: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl BackgroundWriter {
+    /// Starts a thread that writes into `file` (a handle of its own, e.g. a `try_clone`).
+    pub fn start(file: File) -> io::Result<BackgroundWriter> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUED_CHUNKS);
+        let (give_back, spare) = mpsc::channel::<Vec<u8>>();
+        let thread = std::thread::Builder::new()
+            .name("download-writer".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Write(offset, data) => {
+                            write_all_at(&file, &data, offset)?;
+                            let _ = give_back.send(data);
+                        }
+                        Job::Barrier(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        Ok(BackgroundWriter {
+            jobs: Some(jobs),
+            spare,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `data` to be written at `offset`; waits only while the queue is full.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+        let mut buffer = self.spare.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(data);
+        self.send(Job::Write(offset, buffer))
+    }
+
+    /// Waits until everything queued so far is written (the bytes are then
+    /// in the OS's cache, as after a plain `pwrite`).
+    pub fn drain(&mut self) -> io::Result<()> {
+        let (done, wait) = mpsc::sync_channel(1);
+        self.send(Job::Barrier(done))?;
+        match wait.recv() {
+            Ok(()) => Ok(()),
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// True once the writer thread stopped on an error (the next call returns it).
+    pub fn has_failed(&self) -> bool {
+        self.thread
+            .as_ref()
+            .is_none_or(|thread| thread.is_finished())
+    }
+
+    /// Writes what is queued, stops the thread and returns its first error.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn send(&mut self, job: Job) -> io::Result<()> {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self.stopped())
+        }
+    }
+
+    /// The writer thread is gone: its error, or a generic one.
+    fn stopped(&mut self) -> io::Error {
+        match self.stop() {
+            Err(e) => e,
+            Ok(()) => io::Error::other("the download writer stopped"),
+        }
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.jobs = None;
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the download writer panicked"))),
+            None => Err(io::Error::other("the download writer stopped earlier")),
+        }
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A file path of this test's own, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            Scratch(std::env::temp_dir().join(format!(
+                "statesync-background-writer-{}-{name}",
+                std::process::id()
+            )))
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn chunks_land_at_their_offsets_in_any_order() {
+        let scratch = Scratch::new("order");
+        let path = &scratch.0;
+        let file = File::create(path).unwrap();
+        let mut writer = BackgroundWriter::start(file.try_clone().unwrap()).unwrap();
+        for i in 0..100u64 {
+            writer.write_at(i * 3, &[i as u8; 3]).unwrap();
+        }
+        writer.write_at(300, b"end").unwrap();
+        writer.write_at(0, b"AB").unwrap();
+        writer.drain().unwrap();
+        let on_disk = std::fs::read(path).unwrap();
+        assert_eq!(on_disk.len(), 303);
+        assert_eq!(&on_disk[..3], b"AB\0");
+        assert_eq!(&on_disk[297..], &[99, 99, 99, b'e', b'n', b'd']);
+        writer.finish().unwrap();
+    }
+
+    #[test]
+    fn a_write_error_is_returned_by_a_later_call() {
+        let scratch = Scratch::new("error");
+        std::fs::write(&scratch.0, b"x").unwrap();
+        // A read-only handle: every write fails.
+        let mut writer = BackgroundWriter::start(File::open(&scratch.0).unwrap()).unwrap();
+        let mut failed = writer.write_at(0, b"data").is_err();
+        failed |= writer.drain().is_err();
+        assert!(failed, "the failed write is reported");
+        assert!(
+            writer.write_at(4, b"more").is_err(),
+            "and the writer stays stopped"
+        );
+    }
+}
