@@ -31,12 +31,13 @@
 mod listen;
 mod schema;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
 use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, ListFilter, UploadState};
@@ -62,9 +63,63 @@ const KEEP_DELETIONS: &str = "1 day";
 /// Rows of servers gone this long (and their sessions) are removed.
 const FORGET_SERVERS: &str = "1 hour";
 
+/// Prepared statements kept per connection, at most (the SQL here is a few dozen texts).
+const MAX_STATEMENTS: usize = 256;
+
+/// The connection and the statements prepared on it: each query then costs one
+/// round trip instead of two (parse, then execute).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// A transaction that prepares each SQL text once per connection.
+struct Db<'a> {
+    tx: Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl Db<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        if self.statements.len() >= MAX_STATEMENTS {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params)
+    }
+
+    fn query_one(&mut self, sql: &str, params: &Params<'_>) -> Result<Row, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params)
+    }
+
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params)
+    }
+}
+
 /// The PostgreSQL implementation of [`Store`] and [`SharedStore`].
 pub struct PostgresStore {
-    client: Mutex<Option<Client>>,
+    client: Mutex<Option<Conn>>,
     config: postgres::Config,
     listen_config: tokio_postgres::Config,
     url: String,
@@ -76,7 +131,7 @@ type Params<'a> = [&'a (dyn ToSql + Sync)];
 
 /// A write transaction and the signals to send when it commits.
 struct Work<'a> {
-    tx: Transaction<'a>,
+    tx: Db<'a>,
     me: &'a str,
     records_changed: bool,
     wake: Vec<String>,
@@ -143,12 +198,12 @@ fn device_from_row(row: &Row) -> StoreResult<DeviceRow> {
     })
 }
 
-fn current_revision(tx: &mut Transaction<'_>) -> StoreResult<u64> {
+fn current_revision(tx: &mut Db<'_>) -> StoreResult<u64> {
     let row = tx.query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?;
     Ok(get_u64(&row, 0)?)
 }
 
-fn record_by_name(tx: &mut Transaction<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+fn record_by_name(tx: &mut Db<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
     let row = tx.query_opt(
         &format!("SELECT {RECORD_COLUMNS} FROM records WHERE name = $1"),
         &[&name],
@@ -156,7 +211,7 @@ fn record_by_name(tx: &mut Transaction<'_>, name: &str) -> StoreResult<Option<Re
     row.map(|row| record_at(&row, 0)).transpose()
 }
 
-fn record_by_id(tx: &mut Transaction<'_>, id: u64) -> StoreResult<RecordRow> {
+fn record_by_id(tx: &mut Db<'_>, id: u64) -> StoreResult<RecordRow> {
     let row = tx
         .query_opt(
             &format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = $1"),
@@ -190,7 +245,7 @@ fn history(
     Ok(get_u64(&row, 0)?)
 }
 
-fn blob_unused(tx: &mut Transaction<'_>, hash: &ContentHash) -> StoreResult<bool> {
+fn blob_unused(tx: &mut Db<'_>, hash: &ContentHash) -> StoreResult<bool> {
     let row = tx.query_one(
         "SELECT EXISTS (SELECT 1 FROM records WHERE hash = $1 AND state = 3)",
         &[&&hash.0[..]],
@@ -393,7 +448,10 @@ impl PostgresStore {
         schema::migrate(&mut client)?;
         let server_id = format!("{:016x}", rand::random::<u64>());
         Ok(PostgresStore {
-            client: Mutex::new(Some(client)),
+            client: Mutex::new(Some(Conn {
+                client,
+                statements: HashMap::new(),
+            })),
             config,
             listen_config,
             url: shown,
@@ -412,12 +470,15 @@ impl PostgresStore {
     }
 
     /// The connection, reconnecting when the last one broke.
-    fn client(&self) -> StoreResult<MutexGuard<'_, Option<Client>>> {
+    fn client(&self) -> StoreResult<MutexGuard<'_, Option<Conn>>> {
         // A panic while holding the lock leaves no half transaction behind
         // (an unfinished transaction rolls back), so the connection stays usable.
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.as_ref().is_none_or(Client::is_closed) {
-            *guard = Some(connect(&self.config, &self.url)?);
+        if guard.as_ref().is_none_or(|conn| conn.client.is_closed()) {
+            *guard = Some(Conn {
+                client: connect(&self.config, &self.url)?,
+                statements: HashMap::new(),
+            });
             tracing::info!(url = %self.url, "connected to PostgreSQL");
         }
         Ok(guard)
@@ -425,10 +486,26 @@ impl PostgresStore {
 
     fn write<T>(&self, f: impl FnOnce(&mut Work<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut guard = self.client()?;
-        let Some(client) = guard.as_mut() else {
+        let Some(conn) = guard.as_mut() else {
             return Err(StoreError::Interrupted("no PostgreSQL connection".into()));
         };
-        let mut tx = client.transaction()?;
+        let result = Self::write_on(conn, &self.server_id, f);
+        if result.is_err() {
+            // A statement may be what failed (a schema changed under it): prepare anew.
+            conn.statements.clear();
+        }
+        result
+    }
+
+    fn write_on<T>(
+        conn: &mut Conn,
+        me: &str,
+        f: impl FnOnce(&mut Work<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut tx = Db {
+            tx: conn.client.transaction()?,
+            statements: &mut conn.statements,
+        };
         // Every writer of every server queues here: revisions are taken and
         // committed in order, and reads after the lock see all earlier commits.
         tx.execute(
@@ -437,7 +514,7 @@ impl PostgresStore {
         )?;
         let mut work = Work {
             tx,
-            me: &self.server_id,
+            me,
             records_changed: false,
             wake: Vec::new(),
             presence: false,
@@ -463,23 +540,33 @@ impl PostgresStore {
         for payload in payloads {
             tx.execute("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &payload])?;
         }
-        tx.commit()?;
+        tx.tx.commit()?;
         Ok(value)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    fn read<T>(&self, f: impl FnOnce(&mut Db<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut guard = self.client()?;
-        let Some(client) = guard.as_mut() else {
+        let Some(conn) = guard.as_mut() else {
             return Err(StoreError::Interrupted("no PostgreSQL connection".into()));
         };
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
-        let value = f(&mut tx)?;
-        tx.commit()?;
-        Ok(value)
+        let result = (|| {
+            let mut tx = Db {
+                tx: conn
+                    .client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+                statements: &mut conn.statements,
+            };
+            let value = f(&mut tx)?;
+            tx.tx.commit()?;
+            Ok(value)
+        })();
+        if result.is_err() {
+            conn.statements.clear();
+        }
+        result
     }
 }
 
@@ -487,13 +574,13 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         // The blocking client closes through its own small runtime, which must
         // not run inside another one: close it on a plain thread.
-        let client = self
+        let conn = self
             .client
             .get_mut()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        if let Some(client) = client {
-            let _ = std::thread::spawn(move || drop(client)).join();
+        if let Some(conn) = conn {
+            let _ = std::thread::spawn(move || drop(conn)).join();
         }
     }
 }
