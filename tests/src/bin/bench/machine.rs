@@ -15,7 +15,13 @@ pub fn describe(work: &Path) -> String {
     let work = std::fs::canonicalize(work).unwrap_or_else(|_| work.to_owned());
     let disk = mount_of(&mounts, &work.display().to_string()).map(|(device, fs)| {
         let kind = rotational(&device)
-            .map(|r| if r { ", rotating" } else { ", SSD/virtual" })
+            .map(|r| {
+                if r {
+                    ", reported rotational"
+                } else {
+                    ", non-rotational"
+                }
+            })
             .unwrap_or("");
         format!("; temporary files on {device} ({fs}{kind})")
     });
