@@ -91,9 +91,9 @@ pub enum StoreError {
     /// The database engine reported an error.
     #[error("database error: {0}; check the data directory's disk and permissions")]
     Database(#[from] rusqlite::Error),
-    /// PostgreSQL reported an error or the connection broke.
+    /// PostgreSQL reported an error or the connection broke (the text has its causes).
     #[error("PostgreSQL error: {0}; check that the database server runs and is reachable (the next call reconnects)")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(String),
     /// The PostgreSQL server cannot be reached or refused the login.
     #[error("cannot connect to PostgreSQL at {url}: {detail}; check that it runs, the user and password, and that the database exists")]
     Connect {
@@ -149,6 +149,12 @@ pub enum StoreError {
     /// The blocking call running the transaction did not finish (the server is stopping).
     #[error("store call was interrupted ({0}); try again")]
     Interrupted(String),
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(error: ::postgres::Error) -> StoreError {
+        StoreError::Postgres(postgres::describe(&error))
+    }
 }
 
 /// Result of a store call.
@@ -637,4 +643,29 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<u64>;
     /// Up to `limit` history lines after `since`, oldest first.
     fn history(&self, since: u64, limit: u32) -> StoreResult<Vec<HistoryRow>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_select_the_backend_and_passwords_stay_hidden() {
+        assert_eq!(Database::parse(None).unwrap(), Database::Sqlite);
+        assert_eq!(Database::parse(Some("sqlite")).unwrap(), Database::Sqlite);
+        let url = "postgresql://u:secret@127.0.0.1:5432/db";
+        assert_eq!(
+            Database::parse(Some(url)).unwrap(),
+            Database::Postgres(url.into())
+        );
+        assert!(Database::parse(Some(url)).unwrap().is_shared());
+        let refused = Database::parse(Some("mysql://u:secret@h/db")).unwrap_err();
+        assert!(matches!(refused, StoreError::BadDatabaseUrl { .. }));
+        assert!(!refused.to_string().contains("secret"));
+        assert_eq!(redact_url(url), "postgresql://u:***@127.0.0.1:5432/db");
+        assert_eq!(
+            redact_url("postgres://u@127.0.0.1/db"),
+            "postgres://u@127.0.0.1/db"
+        );
+    }
 }

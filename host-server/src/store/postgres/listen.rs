@@ -64,7 +64,7 @@ async fn listen_once(
 ) -> ListenEnd {
     let (client, mut connection) = match config.connect(NoTls).await {
         Ok(pair) => pair,
-        Err(error) => return ListenEnd::Lost(error.to_string()),
+        Err(error) => return ListenEnd::Lost(super::describe(&error)),
     };
     let (messages_tx, mut messages) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -78,7 +78,7 @@ async fn listen_once(
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    let _ = messages_tx.send(Err(error.to_string()));
+                    let _ = messages_tx.send(Err(super::describe(&error)));
                     return;
                 }
             }
@@ -87,7 +87,7 @@ async fn listen_once(
     });
     let end = async {
         if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-            return ListenEnd::Lost(error.to_string());
+            return ListenEnd::Lost(super::describe(&error));
         }
         tracing::info!("listening for other servers' changes");
         if out.send(ClusterSignal::Connected).await.is_err() {
@@ -110,7 +110,7 @@ async fn listen_once(
                 },
                 _ = ping.tick() => {
                     if let Err(error) = client.simple_query("SELECT 1").await {
-                        return ListenEnd::Lost(error.to_string());
+                        return ListenEnd::Lost(super::describe(&error));
                     }
                 }
                 _ = out.closed() => return ListenEnd::Stopped,

@@ -411,19 +411,22 @@ fn fail_orphaned_uploads(
     Ok(failed)
 }
 
+/// An error with its causes ("db error" alone says little: the server's message is a cause).
+pub(crate) fn describe(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 fn connect(config: &postgres::Config, url: &str) -> StoreResult<Client> {
-    config.connect(NoTls).map_err(|error| {
-        let mut detail = error.to_string();
-        let mut cause = std::error::Error::source(&error);
-        while let Some(inner) = cause {
-            detail.push_str(": ");
-            detail.push_str(&inner.to_string());
-            cause = inner.source();
-        }
-        StoreError::Connect {
-            url: url.to_string(),
-            detail,
-        }
+    config.connect(NoTls).map_err(|error| StoreError::Connect {
+        url: url.to_string(),
+        detail: describe(&error),
     })
 }
 
