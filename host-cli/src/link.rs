@@ -80,7 +80,7 @@ impl Link {
                 Ok(Link {
                     framing: Framing::Serial,
                     max_frame: SERIAL_MAX_FRAME,
-                    writer: Box::new(PatientWriter::new(port)),
+                    writer: Box::new(LinePacer::new(PatientWriter::new(port), *baud)),
                     received: spawn_reader(reader),
                 })
             }
@@ -136,6 +136,64 @@ impl<W: Write> Write for PatientWriter<W> {
     }
 }
 
+/// Bytes a serial writer may be ahead of the line, like a UART driver's
+/// transmit buffer (Linux keeps 4 KiB per port).
+const LINE_BUFFER: u32 = 4096;
+
+/// Keeps a serial writer no more than [`LINE_BUFFER`] bytes ahead of the
+/// line's rate (baud / 10 bytes per second, 8N1).
+///
+/// A real UART blocks the writer once its driver's small buffer is full; a
+/// pseudo-terminal or a deep USB adapter queue takes far more, and bytes
+/// parked there delay every re-send and acknowledgement behind them. For a
+/// virtual port that is faster than its nominal baud (USB CDC-ACM), give its
+/// real speed as `baud=`.
+struct LinePacer<W> {
+    inner: W,
+    /// Time one byte takes on the line.
+    byte_time: Duration,
+    /// When the line will have sent everything written so far.
+    line_free_at: Instant,
+}
+
+impl<W: Write> LinePacer<W> {
+    fn new(inner: W, baud: u32) -> Self {
+        LinePacer {
+            inner,
+            byte_time: Duration::from_nanos(10_000_000_000 / u64::from(baud.max(1))),
+            line_free_at: Instant::now(),
+        }
+    }
+
+    /// How long to wait before writing, given the line's backlog at `now`.
+    fn wait(&self, now: Instant) -> Duration {
+        let backlog = self.line_free_at.saturating_duration_since(now);
+        backlog.saturating_sub(self.byte_time * LINE_BUFFER)
+    }
+
+    /// Accounts for `len` bytes handed to the port at `now`.
+    fn wrote(&mut self, len: usize, now: Instant) {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        self.line_free_at = self.line_free_at.max(now) + self.byte_time * len;
+    }
+}
+
+impl<W: Write> Write for LinePacer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let wait = self.wait(Instant::now());
+        if !wait.is_zero() {
+            thread::sleep(wait);
+        }
+        let n = self.inner.write(buf)?;
+        self.wrote(n, Instant::now());
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn spawn_reader<R: Read + Send + 'static>(reader: R) -> Receiver<io::Result<Vec<u8>>> {
     let (tx, rx) = mpsc::sync_channel(RECEIVED_BLOCKS_QUEUED);
     thread::spawn(move || pump(reader, tx));
@@ -165,5 +223,48 @@ fn pump<R: Read>(mut reader: R, tx: SyncSender<io::Result<Vec<u8>>>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_lets_one_line_buffer_ahead_then_waits_for_the_line() {
+        let mut pacer = LinePacer::new(Vec::new(), 100_000);
+        let start = Instant::now();
+        assert_eq!(pacer.wait(start), Duration::ZERO);
+        pacer.wrote(LINE_BUFFER as usize, start);
+        assert_eq!(
+            pacer.wait(start),
+            Duration::ZERO,
+            "one buffer ahead is fine"
+        );
+        pacer.wrote(1000, start);
+        // 1,000 bytes past the buffer take 100 ms at 10,000 B/s.
+        assert_eq!(pacer.wait(start), Duration::from_millis(100));
+        let later = start + Duration::from_millis(40);
+        assert_eq!(pacer.wait(later), Duration::from_millis(60));
+    }
+
+    #[test]
+    fn an_idle_line_does_not_bank_time() {
+        let mut pacer = LinePacer::new(Vec::new(), 115_200);
+        let later = Instant::now() + Duration::from_secs(10);
+        pacer.wrote(2 * LINE_BUFFER as usize, later);
+        assert_eq!(
+            pacer.wait(later),
+            pacer.byte_time * LINE_BUFFER,
+            "idle seconds before do not allow a burst"
+        );
+    }
+
+    #[test]
+    fn paced_writes_reach_the_port_unchanged() {
+        let mut pacer = LinePacer::new(Vec::new(), 921_600);
+        pacer.write_all(b"abc").unwrap();
+        pacer.flush().unwrap();
+        assert_eq!(pacer.inner, b"abc");
     }
 }

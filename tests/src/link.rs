@@ -202,8 +202,13 @@ impl Link {
 /// Bytes the line takes from the sender at once: small, so pacing stays smooth.
 const SLICE: usize = 64;
 
-/// How late a timer may wake before the line counts as having gone idle.
+/// How late a timer may wake before the line counts as having gone idle,
+/// when no bytes were waiting for it.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// How late a timer may wake, with bytes waiting, and the line still count as
+/// busy all along: a real UART does not slow down when the host is loaded.
+const LATE_WAKE_LIMIT: Duration = Duration::from_millis(100);
 
 /// One direction of a link: its model, counters, the shared cable and the link's start.
 struct Line {
@@ -230,19 +235,24 @@ async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, li
     loop {
         // The line takes bytes only when it is free, so the sender feels backpressure.
         tokio::time::sleep_until(line_free_at).await;
-        let n = match from.read(&mut buf).await {
+        // Reading is cancel-safe: a read that is not ready at once is dropped and awaited.
+        let (read, waiting) = tokio::select! {
+            biased;
+            read = from.read(&mut buf) => (read, true),
+            () = std::future::ready(()) => (from.read(&mut buf).await, false),
+        };
+        let n = match read {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         stats.offered.fetch_add(n as u64, Ordering::Relaxed);
-        // Timers wake up to a millisecond late; a line that stayed busy keeps
-        // its exact schedule so the rate does not drift below baud / 10.
+        // Timers wake late (by a millisecond, or by far more on a loaded
+        // machine); a line that stayed busy keeps its exact schedule so the
+        // rate does not drift below baud / 10.
         let now = Instant::now();
-        let began = if now.saturating_duration_since(line_free_at) <= TIMER_SLACK {
-            line_free_at
-        } else {
-            now
-        };
+        let late = now.saturating_duration_since(line_free_at);
+        let busy = late <= TIMER_SLACK || (waiting && late <= LATE_WAKE_LIMIT);
+        let began = if busy { line_free_at } else { now };
         let mut out = Vec::with_capacity(n);
         for (i, &byte) in buf[..n].iter().enumerate() {
             let on_wire_until = began + byte_time * (i as u32 + 1);

@@ -4,6 +4,7 @@
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+use proto_core::framing::Framing;
 use proto_core::message::{ByteRange, RequestId, TransferId, CHUNK_MESSAGE_OVERHEAD};
 use proto_core::model::DownloadState;
 use proto_core::name::validate;
@@ -14,7 +15,7 @@ use super::active::Session;
 use crate::hub::HubEvent;
 use crate::service::unix_now;
 use crate::store::DownloadGate;
-use crate::transfer::download::Download;
+use crate::transfer::download::{Download, DownloadShape};
 
 /// Window used when a client asks for 0.
 const DEFAULT_WINDOW: u32 = 64 * 1024;
@@ -114,8 +115,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             record.size,
             Arc::new(file),
             offset,
-            u64::from(window),
-            chunk as u64,
+            DownloadShape {
+                window: u64::from(window),
+                chunk: chunk as u64,
+                adaptive: self.writer.framing() == Framing::Serial,
+            },
             self.service.limits.retransmit_after,
         ));
     }

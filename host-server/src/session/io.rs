@@ -220,6 +220,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.limit = limit as usize;
     }
 
+    /// How frames are delimited on this link.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
     /// The largest payload a frame may have.
     pub fn limit(&self) -> usize {
         self.limit

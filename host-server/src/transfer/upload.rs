@@ -44,7 +44,10 @@ pub struct Upload {
     early: BTreeMap<u64, Vec<u8>>,
     early_bytes: usize,
     early_limit: usize,
-    gap_reported_at: Option<u64>,
+    /// End of the last hole reported: a hole below it was reported already.
+    reported_until: u64,
+    /// Bytes that arrived beyond the reported hole since it was reported.
+    beyond_report: u64,
     unflushed: bool,
     lock: Option<OwnedMutexGuard<()>>,
 }
@@ -79,7 +82,8 @@ impl Upload {
             early: BTreeMap::new(),
             early_bytes: 0,
             early_limit,
-            gap_reported_at: None,
+            reported_until: 0,
+            beyond_report: 0,
             unflushed: false,
             lock: Some(lock),
         }
@@ -105,7 +109,8 @@ impl Upload {
             early: BTreeMap::new(),
             early_bytes: 0,
             early_limit: 0,
-            gap_reported_at: None,
+            reported_until: 0,
+            beyond_report: 0,
             unflushed: false,
             lock: None,
         }
@@ -131,20 +136,13 @@ impl Upload {
             return Ok(None);
         }
         if offset > self.next {
-            let gap = (self.gap_reported_at != Some(self.next)).then(|| {
-                self.gap_reported_at = Some(self.next);
-                ByteRange {
-                    offset: self.next,
-                    len: u32::try_from(offset - self.next).unwrap_or(u32::MAX),
-                }
-            });
             if self.early_bytes + data.len() <= self.early_limit
                 && !self.early.contains_key(&offset)
             {
                 self.early_bytes += data.len();
                 self.early.insert(offset, data.to_vec());
             }
-            return Ok(gap);
+            return Ok(self.report_hole(offset, data.len() as u64));
         }
         let skip = (self.next - offset) as usize;
         self.write(data[skip..].to_vec()).await;
@@ -162,7 +160,38 @@ impl Upload {
                 self.next = stop;
             }
         }
-        Ok(None)
+        // Filling one hole may reveal the next one: bytes held beyond it.
+        Ok(self.report_hole(u64::MAX, 0))
+    }
+
+    /// The hole at the contiguous end, if it is news to the client: it ends
+    /// where the first byte held beyond it starts (or at `arrived`, the chunk
+    /// of `len` bytes that showed it), so bytes already held are never asked
+    /// for again.
+    ///
+    /// A hole is reported once, and part of a reported hole being filled is
+    /// no news. It is reported again only when a quarter window arrived
+    /// beyond it since: the client's re-send was lost too.
+    fn report_hole(&mut self, arrived: u64, len: u64) -> Option<ByteRange> {
+        let end = self
+            .early
+            .first_key_value()
+            .map_or(arrived, |(start, _)| (*start).min(arrived));
+        if end == u64::MAX || end <= self.next {
+            return None;
+        }
+        if self.next < self.reported_until {
+            self.beyond_report += len;
+            if self.beyond_report < (self.early_limit as u64 / 4).max(1) {
+                return None;
+            }
+        }
+        self.reported_until = end;
+        self.beyond_report = 0;
+        Some(ByteRange {
+            offset: self.next,
+            len: u32::try_from(end - self.next).unwrap_or(u32::MAX),
+        })
     }
 
     async fn write(&mut self, bytes: Vec<u8>) {
@@ -194,11 +223,16 @@ impl Upload {
         }
     }
 
-    /// What is still missing, for an `UploadClose` before the end.
+    /// The first hole, for an `UploadClose` before the end: from the
+    /// contiguous end to the first byte held beyond it (or to the end).
     pub fn missing(&self) -> Option<ByteRange> {
-        (self.next < self.record.size).then(|| ByteRange {
+        let end = self
+            .early
+            .first_key_value()
+            .map_or(self.record.size, |(start, _)| *start);
+        (self.next < end).then(|| ByteRange {
             offset: self.next,
-            len: u32::try_from(self.record.size - self.next).unwrap_or(u32::MAX),
+            len: u32::try_from(end - self.next).unwrap_or(u32::MAX),
         })
     }
 
@@ -216,5 +250,112 @@ impl Upload {
         let exit = writer.exit.await.ok();
         self.lock = None;
         exit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proto_core::model::FileKind;
+    use proto_core::state::UploadState;
+    use proto_core::ContentHash;
+
+    use super::*;
+    use crate::blobs::BlobDir;
+    use crate::transfer::writer::{self, WriterSpec};
+
+    async fn upload(dir: &std::path::Path, size: u64) -> Upload {
+        let blobs = BlobDir::open(dir).unwrap();
+        let hash = ContentHash([7; 32]);
+        let partial = blobs.open_partial(1, &hash, 0, None).unwrap();
+        let (poke, _) = tokio::sync::mpsc::channel(1);
+        let writer = writer::spawn(
+            WriterSpec {
+                upload: 1,
+                partial,
+                size,
+                expected: hash,
+                sync_every: 1 << 20,
+            },
+            16,
+            poke,
+        );
+        let record = RecordRow {
+            id: 1,
+            name: "f".into(),
+            kind: FileKind::File,
+            size,
+            hash,
+            state: UploadState::Uploading,
+            received: 0,
+            owner: "d".into(),
+            batch: 0,
+            revision: 1,
+            updated_at: 0,
+            conflict: false,
+            reason: String::new(),
+        };
+        let lock = Arc::new(tokio::sync::Mutex::new(())).lock_owned().await;
+        Upload::new(1, 1, record, 0, writer, 4000, lock)
+    }
+
+    fn hole(offset: u64, len: u32) -> Option<ByteRange> {
+        Some(ByteRange { offset, len })
+    }
+
+    #[tokio::test]
+    async fn each_hole_is_reported_once_and_exactly_without_the_bytes_held_beyond_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut up = upload(dir.path(), 1000).await;
+        let chunk = [1u8; 100];
+        assert_eq!(up.accept(0, &chunk).await, Ok(None));
+        // 100..200 and 300..400 are lost.
+        assert_eq!(up.accept(200, &chunk).await, Ok(hole(100, 100)));
+        assert_eq!(up.accept(400, &chunk).await, Ok(None), "reported once");
+        assert_eq!(up.accept(500, &chunk).await, Ok(None));
+        assert_eq!(
+            up.missing(),
+            hole(100, 100),
+            "a close is told the first hole only"
+        );
+        // Filling the first hole reveals the second at once, held bytes excluded.
+        assert_eq!(up.accept(100, &chunk).await, Ok(hole(300, 100)));
+        assert_eq!(up.accept(600, &chunk).await, Ok(None), "reported once");
+        assert_eq!(up.accept(300, &chunk).await, Ok(None));
+        assert_eq!(up.missing(), hole(700, 300));
+        up.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_hole_filled_piece_by_piece_is_not_reported_again_unless_its_re_send_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut up = upload(dir.path(), 10_000).await;
+        let chunk = [1u8; 100];
+        assert_eq!(up.accept(0, &chunk).await, Ok(None));
+        // One 300-byte frame at 100 was lost; the client re-sends it in 100-byte pieces.
+        assert_eq!(up.accept(400, &chunk).await, Ok(hole(100, 300)));
+        assert_eq!(
+            up.accept(100, &chunk).await,
+            Ok(None),
+            "the rest is no news"
+        );
+        // The piece at 200 is lost again; new chunks keep arriving beyond the hole.
+        let mut reports = Vec::new();
+        for at in (500..2500).step_by(100) {
+            if let Ok(Some(gap)) = up.accept(at, &chunk).await {
+                reports.push((at, gap));
+            }
+        }
+        let again = ByteRange {
+            offset: 200,
+            len: 200,
+        };
+        assert_eq!(
+            reports,
+            vec![(1400, again), (2400, again)],
+            "reported again each time a quarter window (1000 B) arrived beyond it"
+        );
+        up.stop().await;
     }
 }

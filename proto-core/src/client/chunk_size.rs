@@ -25,7 +25,7 @@ const LOSS_ONE: u64 = 256;
 
 /// The adaptive chunk size of one session.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ChunkSizer {
+pub struct ChunkSizer {
     adaptive: bool,
     floor: u32,
     ceiling: u32,

@@ -45,8 +45,9 @@ pub(crate) struct Download {
     pub offered_window: u32,
     /// Asked to be notified if the file is not uploaded yet.
     pub notify: bool,
-    /// Repeat `DownloadOpen` when no answer comes (lossy serial lines).
-    pub retry_open: bool,
+    /// The link may lose frames (serial): repeat `DownloadOpen` when no
+    /// answer comes, and after a stall ask again for every byte in flight.
+    pub lossy: bool,
     open_due: bool,
     phase: DownloadPhase,
     /// Server handle from `DownloadReady`.
@@ -90,7 +91,7 @@ impl Download {
             requested_offset: offset,
             offered_window: window,
             notify,
-            retry_open: false,
+            lossy: false,
             open_due: false,
             phase: DownloadPhase::Opening,
             transfer: 0,
@@ -228,7 +229,7 @@ impl Download {
     /// Fires the ack delay, the stall timer (`rto_ms` without data: re-report)
     /// and the open timer (`rto_ms` without an answer: open again).
     pub fn on_time(&mut self, now: u64, rto_ms: u64) {
-        let retry = self.retry_open && !self.open_due;
+        let retry = self.lossy && !self.open_due;
         if self.phase == DownloadPhase::Opening && retry && now >= self.last_data_ms + rto_ms {
             self.open_due = true;
         }
@@ -236,8 +237,17 @@ impl Download {
             self.ack_due = true;
         }
         if self.phase == DownloadPhase::Receiving && now >= self.last_data_ms + rto_ms {
-            if let Some((start, _)) = self.held.first() {
-                self.gaps.insert(self.durable, start);
+            match self.held.first() {
+                Some((start, _)) => {
+                    self.gaps.insert(self.durable, start);
+                }
+                // Nothing arrived beyond `durable`: whatever the server sent
+                // after it was lost (the server clips the range to what it sent).
+                None if self.lossy && self.durable < self.size => {
+                    let end = self.size.min(self.durable + u64::from(u32::MAX));
+                    self.gaps.insert(self.durable, end);
+                }
+                None => {}
             }
             self.ack_due = true;
             self.last_data_ms = now;
@@ -247,7 +257,7 @@ impl Download {
     /// When a timer of this download fires, if one runs.
     pub fn deadline(&self, rto_ms: u64) -> Option<u64> {
         let waiting = match self.phase {
-            DownloadPhase::Opening => self.retry_open && !self.open_due,
+            DownloadPhase::Opening => self.lossy && !self.open_due,
             DownloadPhase::Receiving => true,
             DownloadPhase::Verifying => false,
         };
@@ -416,5 +426,34 @@ mod tests {
         let mut download = Download::new(1, FileId(0), 0, 1000, false, 0);
         download.on_ready(5, 9, 10, ContentHash::ZERO, 0, 0);
         assert_eq!(download.on_data(8, b"abc", 1, 10, &mut store), Err(None));
+    }
+
+    #[test]
+    fn a_stall_on_a_lossy_link_asks_again_for_everything_after_durable() {
+        let data = content();
+        let mut target = [0u8; 4000];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        store.begin_write(FileId(0), 4000).unwrap();
+        for lossy in [true, false] {
+            let mut download = Download::new(1, FileId(0), 0, 100_000, false, 0);
+            download.lossy = lossy;
+            assert!(download.on_ready(5, 9, 4000, ContentHasher::digest(&data), 0, 0));
+            download
+                .on_data(0, &data[..1000], 1, 10, &mut store)
+                .unwrap();
+            download.take_ack();
+            // The frames after 1000 were all lost: nothing arrives for an RTO.
+            download.on_time(2001, 2000);
+            let expected = lossy.then_some(ByteRange {
+                offset: 1000,
+                len: 3000,
+            });
+            assert_eq!(
+                download.take_ack(),
+                Some((1000, expected)),
+                "lossy: {lossy}"
+            );
+        }
     }
 }

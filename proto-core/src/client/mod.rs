@@ -80,6 +80,7 @@ mod upload;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use chunk_size::ChunkSizer;
 pub use config::Config;
 pub use download::DownloadPhase;
 pub use error::ClientError;
@@ -90,7 +91,6 @@ pub use session::LinkState;
 pub use store::{hash_file, FileId, FileMeta, FileStore, StoreError};
 pub use upload::UploadPhase;
 
-use chunk_size::ChunkSizer;
 use download::Download;
 use event::EventQueue;
 use manifest::{IdBlock, Manifest};

@@ -134,7 +134,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
         };
         self.core.tx.push_frame(&ClientFrame { id, message })?;
         let mut download = Download::new(id, file, offset, window, notify, self.core.now_ms);
-        download.retry_open = self.core.config.framing == Framing::Serial;
+        download.lossy = self.core.config.framing == Framing::Serial;
         self.core.download = Some(download);
         Ok(id)
     }

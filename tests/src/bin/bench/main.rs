@@ -8,8 +8,8 @@
 //! ```text
 //! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster]
 //!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
-//!     [--conditions clean,BER,3] [--firmware-baud 115200] [--devices 10000] [--waiters 1000]
-//!     [--out BENCHMARKS.md]
+//!     [--conditions clean,BER,3] [--transfers push,pull,zmodem] [--firmware-baud 115200]
+//!     [--devices 10000] [--waiters 1000] [--out BENCHMARKS.md]
 //! ```
 //! No bench named, or `all`: serial, tcp, scale and firmware. Prints each
 //! bench's tables; with `--out`, writes them as sections of a Markdown
@@ -42,6 +42,7 @@ struct Options {
     devices: usize,
     waiters: usize,
     conditions: Option<Vec<String>>,
+    transfers: Option<Vec<String>>,
     out: Option<String>,
 }
 
@@ -56,6 +57,7 @@ fn parse_args() -> Result<Options, String> {
         devices: 10_000,
         waiters: 1000,
         conditions: None,
+        transfers: None,
         out: None,
     };
     let mut args = std::env::args().skip(1);
@@ -78,6 +80,14 @@ fn parse_args() -> Result<Options, String> {
             "--conditions" => {
                 options.conditions = Some(
                     value("--conditions")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
+            "--transfers" => {
+                options.transfers = Some(
+                    value("--transfers")?
                         .split(',')
                         .map(str::to_owned)
                         .collect(),
@@ -133,6 +143,13 @@ async fn main() {
                 serial::Transfer::StatesyncPull,
                 serial::Transfer::Zmodem,
             ] {
+                let chosen = options
+                    .transfers
+                    .as_ref()
+                    .is_none_or(|names| names.iter().any(|n| n == transfer.key()));
+                if !chosen {
+                    continue;
+                }
                 let mut clean_offered = None;
                 for condition in serial::conditions(baud, options.serial_bytes) {
                     let wanted = options.conditions.as_ref().is_none_or(|names| {

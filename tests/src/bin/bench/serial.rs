@@ -81,6 +81,15 @@ pub enum Transfer {
 }
 
 impl Transfer {
+    /// The name `--transfers` selects it by.
+    pub fn key(self) -> &'static str {
+        match self {
+            Transfer::StatesyncPush => "push",
+            Transfer::StatesyncPull => "pull",
+            Transfer::Zmodem => "zmodem",
+        }
+    }
+
     /// The tool's name in the table.
     pub fn label(self) -> &'static str {
         match self {
