@@ -50,7 +50,7 @@ pub async fn run(work: &Path, devices: usize, waiters: usize) -> String {
         Ok(table) => table,
         Err(e) => {
             eprintln!("scale bench: {e}");
-            format!("\n### Scale\n\nThe scale bench failed: {e}\n")
+            format!("The scale bench failed: {e}\n")
         }
     })
 }
@@ -107,7 +107,7 @@ fn verdict(met: Option<bool>) -> &'static str {
 
 /// The scale figures as a Markdown table: measure, value, target.
 fn markdown(fleet: &FleetReport, run_time: Duration) -> String {
-    let mut out = String::from("\n### Scale\n\n| measure | value | target |\n|---|---|---|\n");
+    let mut out = String::from("| measure | value | target |\n|---|---|---|\n");
     let mut line = |measure: &str, value: String, target: String| {
         let _ = writeln!(out, "| {measure} | {value} | {target} |");
     };
