@@ -219,3 +219,39 @@ fn a_delete_and_a_retry_on_a_reach_the_devices_on_b() {
     assert_eq!(deleted, "gone.txt", "B's subscriber hears of A's delete");
     assert!(owner.record("gone.txt").is_none());
 }
+
+#[test]
+fn servers_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let database = Some(Arc::new(TestDatabase::create()));
+    let servers: Vec<Server> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Server::start_in_on(&data, database.clone(), &[])))
+            .collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let url = database.as_ref().unwrap().url.clone();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let versions: Vec<i64> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1], "one migration, applied once");
+    drop(servers);
+
+    client
+        .execute("INSERT INTO schema_migrations (version) VALUES (999)", &[])
+        .unwrap();
+    let (ok, _, stderr) = run_cli(&["--database", &url, "device", "list"], &data);
+    assert!(!ok);
+    assert!(
+        stderr.contains("schema version 999 is newer"),
+        "a newer schema is refused with what to do: {stderr}"
+    );
+}
