@@ -50,6 +50,20 @@ fn spawn_store_thread() -> std::sync::mpsc::Sender<StoreJob> {
     jobs
 }
 
+/// The right to change `blobs/`, from [`Service::blob_lock`]; released when dropped.
+pub struct BlobGuard {
+    _local: OwnedMutexGuard<()>,
+    release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for BlobGuard {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
 /// The server's shared state.
 pub struct Service {
     store: Arc<dyn Store + Send + Sync>,
@@ -208,9 +222,44 @@ impl Service {
 
     /// Serialises every change of `blobs/` with the store update that goes with
     /// it (promote + `11`, delete/retry + removal), so a blob another record
-    /// just started using is never removed.
-    pub async fn blob_lock(&self) -> OwnedMutexGuard<()> {
-        self.blob_lock.clone().lock_owned().await
+    /// just started using is never removed. With a shared store the lock also
+    /// holds the other servers off (they share `blobs/`).
+    pub async fn blob_lock(&self) -> BlobGuard {
+        let local = self.blob_lock.clone().lock_owned().await;
+        if !self.is_shared() {
+            return BlobGuard {
+                _local: local,
+                release: None,
+            };
+        }
+        let taken = self
+            .db(|s| s.shared().map_or(Ok(false), |shared| shared.lock_blobs()))
+            .await;
+        let release: Option<Box<dyn FnOnce() + Send>> = match taken {
+            Ok(true) => {
+                let (jobs, store) = (self.store_jobs.clone(), Arc::clone(&self.store));
+                Some(Box::new(move || {
+                    // Queued behind the holder's own store calls, before the next holder's.
+                    let _ = jobs.send(Box::new(move || {
+                        if let Some(Err(error)) = store.shared().map(|s| s.unlock_blobs()) {
+                            tracing::warn!(%error, "could not release the shared blob lock");
+                        }
+                    }));
+                }))
+            }
+            Ok(false) => {
+                tracing::warn!("other servers held the shared blob lock too long; going on with this server's lock only");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot take the shared blob lock; going on with this server's lock only");
+                None
+            }
+        };
+        BlobGuard {
+            _local: local,
+            release,
+        }
     }
 
     /// Removes the blob with this content unless an uploaded record uses it.

@@ -255,3 +255,28 @@ fn servers_starting_together_migrate_once_and_a_newer_schema_is_refused() {
         "a newer schema is refused with what to do: {stderr}"
     );
 }
+
+#[test]
+fn the_shared_blob_lock_holds_other_servers_off_until_it_is_released() {
+    use host_server::store::{PostgresStore, Store};
+    let database = TestDatabase::create();
+    let lease = std::time::Duration::from_secs(TEST_LEASE_SECS);
+    let a = PostgresStore::open(&database.url, lease).unwrap();
+    let b = PostgresStore::open(&database.url, lease).unwrap();
+    let (a, b) = (a.shared().unwrap(), b.shared().unwrap());
+    assert!(a.lock_blobs().unwrap());
+    let held = std::time::Duration::from_millis(300);
+    std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            let started = Instant::now();
+            (b.lock_blobs().unwrap(), started.elapsed())
+        });
+        std::thread::sleep(held);
+        a.unlock_blobs().unwrap();
+        let (taken, waited) = waiting.join().unwrap();
+        assert!(taken, "B takes the lock once A released it");
+        assert!(waited >= held / 2, "B waited for A ({waited:?})");
+    });
+    b.unlock_blobs().unwrap();
+    assert!(a.lock_blobs().unwrap());
+}

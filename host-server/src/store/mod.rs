@@ -506,6 +506,12 @@ pub trait SharedStore: Send + Sync {
     /// Records changed and deleted by other servers after revision `after`, at
     /// most about `limit` of each.
     fn foreign_changes(&self, after: u64, limit: usize) -> StoreResult<ForeignChanges>;
+    /// Takes the lock on the shared `blobs/` that every server holds while it
+    /// promotes or removes a blob with the store update that goes with it;
+    /// waits a bounded time and returns false when it could not take it.
+    fn lock_blobs(&self) -> StoreResult<bool>;
+    /// Releases what [`SharedStore::lock_blobs`] took.
+    fn unlock_blobs(&self) -> StoreResult<()>;
 }
 
 /// The server's durable state: devices, records, batches, download states,

@@ -60,6 +60,13 @@ const RECORD_COLUMNS: &str =
 /// Deletions are kept this long for servers that catch up after a break.
 const KEEP_DELETIONS: &str = "1 day";
 
+/// Advisory lock key of the shared `blobs/` ("blobs" in ASCII).
+const BLOB_LOCK: i64 = 0x0062_6c6f_6273;
+
+/// How long [`SharedStore::lock_blobs`] waits for other servers, and how often it asks.
+const BLOB_LOCK_WAIT: Duration = Duration::from_secs(10);
+const BLOB_LOCK_POLL: Duration = Duration::from_millis(2);
+
 /// Rows of servers gone this long (and their sessions) are removed.
 const FORGET_SERVERS: &str = "1 hour";
 
@@ -1232,6 +1239,39 @@ impl SharedStore for PostgresStore {
                 .map(|row| Ok((row.try_get(0)?, link_from_sql(row.try_get(1)?))))
                 .collect()
         })
+    }
+
+    fn lock_blobs(&self) -> StoreResult<bool> {
+        // A session lock on the store's own connection: it outlives the calls
+        // in between, and goes away with the connection if this server dies.
+        let deadline = std::time::Instant::now() + BLOB_LOCK_WAIT;
+        loop {
+            let taken: bool = {
+                let mut guard = self.client()?;
+                let Some(conn) = guard.as_mut() else {
+                    return Err(StoreError::Interrupted("no PostgreSQL connection".into()));
+                };
+                conn.client
+                    .query_one("SELECT pg_try_advisory_lock($1)", &[&BLOB_LOCK])?
+                    .try_get(0)?
+            };
+            if taken {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(BLOB_LOCK_POLL);
+        }
+    }
+
+    fn unlock_blobs(&self) -> StoreResult<()> {
+        let mut guard = self.client()?;
+        if let Some(conn) = guard.as_mut() {
+            conn.client
+                .execute("SELECT pg_advisory_unlock($1)", &[&BLOB_LOCK])?;
+        }
+        Ok(())
     }
 
     fn foreign_changes(&self, after: u64, limit: usize) -> StoreResult<ForeignChanges> {
