@@ -1,8 +1,9 @@
 //! The retransmission timeout: how long the client waits for an upload
-//! acknowledgement to advance before it goes back to the durable offset.
+//! acknowledgement to advance before it asks the server what it lacks.
 //!
 //! Round trips are sampled one chunk at a time (never a re-sent one, so the
-//! sample is unambiguous) and smoothed as TCP does (RFC 6298):
+//! sample is unambiguous) and from the answer to such a query, and smoothed
+//! as TCP does (RFC 6298):
 //! `rto = srtt + 4 · rttvar`, clamped, doubled after each timeout.
 
 /// Smoothed round-trip estimate and the timeout derived from it, in ms.

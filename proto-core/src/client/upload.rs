@@ -1,7 +1,9 @@
 //! The upload machine: open (or resume) at the server's offset, stream chunks
 //! inside the window, re-send exactly the ranges the server reports missing,
-//! go back to the durable offset when acknowledgements stop advancing, and
-//! poll with `UploadClose` until the `UploadResult`.
+//! ask the server what it lacks (`UploadClose`, a pure query) when
+//! acknowledgements stop advancing — going back to the durable offset only
+//! when those queries go unanswered —, and poll with `UploadClose` until the
+//! `UploadResult`.
 //!
 //! `Opening → Streaming ⇄ Closing → (done)`; every change goes through
 //! [`Upload::set_phase`], which logs it.
@@ -12,6 +14,10 @@ use super::ranges::RangeSet;
 use super::rto::Rto;
 use super::store::FileId;
 use crate::message::{ByteRange, RequestId, TransferId};
+
+/// Retransmission timeouts in a row without an answer before an upload goes
+/// back to its durable offset (the server lost what it held, or the link is dead).
+const MAX_UNANSWERED_PROBES: u8 = 4;
 
 /// Where an upload stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +74,10 @@ pub(crate) struct Upload {
     recovery_point: Option<u64>,
     /// End of the last re-sent chunk.
     last_resend_end: u64,
-    /// The retransmission timer fired once during this recovery; the next
-    /// time it goes all the way back to the durable offset.
-    timed_out_in_recovery: bool,
+    /// Retransmission timeouts in a row that no acknowledgement answered;
+    /// each asks the server what it lacks, and after
+    /// [`MAX_UNANSWERED_PROBES`] the upload goes back to `durable`.
+    unanswered_probes: u8,
     last_progress_ms: u64,
     /// Repeat `UploadOpen` when no answer comes (lossy serial lines).
     pub retry_open: bool,
@@ -98,7 +105,7 @@ impl Upload {
             resend: RangeSet::new(),
             recovery_point: None,
             last_resend_end: 0,
-            timed_out_in_recovery: false,
+            unanswered_probes: 0,
             last_progress_ms: now,
             retry_open: false,
             open_due: false,
@@ -141,7 +148,7 @@ impl Upload {
         }
         self.resend.clear();
         self.recovery_point = None;
-        self.timed_out_in_recovery = false;
+        self.unanswered_probes = 0;
         self.probe = None;
         self.open_due = false;
         self.close_due = false;
@@ -168,10 +175,15 @@ impl Upload {
             warning!("upload {}: ignoring ack at {}", self.id, durable);
             return false;
         }
+        if self.unanswered_probes > 0 {
+            // The answer to a query: a round trip that resets the backed-off timer.
+            rto.sample(now.saturating_sub(self.close_sent_ms));
+            self.unanswered_probes = 0;
+        }
         let advanced = durable > self.durable;
         if advanced {
             self.reopens = 0;
-            self.timed_out_in_recovery = false;
+            self.unanswered_probes = 0;
             sizer.on_acked(durable - self.durable);
             self.durable = durable;
             self.last_progress_ms = now;
@@ -222,7 +234,7 @@ impl Upload {
         };
         if self.durable >= point {
             self.recovery_point = None;
-            self.timed_out_in_recovery = false;
+            self.unanswered_probes = 0;
             return;
         }
         if !self.resend.is_empty() || self.durable < self.last_resend_end {
@@ -244,7 +256,7 @@ impl Upload {
         self.sent_end = self.durable;
         self.resend.clear();
         self.recovery_point = None;
-        self.timed_out_in_recovery = false;
+        self.unanswered_probes = 0;
         self.probe = None;
         self.last_progress_ms = now;
         self.close_due = false;
@@ -264,15 +276,12 @@ impl Upload {
             self.open_due = true;
         } else if self.durable < self.size {
             sizer.on_loss();
-            let recovering = self
-                .recovery_point
-                .is_some_and(|point| self.durable < point);
-            if recovering && !self.timed_out_in_recovery {
-                // A re-sent chunk was lost: the server holds what came after
-                // it, so send the chunk at the durable offset again first.
-                self.timed_out_in_recovery = true;
-                let end = self.sent_end.min(self.durable + u64::from(sizer.current()));
-                self.resend.insert(self.durable, end);
+            if self.unanswered_probes < MAX_UNANSWERED_PROBES {
+                // Ask the server which bytes it lacks: `UploadClose` is a pure
+                // query, answered with the first hole. Going back instead
+                // would re-send a window the server mostly holds.
+                self.unanswered_probes += 1;
+                self.close_due = true;
                 self.last_progress_ms = now;
                 self.probe = None;
             } else {
@@ -305,6 +314,9 @@ impl Upload {
         if self.phase == UploadPhase::Opening {
             return self.open_due.then_some(UploadStep::Open);
         }
+        if self.close_due {
+            return Some(UploadStep::Close);
+        }
         let chunk = u64::from(chunk.max(1)).min(self.window);
         if let Some((start, end)) = self.resend.first() {
             return Some(UploadStep::Chunk {
@@ -320,8 +332,7 @@ impl Upload {
                 max_len: want,
             });
         }
-        let close = self.phase == UploadPhase::Streaming || self.close_due;
-        close.then_some(UploadStep::Close)
+        (self.phase == UploadPhase::Streaming).then_some(UploadStep::Close)
     }
 
     /// A chunk of `len` bytes at `offset` went out.
@@ -354,7 +365,7 @@ impl Upload {
         self.reopens += 1;
         self.resend.clear();
         self.recovery_point = None;
-        self.timed_out_in_recovery = false;
+        self.unanswered_probes = 0;
         self.probe = None;
         self.close_due = false;
         self.open_due = true;
@@ -369,11 +380,14 @@ impl Upload {
         self.last_progress_ms = now;
     }
 
-    /// `UploadClose` went out.
+    /// `UploadClose` went out: closing once everything was sent, a query
+    /// of what the server lacks before that.
     pub fn close_sent(&mut self, now: u64) {
         self.close_due = false;
         self.close_sent_ms = now;
-        self.set_phase(UploadPhase::Closing);
+        if self.sent_end >= self.size && self.resend.is_empty() {
+            self.set_phase(UploadPhase::Closing);
+        }
     }
 }
 
@@ -436,8 +450,8 @@ mod tests {
     }
 
     #[test]
-    fn retransmission_timeout_goes_back_to_durable_and_close_is_repeated() {
-        let (mut upload, mut sizer, mut rto) = ready(2000, 0, 4000);
+    fn a_retransmission_timeout_asks_the_server_and_re_sends_only_what_it_lacks() {
+        let (mut upload, mut sizer, mut rto) = ready(4000, 0, 4000);
         send_all(&mut upload, 1000, 0);
         assert_eq!(upload.next_step(1000), Some(UploadStep::Close));
         upload.close_sent(0);
@@ -447,23 +461,61 @@ mod tests {
         upload.on_time(deadline - 1, &mut sizer, &mut rto);
         assert_eq!(upload.next_step(1000), None);
         upload.on_time(deadline, &mut sizer, &mut rto);
-        assert_eq!(upload.phase(), UploadPhase::Streaming);
-        let chunk = sizer.current();
-        assert!(chunk < 1000);
         assert_eq!(
-            upload.next_step(chunk),
-            Some(UploadStep::Chunk {
-                offset: 1000,
-                max_len: u64::from(chunk)
-            })
+            upload.next_step(1000),
+            Some(UploadStep::Close),
+            "a query, not a go-back"
         );
-        send_all(&mut upload, chunk, 1010);
+        upload.close_sent(deadline);
+        assert_eq!(upload.next_step(1000), None);
+        let backed_off = rto.timeout_ms();
+        // The server holds 2000..4000 already and names the one hole.
+        let hole = Some(ByteRange {
+            offset: 1000,
+            len: 1000,
+        });
+        upload.on_ack(1000, hole, deadline + 5, &mut sizer, &mut rto);
+        assert!(
+            rto.timeout_ms() < backed_off,
+            "the answer's round trip resets the timer"
+        );
+        let chunk = sizer.current();
+        assert!(chunk < 1000, "the timeout counted as a loss");
+        let resent = send_all(&mut upload, chunk, deadline + 6);
+        assert_eq!(resent.first().map(|r| r.0), Some(1000));
+        assert_eq!(resent.iter().map(|r| r.1).sum::<u64>(), 1000);
         upload.next_step(chunk);
-        upload.close_sent(1010);
-        upload.on_ack(2000, None, 1020, &mut sizer, &mut rto);
+        upload.close_sent(deadline + 6);
+        upload.on_ack(4000, None, deadline + 20, &mut sizer, &mut rto);
         let deadline = upload.deadline(&rto).unwrap();
         upload.on_time(deadline, &mut sizer, &mut rto);
-        assert_eq!(upload.next_step(chunk), Some(UploadStep::Close));
+        assert_eq!(
+            upload.next_step(chunk),
+            Some(UploadStep::Close),
+            "no result yet: close again"
+        );
+    }
+
+    #[test]
+    fn unanswered_queries_end_in_going_back_to_durable() {
+        let (mut upload, mut sizer, mut rto) = ready(20_000, 0, 8000);
+        send_all(&mut upload, 1000, 0);
+        upload.on_ack(1000, None, 5, &mut sizer, &mut rto);
+        for _ in 0..MAX_UNANSWERED_PROBES {
+            let deadline = upload.deadline(&rto).unwrap();
+            upload.on_time(deadline, &mut sizer, &mut rto);
+            assert_eq!(upload.next_step(1000), Some(UploadStep::Close));
+            upload.close_sent(deadline);
+            assert_eq!(upload.phase(), UploadPhase::Streaming, "still streaming");
+            assert_eq!(upload.sent_end, 8000);
+        }
+        let deadline = upload.deadline(&rto).unwrap();
+        upload.on_time(deadline, &mut sizer, &mut rto);
+        assert_eq!(upload.sent_end, 1000, "went back to durable");
+        let Some(UploadStep::Chunk { offset, .. }) = upload.next_step(1000) else {
+            panic!("the chunk at durable goes out first")
+        };
+        assert_eq!(offset, 1000);
     }
 
     #[test]
@@ -484,40 +536,5 @@ mod tests {
             panic!("the second lost chunk should be sent at once");
         };
         assert_eq!(offset, 3000);
-    }
-
-    #[test]
-    fn a_timeout_while_recovering_resends_the_chunk_at_durable_before_going_back() {
-        let (mut upload, mut sizer, mut rto) = ready(20_000, 0, 8000);
-        send_all(&mut upload, 1000, 0);
-        let missing = Some(ByteRange {
-            offset: 1000,
-            len: 1000,
-        });
-        upload.on_ack(1000, missing, 5, &mut sizer, &mut rto);
-        upload.chunk_sent(1000, 1000, 6); // lost again
-        send_all(&mut upload, 1000, 6);
-        let deadline = upload.deadline(&rto).unwrap();
-        upload.on_time(deadline, &mut sizer, &mut rto);
-        let Some(UploadStep::Chunk { offset, max_len }) = upload.next_step(1000) else {
-            panic!("the chunk at durable should be sent again");
-        };
-        assert_eq!(offset, 1000);
-        upload.chunk_sent(offset, max_len, deadline);
-        assert_eq!(
-            upload.next_step(1000),
-            None,
-            "only that chunk, not the window"
-        );
-        let deadline = upload.deadline(&rto).unwrap();
-        upload.on_time(deadline, &mut sizer, &mut rto);
-        assert_eq!(
-            upload.sent_end, 1000,
-            "a second timeout goes back to durable"
-        );
-        let Some(UploadStep::Chunk { offset, .. }) = upload.next_step(1000) else {
-            panic!()
-        };
-        assert_eq!(offset, 1000);
     }
 }
