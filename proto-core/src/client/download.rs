@@ -12,6 +12,14 @@ use crate::auth::ContentHasher;
 use crate::message::{ByteRange, RequestId, TransferId};
 use crate::model::ContentHash;
 
+/// Out-of-order ranges a download keeps (and gaps it remembers to report):
+/// a host has the memory to ride out a burst of losses within its window,
+/// a board keeps four (16 bytes each).
+#[cfg(feature = "std")]
+pub(crate) const HELD_RANGES: usize = 32;
+#[cfg(not(feature = "std"))]
+pub(crate) const HELD_RANGES: usize = 4;
+
 /// Where a download stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -62,9 +70,9 @@ pub(crate) struct Download {
     acked: u64,
     window: u64,
     /// Bytes stored beyond a gap.
-    held: RangeSet<4>,
+    held: RangeSet<HELD_RANGES>,
     /// Gaps discovered and not yet reported.
-    gaps: RangeSet<4>,
+    gaps: RangeSet<HELD_RANGES>,
     hasher: ContentHasher,
     /// Bytes `0..hashed_to` went through the hasher.
     pub hashed_to: u64,
