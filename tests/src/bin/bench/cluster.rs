@@ -10,11 +10,11 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use tests::fleet::FleetReport;
-use tests::process::{bin_dir, workspace_root, Profile};
+use tests::process::{bin_dir, Profile};
 
 /// Variables naming the PostgreSQL server, first found wins.
 const DATABASE_ENV: [&str; 2] = ["STATESYNC_BENCH_DATABASE", "HOST_SERVER_TEST_DATABASE"];
@@ -183,21 +183,8 @@ fn serve(bin: &Path, data: &Path, url: &str) -> Result<Served, String> {
     Ok(Served { child, addr })
 }
 
-fn fleet_load_bin() -> Result<PathBuf, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "tests", "--bin", "fleet-load"])
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
-    if !status.success() {
-        return Err("building fleet-load failed".into());
-    }
-    Ok(bin_dir(Profile::Release).join("fleet-load"))
-}
-
 fn run_once(work: &Path, waiters: usize, across: bool) -> Result<FleetReport, String> {
-    let fleet_load = fleet_load_bin()?;
+    let fleet_load = crate::scale::fleet_load_bin()?;
     let server_bin = bin_dir(Profile::Release).join("host-server");
     let database = Database::create()?;
     let data = work.join(if across {

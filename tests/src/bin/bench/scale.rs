@@ -30,7 +30,7 @@ fn max_sessions(devices: usize) -> usize {
 }
 
 /// Builds the release `fleet-load` (`cargo run --bin bench` builds only the bench) and returns its path.
-fn fleet_load_bin() -> Result<PathBuf, String> {
+pub(crate) fn fleet_load_bin() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "-p", "tests", "--bin", "fleet-load"])
