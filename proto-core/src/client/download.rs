@@ -20,6 +20,13 @@ pub(crate) const HELD_RANGES: usize = 32;
 #[cfg(not(feature = "std"))]
 pub(crate) const HELD_RANGES: usize = 4;
 
+/// On a lossy link, a download that has seen data frames arrive calls the
+/// line quiet after this many typical frame intervals without one…
+const QUIET_FRAMES: u64 = 4;
+/// …but never sooner than this (milliseconds), so the scheduling jitter of
+/// a host between two frames is not taken for a stall.
+const MIN_QUIET_MS: u64 = 100;
+
 /// Where a download stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -81,6 +88,10 @@ pub(crate) struct Download {
     ack_due: bool,
     ack_deadline: Option<u64>,
     last_data_ms: u64,
+    /// When the previous data frame arrived, while frames follow each other.
+    last_frame_ms: Option<u64>,
+    /// Smoothed interval between data frames, in eighths of a millisecond.
+    frame_interval_8: Option<u64>,
 }
 
 impl Download {
@@ -117,6 +128,8 @@ impl Download {
             ack_due: false,
             ack_deadline: None,
             last_data_ms: now,
+            last_frame_ms: None,
+            frame_interval_8: None,
         }
     }
 
@@ -160,6 +173,7 @@ impl Download {
         self.durable = offset;
         self.acked = offset;
         self.last_data_ms = now;
+        self.last_frame_ms = None;
         self.set_phase(DownloadPhase::Receiving);
         if offset == size {
             self.ack_due = true;
@@ -190,7 +204,7 @@ impl Download {
             }
             DownloadPhase::Opening => return Ok(DataOutcome::Held),
         }
-        self.last_data_ms = now;
+        self.note_frame(now);
         let start = offset.max(self.durable);
         if start >= end {
             // The server is re-sending what we hold: tell it where we are.
@@ -234,8 +248,38 @@ impl Download {
         Ok(DataOutcome::Advanced)
     }
 
-    /// Fires the ack delay, the stall timer (`rto_ms` without data: re-report)
-    /// and the open timer (`rto_ms` without an answer: open again).
+    /// A data frame arrived at `now`: the line is alive, and on a lossy link
+    /// the interval since the previous frame feeds the stall timer.
+    fn note_frame(&mut self, now: u64) {
+        if let Some(previous) = self.last_frame_ms {
+            let sample = now.saturating_sub(previous).saturating_mul(8);
+            self.frame_interval_8 = Some(match self.frame_interval_8 {
+                None => sample,
+                Some(smoothed) => smoothed - smoothed / 8 + sample / 8,
+            });
+        }
+        self.last_frame_ms = Some(now);
+        self.last_data_ms = now;
+    }
+
+    /// How long the line may stay quiet while receiving before the download
+    /// counts as stalled: on a lossy link whose frames have been seen to
+    /// arrive, a few frame intervals (a lost re-send then costs a fraction of
+    /// a second, not an RTO; a needless re-report costs one small frame);
+    /// otherwise `rto_ms`.
+    fn stall_ms(&self, rto_ms: u64) -> u64 {
+        match self.frame_interval_8 {
+            Some(interval_8) if self.lossy => {
+                let quiet = (interval_8 * QUIET_FRAMES / 8).max(MIN_QUIET_MS);
+                quiet.min(rto_ms)
+            }
+            _ => rto_ms,
+        }
+    }
+
+    /// Fires the ack delay, the stall timer (the line quiet for
+    /// [`Download::stall_ms`]: re-report) and the open timer (`rto_ms`
+    /// without an answer: open again).
     pub fn on_time(&mut self, now: u64, rto_ms: u64) {
         let retry = self.lossy && !self.open_due;
         if self.phase == DownloadPhase::Opening && retry && now >= self.last_data_ms + rto_ms {
@@ -244,7 +288,8 @@ impl Download {
         if self.ack_deadline.is_some_and(|at| now >= at) {
             self.ack_due = true;
         }
-        if self.phase == DownloadPhase::Receiving && now >= self.last_data_ms + rto_ms {
+        if self.phase == DownloadPhase::Receiving && now >= self.last_data_ms + self.stall_ms(rto_ms)
+        {
             match self.held.first() {
                 Some((start, _)) => {
                     self.gaps.insert(self.durable, start);
@@ -259,6 +304,8 @@ impl Download {
             }
             self.ack_due = true;
             self.last_data_ms = now;
+            // The next frame answers this report: its interval is not the line's pace.
+            self.last_frame_ms = None;
         }
     }
 
@@ -269,7 +316,11 @@ impl Download {
             DownloadPhase::Receiving => true,
             DownloadPhase::Verifying => false,
         };
-        let stall = waiting.then_some(self.last_data_ms + rto_ms);
+        let stall = match self.phase {
+            DownloadPhase::Receiving => self.stall_ms(rto_ms),
+            _ => rto_ms,
+        };
+        let stall = waiting.then_some(self.last_data_ms + stall);
         match (stall, self.ack_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -434,6 +485,43 @@ mod tests {
         let mut download = Download::new(1, FileId(0), 0, 1000, false, 0);
         download.on_ready(5, 9, 10, ContentHash::ZERO, 0, 0);
         assert_eq!(download.on_data(8, b"abc", 1, 10, &mut store), Err(None));
+    }
+
+    #[test]
+    fn a_lossy_link_calls_a_stall_after_a_few_quiet_frame_intervals() {
+        let data = content();
+        let mut target = [0u8; 4000];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        store.begin_write(FileId(0), 4000).unwrap();
+        for (lossy, stall_at) in [(true, 40 + MIN_QUIET_MS), (false, 40 + 2000)] {
+            let mut download = Download::new(1, FileId(0), 0, 100_000, false, 0);
+            download.lossy = lossy;
+            assert!(download.on_ready(5, 9, 4000, ContentHasher::digest(&data), 0, 0));
+            assert_eq!(download.deadline(2000), Some(2000), "no pace seen yet");
+            // Frames every 10 ms, the one at 1000 lost.
+            for (at, offset) in [(10, 0), (20, 500), (40, 1500)] {
+                download
+                    .on_data(offset, &data[offset as usize..][..500], at, 1000, &mut store)
+                    .unwrap();
+            }
+            download.take_ack();
+            assert_eq!(download.deadline(2000), Some(stall_at), "lossy: {lossy}");
+            download.on_time(stall_at - 1, 2000);
+            assert_eq!(download.take_ack(), None, "not quiet long enough yet");
+            download.on_time(stall_at, 2000);
+            assert_eq!(
+                download.take_ack(),
+                Some((
+                    1000,
+                    Some(ByteRange {
+                        offset: 1000,
+                        len: 500
+                    })
+                )),
+                "the hole is reported again, lossy: {lossy}"
+            );
+        }
     }
 
     #[test]
