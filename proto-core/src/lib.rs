@@ -12,6 +12,7 @@
 
 pub mod auth;
 mod byte_array;
+mod byte_slice;
 pub mod client;
 pub mod driver;
 pub mod error;

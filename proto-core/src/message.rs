@@ -140,6 +140,7 @@ pub enum ClientMessage<'a> {
         /// Offset of `data` in the file.
         offset: u64,
         /// The bytes.
+        #[serde(serialize_with = "crate::byte_slice::serialize")]
         data: &'a [u8],
     },
     /// Asks how an upload stands once everything was sent: answered with
@@ -382,6 +383,7 @@ pub enum ServerMessage<'a> {
         /// Offset of `data` in the file.
         offset: u64,
         /// The bytes.
+        #[serde(serialize_with = "crate::byte_slice::serialize")]
         data: &'a [u8],
     },
     /// The file is not uploaded (`11`) yet; nothing is sent.
