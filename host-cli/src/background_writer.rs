@@ -10,6 +10,14 @@
 //! The queue is bounded ([`QUEUED_CHUNKS`]), so memory stays bounded and a
 //! slow disk slows the download down. The first write error stops the writer
 //! and is returned by the next call.
+//!
+//! A pull is fsynced before it is renamed into place. Left to the kernel, a
+//! large file's bytes would all still be in the page cache then, and that
+//! final sync would write them all while nothing else happens. So a third
+//! thread runs `fdatasync` after every [`SYNC_EVERY`] bytes written: the disk
+//! writes while the download goes on, and the final sync only has the tail
+//! left (1 GiB pulls: 1.74, 2.05, 1.74 s against 2.13, 2.04, 1.84 s without,
+//! alternating).
 
 use std::fs::File;
 use std::io;
@@ -20,6 +28,9 @@ use crate::positional::write_all_at;
 
 /// Chunks that may wait for the writer thread.
 const QUEUED_CHUNKS: usize = 16;
+
+/// Bytes written between two background syncs.
+const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 
 enum Job {
     Write(u64, Vec<u8>),
@@ -32,6 +43,7 @@ pub struct BackgroundWriter {
     jobs: Option<SyncSender<Job>>,
     spare: Receiver<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<()>>>,
+    syncer: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl BackgroundWriter {
@@ -39,13 +51,30 @@ impl BackgroundWriter {
     pub fn start(file: File) -> io::Result<BackgroundWriter> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUED_CHUNKS);
         let (give_back, spare) = mpsc::channel::<Vec<u8>>();
+        let (kick, kicks) = mpsc::sync_channel::<()>(1);
+        let synced = file.try_clone()?;
+        let syncer = std::thread::Builder::new()
+            .name("download-syncer".into())
+            .spawn(move || {
+                // Kicks that come while a sync runs coalesce into the next one.
+                for () in kicks {
+                    synced.sync_data()?;
+                }
+                Ok(())
+            })?;
         let thread = std::thread::Builder::new()
             .name("download-writer".into())
             .spawn(move || {
+                let mut unsynced = 0u64;
                 for job in queue {
                     match job {
                         Job::Write(offset, data) => {
                             write_all_at(&file, &data, offset)?;
+                            unsynced += data.len() as u64;
+                            if unsynced >= SYNC_EVERY {
+                                unsynced = 0;
+                                let _ = kick.try_send(());
+                            }
                             let _ = give_back.send(data);
                         }
                         Job::Barrier(done) => {
@@ -59,6 +88,7 @@ impl BackgroundWriter {
             jobs: Some(jobs),
             spare,
             thread: Some(thread),
+            syncer: Some(syncer),
         })
     }
 
@@ -113,14 +143,23 @@ impl BackgroundWriter {
         }
     }
 
+    /// Stops the writer, then the syncer (the writer's end closes its
+    /// queue), and returns the first error of either.
     fn stop(&mut self) -> io::Result<()> {
         self.jobs = None;
-        match self.thread.take() {
+        let written = match self.thread.take() {
             Some(thread) => thread
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the download writer panicked"))),
             None => Err(io::Error::other("the download writer stopped earlier")),
-        }
+        };
+        let synced = match self.syncer.take() {
+            Some(syncer) => syncer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the download syncer panicked"))),
+            None => Ok(()),
+        };
+        written.and(synced)
     }
 }
 
