@@ -12,9 +12,16 @@ use ::tests::process::{Profile, ServerProcess};
 use crate::report::{self, Row};
 
 /// How the TCP figures are obtained, for the report.
-pub const METHOD: &str = "- **tcp**: one random file over loopback, all files on the same disk. Each repetition runs, in this order: `dd if=FILE of=COPY bs=4M conv=fsync` (the disk's synced write rate), `rsync --whole-file` push to and pull from an `rsync --daemon` on 127.0.0.1 (rsync's defaults: its own whole-file checksum, no fsync), then `host-cli push` and `host-cli pull --dest DIR` against a fresh release `host-server` (SHA-256 of the file before the upload and verified by the server; bytes acknowledged only once fsynced; a pull is hashed while it arrives, fsynced and renamed into place). Times are from process start to exit (the client's hashing, handshake and the server's final checks included). Ratios pair the same repetition: `× rsync` = rsync's time / ours (above 1 = faster than rsync), `× dd's synced write` = dd's time / push's time (1 = as fast as the disk's synced write). Min and median over the repetitions; the median of an even count is the larger middle value.\n\n  Defaults (host-server `config.rs`, host-cli `link.rs`/`session.rs`): 256 KiB frames on TCP; upload window 32 frames, at most 8 MiB; the server's writer copies and hashes on one thread while a syncer thread runs `fdatasync` for every 2 MiB (window / 4) and acknowledges only synced bytes (group commit); download window 8 MiB; a pull is written by a thread of its own while the session thread receives and hashes. Windows of 16 and 32 MiB and syncs every 4 or 8 MiB made no difference beyond the noise in alternating runs of 256 MiB, so the window stays bounded at 8 MiB.\n\n  What limits the ratios: rsync leaves its bytes in the page cache unsynced and reads the file once; a push reads it twice (SHA-256 first, since the manifest and `UploadOpen` carry the hash), hashes it on both ends and waits for the disk before each acknowledgement, so its ceiling is the disk's synced write rate (`dd` above), which on this disk is about rsync's unsynced rate; 1.5× rsync would need a disk that syncs 1.5× faster than rsync copies. A pull fsyncs before the rename; rsync does not.";
+pub const METHOD: &str = "- **tcp**: one random file over loopback, all files on the same disk. Each repetition runs, in this order: `dd if=FILE of=COPY bs=4M conv=fsync` (the disk's synced write rate), `rsync --whole-file` push to and pull from an `rsync --daemon` on 127.0.0.1 (rsync's defaults: its own whole-file checksum, no fsync), the same with `--fsync` (rsync syncs the file before it finishes: the durability a statesync transfer has), then `host-cli push` and `host-cli pull --dest DIR` against a fresh release `host-server` (SHA-256 of the file before the upload and verified by the server; bytes acknowledged only once fsynced; a pull is hashed while it arrives, fsynced and renamed into place). `sync` runs before every step, so no step pays for the write-back of the one before it. Times are from process start to exit (the client's hashing, handshake and the server's final checks included). Ratios pair the same repetition: `× rsync` = rsync's time / ours (above 1 = faster than rsync), `× dd's synced write` = dd's time / push's time (1 = as fast as the disk's synced write). Min and median over the repetitions; the median of an even count is the larger middle value.\n\n  Defaults (host-server `config.rs`, host-cli `link.rs`/`session.rs`/`background_writer.rs`): 256 KiB frames on TCP; upload window 32 frames, at most 8 MiB; the server's writer copies and hashes on one thread while a syncer thread runs `fdatasync` for every 2 MiB (window / 4) and acknowledges only synced bytes (group commit); download window 8 MiB; a pull is written by a thread of its own while the session thread receives and hashes, and a third thread runs `fdatasync` every 16 MiB so the disk writes while the pull goes on. A 64 MiB upload window (sync every 16 MiB) was 2–10 % faster in alternating runs, within this disk's noise, so the window stays bounded at 8 MiB.\n\n  What limits the ratios: rsync's default run leaves its bytes in the page cache unsynced and reads the file once, so its time does not include the disk. A push reads the file twice (SHA-256 first, about 0.6 s per GiB, since the manifest and `UploadOpen` carry the hash), hashes it on both ends and waits for the disk before each acknowledgement; a pull fsyncs before the rename. So 1.5× rsync would need the whole file made durable in two thirds of the time rsync takes to copy it into the cache: compare the `dd` row (the same bytes made durable) with the rsync rows of the same run. The `--fsync` rows are the comparison at equal durability. This machine's disk changes speed from minute to minute (a synced 1 GiB write took from 0.8 s to 6 s on the same day), so only ratios within one repetition mean much.";
+
+/// Flushes every dirty page to disk, so that a timed step neither pays for
+/// the write-back of the step before it nor leaves its own to the next one.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
 
 fn timed(mut cmd: Command) -> Result<Duration, String> {
+    settle();
     let started = Instant::now();
     let out = cmd
         .stdout(Stdio::null())
@@ -190,6 +197,16 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
         "rsync's checksum, no fsync",
         bytes,
     );
+    let mut rsync_push_synced = Series::new(
+        "rsync --whole-file --fsync push (daemon)",
+        "rsync's checksum, fsync at the end",
+        bytes,
+    );
+    let mut rsync_pull_synced = Series::new(
+        "rsync --whole-file --fsync pull (daemon)",
+        "rsync's checksum, fsync at the end",
+        bytes,
+    );
     let mut push = Series::new(
         "statesync push",
         "SHA-256 both ends, fsync before ack",
@@ -211,17 +228,33 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
         let _ = std::fs::remove_file(&copy);
 
         if let Some(daemon) = &daemon {
-            let _ = std::fs::remove_file(rsync_dir.join(name));
-            let mut cmd = Command::new("rsync");
-            cmd.arg("--whole-file").arg(&file).arg(daemon.url(""));
-            rsync_push.record(timed(cmd));
-            let dest = work.join("rsync-pulled");
-            let _ = std::fs::remove_dir_all(&dest);
-            std::fs::create_dir_all(&dest).expect("dest dir");
-            let mut cmd = Command::new("rsync");
-            cmd.arg("--whole-file").arg(daemon.url(name)).arg(&dest);
-            rsync_pull.record(timed(cmd));
-            let _ = std::fs::remove_dir_all(&dest);
+            let runs = [
+                (&mut rsync_push, &mut rsync_pull, None),
+                (
+                    &mut rsync_push_synced,
+                    &mut rsync_pull_synced,
+                    Some("--fsync"),
+                ),
+            ];
+            for (push_series, pull_series, extra) in runs {
+                let _ = std::fs::remove_file(rsync_dir.join(name));
+                let mut cmd = Command::new("rsync");
+                cmd.arg("--whole-file")
+                    .args(extra)
+                    .arg(&file)
+                    .arg(daemon.url(""));
+                push_series.record(timed(cmd));
+                let dest = work.join("rsync-pulled");
+                let _ = std::fs::remove_dir_all(&dest);
+                std::fs::create_dir_all(&dest).expect("dest dir");
+                let mut cmd = Command::new("rsync");
+                cmd.arg("--whole-file")
+                    .args(extra)
+                    .arg(daemon.url(name))
+                    .arg(&dest);
+                pull_series.record(timed(cmd));
+                let _ = std::fs::remove_dir_all(&dest);
+            }
         }
 
         let server = ServerProcess::start(Profile::Release, &[]);
@@ -246,13 +279,23 @@ fn run_blocking(work: &Path, bytes: u64, reps: usize) -> Vec<Row> {
     push.row.note = join_notes(&[
         push.row.note.clone(),
         ratio_note(&push, &rsync_push, "× rsync push"),
+        ratio_note(&push, &rsync_push_synced, "× rsync --fsync push"),
         ratio_note(&push, &dd, "× dd's synced write"),
     ]);
     pull.row.note = join_notes(&[
         pull.row.note.clone(),
         ratio_note(&pull, &rsync_pull, "× rsync pull"),
+        ratio_note(&pull, &rsync_pull_synced, "× rsync --fsync pull"),
     ]);
-    vec![dd.row, rsync_push.row, push.row, rsync_pull.row, pull.row]
+    vec![
+        dd.row,
+        rsync_push.row,
+        rsync_push_synced.row,
+        push.row,
+        rsync_pull.row,
+        rsync_pull_synced.row,
+        pull.row,
+    ]
 }
 
 #[cfg(test)]
