@@ -9,7 +9,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use proto_core::{ClientMessage, ErrorCode, ListFilter, ServerMessage, UploadState};
@@ -219,18 +218,16 @@ fn a_full_disk_fails_the_upload_clearly_serves_nothing_partial_and_resumes_once_
     // The operator frees space: the same server takes the upload again (it resumes at what
     // was stored) and it completes with the right hash.
     std::fs::remove_file(&ballast).unwrap();
-    let started = Instant::now();
-    let record = loop {
+    let record = eventually("the upload to resume", || {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d1.upload("big.bin", &big)))
         {
-            Ok(record) => break record,
+            Ok(record) => Some(record),
             Err(_) => {
-                assert!(started.elapsed() < WAIT, "the upload never resumed");
-                std::thread::sleep(Duration::from_millis(100));
                 d1 = server.connect("d1", &k1);
+                None
             }
         }
-    };
+    });
     assert_eq!(record.state, UploadState::Uploaded);
     assert_eq!(record.hash, hash(&big));
     assert_eq!(d2.download("big.bin", false).unwrap(), big);
@@ -271,20 +268,16 @@ fn a_read_only_data_directory_refuses_writes_clearly_keeps_serving_reads_and_rec
 
     // Writable again: the same server takes the upload.
     disk.writable();
-    let started = Instant::now();
-    loop {
-        match upload_until_error(&mut d1, "fresh.bin", &fresh) {
-            None => break,
-            Some(refused) => {
-                assert!(
-                    started.elapsed() < WAIT,
-                    "still refused after the disk came back: {}",
-                    refused.message
-                );
-                std::thread::sleep(Duration::from_millis(100));
+    eventually(
+        "the upload to be taken after the disk came back",
+        || match upload_until_error(&mut d1, "fresh.bin", &fresh) {
+            None => Some(()),
+            Some(refusal) => {
+                eprintln!("still refused: {}", refusal.message);
+                None
             }
-        }
-    }
+        },
+    );
     assert_eq!(d2.download("fresh.bin", false).unwrap(), fresh);
 
     // Starting on a read-only directory is a clear error, not a crash later.

@@ -12,6 +12,11 @@
 #[allow(dead_code)]
 mod server;
 
+#[path = "../../proto-core/fuzz/src/corpus.rs"]
+mod corpus;
+
+use corpus::files_in;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,18 +28,6 @@ static PANICS: AtomicUsize = AtomicUsize::new(0);
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto-core/fuzz")
-}
-
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("a readable directory").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 #[test]

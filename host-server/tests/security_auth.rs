@@ -269,20 +269,15 @@ fn keys_are_never_shown_by_device_list_nor_written_to_the_log() {
     assert!(!log.contains(&hex_key), "the log never holds the key");
 }
 
-/// Reads the server log until `needle` shows up (the log is written as things happen).
-fn log_shows(server: &Server, needle: &str) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < WAIT {
+/// Waits until the server log has a line with `needle` (the log is written as things happen).
+fn await_log_line(server: &Server, needle: &str) {
+    eventually(&format!("a log line with `{needle}`"), || {
         let file = std::fs::File::open(server.data.with_extension("log")).unwrap();
-        if BufReader::new(file)
+        BufReader::new(file)
             .lines()
             .any(|l| l.is_ok_and(|l| l.contains(needle)))
-        {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+            .then_some(())
+    });
 }
 
 #[test]
@@ -317,10 +312,7 @@ fn removing_or_rekeying_a_device_ends_its_live_sessions() {
     old.wait(|frame| matches!(frame.message, ServerMessage::Goodbye { .. }).then_some(()));
     old.expect_closed();
     server.connect("rekeyed", &new_key).bye();
-    assert!(log_shows(
-        &server,
-        "ending sessions of removed or re-keyed devices"
-    ));
+    await_log_line(&server, "ending sessions of removed or re-keyed devices");
 
     let id = bystander.request(ClientMessage::Ping);
     bystander

@@ -17,21 +17,6 @@ fn ping(client: &mut Client) {
         .expect("the session answers");
 }
 
-/// Retries `f` until it returns `Some` or `WAIT` passes (limits are released asynchronously).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "{what} did not happen in {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
 #[test]
 fn the_session_cap_holds_under_a_flood_and_frees_up_afterwards() {
     let server = Server::start(&["--max-sessions", "8"]);

@@ -9,23 +9,15 @@
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
+#[path = "../fuzz/src/corpus.rs"]
+mod corpus;
+
+use corpus::files_in;
+
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
-}
-
-/// The files directly in `dir`, sorted; none if it does not exist.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("a readable directory").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 fn replay(file: &Path, harnesses: &[(&str, harness::Harness)]) {

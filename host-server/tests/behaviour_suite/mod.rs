@@ -7,15 +7,22 @@ use crate::BACKEND;
 use proto_core::model::{HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
+/// Registers devices `d1` and `d2` and returns their keys.
 fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
     (server.add_device("d1"), server.add_device("d2"))
+}
+
+/// A fresh server on the suite's backend with `d1` and `d2` registered: the server and their keys.
+fn server_with_two_devices() -> (Server, Vec<u8>, Vec<u8>) {
+    let server = Server::start_on(BACKEND, &[]);
+    let (k1, k2) = two_devices(&server);
+    (server, k1, k2)
 }
 
 /// §1.1: a manifest creates N records in `01` at once, visible to everyone.
 #[test]
 fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uploaded() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     let files: [(&str, &[u8]); 3] = [
         ("photos/a.jpg", b"aaa"),
@@ -43,8 +50,7 @@ fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uplo
 /// §1.2 and §1.3: a direct upload creates the record in `10`, `received` grows, then `11`.
 #[test]
 fn direct_upload_goes_from_uploading_to_uploaded_live() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut watcher = server.connect("d2", &k2);
     watcher.subscribe(ListFilter::All, 0);
     let mut d1 = server.connect("d1", &k1);
@@ -70,8 +76,7 @@ fn direct_upload_goes_from_uploading_to_uploaded_live() {
 /// §1.3: interruption → `00` with reason and `received` kept → resume at `received` → `11`.
 #[test]
 fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let bytes = content(2 << 20, 7);
     let half = (bytes.len() / 2) as u64;
 
@@ -114,8 +119,7 @@ fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
 /// §1.3: an abort is `00` with its reason; a hash mismatch is `00` with "hash mismatch".
 #[test]
 fn abort_and_hash_mismatch_are_failed_with_a_reason() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
 
     let bytes = content(100_000, 3);
@@ -148,8 +152,7 @@ fn abort_and_hash_mismatch_are_failed_with_a_reason() {
 /// Transfers: a chunk beyond the contiguous end reveals a lost frame; the gap is reported once.
 #[test]
 fn a_lost_chunk_is_reported_as_missing_and_filled_in() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(30_000, 9);
     let (id, opened) = d1.open_upload("gap.bin", &bytes).unwrap();
@@ -177,8 +180,7 @@ fn a_lost_chunk_is_reported_as_missing_and_filled_in() {
 /// §1.4 and §1.5: list since a revision, with both filters.
 #[test]
 fn list_since_revision_with_all_and_uploaded_only() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     d1.announce("b", &[("x.txt", b"x"), ("y.txt", b"yy")])
         .unwrap();
@@ -208,8 +210,7 @@ fn list_since_revision_with_all_and_uploaded_only() {
 /// §1.4: subscribers get changes as they happen, and the full list periodically.
 #[test]
 fn subscription_pushes_changes_and_the_full_list_periodically() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d2 = server.connect("d2", &k2);
     d2.subscribe(ListFilter::UploadedOnly, 1);
     let mut d1 = server.connect("d1", &k1);
@@ -237,8 +238,7 @@ fn subscription_pushes_changes_and_the_full_list_periodically() {
 /// §1.6: a download of an unfinished file is rejected with its state, then notified and served.
 #[test]
 fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let bytes = content(500_000, 5);
     let mut d1 = server.connect("d1", &k1);
     let (id, opened) = d1.open_upload("fw.bin", &bytes).unwrap();
@@ -314,8 +314,7 @@ fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::Dow
 /// §1.6: a notification for a silent device is queued and arrives right after its next Welcome.
 #[test]
 fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     d1.announce("b", &[("later.bin", b"later")]).unwrap();
     let mut d2 = server.connect("d2", &k2);
@@ -347,8 +346,7 @@ fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
 /// §1.7: presence, last seen, link kind, history of joins and leaves; a silent device's files stay visible.
 #[test]
 fn silent_device_files_stay_visible_and_presence_is_in_history() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d2 = server.connect("d2", &k2);
     d2.subscribe(ListFilter::All, 0);
     let mut d1 = server.connect("d1", &k1);
@@ -397,8 +395,7 @@ fn silent_device_files_stay_visible_and_presence_is_in_history() {
 /// §1.8: only the owner may delete (unless allowed); deletion removes record and blob.
 #[test]
 fn delete_is_for_the_owner_and_removes_record_and_blob() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     d1.upload("gone.txt", b"bye bye");
     let mut d2 = server.connect("d2", &k2);
@@ -438,8 +435,7 @@ fn foreign_delete_is_allowed_when_the_server_says_so() {
 /// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect).
 #[test]
 fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     d1.upload("again.txt", b"v1");
     let mut d2 = server.connect("d2", &k2);
@@ -471,8 +467,7 @@ fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
 /// §1.9: overlapping batches: same name and hash is one record; different hash is a conflict, never overwritten.
 #[test]
 fn overlapping_batches_merge_and_conflicts_are_flagged_not_overwritten() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, k2) = two_devices(&server);
+    let (server, k1, k2) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     d1.announce(
         "shared",
@@ -569,8 +564,7 @@ fn many_devices_at_once() {
 /// Names from devices are validated: nothing outside the data directory, clear errors.
 #[test]
 fn bad_names_are_refused() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     for name in [
         "../escape.txt",
@@ -842,7 +836,7 @@ fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
     let server = Server::start_in_on(&data, database, &[]);
     let mut d1 = server.connect("d1", &key);
     // At once on SQLite; on a shared database once the killed server's lease ran out.
-    let record = wait_for(|| {
+    let record = eventually("the interrupted upload to be failed", || {
         d1.record("crash.bin")
             .filter(|r| r.state == UploadState::Failed)
     });
@@ -861,8 +855,7 @@ fn acknowledged_bytes_survive_a_crash_and_the_upload_resumes() {
 /// A repeated `UploadOpen` on the same session (its answer was lost) is answered again, not refused.
 #[test]
 fn a_repeated_upload_open_is_answered_again() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(40_000, 6);
     let (id, opened) = d1.open_upload("twice.bin", &bytes).unwrap();
@@ -960,8 +953,7 @@ fn download_respects_the_window_and_resends_a_missing_range() {
 /// the old upload can never mark the new record `11`.
 #[test]
 fn content_replaced_during_an_upload_is_never_marked_uploaded() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let old = content(80_000, 1);
     let new = content(80_000, 2);
     let mut uploader = server.connect("d1", &k1);
@@ -995,8 +987,7 @@ fn content_replaced_during_an_upload_is_never_marked_uploaded() {
 /// Two names with the same content share one blob; deleting one keeps the other whole.
 #[test]
 fn deleting_one_of_two_identical_files_keeps_the_shared_blob() {
-    let server = Server::start_on(BACKEND, &[]);
-    let (k1, _) = two_devices(&server);
+    let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(10_000, 4);
     d1.upload("copy-a.bin", &bytes);

@@ -226,8 +226,10 @@ impl Drop for Server {
     }
 }
 
-/// Calls `f` until it returns something, for at most [`WAIT`].
-pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+/// Calls `f` until it returns something, for at most [`WAIT`]: for state the
+/// server changes on its own time (a lease running out, a slot freed, a log
+/// line written), which no frame of the test's own session announces.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(value) = f() {
@@ -235,9 +237,9 @@ pub fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
         }
         assert!(
             Instant::now() < deadline,
-            "condition not met within {WAIT:?}"
+            "{what} did not happen in {WAIT:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
