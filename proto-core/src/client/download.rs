@@ -288,7 +288,8 @@ impl Download {
         if self.ack_deadline.is_some_and(|at| now >= at) {
             self.ack_due = true;
         }
-        if self.phase == DownloadPhase::Receiving && now >= self.last_data_ms + self.stall_ms(rto_ms)
+        if self.phase == DownloadPhase::Receiving
+            && now >= self.last_data_ms + self.stall_ms(rto_ms)
         {
             match self.held.first() {
                 Some((start, _)) => {
@@ -502,7 +503,13 @@ mod tests {
             // Frames every 10 ms, the one at 1000 lost.
             for (at, offset) in [(10, 0), (20, 500), (40, 1500)] {
                 download
-                    .on_data(offset, &data[offset as usize..][..500], at, 1000, &mut store)
+                    .on_data(
+                        offset,
+                        &data[offset as usize..][..500],
+                        at,
+                        1000,
+                        &mut store,
+                    )
                     .unwrap();
             }
             download.take_ack();
