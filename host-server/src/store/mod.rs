@@ -12,6 +12,7 @@
 //! other servers' changes, wake-ups and sessions.
 
 mod codes;
+mod ledger;
 pub mod postgres;
 mod schema;
 pub mod sqlite;

@@ -19,13 +19,13 @@ use super::codes::{
     download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
     kind_to_sql, link_from_sql, link_to_sql,
 };
+use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
     Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceRow, DownloadGate, DownloadRow,
     HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError,
     StoreResult, UploadOpening,
 };
-use crate::reconcile::{reconcile, Existing, Reconciliation};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "statesync.db";
@@ -86,10 +86,10 @@ impl SqliteStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+    fn write<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
+        let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let value = f(&mut tx)?;
         tx.commit()?;
         Ok(value)
     }
@@ -229,44 +229,6 @@ fn hex(hash: &ContentHash) -> String {
     hash.to_string()
 }
 
-/// Flags `record` as conflicting with `device`'s announcement and logs it.
-fn flag_conflict(
-    tx: &Transaction<'_>,
-    record: &RecordRow,
-    device: &str,
-    batch: u64,
-    file: &Announced,
-    now: u64,
-) -> StoreResult<Option<RecordRow>> {
-    tx.execute(
-        "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![record.id, device, batch, file.size, &file.hash.0[..], now],
-    )?;
-    history(
-        tx,
-        device,
-        HistoryKind::Conflict,
-        &record.name,
-        &format!(
-            "announced with hash {} ({} bytes); kept {}'s hash {}",
-            hex(&file.hash),
-            file.size,
-            record.owner,
-            hex(&record.hash)
-        ),
-        now,
-    )?;
-    if record.conflict {
-        return Ok(None);
-    }
-    let revision = bump(tx)?;
-    tx.execute(
-        "UPDATE records SET conflict = 1, revision = ?2, updated_at = ?3 WHERE id = ?1",
-        params![record.id, revision, now],
-    )?;
-    Ok(Some(record_by_id(tx, record.id)?))
-}
-
 fn insert_record(
     tx: &Transaction<'_>,
     file: &Announced,
@@ -335,6 +297,105 @@ fn set_state(
         return Err(StoreError::NoSuchRecord(format!("#{id}")));
     }
     record_by_id(tx, id)
+}
+
+impl Ledger for Transaction<'_> {
+    fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        record_by_name(self, name)
+    }
+
+    fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow> {
+        same_content(self, id, hash)
+    }
+
+    fn insert_record(
+        &mut self,
+        file: &Announced,
+        state: UploadState,
+        owner: &str,
+        batch: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        insert_record(self, file, state, owner, batch, now)
+    }
+
+    fn replace_content(
+        &mut self,
+        id: u64,
+        file: &Announced,
+        state: UploadState,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        replace_content(self, id, file, state, now)
+    }
+
+    fn insert_conflict(
+        &mut self,
+        record: u64,
+        device: &str,
+        batch: u64,
+        file: &Announced,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![record, device, batch, file.size, &file.hash.0[..], now],
+        )?;
+        Ok(())
+    }
+
+    fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
+        let revision = bump(self)?;
+        self.execute(
+            "UPDATE records SET conflict = 1, revision = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, revision, now],
+        )?;
+        record_by_id(self, id)
+    }
+
+    fn set_state(
+        &mut self,
+        id: u64,
+        state: UploadState,
+        received: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        set_state(self, id, state, received, reason, now)
+    }
+
+    fn history(
+        &mut self,
+        device: &str,
+        kind: HistoryKind,
+        subject: &str,
+        detail: &str,
+        now: u64,
+    ) -> StoreResult<u64> {
+        history(self, device, kind, subject, detail, now)
+    }
+
+    fn insert_batch(
+        &mut self,
+        name: &str,
+        owner: &str,
+        expected: u64,
+        now: u64,
+    ) -> StoreResult<u64> {
+        self.execute(
+            "INSERT INTO batches (name, owner, expected, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, owner, expected, now],
+        )?;
+        Ok(self.last_insert_rowid() as u64)
+    }
+
+    fn add_batch_member(&mut self, batch: u64, record: u64) -> StoreResult<()> {
+        self.execute(
+            "INSERT OR IGNORE INTO batch_members (batch, record) VALUES (?1, ?2)",
+            params![batch, record],
+        )?;
+        Ok(())
+    }
 }
 
 impl Store for SqliteStore {
@@ -449,121 +510,11 @@ impl Store for SqliteStore {
         entries: &[Announced],
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO batches (name, owner, expected, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![batch, owner, entries.len() as i64, now],
-            )?;
-            let batch_id = tx.last_insert_rowid() as u64;
-            history(
-                tx,
-                owner,
-                HistoryKind::BatchAnnounced,
-                batch,
-                &format!("{} files", entries.len()),
-                now,
-            )?;
-            let mut outcome = BatchOutcome {
-                batch: batch_id,
-                records: 0,
-                conflicts: 0,
-                changed: Vec::new(),
-                replaced: Vec::new(),
-            };
-            for file in entries {
-                let existing = record_by_name(tx, &file.name)?;
-                let decision = reconcile(
-                    existing.as_ref().map(|r| Existing {
-                        owner: &r.owner,
-                        hash: r.hash,
-                        size: r.size,
-                    }),
-                    owner,
-                    file.hash,
-                    file.size,
-                );
-                let member = match (decision, existing) {
-                    (Reconciliation::Create, _) | (_, None) => {
-                        let record =
-                            insert_record(tx, file, UploadState::Needed, owner, batch_id, now)?;
-                        let id = record.id;
-                        outcome.changed.push(record);
-                        Some(id)
-                    }
-                    (Reconciliation::Join, Some(record)) => Some(record.id),
-                    (Reconciliation::Replace, Some(record)) => {
-                        outcome.replaced.push((record.id, record.hash));
-                        let record =
-                            replace_content(tx, record.id, file, UploadState::Needed, now)?;
-                        let id = record.id;
-                        outcome.changed.push(record);
-                        Some(id)
-                    }
-                    (Reconciliation::Conflict, Some(record)) => {
-                        outcome.conflicts += 1;
-                        if let Some(flagged) =
-                            flag_conflict(tx, &record, owner, batch_id, file, now)?
-                        {
-                            outcome.changed.push(flagged);
-                        }
-                        None
-                    }
-                };
-                if let Some(record) = member {
-                    outcome.records += 1;
-                    tx.execute(
-                        "INSERT OR IGNORE INTO batch_members (batch, record) VALUES (?1, ?2)",
-                        params![batch_id, record],
-                    )?;
-                }
-            }
-            // A name listed twice in one manifest yields one record: publish its last state once.
-            outcome.changed.reverse();
-            let mut seen = std::collections::HashSet::new();
-            outcome.changed.retain(|r| seen.insert(r.id));
-            outcome.changed.reverse();
-            Ok(outcome)
-        })
+        self.write(|tx| ledger::announce_batch(tx, owner, batch, entries, now))
     }
 
     fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening> {
-        self.write(|tx| {
-            let existing = record_by_name(tx, &file.name)?;
-            let decision = reconcile(
-                existing.as_ref().map(|r| Existing {
-                    owner: &r.owner,
-                    hash: r.hash,
-                    size: r.size,
-                }),
-                device,
-                file.hash,
-                file.size,
-            );
-            Ok(match (decision, existing) {
-                (Reconciliation::Create, _) | (_, None) => UploadOpening::Ready {
-                    record: insert_record(tx, file, UploadState::Uploading, device, 0, now)?,
-                    changed: true,
-                    replaced: None,
-                },
-                (Reconciliation::Join, Some(record)) if record.state.is_uploaded() => {
-                    UploadOpening::AlreadyUploaded(record)
-                }
-                (Reconciliation::Join, Some(record)) => UploadOpening::Ready {
-                    record,
-                    changed: false,
-                    replaced: None,
-                },
-                (Reconciliation::Replace, Some(record)) => UploadOpening::Ready {
-                    record: replace_content(tx, record.id, file, UploadState::Uploading, now)?,
-                    changed: true,
-                    replaced: Some(record.hash),
-                },
-                (Reconciliation::Conflict, Some(record)) => {
-                    let flagged = flag_conflict(tx, &record, device, 0, file, now)?;
-                    UploadOpening::Conflict(flagged.unwrap_or(record))
-                }
-            })
-        })
+        self.write(|tx| ledger::open_upload(tx, device, file, now))
     }
 
     fn upload_progress(
@@ -573,10 +524,7 @@ impl Store for SqliteStore {
         received: u64,
         now: u64,
     ) -> StoreResult<RecordRow> {
-        self.write(|tx| {
-            same_content(tx, id, hash)?;
-            set_state(tx, id, UploadState::Uploading, received, "", now)
-        })
+        self.write(|tx| ledger::upload_progress(tx, id, hash, received, now))
     }
 
     fn upload_failed(
@@ -588,19 +536,7 @@ impl Store for SqliteStore {
         reason: &str,
         now: u64,
     ) -> StoreResult<RecordRow> {
-        self.write(|tx| {
-            same_content(tx, id, hash)?;
-            let record = set_state(tx, id, UploadState::Failed, received, reason, now)?;
-            history(
-                tx,
-                device,
-                HistoryKind::UploadFailed,
-                &record.name,
-                &format!("{reason} at {received} of {} bytes", record.size),
-                now,
-            )?;
-            Ok(record)
-        })
+        self.write(|tx| ledger::upload_failed(tx, id, hash, device, received, reason, now))
     }
 
     fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>> {

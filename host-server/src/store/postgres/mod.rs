@@ -46,13 +46,13 @@ use super::codes::{
     download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
     kind_to_sql, link_from_sql, link_to_sql,
 };
+use super::ledger::{self, Ledger};
 use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, DeletedRecord,
     Deletion, DeviceRow, DownloadGate, DownloadRow, ForeignChanges, HistoryRow, Notification,
     NotificationKind, RecordPage, RecordRow, Retried, SharedStore, Store, StoreError, StoreResult,
     UploadOpening,
 };
-use crate::reconcile::{reconcile, Existing, Reconciliation};
 
 const RECORD_COLUMNS: &str =
     "id, name, kind, size, hash, state, received, owner, batch, revision, updated_at, conflict, reason";
@@ -161,6 +161,106 @@ impl Work<'_> {
     }
 }
 
+impl Ledger for Work<'_> {
+    fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        record_by_name(&mut self.tx, name)
+    }
+
+    fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow> {
+        same_content(self, id, hash)
+    }
+
+    fn insert_record(
+        &mut self,
+        file: &Announced,
+        state: UploadState,
+        owner: &str,
+        batch: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        insert_record(self, file, state, owner, batch, now)
+    }
+
+    fn replace_content(
+        &mut self,
+        id: u64,
+        file: &Announced,
+        state: UploadState,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        replace_content(self, id, file, state, now)
+    }
+
+    fn insert_conflict(
+        &mut self,
+        record: u64,
+        device: &str,
+        batch: u64,
+        file: &Announced,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&int(record), &device, &int(batch), &int(file.size), &&file.hash.0[..], &int(now)],
+        )?;
+        Ok(())
+    }
+
+    fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
+        let revision = self.bump()?;
+        let me = self.me;
+        self.execute(
+            "UPDATE records SET conflict = TRUE, revision = $2, updated_at = $3, origin = $4 WHERE id = $1",
+            &[&int(id), &int(revision), &int(now), &me],
+        )?;
+        record_by_id(&mut self.tx, id)
+    }
+
+    fn set_state(
+        &mut self,
+        id: u64,
+        state: UploadState,
+        received: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        set_state(self, id, state, received, reason, now)
+    }
+
+    fn history(
+        &mut self,
+        device: &str,
+        kind: HistoryKind,
+        subject: &str,
+        detail: &str,
+        now: u64,
+    ) -> StoreResult<u64> {
+        history(self, device, kind, subject, detail, now)
+    }
+
+    fn insert_batch(
+        &mut self,
+        name: &str,
+        owner: &str,
+        expected: u64,
+        now: u64,
+    ) -> StoreResult<u64> {
+        let row = self.tx.query_one(
+            "INSERT INTO batches (name, owner, expected, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[&name, &owner, &int(expected), &int(now)],
+        )?;
+        Ok(get_u64(&row, 0)?)
+    }
+
+    fn add_batch_member(&mut self, batch: u64, record: u64) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO batch_members (batch, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&int(batch), &int(record)],
+        )?;
+        Ok(())
+    }
+}
+
 fn get_u64(row: &Row, index: usize) -> Result<u64, postgres::Error> {
     Ok(row.try_get::<_, i64>(index)?.max(0) as u64)
 }
@@ -264,41 +364,6 @@ fn blob_unused(tx: &mut Db<'_>, hash: &ContentHash) -> StoreResult<bool> {
 /// `upload_server` for a record entering `state`: this server while uploading.
 fn uploader<'a>(w: &Work<'a>, state: UploadState) -> Option<&'a str> {
     (state == UploadState::Uploading).then_some(w.me)
-}
-
-fn flag_conflict(
-    w: &mut Work<'_>,
-    record: &RecordRow,
-    device: &str,
-    batch: u64,
-    file: &Announced,
-    now: u64,
-) -> StoreResult<Option<RecordRow>> {
-    w.execute(
-        "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[&int(record.id), &device, &int(batch), &int(file.size), &&file.hash.0[..], &int(now)],
-    )?;
-    history(
-        w,
-        device,
-        HistoryKind::Conflict,
-        &record.name,
-        &format!(
-            "announced with hash {} ({} bytes); kept {}'s hash {}",
-            file.hash, file.size, record.owner, record.hash
-        ),
-        now,
-    )?;
-    if record.conflict {
-        return Ok(None);
-    }
-    let revision = w.bump()?;
-    let me = w.me;
-    w.execute(
-        "UPDATE records SET conflict = TRUE, revision = $2, updated_at = $3, origin = $4 WHERE id = $1",
-        &[&int(record.id), &int(revision), &int(now), &me],
-    )?;
-    Ok(Some(record_by_id(&mut w.tx, record.id)?))
 }
 
 fn insert_record(
@@ -710,119 +775,11 @@ impl Store for PostgresStore {
         entries: &[Announced],
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|w| {
-            let row = w.tx.query_one(
-                "INSERT INTO batches (name, owner, expected, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&batch, &owner, &int(entries.len() as u64), &int(now)],
-            )?;
-            let batch_id = get_u64(&row, 0)?;
-            history(
-                w,
-                owner,
-                HistoryKind::BatchAnnounced,
-                batch,
-                &format!("{} files", entries.len()),
-                now,
-            )?;
-            let mut outcome = BatchOutcome {
-                batch: batch_id,
-                records: 0,
-                conflicts: 0,
-                changed: Vec::new(),
-                replaced: Vec::new(),
-            };
-            for file in entries {
-                let existing = record_by_name(&mut w.tx, &file.name)?;
-                let decision = reconcile(
-                    existing.as_ref().map(|r| Existing {
-                        owner: &r.owner,
-                        hash: r.hash,
-                        size: r.size,
-                    }),
-                    owner,
-                    file.hash,
-                    file.size,
-                );
-                let member = match (decision, existing) {
-                    (Reconciliation::Create, _) | (_, None) => {
-                        let record =
-                            insert_record(w, file, UploadState::Needed, owner, batch_id, now)?;
-                        let id = record.id;
-                        outcome.changed.push(record);
-                        Some(id)
-                    }
-                    (Reconciliation::Join, Some(record)) => Some(record.id),
-                    (Reconciliation::Replace, Some(record)) => {
-                        outcome.replaced.push((record.id, record.hash));
-                        let record = replace_content(w, record.id, file, UploadState::Needed, now)?;
-                        let id = record.id;
-                        outcome.changed.push(record);
-                        Some(id)
-                    }
-                    (Reconciliation::Conflict, Some(record)) => {
-                        outcome.conflicts += 1;
-                        if let Some(flagged) = flag_conflict(w, &record, owner, batch_id, file, now)?
-                        {
-                            outcome.changed.push(flagged);
-                        }
-                        None
-                    }
-                };
-                if let Some(record) = member {
-                    outcome.records += 1;
-                    w.execute(
-                        "INSERT INTO batch_members (batch, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        &[&int(batch_id), &int(record)],
-                    )?;
-                }
-            }
-            // A name listed twice in one manifest yields one record: publish its last state once.
-            outcome.changed.reverse();
-            let mut seen = std::collections::HashSet::new();
-            outcome.changed.retain(|r| seen.insert(r.id));
-            outcome.changed.reverse();
-            Ok(outcome)
-        })
+        self.write(|w| ledger::announce_batch(w, owner, batch, entries, now))
     }
 
     fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening> {
-        self.write(|w| {
-            let existing = record_by_name(&mut w.tx, &file.name)?;
-            let decision = reconcile(
-                existing.as_ref().map(|r| Existing {
-                    owner: &r.owner,
-                    hash: r.hash,
-                    size: r.size,
-                }),
-                device,
-                file.hash,
-                file.size,
-            );
-            Ok(match (decision, existing) {
-                (Reconciliation::Create, _) | (_, None) => UploadOpening::Ready {
-                    record: insert_record(w, file, UploadState::Uploading, device, 0, now)?,
-                    changed: true,
-                    replaced: None,
-                },
-                (Reconciliation::Join, Some(record)) if record.state.is_uploaded() => {
-                    UploadOpening::AlreadyUploaded(record)
-                }
-                (Reconciliation::Join, Some(record)) => UploadOpening::Ready {
-                    record,
-                    changed: false,
-                    replaced: None,
-                },
-                (Reconciliation::Replace, Some(record)) => UploadOpening::Ready {
-                    record: replace_content(w, record.id, file, UploadState::Uploading, now)?,
-                    changed: true,
-                    replaced: Some(record.hash),
-                },
-                (Reconciliation::Conflict, Some(record)) => {
-                    let flagged = flag_conflict(w, &record, device, 0, file, now)?;
-                    UploadOpening::Conflict(flagged.unwrap_or(record))
-                }
-            })
-        })
+        self.write(|w| ledger::open_upload(w, device, file, now))
     }
 
     fn upload_progress(
@@ -832,10 +789,7 @@ impl Store for PostgresStore {
         received: u64,
         now: u64,
     ) -> StoreResult<RecordRow> {
-        self.write(|w| {
-            same_content(w, id, hash)?;
-            set_state(w, id, UploadState::Uploading, received, "", now)
-        })
+        self.write(|w| ledger::upload_progress(w, id, hash, received, now))
     }
 
     fn upload_failed(
@@ -847,19 +801,7 @@ impl Store for PostgresStore {
         reason: &str,
         now: u64,
     ) -> StoreResult<RecordRow> {
-        self.write(|w| {
-            same_content(w, id, hash)?;
-            let record = set_state(w, id, UploadState::Failed, received, reason, now)?;
-            history(
-                w,
-                device,
-                HistoryKind::UploadFailed,
-                &record.name,
-                &format!("{reason} at {received} of {} bytes", record.size),
-                now,
-            )?;
-            Ok(record)
-        })
+        self.write(|w| ledger::upload_failed(w, id, hash, device, received, reason, now))
     }
 
     fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>> {

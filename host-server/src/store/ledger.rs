@@ -1,0 +1,251 @@
+//! The store logic both SQL backends share, written once over [`Ledger`]:
+//! announcing a batch, opening an upload and recording its progress or
+//! failure. A backend provides the steps (find, insert, replace, flag a
+//! record, set its state, log history, keep batches) inside its own write
+//! transaction — SQLite's `Transaction`, PostgreSQL's `Work` — and its
+//! [`super::Store`] methods call the functions here.
+
+use proto_core::model::HistoryKind;
+use proto_core::{ContentHash, UploadState};
+
+use super::{Announced, BatchOutcome, RecordRow, StoreResult, UploadOpening};
+use crate::reconcile::{reconcile, Existing, Reconciliation};
+
+/// The steps on records, batches and history a backend provides inside one
+/// write transaction.
+pub(crate) trait Ledger {
+    /// The record named `name`, if there is one.
+    fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Record `id`, if it still has content `hash` (else `ContentChanged`).
+    fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow>;
+    /// A new record for `file` in `state`, owned by `owner`, in `batch` (0 for none).
+    fn insert_record(
+        &mut self,
+        file: &Announced,
+        state: UploadState,
+        owner: &str,
+        batch: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
+    /// Record `id` with `file`'s kind, size and hash, in `state`, nothing received.
+    fn replace_content(
+        &mut self,
+        id: u64,
+        file: &Announced,
+        state: UploadState,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
+    /// Keeps `device`'s announcement of `file` that conflicts with record `record`.
+    fn insert_conflict(
+        &mut self,
+        record: u64,
+        device: &str,
+        batch: u64,
+        file: &Announced,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// Flags record `id` as conflicting.
+    fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow>;
+    /// Record `id` in `state` with `received` bytes and `reason`.
+    fn set_state(
+        &mut self,
+        id: u64,
+        state: UploadState,
+        received: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
+    /// Appends a history entry and returns its sequence number.
+    fn history(
+        &mut self,
+        device: &str,
+        kind: HistoryKind,
+        subject: &str,
+        detail: &str,
+        now: u64,
+    ) -> StoreResult<u64>;
+    /// A new batch named `name` of `expected` files; its id.
+    fn insert_batch(
+        &mut self,
+        name: &str,
+        owner: &str,
+        expected: u64,
+        now: u64,
+    ) -> StoreResult<u64>;
+    /// Makes `record` a member of `batch` (once).
+    fn add_batch_member(&mut self, batch: u64, record: u64) -> StoreResult<()>;
+}
+
+/// What an announcement finds for one file.
+fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResult<Decision> {
+    let existing = ledger.record_by_name(&file.name)?;
+    let decision = reconcile(
+        existing.as_ref().map(|r| Existing {
+            owner: &r.owner,
+            hash: r.hash,
+            size: r.size,
+        }),
+        owner,
+        file.hash,
+        file.size,
+    );
+    Ok(Decision(decision, existing))
+}
+
+/// A reconciliation and the record it was made against.
+struct Decision(Reconciliation, Option<RecordRow>);
+
+/// Keeps `device`'s announcement of `file` that conflicts with `record`,
+/// logs it, and flags the record; the record if it was not flagged already.
+fn flag_conflict(
+    ledger: &mut impl Ledger,
+    record: &RecordRow,
+    device: &str,
+    batch: u64,
+    file: &Announced,
+    now: u64,
+) -> StoreResult<Option<RecordRow>> {
+    ledger.insert_conflict(record.id, device, batch, file, now)?;
+    ledger.history(
+        device,
+        HistoryKind::Conflict,
+        &record.name,
+        &format!(
+            "announced with hash {} ({} bytes); kept {}'s hash {}",
+            file.hash, file.size, record.owner, record.hash
+        ),
+        now,
+    )?;
+    if record.conflict {
+        return Ok(None);
+    }
+    ledger.mark_conflict(record.id, now).map(Some)
+}
+
+/// [`super::Store::announce_batch`].
+pub(crate) fn announce_batch(
+    ledger: &mut impl Ledger,
+    owner: &str,
+    batch: &str,
+    entries: &[Announced],
+    now: u64,
+) -> StoreResult<BatchOutcome> {
+    let batch_id = ledger.insert_batch(batch, owner, entries.len() as u64, now)?;
+    ledger.history(
+        owner,
+        HistoryKind::BatchAnnounced,
+        batch,
+        &format!("{} files", entries.len()),
+        now,
+    )?;
+    let mut outcome = BatchOutcome {
+        batch: batch_id,
+        records: 0,
+        conflicts: 0,
+        changed: Vec::new(),
+        replaced: Vec::new(),
+    };
+    for file in entries {
+        let member = match decide(ledger, owner, file)? {
+            Decision(Reconciliation::Create, _) | Decision(_, None) => {
+                let record =
+                    ledger.insert_record(file, UploadState::Needed, owner, batch_id, now)?;
+                let id = record.id;
+                outcome.changed.push(record);
+                Some(id)
+            }
+            Decision(Reconciliation::Join, Some(record)) => Some(record.id),
+            Decision(Reconciliation::Replace, Some(record)) => {
+                outcome.replaced.push((record.id, record.hash));
+                let record = ledger.replace_content(record.id, file, UploadState::Needed, now)?;
+                let id = record.id;
+                outcome.changed.push(record);
+                Some(id)
+            }
+            Decision(Reconciliation::Conflict, Some(record)) => {
+                outcome.conflicts += 1;
+                if let Some(flagged) = flag_conflict(ledger, &record, owner, batch_id, file, now)? {
+                    outcome.changed.push(flagged);
+                }
+                None
+            }
+        };
+        if let Some(record) = member {
+            outcome.records += 1;
+            ledger.add_batch_member(batch_id, record)?;
+        }
+    }
+    // A name listed twice in one manifest yields one record: publish its last state once.
+    outcome.changed.reverse();
+    let mut seen = std::collections::HashSet::new();
+    outcome.changed.retain(|r| seen.insert(r.id));
+    outcome.changed.reverse();
+    Ok(outcome)
+}
+
+/// [`super::Store::open_upload`].
+pub(crate) fn open_upload(
+    ledger: &mut impl Ledger,
+    device: &str,
+    file: &Announced,
+    now: u64,
+) -> StoreResult<UploadOpening> {
+    Ok(match decide(ledger, device, file)? {
+        Decision(Reconciliation::Create, _) | Decision(_, None) => UploadOpening::Ready {
+            record: ledger.insert_record(file, UploadState::Uploading, device, 0, now)?,
+            changed: true,
+            replaced: None,
+        },
+        Decision(Reconciliation::Join, Some(record)) if record.state.is_uploaded() => {
+            UploadOpening::AlreadyUploaded(record)
+        }
+        Decision(Reconciliation::Join, Some(record)) => UploadOpening::Ready {
+            record,
+            changed: false,
+            replaced: None,
+        },
+        Decision(Reconciliation::Replace, Some(record)) => UploadOpening::Ready {
+            record: ledger.replace_content(record.id, file, UploadState::Uploading, now)?,
+            changed: true,
+            replaced: Some(record.hash),
+        },
+        Decision(Reconciliation::Conflict, Some(record)) => {
+            let flagged = flag_conflict(ledger, &record, device, 0, file, now)?;
+            UploadOpening::Conflict(flagged.unwrap_or(record))
+        }
+    })
+}
+
+/// [`super::Store::upload_progress`].
+pub(crate) fn upload_progress(
+    ledger: &mut impl Ledger,
+    id: u64,
+    hash: &ContentHash,
+    received: u64,
+    now: u64,
+) -> StoreResult<RecordRow> {
+    ledger.same_content(id, hash)?;
+    ledger.set_state(id, UploadState::Uploading, received, "", now)
+}
+
+/// [`super::Store::upload_failed`].
+pub(crate) fn upload_failed(
+    ledger: &mut impl Ledger,
+    id: u64,
+    hash: &ContentHash,
+    device: &str,
+    received: u64,
+    reason: &str,
+    now: u64,
+) -> StoreResult<RecordRow> {
+    ledger.same_content(id, hash)?;
+    let record = ledger.set_state(id, UploadState::Failed, received, reason, now)?;
+    ledger.history(
+        device,
+        HistoryKind::UploadFailed,
+        &record.name,
+        &format!("{reason} at {received} of {} bytes", record.size),
+        now,
+    )?;
+    Ok(record)
+}
