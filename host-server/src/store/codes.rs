@@ -5,6 +5,23 @@
 use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::FileKind;
 
+use super::NotificationKind;
+
+pub(crate) fn notification_to_sql(kind: NotificationKind) -> i64 {
+    match kind {
+        NotificationKind::DownloadAvailable => 0,
+        NotificationKind::RetryRequested => 1,
+    }
+}
+
+pub(crate) fn notification_from_sql(value: i64) -> NotificationKind {
+    if value == 1 {
+        NotificationKind::RetryRequested
+    } else {
+        NotificationKind::DownloadAvailable
+    }
+}
+
 pub(crate) fn kind_to_sql(kind: FileKind) -> i64 {
     match kind {
         FileKind::File => 0,

@@ -1,14 +1,18 @@
 //! The store logic both SQL backends share, written once over [`Ledger`]:
-//! announcing a batch, opening an upload and recording its progress or
-//! failure. A backend provides the steps (find, insert, replace, flag a
-//! record, set its state, log history, keep batches) inside its own write
-//! transaction — SQLite's `Transaction`, PostgreSQL's `Work` — and its
-//! [`super::Store`] methods call the functions here.
+//! announcing a batch, the life of an upload (open, progress, failed,
+//! completed), deleting and retrying a record, and the download gate. A
+//! backend provides the steps (find, insert, replace, flag, remove a record,
+//! set its state, log history, keep batches, downloads and notifications)
+//! inside its own write transaction — SQLite's `Transaction`, PostgreSQL's
+//! `Work` — and its [`super::Store`] methods call the functions here.
 
-use proto_core::model::HistoryKind;
+use proto_core::model::{DownloadState, HistoryKind};
 use proto_core::{ContentHash, UploadState};
 
-use super::{Announced, BatchOutcome, RecordRow, StoreResult, UploadOpening};
+use super::{
+    Announced, BatchOutcome, Completion, Deletion, DownloadGate, NotificationKind, RecordRow,
+    Retried, StoreError, StoreResult, UploadOpening,
+};
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
 /// The steps on records, batches and history a backend provides inside one
@@ -16,6 +20,8 @@ use crate::reconcile::{reconcile, Existing, Reconciliation};
 pub(crate) trait Ledger {
     /// The record named `name`, if there is one.
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Record `id` (else `NoSuchRecord`).
+    fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow>;
     /// Record `id`, if it still has content `hash` (else `ContentChanged`).
     fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow>;
     /// A new record for `file` in `state`, owned by `owner`, in `batch` (0 for none).
@@ -74,6 +80,35 @@ pub(crate) trait Ledger {
     ) -> StoreResult<u64>;
     /// Makes `record` a member of `batch` (once).
     fn add_batch_member(&mut self, batch: u64, record: u64) -> StoreResult<()>;
+    /// Removes `record` and everything that refers to it; the revision of the removal.
+    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64>;
+    /// True when no uploaded record has content `hash` any more.
+    fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool>;
+    /// Sets `device`'s download state of `record`.
+    fn set_download(
+        &mut self,
+        device: &str,
+        record: u64,
+        state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// The devices waiting (`Pending`) for `record`, by name.
+    fn waiting_devices(&mut self, record: u64) -> StoreResult<Vec<String>>;
+    /// Queues a notification of `kind` about `record` for `device`.
+    fn notify(
+        &mut self,
+        device: &str,
+        kind: NotificationKind,
+        record: u64,
+        now: u64,
+    ) -> StoreResult<()>;
+}
+
+/// The record named `name` (else `NoSuchRecord`).
+fn named(ledger: &mut impl Ledger, name: &str) -> StoreResult<RecordRow> {
+    ledger
+        .record_by_name(name)?
+        .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))
 }
 
 /// What an announcement finds for one file.
@@ -248,4 +283,127 @@ pub(crate) fn upload_failed(
         now,
     )?;
     Ok(record)
+}
+
+/// [`super::Store::upload_completed`].
+pub(crate) fn upload_completed(
+    ledger: &mut impl Ledger,
+    id: u64,
+    hash: &ContentHash,
+    device: &str,
+    now: u64,
+) -> StoreResult<Completion> {
+    let size = ledger.same_content(id, hash)?.size;
+    let record = ledger.set_state(id, UploadState::Uploaded, size, "", now)?;
+    ledger.history(
+        device,
+        HistoryKind::Uploaded,
+        &record.name,
+        &format!("{} bytes, sha256 {}", record.size, record.hash),
+        now,
+    )?;
+    let notified = ledger.waiting_devices(id)?;
+    for waiting in &notified {
+        ledger.notify(waiting, NotificationKind::DownloadAvailable, id, now)?;
+    }
+    Ok(Completion { record, notified })
+}
+
+/// [`super::Store::delete_record`].
+pub(crate) fn delete_record(
+    ledger: &mut impl Ledger,
+    device: &str,
+    name: &str,
+    allow_foreign: bool,
+    now: u64,
+) -> StoreResult<Deletion> {
+    let record = named(ledger, name)?;
+    if record.owner != device && !allow_foreign {
+        return Err(StoreError::NotOwner {
+            name: record.name,
+            owner: record.owner,
+        });
+    }
+    let revision = ledger.remove_record(&record)?;
+    ledger.history(
+        device,
+        HistoryKind::Deleted,
+        &record.name,
+        &format!("owner {}", record.owner),
+        now,
+    )?;
+    let blob_unused = ledger.blob_unused(&record.hash)?;
+    Ok(Deletion {
+        record,
+        revision,
+        blob_unused,
+    })
+}
+
+/// [`super::Store::retry_record`].
+pub(crate) fn retry_record(
+    ledger: &mut impl Ledger,
+    device: &str,
+    name: &str,
+    now: u64,
+) -> StoreResult<Retried> {
+    let before = named(ledger, name)?;
+    let record = ledger.set_state(before.id, UploadState::Needed, 0, "", now)?;
+    ledger.notify(
+        &record.owner,
+        NotificationKind::RetryRequested,
+        record.id,
+        now,
+    )?;
+    ledger.history(
+        device,
+        HistoryKind::RetryRequested,
+        &record.name,
+        &format!("owner {} asked to upload again", record.owner),
+        now,
+    )?;
+    let blob_unused = ledger.blob_unused(&before.hash)?;
+    Ok(Retried {
+        record,
+        old_hash: before.hash,
+        blob_unused,
+    })
+}
+
+/// [`super::Store::request_download`].
+pub(crate) fn request_download(
+    ledger: &mut impl Ledger,
+    device: &str,
+    name: &str,
+    notify: bool,
+    now: u64,
+) -> StoreResult<DownloadGate> {
+    let record = named(ledger, name)?;
+    if record.state.is_uploaded() {
+        return Ok(DownloadGate::Ready(record));
+    }
+    if notify {
+        ledger.set_download(device, record.id, DownloadState::Pending, now)?;
+    }
+    Ok(DownloadGate::Rejected { record, notify })
+}
+
+/// [`super::Store::report_download`].
+pub(crate) fn report_download(
+    ledger: &mut impl Ledger,
+    device: &str,
+    record: u64,
+    state: DownloadState,
+    now: u64,
+) -> StoreResult<()> {
+    let row = ledger.record_by_id(record)?;
+    ledger.set_download(device, record, state, now)?;
+    ledger.history(
+        device,
+        HistoryKind::Downloaded,
+        &row.name,
+        state.word(),
+        now,
+    )?;
+    Ok(())
 }

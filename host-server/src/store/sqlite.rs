@@ -17,7 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::codes::{
     download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
-    kind_to_sql, link_from_sql, link_to_sql,
+    kind_to_sql, link_from_sql, link_to_sql, notification_from_sql, notification_to_sql,
 };
 use super::ledger::{self, Ledger};
 use super::schema;
@@ -225,10 +225,6 @@ fn blob_unused(tx: &Transaction<'_>, hash: &ContentHash) -> StoreResult<bool> {
     Ok(!used)
 }
 
-fn hex(hash: &ContentHash) -> String {
-    hash.to_string()
-}
-
 fn insert_record(
     tx: &Transaction<'_>,
     file: &Announced,
@@ -302,6 +298,10 @@ fn set_state(
 impl Ledger for Transaction<'_> {
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
         record_by_name(self, name)
+    }
+
+    fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
+        record_by_id(self, id)
     }
 
     fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow> {
@@ -394,6 +394,62 @@ impl Ledger for Transaction<'_> {
             "INSERT OR IGNORE INTO batch_members (batch, record) VALUES (?1, ?2)",
             params![batch, record],
         )?;
+        Ok(())
+    }
+
+    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64> {
+        for table in ["batch_members", "downloads", "notifications", "conflicts"] {
+            self.execute(
+                &format!("DELETE FROM {table} WHERE record = ?1"),
+                [record.id],
+            )?;
+        }
+        self.execute("DELETE FROM records WHERE id = ?1", [record.id])?;
+        bump(self)
+    }
+
+    fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool> {
+        blob_unused(self, hash)
+    }
+
+    fn set_download(
+        &mut self,
+        device: &str,
+        record: u64,
+        state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            params![device, record, download_to_sql(state), now],
+        )?;
+        Ok(())
+    }
+
+    fn waiting_devices(&mut self, record: u64) -> StoreResult<Vec<String>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT device FROM downloads WHERE record = ?1 AND state = ?2 ORDER BY device",
+        )?;
+        let devices = stmt
+            .query_map(
+                params![record, download_to_sql(DownloadState::Pending)],
+                |row| row.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(devices)
+    }
+
+    fn notify(
+        &mut self,
+        device: &str,
+        kind: NotificationKind,
+        record: u64,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.prepare_cached(
+            "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![device, notification_to_sql(kind), record, now])?;
         Ok(())
     }
 }
@@ -572,35 +628,7 @@ impl Store for SqliteStore {
         device: &str,
         now: u64,
     ) -> StoreResult<Completion> {
-        self.write(|tx| {
-            let size = same_content(tx, id, hash)?.size;
-            let record = set_state(tx, id, UploadState::Uploaded, size, "", now)?;
-            history(
-                tx,
-                device,
-                HistoryKind::Uploaded,
-                &record.name,
-                &format!("{} bytes, sha256 {}", record.size, hex(&record.hash)),
-                now,
-            )?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT device FROM downloads WHERE record = ?1 AND state = ?2 ORDER BY device",
-            )?;
-            let notified = stmt
-                .query_map(
-                    params![id, download_to_sql(DownloadState::Pending)],
-                    |row| row.get::<_, String>(0),
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            drop(stmt);
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, 0, ?2, ?3)",
-            )?;
-            for device in &notified {
-                insert.execute(params![device, id, now])?;
-            }
-            Ok(Completion { record, notified })
-        })
+        self.write(|tx| ledger::upload_completed(tx, id, hash, device, now))
     }
 
     fn request_download(
@@ -610,20 +638,7 @@ impl Store for SqliteStore {
         notify: bool,
         now: u64,
     ) -> StoreResult<DownloadGate> {
-        self.write(|tx| {
-            let record =
-                record_by_name(tx, name)?.ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            if record.state.is_uploaded() {
-                return Ok(DownloadGate::Ready(record));
-            }
-            if notify {
-                tx.execute(
-                    "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![device, record.id, download_to_sql(DownloadState::Pending), now],
-                )?;
-            }
-            Ok(DownloadGate::Rejected { record, notify })
-        })
+        self.write(|tx| ledger::request_download(tx, device, name, notify, now))
     }
 
     fn report_download(
@@ -633,15 +648,7 @@ impl Store for SqliteStore {
         state: DownloadState,
         now: u64,
     ) -> StoreResult<()> {
-        self.write(|tx| {
-            let row = record_by_id(tx, record)?;
-            tx.execute(
-                "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                params![device, record, download_to_sql(state), now],
-            )?;
-            history(tx, device, HistoryKind::Downloaded, &row.name, state.word(), now)?;
-            Ok(())
-        })
+        self.write(|tx| ledger::report_download(tx, device, record, state, now))
     }
 
     fn downloads(&self) -> StoreResult<Vec<DownloadRow>> {
@@ -669,64 +676,11 @@ impl Store for SqliteStore {
         allow_foreign: bool,
         now: u64,
     ) -> StoreResult<Deletion> {
-        self.write(|tx| {
-            let record = record_by_name(tx, name)?
-                .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            if record.owner != device && !allow_foreign {
-                return Err(StoreError::NotOwner {
-                    name: record.name,
-                    owner: record.owner,
-                });
-            }
-            for table in ["batch_members", "downloads", "notifications", "conflicts"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE record = ?1"),
-                    [record.id],
-                )?;
-            }
-            tx.execute("DELETE FROM records WHERE id = ?1", [record.id])?;
-            let revision = bump(tx)?;
-            history(
-                tx,
-                device,
-                HistoryKind::Deleted,
-                &record.name,
-                &format!("owner {}", record.owner),
-                now,
-            )?;
-            let blob_unused = blob_unused(tx, &record.hash)?;
-            Ok(Deletion {
-                record,
-                revision,
-                blob_unused,
-            })
-        })
+        self.write(|tx| ledger::delete_record(tx, device, name, allow_foreign, now))
     }
 
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried> {
-        self.write(|tx| {
-            let before =
-                record_by_name(tx, name)?.ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            let record = set_state(tx, before.id, UploadState::Needed, 0, "", now)?;
-            tx.execute(
-                "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, 1, ?2, ?3)",
-                params![record.owner, record.id, now],
-            )?;
-            history(
-                tx,
-                device,
-                HistoryKind::RetryRequested,
-                &record.name,
-                &format!("owner {} asked to upload again", record.owner),
-                now,
-            )?;
-            let blob_unused = blob_unused(tx, &before.hash)?;
-            Ok(Retried {
-                record,
-                old_hash: before.hash,
-                blob_unused,
-            })
-        })
+        self.write(|tx| ledger::retry_record(tx, device, name, now))
     }
 
     fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool> {
@@ -777,11 +731,7 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([device], |row| {
                 Ok(Notification {
                     id: row.get(0)?,
-                    kind: if row.get::<_, i64>(1)? == 1 {
-                        NotificationKind::RetryRequested
-                    } else {
-                        NotificationKind::DownloadAvailable
-                    },
+                    kind: notification_from_sql(row.get(1)?),
                     record: record_from_row_at(row, 2)?,
                 })
             })?;

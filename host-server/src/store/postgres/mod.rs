@@ -44,7 +44,7 @@ use proto_core::{ContentHash, ListFilter, UploadState};
 
 use super::codes::{
     download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
-    kind_to_sql, link_from_sql, link_to_sql,
+    kind_to_sql, link_from_sql, link_to_sql, notification_from_sql, notification_to_sql,
 };
 use super::ledger::{self, Ledger};
 use super::{
@@ -166,6 +166,10 @@ impl Ledger for Work<'_> {
         record_by_name(&mut self.tx, name)
     }
 
+    fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
+        record_by_id(&mut self.tx, id)
+    }
+
     fn same_content(&mut self, id: u64, hash: &ContentHash) -> StoreResult<RecordRow> {
         same_content(self, id, hash)
     }
@@ -257,6 +261,71 @@ impl Ledger for Work<'_> {
             "INSERT INTO batch_members (batch, record) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&int(batch), &int(record)],
         )?;
+        Ok(())
+    }
+
+    /// Also logs the removal in `deletions`, so other servers catching up
+    /// by revision learn of it.
+    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64> {
+        for table in ["batch_members", "downloads", "notifications", "conflicts"] {
+            self.execute(
+                &format!("DELETE FROM {table} WHERE record = $1"),
+                &[&int(record.id)],
+            )?;
+        }
+        self.execute("DELETE FROM records WHERE id = $1", &[&int(record.id)])?;
+        let revision = self.bump()?;
+        let me = self.me;
+        self.execute(
+            "INSERT INTO deletions (revision, record, name, origin) VALUES ($1, $2, $3, $4)",
+            &[&int(revision), &int(record.id), &record.name, &me],
+        )?;
+        Ok(revision)
+    }
+
+    fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool> {
+        blob_unused(&mut self.tx, hash)
+    }
+
+    fn set_download(
+        &mut self,
+        device: &str,
+        record: u64,
+        state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO downloads (device, record, state, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (device, record) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
+            &[&device, &int(record), &download_to_sql(state), &int(now)],
+        )?;
+        Ok(())
+    }
+
+    fn waiting_devices(&mut self, record: u64) -> StoreResult<Vec<String>> {
+        let rows = self.tx.query(
+            "SELECT device FROM downloads WHERE record = $1 AND state = $2 ORDER BY device",
+            &[&int(record), &download_to_sql(DownloadState::Pending)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Also wakes the device's server once the transaction commits.
+    fn notify(
+        &mut self,
+        device: &str,
+        kind: NotificationKind,
+        record: u64,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.execute(
+            "INSERT INTO notifications (device, kind, record, created_at) VALUES ($1, $2, $3, $4)",
+            &[&device, &notification_to_sql(kind), &int(record), &int(now)],
+        )?;
+        self.wake.push(device.to_owned());
         Ok(())
     }
 }
@@ -817,34 +886,7 @@ impl Store for PostgresStore {
         device: &str,
         now: u64,
     ) -> StoreResult<Completion> {
-        self.write(|w| {
-            let size = same_content(w, id, hash)?.size;
-            let record = set_state(w, id, UploadState::Uploaded, size, "", now)?;
-            history(
-                w,
-                device,
-                HistoryKind::Uploaded,
-                &record.name,
-                &format!("{} bytes, sha256 {}", record.size, record.hash),
-                now,
-            )?;
-            let rows = w.tx.query(
-                "SELECT device FROM downloads WHERE record = $1 AND state = $2 ORDER BY device",
-                &[&int(id), &download_to_sql(DownloadState::Pending)],
-            )?;
-            let notified = rows
-                .iter()
-                .map(|row| row.try_get::<_, String>(0))
-                .collect::<Result<Vec<_>, _>>()?;
-            for device in &notified {
-                w.execute(
-                    "INSERT INTO notifications (device, kind, record, created_at) VALUES ($1, 0, $2, $3)",
-                    &[device, &int(id), &int(now)],
-                )?;
-            }
-            w.wake.extend(notified.iter().cloned());
-            Ok(Completion { record, notified })
-        })
+        self.write(|w| ledger::upload_completed(w, id, hash, device, now))
     }
 
     fn request_download(
@@ -854,21 +896,7 @@ impl Store for PostgresStore {
         notify: bool,
         now: u64,
     ) -> StoreResult<DownloadGate> {
-        self.write(|w| {
-            let record = record_by_name(&mut w.tx, name)?
-                .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            if record.state.is_uploaded() {
-                return Ok(DownloadGate::Ready(record));
-            }
-            if notify {
-                w.execute(
-                    "INSERT INTO downloads (device, record, state, updated_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (device, record) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-                    &[&device, &int(record.id), &download_to_sql(DownloadState::Pending), &int(now)],
-                )?;
-            }
-            Ok(DownloadGate::Rejected { record, notify })
-        })
+        self.write(|w| ledger::request_download(w, device, name, notify, now))
     }
 
     fn report_download(
@@ -878,16 +906,7 @@ impl Store for PostgresStore {
         state: DownloadState,
         now: u64,
     ) -> StoreResult<()> {
-        self.write(|w| {
-            let row = record_by_id(&mut w.tx, record)?;
-            w.execute(
-                "INSERT INTO downloads (device, record, state, updated_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (device, record) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-                &[&device, &int(record), &download_to_sql(state), &int(now)],
-            )?;
-            history(w, device, HistoryKind::Downloaded, &row.name, state.word(), now)?;
-            Ok(())
-        })
+        self.write(|w| ledger::report_download(w, device, record, state, now))
     }
 
     fn downloads(&self) -> StoreResult<Vec<DownloadRow>> {
@@ -917,70 +936,11 @@ impl Store for PostgresStore {
         allow_foreign: bool,
         now: u64,
     ) -> StoreResult<Deletion> {
-        self.write(|w| {
-            let record = record_by_name(&mut w.tx, name)?
-                .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            if record.owner != device && !allow_foreign {
-                return Err(StoreError::NotOwner {
-                    name: record.name,
-                    owner: record.owner,
-                });
-            }
-            for table in ["batch_members", "downloads", "notifications", "conflicts"] {
-                w.execute(
-                    &format!("DELETE FROM {table} WHERE record = $1"),
-                    &[&int(record.id)],
-                )?;
-            }
-            w.execute("DELETE FROM records WHERE id = $1", &[&int(record.id)])?;
-            let revision = w.bump()?;
-            let me = w.me;
-            w.execute(
-                "INSERT INTO deletions (revision, record, name, origin) VALUES ($1, $2, $3, $4)",
-                &[&int(revision), &int(record.id), &record.name, &me],
-            )?;
-            history(
-                w,
-                device,
-                HistoryKind::Deleted,
-                &record.name,
-                &format!("owner {}", record.owner),
-                now,
-            )?;
-            let blob_unused = blob_unused(&mut w.tx, &record.hash)?;
-            Ok(Deletion {
-                record,
-                revision,
-                blob_unused,
-            })
-        })
+        self.write(|w| ledger::delete_record(w, device, name, allow_foreign, now))
     }
 
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried> {
-        self.write(|w| {
-            let before = record_by_name(&mut w.tx, name)?
-                .ok_or_else(|| StoreError::NoSuchRecord(name.to_string()))?;
-            let record = set_state(w, before.id, UploadState::Needed, 0, "", now)?;
-            w.execute(
-                "INSERT INTO notifications (device, kind, record, created_at) VALUES ($1, 1, $2, $3)",
-                &[&record.owner, &int(record.id), &int(now)],
-            )?;
-            w.wake.push(record.owner.clone());
-            history(
-                w,
-                device,
-                HistoryKind::RetryRequested,
-                &record.name,
-                &format!("owner {} asked to upload again", record.owner),
-                now,
-            )?;
-            let blob_unused = blob_unused(&mut w.tx, &before.hash)?;
-            Ok(Retried {
-                record,
-                old_hash: before.hash,
-                blob_unused,
-            })
-        })
+        self.write(|w| ledger::retry_record(w, device, name, now))
     }
 
     fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool> {
@@ -1040,11 +1000,7 @@ impl Store for PostgresStore {
                 .map(|row| {
                     Ok(Notification {
                         id: get_u64(row, 0)?,
-                        kind: if row.try_get::<_, i64>(1)? == 1 {
-                            NotificationKind::RetryRequested
-                        } else {
-                            NotificationKind::DownloadAvailable
-                        },
+                        kind: notification_from_sql(row.try_get(1)?),
                         record: record_at(row, 2)?,
                     })
                 })
