@@ -78,7 +78,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
         let size = meta.size;
         self.core.tx.push_frame(&ClientFrame { id, message })?;
         let mut upload = Upload::new(id, file, size, self.core.now_ms);
-        upload.retry_open = self.core.config.framing == Framing::Serial;
+        upload.lossy = self.core.config.framing == Framing::Serial;
         self.core.upload = Some(upload);
         Ok(id)
     }

@@ -15,9 +15,16 @@ use super::rto::Rto;
 use super::store::FileId;
 use crate::message::{ByteRange, RequestId, TransferId};
 
-/// Retransmission timeouts in a row without an answer before an upload goes
-/// back to its durable offset (the server lost what it held, or the link is dead).
+/// Retransmission timeouts in a row without an answer before an upload on a
+/// link that loses nothing (TCP) goes back to its durable offset. A lossy
+/// link never goes back on silence: it can only mean the line is dead, and
+/// bytes sent into it are lost too; the first answered query names the hole.
 const MAX_UNANSWERED_PROBES: u8 = 4;
+
+/// On a lossy link, the most time between two unanswered queries (ms): a
+/// query is a few bytes, and a cable plugged back in is noticed within this
+/// instead of after an ever doubling timeout.
+const LOSSY_PROBE_PACE_MS: u64 = 500;
 
 /// Where an upload stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,12 +82,15 @@ pub(crate) struct Upload {
     /// End of the last re-sent chunk.
     last_resend_end: u64,
     /// Retransmission timeouts in a row that no acknowledgement answered;
-    /// each asks the server what it lacks, and after
-    /// [`MAX_UNANSWERED_PROBES`] the upload goes back to `durable`.
+    /// each asks the server what it lacks, and on a link that loses nothing
+    /// the upload goes back to `durable` after [`MAX_UNANSWERED_PROBES`].
     unanswered_probes: u8,
     last_progress_ms: u64,
-    /// Repeat `UploadOpen` when no answer comes (lossy serial lines).
-    pub retry_open: bool,
+    /// The link may lose frames (serial): repeat `UploadOpen` when no
+    /// answer comes, and while acks stay away ask the server what it lacks
+    /// at a steady pace ([`LOSSY_PROBE_PACE_MS`]) rather than backing off,
+    /// for as long as it takes.
+    pub lossy: bool,
     open_due: bool,
     reopens: u8,
     close_due: bool,
@@ -107,7 +117,7 @@ impl Upload {
             last_resend_end: 0,
             unanswered_probes: 0,
             last_progress_ms: now,
-            retry_open: false,
+            lossy: false,
             open_due: false,
             reopens: 0,
             close_due: false,
@@ -271,24 +281,33 @@ impl Upload {
         if now < deadline {
             return;
         }
-        rto.back_off();
         if self.phase == UploadPhase::Opening {
+            rto.back_off();
             self.open_due = true;
         } else if self.durable < self.size {
-            sizer.on_loss();
-            if self.unanswered_probes < MAX_UNANSWERED_PROBES {
+            if self.lossy || self.unanswered_probes < MAX_UNANSWERED_PROBES {
                 // Ask the server which bytes it lacks: `UploadClose` is a pure
                 // query, answered with the first hole. Going back instead
-                // would re-send a window the server mostly holds.
-                self.unanswered_probes += 1;
+                // would re-send a window the server mostly holds. One stall
+                // is one loss for the chunk size, however long it lasts.
+                if self.unanswered_probes == 0 {
+                    sizer.on_loss();
+                }
+                if !self.lossy {
+                    rto.back_off();
+                }
+                self.unanswered_probes = self.unanswered_probes.saturating_add(1);
                 self.close_due = true;
                 self.last_progress_ms = now;
                 self.probe = None;
             } else {
+                rto.back_off();
+                sizer.on_loss();
                 self.go_back(now);
             }
         } else {
             // Every byte is durable but no result came: ask again.
+            rto.back_off();
             self.close_due = true;
         }
     }
@@ -296,10 +315,15 @@ impl Upload {
     /// When the retransmission timer fires, if it runs.
     pub fn deadline(&self, rto: &Rto) -> Option<u64> {
         match self.phase {
-            UploadPhase::Opening if self.open_due || !self.retry_open => None,
+            UploadPhase::Opening if self.open_due || !self.lossy => None,
             UploadPhase::Opening => Some(self.last_progress_ms + rto.timeout_ms()),
             UploadPhase::Streaming if self.durable < self.sent_end => {
-                Some(self.last_progress_ms + rto.timeout_ms())
+                let wait = if self.lossy && self.unanswered_probes > 0 {
+                    rto.timeout_ms().min(LOSSY_PROBE_PACE_MS)
+                } else {
+                    rto.timeout_ms()
+                };
+                Some(self.last_progress_ms + wait)
             }
             UploadPhase::Streaming => None,
             UploadPhase::Closing if self.close_due => None,
@@ -494,6 +518,42 @@ mod tests {
             Some(UploadStep::Close),
             "no result yet: close again"
         );
+    }
+
+    #[test]
+    fn a_lossy_link_asks_at_a_steady_pace_so_a_plugged_back_cable_is_noticed_soon() {
+        for lossy in [true, false] {
+            let (mut upload, mut sizer, mut rto) = ready(20_000, 0, 8000);
+            upload.lossy = lossy;
+            send_all(&mut upload, 1000, 0);
+            // A 700 ms round trip: the timeout is 700 + 4 · 350 ms.
+            upload.on_ack(1000, None, 700, &mut sizer, &mut rto);
+            assert_eq!(rto.timeout_ms(), 2100);
+            let first = upload.deadline(&rto).unwrap();
+            upload.on_time(first, &mut sizer, &mut rto);
+            upload.next_step(1000);
+            upload.close_sent(first);
+            let second = upload.deadline(&rto).unwrap();
+            if lossy {
+                assert_eq!(second - first, LOSSY_PROBE_PACE_MS, "steady pace");
+                assert_eq!(rto.timeout_ms(), 2100, "no back-off");
+            } else {
+                assert_eq!(second - first, 4200, "TCP backs off");
+            }
+            let chunk = sizer.current();
+            upload.on_time(second, &mut sizer, &mut rto);
+            assert_eq!(sizer.current(), chunk, "one stall, one loss");
+            for _ in 0..2 * MAX_UNANSWERED_PROBES {
+                upload.next_step(1000);
+                let Some(deadline) = upload.deadline(&rto) else {
+                    break; // went back: nothing in flight
+                };
+                upload.close_sent(deadline);
+                upload.on_time(deadline, &mut sizer, &mut rto);
+            }
+            let went_back = upload.sent_end == 1000;
+            assert_eq!(went_back, !lossy, "only TCP goes back on silence");
+        }
     }
 
     #[test]
