@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tests::link::{CablePull, LineModel, Link};
+use tests::link::{Cable, CablePull, LineModel, Link};
 use tests::process::{Profile, ServerProcess};
 use tests::pty::PtyBridge;
 use tokio::process::Command;
@@ -164,7 +164,8 @@ async fn statesync(
 ) -> Result<Sample, Failure> {
     let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     // A is the CLI's end, B the server's.
-    let link = Link::new(model.clone(), model.clone());
+    let link = Link::new(unpulled(model), unpulled(model));
+    let cable = link.cable.clone();
     let (a_to_b, b_to_a) = (link.a_to_b.clone(), link.b_to_a.clone());
     let cli_pty = PtyBridge::new(link.a).map_err(|e| e.to_string())?;
     let server_pty = PtyBridge::new(link.b).map_err(|e| e.to_string())?;
@@ -207,9 +208,11 @@ async fn statesync(
     let mut cmd = Command::from(server.cli_command(&serial_url, "bench-board", &key, &args));
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let started = Instant::now();
+    let pulls = pull_on_schedule(cable, model.pulls.clone());
     let child = cmd.spawn().map_err(|e| e.to_string())?;
-    let out = tokio::time::timeout(deadline(model, bytes), child.wait_with_output())
-        .await
+    let out = tokio::time::timeout(deadline(model, bytes), child.wait_with_output()).await;
+    pulls.abort();
+    let out = out
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
@@ -229,6 +232,30 @@ async fn statesync(
     Ok(Sample { elapsed, offered })
 }
 
+/// `model` without its cable pulls: the bench times them itself
+/// ([`pull_on_schedule`]).
+fn unpulled(model: &LineModel) -> LineModel {
+    LineModel {
+        pulls: Vec::new(),
+        ..model.clone()
+    }
+}
+
+/// Pulls and plugs `cable` as `pulls` say, timed from now: the start of the
+/// timed transfer. (A link times its own pulls from its creation, which comes
+/// before the server's start-up and, for a pull, the seeding upload.)
+fn pull_on_schedule(cable: Cable, pulls: Vec<CablePull>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        for pull in pulls {
+            tokio::time::sleep_until(start + pull.at).await;
+            cable.pull();
+            tokio::time::sleep_until(start + pull.at + pull.duration).await;
+            cable.plug();
+        }
+    })
+}
+
 fn open_tty(path: &Path) -> Result<(File, File), Failure> {
     let tty = File::options()
         .read(true)
@@ -241,14 +268,15 @@ fn open_tty(path: &Path) -> Result<(File, File), Failure> {
 
 async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
     let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
-    let link = Link::new(model.clone(), model.clone());
-    let a_to_b = link.a_to_b.clone();
+    let link = Link::new(unpulled(model), unpulled(model));
+    let (a_to_b, cable) = (link.a_to_b.clone(), link.cable.clone());
     let sender_pty = PtyBridge::new(link.a).map_err(|e| e.to_string())?;
     let receiver_pty = PtyBridge::new(link.b).map_err(|e| e.to_string())?;
     let dest = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (rx_in, rx_out) = open_tty(&receiver_pty.path)?;
     let (tx_in, tx_out) = open_tty(&sender_pty.path)?;
     let started = Instant::now();
+    let pulls = pull_on_schedule(cable, model.pulls.clone());
     let rz = Command::new("rz")
         .args(["-b", "-y", "-q"])
         .current_dir(dest.path())
@@ -267,14 +295,18 @@ async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("sz: {e} (install lrzsz)"))?;
-    let both = async {
-        let (a, b) = tokio::join!(sz.wait_with_output(), rz.wait_with_output());
-        (a, b)
+    // The time is the sender's, as for `host-cli push`: sz exits once rz has
+    // confirmed the whole file (its ZFIN). rz itself may then wait 3 × 10 s
+    // for sz's closing "OO" (at 921600 it did in every run here, the file
+    // complete all the while); the file is checked all the same.
+    let sender = async {
+        let sent = sz.wait_with_output().await;
+        (sent, started.elapsed())
     };
-    let (sent, received) = tokio::time::timeout(deadline(model, bytes), both)
-        .await
-        .map_err(|_| "timed out".to_string())?;
-    let elapsed = started.elapsed();
+    let both = async { tokio::join!(sender, rz.wait_with_output()) };
+    let finished = tokio::time::timeout(deadline(model, bytes), both).await;
+    pulls.abort();
+    let ((sent, elapsed), received) = finished.map_err(|_| "timed out".to_string())?;
     let ok =
         |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
     if !ok(sent) || !ok(received) {
