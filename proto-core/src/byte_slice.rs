@@ -1,7 +1,7 @@
 //! Encoding of borrowed byte slices (chunk data) in one piece.
 //!
 //! serde's own `Serialize` for `&[u8]` writes a sequence, one `u8` at a
-//! time: on a pull over TCP that loop cost the server about 4 % of its CPU.
+//! time: on a pull over TCP that loop showed up in the server's profile.
 //! `serialize_bytes` writes the same postcard wire form (a varint length,
 //! then the bytes) with one copy. Decoding keeps serde's `Deserialize` for
 //! `&[u8]`, which borrows the bytes already.

@@ -262,25 +262,26 @@ impl Download {
         self.last_data_ms = now;
     }
 
-    /// How long the line may stay quiet while receiving before the download
-    /// counts as stalled: on a lossy link whose frames have been seen to
-    /// arrive, a few frame intervals (a lost re-send then costs a fraction of
-    /// a second, not an RTO; a needless re-report costs one small frame);
-    /// otherwise `rto_ms`.
-    fn stall_ms(&self, rto_ms: u64) -> u64 {
+    /// When the download counts as stalled while receiving. On a lossy link
+    /// whose frames have been seen to arrive: once neither a data frame nor
+    /// any byte (`heard_ms`) came for a few frame intervals, so a lost
+    /// re-send costs a fraction of a second, not an RTO. Otherwise, and in
+    /// any case, once no data frame came for `rto_ms`.
+    fn stall_at(&self, rto_ms: u64, heard_ms: u64) -> u64 {
+        let by_rto = self.last_data_ms + rto_ms;
         match self.frame_interval_8 {
             Some(interval_8) if self.lossy => {
                 let quiet = (interval_8 * QUIET_FRAMES / 8).max(MIN_QUIET_MS);
-                quiet.min(rto_ms)
+                by_rto.min(self.last_data_ms.max(heard_ms) + quiet)
             }
-            _ => rto_ms,
+            _ => by_rto,
         }
     }
 
-    /// Fires the ack delay, the stall timer (the line quiet for
-    /// [`Download::stall_ms`]: re-report) and the open timer (`rto_ms`
-    /// without an answer: open again).
-    pub fn on_time(&mut self, now: u64, rto_ms: u64) {
+    /// Fires the ack delay, the stall timer ([`Download::stall_at`]:
+    /// re-report; `heard_ms` is when bytes last came in) and the open timer
+    /// (`rto_ms` without an answer: open again).
+    pub fn on_time(&mut self, now: u64, rto_ms: u64, heard_ms: u64) {
         let retry = self.lossy && !self.open_due;
         if self.phase == DownloadPhase::Opening && retry && now >= self.last_data_ms + rto_ms {
             self.open_due = true;
@@ -288,9 +289,7 @@ impl Download {
         if self.ack_deadline.is_some_and(|at| now >= at) {
             self.ack_due = true;
         }
-        if self.phase == DownloadPhase::Receiving
-            && now >= self.last_data_ms + self.stall_ms(rto_ms)
-        {
+        if self.phase == DownloadPhase::Receiving && now >= self.stall_at(rto_ms, heard_ms) {
             match self.held.first() {
                 Some((start, _)) => {
                     self.gaps.insert(self.durable, start);
@@ -310,18 +309,19 @@ impl Download {
         }
     }
 
-    /// When a timer of this download fires, if one runs.
-    pub fn deadline(&self, rto_ms: u64) -> Option<u64> {
+    /// When a timer of this download fires, if one runs (`heard_ms`: when
+    /// bytes last came in).
+    pub fn deadline(&self, rto_ms: u64, heard_ms: u64) -> Option<u64> {
         let waiting = match self.phase {
             DownloadPhase::Opening => self.lossy && !self.open_due,
             DownloadPhase::Receiving => true,
             DownloadPhase::Verifying => false,
         };
         let stall = match self.phase {
-            DownloadPhase::Receiving => self.stall_ms(rto_ms),
-            _ => rto_ms,
+            DownloadPhase::Receiving => self.stall_at(rto_ms, heard_ms),
+            _ => self.last_data_ms + rto_ms,
         };
-        let stall = waiting.then_some(self.last_data_ms + stall);
+        let stall = waiting.then_some(stall);
         match (stall, self.ack_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -495,40 +495,76 @@ mod tests {
         let mut files = [RamFile::empty("d", &mut target)];
         let mut store = RamStore::new(&mut files);
         store.begin_write(FileId(0), 4000).unwrap();
-        for (lossy, stall_at) in [(true, 40 + MIN_QUIET_MS), (false, 40 + 2000)] {
+        let hole = Some((
+            1000,
+            Some(ByteRange {
+                offset: 1000,
+                len: 500,
+            }),
+        ));
+        // (frames every `gap` ms, lossy, when the stall fires after the last frame at 3 · gap)
+        let cases = [
+            (10, true, 30 + MIN_QUIET_MS), // 4 · 10 ms is below the floor
+            (50, true, 150 + 4 * 50),      // 4 frame intervals
+            (600, true, 1800 + 2000),      // 4 · 600 ms is beyond the RTO
+            (50, false, 150 + 2000),       // TCP: the RTO
+        ];
+        for (gap, lossy, stall_at) in cases {
             let mut download = Download::new(1, FileId(0), 0, 100_000, false, 0);
             download.lossy = lossy;
             assert!(download.on_ready(5, 9, 4000, ContentHasher::digest(&data), 0, 0));
-            assert_eq!(download.deadline(2000), Some(2000), "no pace seen yet");
-            // Frames every 10 ms, the one at 1000 lost.
-            for (at, offset) in [(10, 0), (20, 500), (40, 1500)] {
+            assert_eq!(download.deadline(2000, 0), Some(2000), "no pace seen yet");
+            // Frames at gap, 2 · gap and 3 · gap; the one at offset 1000 is lost.
+            for (n, offset) in [(1, 0), (2, 500), (3, 1500)] {
                 download
                     .on_data(
                         offset,
                         &data[offset as usize..][..500],
-                        at,
-                        1000,
+                        n * gap,
+                        1,
                         &mut store,
                     )
                     .unwrap();
             }
             download.take_ack();
-            assert_eq!(download.deadline(2000), Some(stall_at), "lossy: {lossy}");
-            download.on_time(stall_at - 1, 2000);
-            assert_eq!(download.take_ack(), None, "not quiet long enough yet");
-            download.on_time(stall_at, 2000);
+            let case = format!("gap {gap} ms, lossy {lossy}");
+            assert_eq!(download.deadline(2000, 0), Some(stall_at), "{case}");
+            download.on_time(stall_at - 1, 2000, 0);
             assert_eq!(
                 download.take_ack(),
-                Some((
-                    1000,
-                    Some(ByteRange {
-                        offset: 1000,
-                        len: 500
-                    })
-                )),
-                "the hole is reported again, lossy: {lossy}"
+                None,
+                "not quiet long enough yet, {case}"
+            );
+            download.on_time(stall_at, 2000, 0);
+            assert_eq!(
+                download.take_ack(),
+                hole,
+                "the hole is reported again, {case}"
             );
         }
+    }
+
+    #[test]
+    fn bytes_that_waited_for_a_busy_host_are_no_silence() {
+        let data = content();
+        let mut target = [0u8; 4000];
+        let mut files = [RamFile::empty("d", &mut target)];
+        let mut store = RamStore::new(&mut files);
+        store.begin_write(FileId(0), 4000).unwrap();
+        let mut download = Download::new(1, FileId(0), 0, 100_000, false, 0);
+        download.lossy = true;
+        assert!(download.on_ready(5, 9, 4000, ContentHasher::digest(&data), 0, 0));
+        for (at, offset) in [(10, 0), (20, 500), (30, 1000)] {
+            download
+                .on_data(offset, &data[offset as usize..][..500], at, 1, &mut store)
+                .unwrap();
+        }
+        download.take_ack();
+        // The host was away for 500 ms; bytes came in at 530, before the timers run.
+        download.on_time(530, 2000, 530);
+        let missing = download.take_ack().and_then(|(_, missing)| missing);
+        assert_eq!(missing, None, "no stall (no re-request) while bytes arrive");
+        assert_eq!(download.deadline(2000, 530), Some(530 + MIN_QUIET_MS));
     }
 
     #[test]
@@ -547,7 +583,7 @@ mod tests {
                 .unwrap();
             download.take_ack();
             // The frames after 1000 were all lost: nothing arrives for an RTO.
-            download.on_time(2001, 2000);
+            download.on_time(2001, 2000, 0);
             let expected = lossy.then_some(ByteRange {
                 offset: 1000,
                 len: 3000,

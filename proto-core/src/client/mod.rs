@@ -156,6 +156,8 @@ struct Core<'k, S, B> {
     report: Option<PendingReport>,
     /// The latest time the driver passed in.
     now_ms: u64,
+    /// When bytes last came in from the link (frames whole or not).
+    heard_ms: u64,
 }
 
 impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
@@ -194,6 +196,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
                 events: EventQueue::new(),
                 report: None,
                 now_ms: 0,
+                heard_ms: 0,
             },
         })
     }
@@ -246,6 +249,10 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
     /// next call.
     pub fn receive(&mut self, now: u64, input: &[u8]) -> Received<'_> {
         self.core.now_ms = now;
+        if !input.is_empty() {
+            // Before the timers: bytes that waited for a busy host are no silence.
+            self.core.heard_ms = now;
+        }
         self.core.on_time(now);
         if let Some(event) = self.core.events.pop() {
             return Received {
@@ -403,7 +410,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                     upload.on_time(now, &mut self.sizer, &mut self.rto);
                 }
                 if let Some(download) = self.download.as_mut() {
-                    download.on_time(now, self.rto.timeout_ms());
+                    download.on_time(now, self.rto.timeout_ms(), self.heard_ms);
                 }
                 self.manifest_on_time(now);
                 self.report_on_time(now);
@@ -485,7 +492,8 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 at = at.min(self.keepalive_at());
                 let rto = self.rto.timeout_ms();
                 let upload = self.upload.as_ref().and_then(|u| u.deadline(&self.rto));
-                let download = self.download.as_ref().and_then(|d| d.deadline(rto));
+                let heard = self.heard_ms;
+                let download = self.download.as_ref().and_then(|d| d.deadline(rto, heard));
                 let manifest = self.manifest.as_ref().and_then(|m| m.deadline(rto));
                 let serial = self.config.framing == Framing::Serial;
                 let report = self.report.filter(|_| serial).map(|r| r.sent_ms + rto);

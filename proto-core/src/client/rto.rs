@@ -2,9 +2,11 @@
 //! acknowledgement to advance before it asks the server what it lacks.
 //!
 //! Round trips are sampled one chunk at a time (never a re-sent one, so the
-//! sample is unambiguous) and from the answer to such a query, and smoothed
-//! as TCP does (RFC 6298):
-//! `rto = srtt + 4 · rttvar`, clamped, doubled after each timeout.
+//! sample is unambiguous) and from the answer to the only query out, and
+//! smoothed as TCP does (RFC 6298):
+//! `rto = srtt + 4 · rttvar`, clamped, doubled after each timeout (on a
+//! lossy link the upload asks again at a steady pace instead, see
+//! `upload.rs`).
 
 /// Smoothed round-trip estimate and the timeout derived from it, in ms.
 #[derive(Clone, Copy, Debug)]

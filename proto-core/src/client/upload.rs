@@ -1,9 +1,10 @@
 //! The upload machine: open (or resume) at the server's offset, stream chunks
 //! inside the window, re-send exactly the ranges the server reports missing,
 //! ask the server what it lacks (`UploadClose`, a pure query) when
-//! acknowledgements stop advancing — going back to the durable offset only
-//! when those queries go unanswered —, and poll with `UploadClose` until the
-//! `UploadResult`.
+//! acknowledgements stop advancing — on TCP going back to the durable offset
+//! when those queries go unanswered; on a lossy serial link asking again
+//! every 500 ms at most until one is answered —, and poll with `UploadClose`
+//! until the `UploadResult`.
 //!
 //! `Opening → Streaming ⇄ Closing → (done)`; every change goes through
 //! [`Upload::set_phase`], which logs it.
@@ -185,11 +186,12 @@ impl Upload {
             warning!("upload {}: ignoring ack at {}", self.id, durable);
             return false;
         }
-        if self.unanswered_probes > 0 {
-            // The answer to a query: a round trip that resets the backed-off timer.
+        if self.unanswered_probes == 1 {
+            // The answer to the one query out: a round trip that resets the
+            // backed-off timer. (After several, it may answer an older one.)
             rto.sample(now.saturating_sub(self.close_sent_ms));
-            self.unanswered_probes = 0;
         }
+        self.unanswered_probes = 0;
         let advanced = durable > self.durable;
         if advanced {
             self.reopens = 0;
@@ -307,7 +309,10 @@ impl Upload {
             }
         } else {
             // Every byte is durable but no result came: ask again.
-            rto.back_off();
+            if !self.lossy {
+                rto.back_off();
+            }
+            self.unanswered_probes = self.unanswered_probes.saturating_add(1);
             self.close_due = true;
         }
     }
@@ -318,18 +323,23 @@ impl Upload {
             UploadPhase::Opening if self.open_due || !self.lossy => None,
             UploadPhase::Opening => Some(self.last_progress_ms + rto.timeout_ms()),
             UploadPhase::Streaming if self.durable < self.sent_end => {
-                let wait = if self.lossy && self.unanswered_probes > 0 {
-                    rto.timeout_ms().min(LOSSY_PROBE_PACE_MS)
-                } else {
-                    rto.timeout_ms()
-                };
-                Some(self.last_progress_ms + wait)
+                Some(self.last_progress_ms + self.query_wait(rto))
             }
             UploadPhase::Streaming => None,
             UploadPhase::Closing if self.close_due => None,
             UploadPhase::Closing => {
-                Some(self.last_progress_ms.max(self.close_sent_ms) + rto.timeout_ms())
+                Some(self.last_progress_ms.max(self.close_sent_ms) + self.query_wait(rto))
             }
+        }
+    }
+
+    /// How long to wait for an ack or answer: the RTO, but on a lossy link
+    /// with a query unanswered already, at most [`LOSSY_PROBE_PACE_MS`].
+    fn query_wait(&self, rto: &Rto) -> u64 {
+        if self.lossy && self.unanswered_probes > 0 {
+            rto.timeout_ms().min(LOSSY_PROBE_PACE_MS)
+        } else {
+            rto.timeout_ms()
         }
     }
 
@@ -554,6 +564,28 @@ mod tests {
             let went_back = upload.sent_end == 1000;
             assert_eq!(went_back, !lossy, "only TCP goes back on silence");
         }
+    }
+
+    #[test]
+    fn a_lossy_link_keeps_its_pace_while_closing_too() {
+        let (mut upload, mut sizer, mut rto) = ready(3000, 0, 8000);
+        upload.lossy = true;
+        send_all(&mut upload, 1000, 0);
+        upload.on_ack(1000, None, 700, &mut sizer, &mut rto);
+        assert_eq!(upload.next_step(1000), Some(UploadStep::Close));
+        upload.close_sent(700);
+        assert_eq!(upload.phase(), UploadPhase::Closing);
+        let mut at = upload.deadline(&rto).unwrap();
+        assert_eq!(at, 700 + 2100, "the first wait is the RTO");
+        for _ in 0..3 {
+            upload.on_time(at, &mut sizer, &mut rto);
+            assert_eq!(upload.next_step(1000), Some(UploadStep::Close));
+            upload.close_sent(at);
+            let next = upload.deadline(&rto).unwrap();
+            assert_eq!(next - at, LOSSY_PROBE_PACE_MS, "then a steady pace");
+            at = next;
+        }
+        assert_eq!(rto.timeout_ms(), 2100, "no back-off");
     }
 
     #[test]
