@@ -350,8 +350,9 @@ impl FileStore for HostStore {
     /// which writes them in order: a crash of this process loses at most the
     /// queue, and the next pull resumes after the bytes the temporary file
     /// holds; the final hash check catches what a power loss could corrupt.
-    /// The one `fsync` happens before the rename, in `finish_write`. A write
-    /// error of the writer thread is returned here.
+    /// The writer's syncer thread syncs as the bytes come; the last `fsync`
+    /// happens before the rename, in `finish_write`. A write or sync error of
+    /// the writer's threads is returned here.
     fn flush(&mut self, file: FileId) -> Result<(), StoreError> {
         let stopped = self
             .entry(file)?

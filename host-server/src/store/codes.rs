@@ -7,6 +7,7 @@ use proto_core::FileKind;
 
 use super::NotificationKind;
 
+/// The stored number of a notification kind.
 pub(crate) fn notification_to_sql(kind: NotificationKind) -> i64 {
     match kind {
         NotificationKind::DownloadAvailable => 0,
@@ -14,6 +15,7 @@ pub(crate) fn notification_to_sql(kind: NotificationKind) -> i64 {
     }
 }
 
+/// The notification kind a stored number stands for.
 pub(crate) fn notification_from_sql(value: i64) -> NotificationKind {
     if value == 1 {
         NotificationKind::RetryRequested

@@ -19,7 +19,8 @@ use crate::report::Row;
 pub struct Condition {
     /// How the table names it.
     pub name: String,
-    /// The line in both directions.
+    /// The line in both directions. Unlike a [`Link`]'s own, its cable
+    /// pulls count from the timed process's start ([`pull_on_schedule`]).
     pub model: LineModel,
 }
 
