@@ -32,6 +32,13 @@ const TCP_DOWNLOAD_WINDOW: u32 = 8 * 1024 * 1024;
 /// waits for an acknowledgement, yet a re-sent frame queues behind at most
 /// ≈1.4 s of data at 115200 baud.
 const SERIAL_DOWNLOAD_WINDOW: u32 = 16 * 1024;
+/// On a serial line, a list that stays silent this long (its request or its
+/// `ListEnd` was lost) is asked for again.
+const SERIAL_LIST_SILENCE: Duration = Duration::from_secs(5);
+/// How many times a list is asked for before the command gives up.
+const LIST_ATTEMPTS: usize = 6;
+/// Abandoned list requests whose late items are dropped, most recent first.
+const FORGOTTEN_IDS: usize = 16;
 
 /// The answer to a manifest.
 #[derive(Clone, Copy, Debug)]
@@ -143,7 +150,7 @@ enum Reply {
     DownloadDone(RequestId, bool),
     TransferFailed(RequestId, ClientError),
     Item(RequestId, OwnedItem),
-    ListEnd(RequestId, u64),
+    ListEnd(RequestId, u64, u32),
     Subscribed(RequestId, u64),
 }
 
@@ -171,7 +178,7 @@ impl Reply {
             | Reply::DownloadDone(id, _)
             | Reply::TransferFailed(id, _)
             | Reply::Item(id, _)
-            | Reply::ListEnd(id, _)
+            | Reply::ListEnd(id, ..)
             | Reply::Subscribed(id, _) => *id,
         }
     }
@@ -195,6 +202,8 @@ pub struct Session {
     welcomed: bool,
     /// The lowest offset a chunk of the running upload carried, sampled after each write.
     lowest_sent: Option<u64>,
+    /// List requests given up (asked again); their late replies are dropped.
+    forgotten: VecDeque<RequestId>,
 }
 
 impl Session {
@@ -231,6 +240,7 @@ impl Session {
             pacing: None,
             lowest_sent: None,
             welcomed: false,
+            forgotten: VecDeque::new(),
         };
         let nonce: [u8; 16] = rand::random();
         let now = session.now();
@@ -500,13 +510,17 @@ impl Session {
                         ListItem::History(h) => OwnedItem::History(HistoryView::from_wire(&h)),
                         ListItem::Download(_) => OwnedItem::Other,
                     };
-                    if id != proto_core::message::EVENT_ID {
+                    if id != proto_core::message::EVENT_ID && !self.forgotten.contains(&id) {
                         self.replies.push_back(Reply::Item(id, item));
                     }
                 }
-                Event::ListEnd { id, revision } => {
-                    if id != proto_core::message::EVENT_ID {
-                        self.replies.push_back(Reply::ListEnd(id, revision));
+                Event::ListEnd {
+                    id,
+                    revision,
+                    count,
+                } => {
+                    if id != proto_core::message::EVENT_ID && !self.forgotten.contains(&id) {
+                        self.replies.push_back(Reply::ListEnd(id, revision, count));
                     }
                 }
                 Event::Subscribed { id, revision } => {
@@ -550,16 +564,35 @@ impl Session {
     /// Runs the loop until a reply for `id` arrives and returns it.
     fn reply(&mut self, id: RequestId) -> CliResult<Reply> {
         loop {
+            if let Some(reply) = self.reply_within(id, None)? {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Runs the loop until a reply for `id` arrives, or (`None`) until
+    /// `silence` has passed without one.
+    fn reply_within(&mut self, id: RequestId, silence: Option<Duration>) -> CliResult<Option<Reply>> {
+        let until = silence.map(|s| Instant::now() + s);
+        loop {
             if let Some(at) = self.replies.iter().position(|r| r.id() == id) {
-                if let Some(reply) = self.replies.remove(at) {
-                    return Ok(reply);
-                }
+                return Ok(self.replies.remove(at));
             }
             if let Some(error) = self.closed.take() {
                 return Err(error);
             }
-            self.exchange(None)?;
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Ok(None);
+            }
+            self.exchange(until)?;
         }
+    }
+
+    /// Drops the replies of list request `id`, now and when they come late.
+    fn forget(&mut self, id: RequestId) {
+        self.replies.retain(|r| r.id() != id);
+        self.forgotten.push_front(id);
+        self.forgotten.truncate(FORGOTTEN_IDS);
     }
 
     fn request_error(&self, what: &str, error: ClientError) -> CliError {
@@ -579,28 +612,46 @@ impl Session {
         }
     }
 
-    /// Collects the items of list request `id` until its `ListEnd`.
-    fn items(&mut self, id: RequestId, what: &str) -> CliResult<(Vec<OwnedItem>, u64)> {
-        let mut items = Vec::new();
-        loop {
-            match self.reply(id)? {
-                Reply::Item(_, item) => items.push(item),
-                Reply::ListEnd(_, revision) => return Ok((items, revision)),
-                Reply::Failed(_, code, message) => {
-                    return Err(Self::server_error(format!("cannot {what}"), code, message))
+    /// Asks for a list (`ask` sends the request) and collects its items up to
+    /// its `ListEnd`. A list is taken only when it is provably complete: as
+    /// many items arrived as its `ListEnd` counts. A list that lost an item,
+    /// or (on a serial line) went silent, is asked for again.
+    fn items(
+        &mut self,
+        what: &str,
+        ask: impl Fn(&mut Client<'static, HostStore, Vec<u8>>) -> Result<RequestId, ClientError>,
+    ) -> CliResult<(Vec<OwnedItem>, u64)> {
+        let silence = (self.link.framing == Framing::Serial).then_some(SERIAL_LIST_SILENCE);
+        for _ in 0..LIST_ATTEMPTS {
+            let id = ask(&mut self.client).map_err(|e| self.request_error(what, e))?;
+            let mut items = Vec::new();
+            let complete = loop {
+                match self.reply_within(id, silence)? {
+                    Some(Reply::Item(_, item)) => items.push(item),
+                    Some(Reply::ListEnd(_, revision, count)) if count as usize == items.len() => {
+                        break Some(revision)
+                    }
+                    Some(Reply::ListEnd(..)) | None => break None,
+                    Some(Reply::Failed(_, code, message)) => {
+                        return Err(Self::server_error(format!("cannot {what}"), code, message))
+                    }
+                    Some(_) => {}
                 }
-                _ => {}
+            };
+            match complete {
+                Some(revision) => return Ok((items, revision)),
+                None => self.forget(id),
             }
         }
+        Err(CliError::Link(format!(
+            "cannot {what}: {LIST_ATTEMPTS} attempts lost part of the list on the line; \
+             check the line and try again"
+        )))
     }
 
     /// Every record that passes `filter`.
     pub fn list(&mut self, filter: ListFilter) -> CliResult<Vec<RecordView>> {
-        let id = self
-            .client
-            .list(0, filter)
-            .map_err(|e| self.request_error("list records", e))?;
-        let (items, _) = self.items(id, "list records")?;
+        let (items, _) = self.items("list records", |c| c.list(0, filter))?;
         Ok(items
             .into_iter()
             .filter_map(|i| match i {
@@ -612,11 +663,7 @@ impl Session {
 
     /// Every batch summary.
     pub fn batches(&mut self) -> CliResult<Vec<BatchView>> {
-        let id = self
-            .client
-            .batches()
-            .map_err(|e| self.request_error("list batches", e))?;
-        let (items, _) = self.items(id, "list batches")?;
+        let (items, _) = self.items("list batches", |c| c.batches())?;
         Ok(items
             .into_iter()
             .filter_map(|i| match i {
@@ -628,11 +675,7 @@ impl Session {
 
     /// Every device.
     pub fn devices(&mut self) -> CliResult<Vec<DeviceView>> {
-        let id = self
-            .client
-            .devices()
-            .map_err(|e| self.request_error("list devices", e))?;
-        let (items, _) = self.items(id, "list devices")?;
+        let (items, _) = self.items("list devices", |c| c.devices())?;
         Ok(items
             .into_iter()
             .filter_map(|i| match i {
@@ -644,11 +687,7 @@ impl Session {
 
     /// History entries after `since`, at most `limit`.
     pub fn history(&mut self, since: u64, limit: u32) -> CliResult<Vec<HistoryView>> {
-        let id = self
-            .client
-            .history(since, limit)
-            .map_err(|e| self.request_error("read the history", e))?;
-        let (items, _) = self.items(id, "read the history")?;
+        let (items, _) = self.items("read the history", |c| c.history(since, limit))?;
         Ok(items
             .into_iter()
             .filter_map(|i| match i {

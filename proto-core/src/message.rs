@@ -15,7 +15,7 @@ use crate::state::UploadState;
 use crate::text::text;
 
 /// The protocol version this crate speaks; exchanged first by both sides.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The smallest frame any peer must accept (a record with the longest names fits).
 pub const MIN_FRAME: u32 = 512;
@@ -323,9 +323,14 @@ pub enum ServerMessage<'a> {
     /// One device's download state for one record.
     DownloadItem(#[serde(borrow)] DownloadEntry<'a>),
     /// Ends a list; `revision` is the server revision it is complete up to.
+    ///
+    /// `count` is how many items the list sent: a receiver that counted fewer
+    /// lost one on the line and must ask again before it acts on the list.
     ListEnd {
         /// Revision (or last history sequence for `History`).
         revision: u64,
+        /// Items sent with this list's request id before this `ListEnd`.
+        count: u32,
     },
     /// The subscription is active from this revision on.
     Subscribed {

@@ -236,6 +236,16 @@ fn examples() -> BTreeMap<&'static str, Frame> {
             ),
         ),
         (
+            "list-end",
+            server(
+                12,
+                S::ListEnd {
+                    revision: 118,
+                    count: 3,
+                },
+            ),
+        ),
+        (
             "error",
             server(
                 11,

@@ -5,6 +5,7 @@ pub mod dashboard;
 pub mod device;
 pub mod fleet;
 pub mod fleet_sim;
+pub mod frame_filter;
 pub mod invariants;
 pub mod link;
 pub mod process;

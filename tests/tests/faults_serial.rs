@@ -369,3 +369,217 @@ async fn device_that_never_finishes_stays_failed_and_others_are_told() {
         "the other device holds a pending notification: {states:?}"
     );
 }
+
+/// Runs `host-cli push` of one file and, at the same time, `host-cli pull`
+/// of another (published over TCP first) by a second device, each over its
+/// own simulated line following `model` (other seeds for the other
+/// directions and line), between the real binaries on pseudo-terminals.
+/// Returns what failed, if anything.
+async fn cli_push_and_pull_over(model: LineModel, bytes: usize) -> Result<(), String> {
+    use tests::link::Link;
+    use tests::process::{Profile, ServerProcess};
+    use tests::pty::PtyBridge;
+
+    let baud = model.baud;
+    let push_link = Link::symmetric(model.clone());
+    let mut other = model.clone();
+    other.seed = model.seed.wrapping_mul(31).wrapping_add(5);
+    let pull_link = Link::symmetric(other);
+    let push_cli = PtyBridge::new(push_link.a).map_err(|e| e.to_string())?;
+    let push_server = PtyBridge::new(push_link.b).map_err(|e| e.to_string())?;
+    let pull_cli = PtyBridge::new(pull_link.a).map_err(|e| e.to_string())?;
+    let pull_server = PtyBridge::new(pull_link.b).map_err(|e| e.to_string())?;
+    let args = [
+        "--serial".to_owned(),
+        format!("{}:{baud}", push_server.path_str()),
+        "--serial".to_owned(),
+        format!("{}:{baud}", pull_server.path_str()),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = tokio::task::block_in_place(|| ServerProcess::start(Profile::Debug, &args));
+    let keys = tokio::task::block_in_place(|| {
+        ["board", "other", "laptop"].map(|name| server.add_device(name))
+    });
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let up = dir.path().join("up.bin");
+    let down = dir.path().join("down.bin");
+    std::fs::write(&up, content(model.seed, bytes)).map_err(|e| e.to_string())?;
+    std::fs::write(&down, content(model.seed + 1000, bytes)).map_err(|e| e.to_string())?;
+    let seeded = tokio::task::block_in_place(|| {
+        server.cli(&server.url(), "laptop", &keys[2], &["push", &down.display().to_string()])
+    });
+    if !seeded.status.success() {
+        return Err(format!("publishing over TCP failed: {seeded:?}"));
+    }
+    let dest = tempfile::tempdir().map_err(|e| e.to_string())?;
+    // Generous: three times the line time, plus room for the dead timer to fire.
+    let bound = Duration::from_secs_f64(3.0 * bytes as f64 / model.bytes_per_second() + 100.0);
+    let run = |url: String, device: &str, key: &str, args: Vec<String>| {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut cmd = tokio::process::Command::from(server.cli_command(&url, device, key, &argv));
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        async move {
+            let started = std::time::Instant::now();
+            let child = cmd.spawn().map_err(|e| e.to_string())?;
+            let out = tokio::time::timeout(bound, child.wait_with_output())
+                .await
+                .map_err(|_| format!("{} did not end within {bound:?}", args[0]))?
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                eprintln!("{} took {:?}", args[0], started.elapsed());
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} failed after {:?}: {}",
+                    args[0],
+                    started.elapsed(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        }
+    };
+    let push = run(
+        format!("serial://{}?baud={baud}", push_cli.path_str()),
+        "board",
+        &keys[0],
+        vec!["push".into(), up.display().to_string()],
+    );
+    let pull = run(
+        format!("serial://{}?baud={baud}", pull_cli.path_str()),
+        "other",
+        &keys[1],
+        vec![
+            "pull".into(),
+            "--dest".into(),
+            dest.path().display().to_string(),
+        ],
+    );
+    let (pushed, pulled) = tokio::join!(push, pull);
+    pushed?;
+    pulled?;
+    let fetched = std::fs::read(dest.path().join("down.bin"))
+        .map_err(|e| format!("pull exited 0 but fetched nothing: {e}"))?;
+    if fetched != content(model.seed + 1000, bytes) {
+        return Err("the pulled file differs".into());
+    }
+    let record = server.cli(&server.url(), "laptop", &keys[2], &["ls", "--json"]);
+    let listing = String::from_utf8_lossy(&record.stdout);
+    if !listing.contains("\"up.bin\"") {
+        return Err(format!("the pushed file is not listed: {listing}"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_push_and_pull_at_ber_1e_4_complete_for_every_seed() {
+    let seeds: Vec<u64> = std::env::var("NOISY_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
+    let baud: u32 = std::env::var("NOISY_BAUD").ok().and_then(|b| b.parse().ok()).unwrap_or(921_600);
+    let bytes: usize = std::env::var("NOISY_BYTES").ok().and_then(|b| b.parse().ok()).unwrap_or(256 * 1024);
+    let mut failures = Vec::new();
+    for seed in seeds {
+        let mut model = LineModel::clean(baud);
+        model.bit_error_rate = 1e-4;
+        model.seed = seed;
+        let started = std::time::Instant::now();
+        let result = cli_push_and_pull_over(model, bytes).await;
+        eprintln!("seed {seed}: {result:?} in {:?}", started.elapsed());
+        if let Err(e) = result {
+            failures.push(format!("seed {seed}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_lost_a_record_item_is_asked_again_and_pull_fetches_the_file() {
+    use proto_core::{ClientFrame, ClientMessage, ServerMessage};
+    use tests::link::Link;
+    use tests::process::{Profile, ServerProcess};
+    use tests::pty::PtyBridge;
+
+    let baud = 2_000_000;
+    let link = Link::symmetric(LineModel::clean(baud));
+    let server_pty = PtyBridge::new(link.b).unwrap();
+    let mut dropped_one = false;
+    let (device_end, filter) = tests::frame_filter::spawn(link.a, move |frame| {
+        let lose = !dropped_one && matches!(frame.message, ServerMessage::RecordItem(_));
+        dropped_one |= lose;
+        lose
+    });
+    let cli_pty = PtyBridge::new(device_end).unwrap();
+    let serial_arg = format!("{}:{baud}", server_pty.path_str());
+    let server =
+        tokio::task::block_in_place(|| ServerProcess::start(Profile::Debug, &["--serial", &serial_arg]));
+    let (board_key, laptop_key) =
+        tokio::task::block_in_place(|| (server.add_device("board"), server.add_device("laptop")));
+    let serial_url = format!("serial://{}?baud={baud}", cli_pty.path_str());
+    let dest = tempfile::tempdir().unwrap();
+    let dest_arg = dest.path().display().to_string();
+    let pull = || {
+        let mut cmd = tokio::process::Command::from(server.cli_command(
+            &serial_url,
+            "board",
+            &board_key,
+            &["pull", "--dest", &dest_arg],
+        ));
+        cmd.kill_on_drop(true);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+                .await
+                .expect("pull ends")
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "pull failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+
+    let empty = pull().await;
+    assert!(
+        empty.contains("nothing to fetch"),
+        "pull says when there is nothing to fetch: {empty:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.bin");
+    std::fs::write(&file, content(106, 20_000)).unwrap();
+    let pushed = tokio::task::block_in_place(|| {
+        server.cli(
+            &server.url(),
+            "laptop",
+            &laptop_key,
+            &["push", &file.display().to_string()],
+        )
+    });
+    assert!(pushed.status.success(), "{pushed:?}");
+
+    pull().await;
+    assert_eq!(
+        std::fs::read(dest.path().join("report.bin")).unwrap(),
+        content(106, 20_000),
+        "the file was fetched although its RecordItem was lost once"
+    );
+    assert_eq!(filter.dropped.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let lists = filter
+        .sent_by_device
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|payload| {
+            matches!(
+                ClientFrame::decode(payload).map(|f| f.message),
+                Ok(ClientMessage::List { .. })
+            )
+        })
+        .count();
+    // One list by the empty pull, two by the second: the incomplete one and the one asked again.
+    assert_eq!(lists, 3, "the client asked again for the incomplete list");
+}

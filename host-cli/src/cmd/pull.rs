@@ -95,6 +95,10 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         })
         .collect();
     let json = settings.json;
+    if selected.is_empty() && reports.is_empty() {
+        let what = if args.all { "files" } else { "uploaded files" };
+        say(json, &format!("nothing to fetch: the server has no {what}"));
+    }
     for report in &reports {
         say(json, &format!("{}: FAILED: {}", report.name, report.error));
     }

@@ -22,9 +22,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.stream_records(id, since, filter).await;
     }
 
-    /// Sends every record with a revision above `since` that passes `filter`, page by page, then `ListEnd`.
+    /// Sends every record with a revision above `since` that passes `filter`,
+    /// page by page, then `ListEnd` with how many were sent.
     pub(super) async fn stream_records(&mut self, id: RequestId, since: u64, filter: ListFilter) {
         let mut after = since;
+        let mut count = 0u32;
         loop {
             let page = match self
                 .service
@@ -37,6 +39,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             for record in &page.records {
                 self.push(id, ServerMessage::RecordItem(record.as_wire()));
                 after = record.revision;
+                count = count.saturating_add(1);
             }
             if page.records.len() < PAGE {
                 if let Some(subscription) = self.subscription.as_mut() {
@@ -46,6 +49,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     id,
                     ServerMessage::ListEnd {
                         revision: page.revision,
+                        count,
                     },
                 );
                 return;
@@ -63,7 +67,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 for batch in &batches {
                     self.push(id, ServerMessage::BatchItem(batch.as_wire()));
                 }
-                self.push(id, ServerMessage::ListEnd { revision });
+                let count = item_count(batches.len());
+                self.push(id, ServerMessage::ListEnd { revision, count });
             }
             Err(error) => self.store_error(id, error),
         }
@@ -72,6 +77,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     pub(super) async fn send_devices(&mut self, id: RequestId) {
         match self.service.db(|s| Ok((s.devices()?, s.revision()?))).await {
             Ok((devices, revision)) => {
+                let count = item_count(devices.len());
                 for mut device in devices {
                     let active = match self.service.hub.active_link(&device.name) {
                         Some(link) => {
@@ -82,7 +88,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     };
                     self.push(id, ServerMessage::DeviceItem(device.as_wire(active)));
                 }
-                self.push(id, ServerMessage::ListEnd { revision });
+                self.push(id, ServerMessage::ListEnd { revision, count });
             }
             Err(error) => self.store_error(id, error),
         }
@@ -100,7 +106,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 for entry in &entries {
                     self.push(id, ServerMessage::HistoryItem(entry.as_wire()));
                 }
-                self.push(id, ServerMessage::ListEnd { revision: last });
+                let count = item_count(entries.len());
+                self.push(
+                    id,
+                    ServerMessage::ListEnd {
+                        revision: last,
+                        count,
+                    },
+                );
             }
             Err(error) => self.store_error(id, error),
         }
@@ -116,7 +129,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 for entry in &downloads {
                     self.push(id, ServerMessage::DownloadItem(entry.as_wire()));
                 }
-                self.push(id, ServerMessage::ListEnd { revision });
+                let count = item_count(downloads.len());
+                self.push(id, ServerMessage::ListEnd { revision, count });
             }
             Err(error) => self.store_error(id, error),
         }
@@ -156,4 +170,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         self.stream_records(EVENT_ID, 0, filter).await;
     }
+}
+
+/// The `count` of a `ListEnd` for `len` items (lists are far below `u32::MAX`).
+fn item_count(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
 }

@@ -631,7 +631,7 @@ impl Client {
                 }
                 match frame.message {
                     ServerMessage::RecordItem(r) => Some(Err(Rec::from(&r))),
-                    ServerMessage::ListEnd { revision } => Some(Ok(revision)),
+                    ServerMessage::ListEnd { revision, .. } => Some(Ok(revision)),
                     other => panic!("unexpected {other:?} in a list"),
                 }
             });

@@ -218,7 +218,11 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 id,
                 item: ListItem::Download(entry),
             }),
-            ServerMessage::ListEnd { revision } => Some(Event::ListEnd { id, revision }),
+            ServerMessage::ListEnd { revision, count } => Some(Event::ListEnd {
+                id,
+                revision,
+                count,
+            }),
             ServerMessage::Subscribed { revision } => Some(Event::Subscribed { id, revision }),
             ServerMessage::RecordChanged(record) => Some(Event::RecordChanged { record }),
             ServerMessage::RecordDeleted {

@@ -196,12 +196,16 @@ pub enum Event<'a> {
         /// The item.
         item: ListItem<'a>,
     },
-    /// A list is complete up to `revision` (or history sequence).
+    /// A list ended: complete up to `revision` (or history sequence) if the
+    /// application received `count` items for it; fewer means an item was
+    /// lost on the line, and the list must be asked for again.
     ListEnd {
         /// The list request.
         id: RequestId,
         /// Revision the list is complete up to.
         revision: u64,
+        /// Items the server sent for this list.
+        count: u32,
     },
     /// The subscription is active from `revision` on.
     Subscribed {

@@ -398,8 +398,8 @@ pub fn server_variants() -> Vec<BoxedStrategy<ServerMessage<'static>>> {
         device_info().prop_map(S::DeviceItem).boxed(),
         history_entry().prop_map(S::HistoryItem).boxed(),
         download_entry().prop_map(S::DownloadItem).boxed(),
-        varint_u64()
-            .prop_map(|revision| S::ListEnd { revision })
+        (varint_u64(), any::<u32>())
+            .prop_map(|(revision, count)| S::ListEnd { revision, count })
             .boxed(),
         varint_u64()
             .prop_map(|revision| S::Subscribed { revision })

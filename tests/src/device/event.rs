@@ -310,12 +310,14 @@ pub enum DeviceEvent {
         /// The item.
         item: ItemInfo,
     },
-    /// A list is complete.
+    /// A list ended (complete if `count` items came for it).
     ListEnd {
         /// The list request.
         id: RequestId,
         /// Revision it is complete up to.
         revision: u64,
+        /// Items the server sent for it.
+        count: u32,
     },
     /// The subscription is active.
     Subscribed {
@@ -469,7 +471,15 @@ impl From<&Event<'_>> for DeviceEvent {
                 id,
                 item: item.into(),
             },
-            Event::ListEnd { id, revision } => DeviceEvent::ListEnd { id, revision },
+            Event::ListEnd {
+                id,
+                revision,
+                count,
+            } => DeviceEvent::ListEnd {
+                id,
+                revision,
+                count,
+            },
             Event::Subscribed { id, revision } => DeviceEvent::Subscribed { id, revision },
             Event::RecordChanged { ref record } => DeviceEvent::RecordChanged(record.into()),
             Event::RecordDeleted { id, name, .. } => DeviceEvent::RecordDeleted {

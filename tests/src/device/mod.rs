@@ -606,26 +606,44 @@ impl Device {
         .await
     }
 
-    /// Runs a list request and collects its items up to `ListEnd`; returns them and the revision.
+    /// Runs a list request and collects its items up to `ListEnd`; returns
+    /// them and the revision. A list whose `ListEnd` counts more items than
+    /// arrived (one was lost on the line) is asked for again, a few times.
     pub async fn list_items(
         &mut self,
-        call: impl FnOnce(&mut DeviceClient) -> Result<RequestId, ClientError> + Send + 'static,
+        call: impl Fn(&mut DeviceClient) -> Result<RequestId, ClientError>
+            + Clone
+            + Send
+            + 'static,
     ) -> Result<(Vec<ItemInfo>, u64), DeviceError> {
-        let id = self.request(call).await?;
-        let mut items = Vec::new();
-        loop {
-            let next = self
-                .wait_answer(id, "the list", |e| match e {
-                    DeviceEvent::Item { id: i, item } if *i == id => Some(Err(item.clone())),
-                    DeviceEvent::ListEnd { id: i, revision } if *i == id => Some(Ok(*revision)),
-                    _ => None,
-                })
-                .await?;
-            match next {
-                Err(item) => items.push(item),
-                Ok(revision) => return Ok((items, revision)),
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let id = self.request(call.clone()).await?;
+            let mut items = Vec::new();
+            loop {
+                let next = self
+                    .wait_answer(id, "the list", |e| match e {
+                        DeviceEvent::Item { id: i, item } if *i == id => Some(Err(item.clone())),
+                        DeviceEvent::ListEnd {
+                            id: i,
+                            revision,
+                            count,
+                        } if *i == id => Some(Ok((*revision, *count))),
+                        _ => None,
+                    })
+                    .await?;
+                match next {
+                    Err(item) => items.push(item),
+                    Ok((revision, count)) if items.len() == count as usize => {
+                        return Ok((items, revision))
+                    }
+                    Ok(_) => break,
+                }
             }
         }
+        Err(DeviceError::Timeout(format!(
+            "a complete list ({ATTEMPTS} attempts lost an item)"
+        )))
     }
 
     /// Records changed after revision `since` that pass `filter`.

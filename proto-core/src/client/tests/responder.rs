@@ -701,6 +701,7 @@ impl Responder {
                     id,
                     ServerMessage::ListEnd {
                         revision: self.revision,
+                        count: items.len() as u32,
                     },
                 );
             }
@@ -725,6 +726,7 @@ impl Responder {
                     id,
                     ServerMessage::ListEnd {
                         revision: self.revision,
+                        count: 0,
                     },
                 );
             }
