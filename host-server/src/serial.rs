@@ -161,13 +161,12 @@ async fn serve_port(
             }
         }
     });
+    let write_stop = stopped.clone();
+    let path = spec.path.clone();
     let writer = std::thread::spawn(move || {
         while let Some(bytes) = to_port_rx.blocking_recv() {
-            if writer_port
-                .write_all(&bytes)
-                .and_then(|()| writer_port.flush())
-                .is_err()
-            {
+            if let Err(error) = write_patiently(&mut writer_port, &bytes, &write_stop) {
+                tracing::info!(path = %path, %error, "serial port write failed");
                 break;
             }
         }
@@ -214,9 +213,92 @@ async fn serve_port(
     .await;
 }
 
+/// True for the errors a serial port returns while it is merely busy.
+fn is_transient(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::WouldBlock
+    )
+}
+
+/// Writes all of `bytes` and drains them to the port.
+///
+/// The port has a short timeout (so the threads notice a stop), and a write
+/// to a line still sending earlier bytes fails with `TimedOut` once the
+/// driver's buffer is full. That is backpressure, not a broken port: giving
+/// up there would leave the session blocked on a pipe nobody empties and the
+/// device without an answer for good. Only a real error (or a stop) ends it.
+fn write_patiently(
+    port: &mut impl Write,
+    mut bytes: &[u8],
+    stopped: &AtomicBool,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match port.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if is_transient(&e) && !stopped.load(Ordering::Relaxed) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    loop {
+        match port.flush() {
+            Err(e) if is_transient(&e) && !stopped.load(Ordering::Relaxed) => {}
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A port whose buffer is full for a while: writes time out, then take a few bytes.
+    struct DrainingPort {
+        busy: usize,
+        written: Vec<u8>,
+    }
+
+    impl Write for DrainingPort {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.busy > 0 {
+                self.busy -= 1;
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            self.busy = 2;
+            let n = buf.len().min(3);
+            self.written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_port_that_times_out_while_the_line_drains_still_gets_every_byte() {
+        let mut port = DrainingPort {
+            busy: 5,
+            written: Vec::new(),
+        };
+        let running = AtomicBool::new(false);
+        write_patiently(&mut port, b"every byte arrives", &running).unwrap();
+        assert_eq!(port.written, b"every byte arrives");
+    }
+
+    #[test]
+    fn a_stopped_port_gives_up_a_write_that_times_out() {
+        let mut port = DrainingPort {
+            busy: 1,
+            written: Vec::new(),
+        };
+        let stopped = AtomicBool::new(true);
+        let error = write_patiently(&mut port, b"late", &stopped).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    }
 
     #[test]
     fn specs_parse_with_and_without_baud() {

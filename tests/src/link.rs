@@ -1,5 +1,10 @@
 //! A simulated serial link: a bidirectional byte pipe whose two directions each
-//! behave like a UART line (8N1 rate, latency, bit errors, byte drops, cable pulls).
+//! behave like a UART line (8N1 rate, latency, bit errors, byte drops, fades,
+//! cable pulls).
+//!
+//! Faults hit every byte alike: delimiters, handshake frames and payload, so
+//! a corrupted `0x00` merges two frames and a damaged `Hello` is lost like
+//! any other frame.
 //!
 //! Either end is an ordinary tokio `AsyncRead + AsyncWrite` ([`LinkEnd`]), so a
 //! device simulated in-process can use it directly, and [`crate::pty::PtyBridge`]
@@ -56,6 +61,26 @@ pub struct CablePull {
     pub duration: Duration,
 }
 
+/// A radio-like fade: the line drops every byte for a while, again and
+/// again, at random (uniformly drawn) intervals and lengths.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Fades {
+    /// Shortest and longest time from the end of one fade to the start of the next.
+    pub every: (Duration, Duration),
+    /// Shortest and longest fade.
+    pub length: (Duration, Duration),
+}
+
+impl Fades {
+    /// Fades of a telemetry radio or a long RS-485 run: 20–50 ms every 1–3 s.
+    pub fn radio() -> Fades {
+        Fades {
+            every: (Duration::from_secs(1), Duration::from_secs(3)),
+            length: (Duration::from_millis(20), Duration::from_millis(50)),
+        }
+    }
+}
+
 /// How one direction of the link behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LineModel {
@@ -69,6 +94,8 @@ pub struct LineModel {
     pub byte_drop_rate: f64,
     /// Times the cable is pulled (everything in flight and written meanwhile is lost).
     pub pulls: Vec<CablePull>,
+    /// Fades: every byte on the wire during one is lost.
+    pub fades: Option<Fades>,
     /// Seed of the error generator, so a run can be reproduced.
     pub seed: u64,
     /// Bytes the sender may write before it blocks (a UART driver's buffer).
@@ -84,6 +111,7 @@ impl LineModel {
             bit_error_rate: 0.0,
             byte_drop_rate: 0.0,
             pulls: Vec::new(),
+            fades: None,
             seed: 1,
             buffer: 4096,
         }
@@ -105,6 +133,47 @@ impl LineModel {
     }
 }
 
+/// When the fades of one direction happen, drawn lazily as time goes on.
+struct FadeSchedule {
+    fades: Fades,
+    rng: StdRng,
+    /// The current or next fade, measured from the link's start.
+    start: Duration,
+    end: Duration,
+}
+
+impl FadeSchedule {
+    /// The schedule of `fades`, from its own generator (so the bit errors of
+    /// a seed stay the same with or without fades).
+    fn new(fades: Fades, seed: u64) -> FadeSchedule {
+        let mut schedule = FadeSchedule {
+            fades,
+            rng: StdRng::seed_from_u64(seed ^ 0xFADE_FADE_FADE_FADE),
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+        };
+        schedule.start = schedule.draw(fades.every);
+        schedule.end = schedule.start + schedule.draw(fades.length);
+        schedule
+    }
+
+    fn draw(&mut self, (low, high): (Duration, Duration)) -> Duration {
+        if high <= low {
+            return low;
+        }
+        Duration::from_secs_f64(self.rng.gen_range(low.as_secs_f64()..high.as_secs_f64()))
+    }
+
+    /// True when a byte on the wire at `at` (non-decreasing between calls) is lost to a fade.
+    fn faded(&mut self, at: Duration) -> bool {
+        while at >= self.end {
+            self.start = self.end + self.draw(self.fades.every);
+            self.end = self.start + self.draw(self.fades.length);
+        }
+        at >= self.start
+    }
+}
+
 /// Counters of one direction, updated live.
 #[derive(Debug, Default)]
 pub struct LineStats {
@@ -114,7 +183,7 @@ pub struct LineStats {
     pub delivered: AtomicU64,
     /// Delivered bytes with at least one flipped bit.
     pub corrupted: AtomicU64,
-    /// Bytes dropped or lost to a cable pull.
+    /// Bytes dropped or lost to a fade or a cable pull.
     pub lost: AtomicU64,
 }
 
@@ -227,6 +296,7 @@ async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, li
         start,
     } = line;
     let mut rng = StdRng::seed_from_u64(model.seed);
+    let mut fades = model.fades.map(|f| FadeSchedule::new(f, model.seed));
     let (deliver_tx, deliver_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     tokio::spawn(deliver(deliver_rx, to, stats.clone(), cable.clone()));
     let byte_time = model.byte_time();
@@ -256,8 +326,10 @@ async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, li
         let mut out = Vec::with_capacity(n);
         for (i, &byte) in buf[..n].iter().enumerate() {
             let on_wire_until = began + byte_time * (i as u32 + 1);
-            let pulled = cable.is_pulled() || model.pulled_at(on_wire_until - start);
-            if pulled || rng.gen_bool(model.byte_drop_rate) {
+            let since_start = on_wire_until - start;
+            let pulled = cable.is_pulled() || model.pulled_at(since_start);
+            let faded = fades.as_mut().is_some_and(|f| f.faded(since_start));
+            if pulled || faded || rng.gen_bool(model.byte_drop_rate) {
                 stats.lost.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
@@ -430,6 +502,42 @@ mod tests {
         );
         assert_eq!(kept + counts.lost, 1_000, "{counts:?}");
         assert_eq!(counts.delivered, kept + 100, "{counts:?}");
+    }
+
+    #[test]
+    fn fades_last_20_to_50_ms_and_come_every_1_to_3_s() {
+        let mut schedule = FadeSchedule::new(Fades::radio(), 5);
+        let mut runs = Vec::new(); // (start, end) in tenths of a millisecond
+        let mut open = None;
+        for tick in 0..600_000u64 {
+            let faded = schedule.faded(Duration::from_micros(tick * 100));
+            match (faded, open) {
+                (true, None) => open = Some(tick),
+                (false, Some(start)) => {
+                    runs.push((start, tick));
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        assert!((20..=60).contains(&runs.len()), "{} fades in 60 s", runs.len());
+        for &(start, end) in &runs {
+            assert!((200..=501).contains(&(end - start)), "a fade of {start}..{end}");
+        }
+        for pair in runs.windows(2) {
+            let between = pair[1].0 - pair[0].1;
+            assert!((9_999..=30_001).contains(&between), "{between} between fades");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fades_lose_the_bytes_on_the_wire_meanwhile() {
+        let mut model = LineModel::clean(921_600);
+        model.fades = Some(Fades::radio());
+        // 20 s of line time: about ten fades of 35 ms, ≈ 1.7 % of the bytes.
+        let (got, _, counts) = send_and_count(model, 1_843_200).await;
+        assert_eq!(got.len() as u64 + counts.lost, 1_843_200);
+        assert!((9_000..=60_000).contains(&counts.lost), "{counts:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -472,27 +472,47 @@ async fn cli_push_and_pull_over(model: LineModel, bytes: usize) -> Result<(), St
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_push_and_pull_at_ber_1e_4_complete_for_every_seed() {
-    let seeds: Vec<u64> = std::env::var("NOISY_SEEDS")
+/// A knob for soaks: `STATESYNC_NOISY_<NAME>` from the environment, else `default`.
+fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(format!("STATESYNC_NOISY_{name}"))
         .ok()
-        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 2, 3]);
-    let baud: u32 = std::env::var("NOISY_BAUD").ok().and_then(|b| b.parse().ok()).unwrap_or(921_600);
-    let bytes: usize = std::env::var("NOISY_BYTES").ok().and_then(|b| b.parse().ok()).unwrap_or(256 * 1024);
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Push and pull with `host-cli` on lines shaped by `shape`, for several
+/// seeds; fails with every seed's failure. By default a few seeds of
+/// 256 KiB at 921,600 baud (seconds each); a soak sets
+/// `STATESYNC_NOISY_SEEDS=20 STATESYNC_NOISY_BAUD=115200 STATESYNC_NOISY_BYTES=524288`.
+async fn cli_transfers_complete_for_every_seed(shape: impl Fn(&mut LineModel)) {
+    let first: u64 = knob("FIRST_SEED", 1);
+    let seeds: u64 = knob("SEEDS", 3);
+    let baud: u32 = knob("BAUD", 921_600);
+    let bytes: usize = knob("BYTES", 256 * 1024);
     let mut failures = Vec::new();
-    for seed in seeds {
+    for seed in first..first + seeds {
         let mut model = LineModel::clean(baud);
-        model.bit_error_rate = 1e-4;
         model.seed = seed;
-        let started = std::time::Instant::now();
-        let result = cli_push_and_pull_over(model, bytes).await;
-        eprintln!("seed {seed}: {result:?} in {:?}", started.elapsed());
-        if let Err(e) = result {
+        shape(&mut model);
+        if let Err(e) = cli_push_and_pull_over(model, bytes).await {
             failures.push(format!("seed {seed}: {e}"));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_push_and_pull_at_ber_1e_4_never_give_up_and_deliver_whole_files() {
+    cli_transfers_complete_for_every_seed(|model| model.bit_error_rate = 1e-4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_push_and_pull_through_radio_fades_never_give_up_and_deliver_whole_files() {
+    cli_transfers_complete_for_every_seed(|model| {
+        model.bit_error_rate = 1e-5;
+        model.fades = Some(tests::link::Fades::radio());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
