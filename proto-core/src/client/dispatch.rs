@@ -380,6 +380,20 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         })
     }
 
+    /// Data of a stream that is not the running download: the server opened
+    /// it for a repeated `DownloadOpen` whose first answer was lost, and
+    /// would re-send it forever. Cancel it (again after an RTO if it goes on).
+    fn cancel_stray_download(&mut self, now: u64, id: RequestId, transfer: TransferId) {
+        let recent = self
+            .stray_cancel
+            .is_some_and(|(t, at)| t == transfer && now < at + self.rto.timeout_ms());
+        if !recent {
+            debug!("download {}: cancelling stray stream {}", id, transfer);
+            self.stray_cancel = Some((transfer, now));
+            self.queue_download_cancel(id, transfer);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn on_download_ready(
         &mut self,
@@ -423,6 +437,12 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         offset: u64,
         data: &[u8],
     ) -> Option<Event<'static>> {
+        if let Some(download) = self.download.as_ref() {
+            if download.phase() != super::DownloadPhase::Opening && download.transfer != transfer {
+                self.cancel_stray_download(now, download.id, transfer);
+                return None;
+            }
+        }
         let download = self
             .download
             .as_mut()

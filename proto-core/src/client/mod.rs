@@ -154,6 +154,9 @@ struct Core<'k, S, B> {
     events: EventQueue,
     /// The last `DownloadReport`, until the server's `Ok` (repeated on serial lines).
     report: Option<PendingReport>,
+    /// A stray download stream cancelled (the answer to a repeated open whose
+    /// first `DownloadReady` was lost), and when: cancelled again only after an RTO.
+    stray_cancel: Option<(crate::message::TransferId, u64)>,
     /// The latest time the driver passed in.
     now_ms: u64,
     /// When bytes last came in from the link (frames whole or not).
@@ -195,6 +198,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
                 rto,
                 events: EventQueue::new(),
                 report: None,
+                stray_cancel: None,
                 now_ms: 0,
                 heard_ms: 0,
             },
@@ -219,6 +223,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
         core.retired_manifest = None;
         core.events.clear();
         core.report = None;
+        core.stray_cancel = None;
         core.rto = Rto::new(
             core.config.initial_rto_ms,
             core.config.min_rto_ms,

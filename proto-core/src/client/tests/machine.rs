@@ -215,7 +215,7 @@ fn version_mismatch_tiny_frames_and_refusals_end_the_handshake_with_a_reason() {
     let cases = [
         (
             ServerMessage::Challenge {
-                version: 2,
+                version: crate::message::PROTOCOL_VERSION + 1,
                 max_frame: 4096,
                 nonce: SERVER_NONCE,
             },
@@ -223,7 +223,7 @@ fn version_mismatch_tiny_frames_and_refusals_end_the_handshake_with_a_reason() {
         ),
         (
             ServerMessage::Challenge {
-                version: 1,
+                version: crate::message::PROTOCOL_VERSION,
                 max_frame: 100,
                 nonce: SERVER_NONCE,
             },
@@ -402,6 +402,12 @@ fn download_data_past_the_end_stops_the_download_and_cancels_it() {
         },
     );
     assert!(other.is_empty(), "data of another transfer is ignored");
+    let sent = s.sent();
+    assert_eq!(
+        ClientFrame::decode(&sent[0]).unwrap().message,
+        ClientMessage::DownloadCancel { download: 78 },
+        "and its stream is cancelled"
+    );
     let events = s.feed(
         id,
         ServerMessage::DownloadData {
@@ -541,4 +547,43 @@ fn a_one_kib_serial_client_is_its_two_buffers_and_about_a_kib_of_state() {
     let config = test_config(Framing::Serial, 1024);
     let client = Client::new(config, RamStore::new(&mut files), [0u8; 1034], [0u8; 1034]).unwrap();
     assert_eq!(client.offered_max_frame(), 1024);
+}
+
+#[test]
+fn a_stray_download_stream_is_cancelled_once_and_again_only_after_an_rto() {
+    let mut target = [0u8; 100];
+    let mut files = [RamFile::empty("d", &mut target)];
+    let mut s = Scripted::new(Framing::Serial, 5000, RamStore::new(&mut files));
+    s.handshake();
+    let id = s.client.download(FileId(0), false).unwrap();
+    s.sent();
+    // The answer to a repeated DownloadOpen; the first stream (76) lost its DownloadReady.
+    let ready = ServerMessage::DownloadReady {
+        download: 77,
+        record: 3,
+        size: 50,
+        hash: ContentHash::ZERO,
+        offset: 0,
+    };
+    s.feed(id, ready);
+    let stray = ServerMessage::DownloadData {
+        download: 76,
+        offset: 0,
+        data: &[1; 10],
+    };
+    let cancels = |sent: std::vec::Vec<std::vec::Vec<u8>>| {
+        sent.iter()
+            .filter(|f| {
+                ClientFrame::decode(f).unwrap().message
+                    == ClientMessage::DownloadCancel { download: 76 }
+            })
+            .count()
+    };
+    s.feed(id, stray);
+    s.feed(id, stray);
+    assert_eq!(cancels(s.sent()), 1, "one cancel for a burst of stray frames");
+    // Past the RTO (at most 2 s here), well within the dead timer.
+    s.now += 2_500;
+    s.feed(id, stray);
+    assert_eq!(cancels(s.sent()), 1, "the stream went on: cancelled again");
 }
