@@ -572,7 +572,11 @@ impl Session {
 
     /// Runs the loop until a reply for `id` arrives, or (`None`) until
     /// `silence` has passed without one.
-    fn reply_within(&mut self, id: RequestId, silence: Option<Duration>) -> CliResult<Option<Reply>> {
+    fn reply_within(
+        &mut self,
+        id: RequestId,
+        silence: Option<Duration>,
+    ) -> CliResult<Option<Reply>> {
         let until = silence.map(|s| Instant::now() + s);
         loop {
             if let Some(at) = self.replies.iter().position(|r| r.id() == id) {

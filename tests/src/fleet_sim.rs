@@ -174,7 +174,7 @@ pub async fn run(rig: &Rig, plan: &FleetPlan) -> FleetOutcome {
         };
         let transport = Transport::Tcp {
             addr: rig.addr.clone(),
-            line: Some((member.line.clone(), member.line.clone())),
+            line: Some(Box::new((member.line.clone(), member.line.clone()))),
         };
         let device = Device::spawn(&member.name, &credentials.key, transport, store, options);
         let member = member.clone();

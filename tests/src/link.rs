@@ -520,13 +520,23 @@ mod tests {
                 _ => {}
             }
         }
-        assert!((20..=60).contains(&runs.len()), "{} fades in 60 s", runs.len());
+        assert!(
+            (20..=60).contains(&runs.len()),
+            "{} fades in 60 s",
+            runs.len()
+        );
         for &(start, end) in &runs {
-            assert!((200..=501).contains(&(end - start)), "a fade of {start}..{end}");
+            assert!(
+                (200..=501).contains(&(end - start)),
+                "a fade of {start}..{end}"
+            );
         }
         for pair in runs.windows(2) {
             let between = pair[1].0 - pair[0].1;
-            assert!((9_999..=30_001).contains(&between), "{between} between fades");
+            assert!(
+                (9_999..=30_001).contains(&between),
+                "{between} between fades"
+            );
         }
     }
 

@@ -406,7 +406,12 @@ async fn cli_push_and_pull_over(model: LineModel, bytes: usize) -> Result<(), St
     std::fs::write(&up, content(model.seed, bytes)).map_err(|e| e.to_string())?;
     std::fs::write(&down, content(model.seed + 1000, bytes)).map_err(|e| e.to_string())?;
     let seeded = tokio::task::block_in_place(|| {
-        server.cli(&server.url(), "laptop", &keys[2], &["push", &down.display().to_string()])
+        server.cli(
+            &server.url(),
+            "laptop",
+            &keys[2],
+            &["push", &down.display().to_string()],
+        )
     });
     if !seeded.status.success() {
         return Err(format!("publishing over TCP failed: {seeded:?}"));
@@ -533,8 +538,9 @@ async fn a_list_that_lost_a_record_item_is_asked_again_and_pull_fetches_the_file
     });
     let cli_pty = PtyBridge::new(device_end).unwrap();
     let serial_arg = format!("{}:{baud}", server_pty.path_str());
-    let server =
-        tokio::task::block_in_place(|| ServerProcess::start(Profile::Debug, &["--serial", &serial_arg]));
+    let server = tokio::task::block_in_place(|| {
+        ServerProcess::start(Profile::Debug, &["--serial", &serial_arg])
+    });
     let (board_key, laptop_key) =
         tokio::task::block_in_place(|| (server.add_device("board"), server.add_device("laptop")));
     let serial_url = format!("serial://{}?baud={baud}", cli_pty.path_str());

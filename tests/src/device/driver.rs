@@ -336,7 +336,8 @@ impl Runner {
             let _ = stream.set_nodelay(true);
             self.conn = Some(match line {
                 None => Conn::new(Box::new(stream)),
-                Some((up, down)) => {
+                Some(models) => {
+                    let (up, down) = &**models;
                     let link = Link::new(up.clone(), down.clone());
                     let (closed_tx, closed_rx) = oneshot::channel();
                     let (close_tx, close_rx) = oneshot::channel::<()>();

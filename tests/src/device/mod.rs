@@ -72,8 +72,8 @@ pub enum Transport {
     Tcp {
         /// Where the server listens.
         addr: ServerAddr,
-        /// The line in front of the connection, if any.
-        line: Option<(LineModel, LineModel)>,
+        /// The line in front of the connection, if any (boxed: a model is large).
+        line: Option<Box<(LineModel, LineModel)>>,
     },
 }
 
@@ -95,7 +95,7 @@ impl Transport {
     pub fn tcp_through(addr: &ServerAddr, model: LineModel) -> Transport {
         Transport::Tcp {
             addr: addr.clone(),
-            line: Some((model.clone(), model)),
+            line: Some(Box::new((model.clone(), model))),
         }
     }
 }
@@ -611,10 +611,7 @@ impl Device {
     /// arrived (one was lost on the line) is asked for again, a few times.
     pub async fn list_items(
         &mut self,
-        call: impl Fn(&mut DeviceClient) -> Result<RequestId, ClientError>
-            + Clone
-            + Send
-            + 'static,
+        call: impl Fn(&mut DeviceClient) -> Result<RequestId, ClientError> + Clone + Send + 'static,
     ) -> Result<(Vec<ItemInfo>, u64), DeviceError> {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {

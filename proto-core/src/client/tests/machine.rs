@@ -581,7 +581,11 @@ fn a_stray_download_stream_is_cancelled_once_and_again_only_after_an_rto() {
     };
     s.feed(id, stray);
     s.feed(id, stray);
-    assert_eq!(cancels(s.sent()), 1, "one cancel for a burst of stray frames");
+    assert_eq!(
+        cancels(s.sent()),
+        1,
+        "one cancel for a burst of stray frames"
+    );
     // Past the RTO (at most 2 s here), well within the dead timer.
     s.now += 2_500;
     s.feed(id, stray);

@@ -132,7 +132,7 @@ async fn main() {
         let file = serial::random_file(work.path(), "serial-1mib.bin", options.serial_bytes)
             .expect("write test file");
         let method = format!(
-            "- **serial**: a {} random file through the real `host-cli` and `host-server --serial` over two pseudo-terminals joined by the link simulator (8N1: baud/10 B/s, seeded bit errors, cable pulled for 3 s from the middle of the nominal transfer time, counted from the timed process's start); `sz -b` → `rz -b` (lrzsz) over the same simulated line. {} repetitions each; time from the start of `host-cli` (push and pull) or `sz` to its exit, handshake included (`sz` exits once `rz` has confirmed the whole file; `rz` may then wait up to 30 s for the closing \"OO\", which is not counted). \"re-sent\" = bytes the sender put on the line minus those of the clean run.",
+            "- **serial**: a {} random file through the real `host-cli` and `host-server --serial` over two pseudo-terminals joined by the link simulator (8N1: baud/10 B/s, seeded bit errors, radio fades that lose every byte for 20–50 ms at random intervals of 1–3 s, cable pulled for 3 s from the middle of the nominal transfer time, counted from the timed process's start); `sz -b` → `rz -b` (lrzsz) over the same simulated line. {} repetitions each; time from the start of `host-cli` (push and pull) or `sz` to its exit, handshake included (`sz` exits once `rz` has confirmed the whole file; `rz` may then wait up to 30 s for the closing \"OO\", which is not counted). \"re-sent\" = bytes the sender put on the line minus those of the clean run.",
             report::size(options.serial_bytes),
             options.reps
         );

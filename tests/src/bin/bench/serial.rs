@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tests::link::{Cable, CablePull, LineModel, Link};
+use tests::link::{Cable, CablePull, Fades, LineModel, Link};
 use tests::process::{Profile, ServerProcess};
 use tests::pty::PtyBridge;
 use tokio::process::Command;
@@ -24,8 +24,9 @@ pub struct Condition {
     pub model: LineModel,
 }
 
-/// The conditions the issue asks for: clean, BER 1e-5, BER 1e-4, and a
-/// 3-second cable pull in the middle of a transfer of `bytes` bytes.
+/// The conditions the issue asks for: clean, BER 1e-5, BER 1e-4, radio
+/// fades (every byte lost for 20–50 ms every 1–3 s), and a 3-second cable
+/// pull in the middle of a transfer of `bytes` bytes.
 pub fn conditions(baud: u32, bytes: u64) -> Vec<Condition> {
     let clean = LineModel::clean(baud);
     let with_ber = |ber: f64| LineModel {
@@ -52,6 +53,13 @@ pub fn conditions(baud: u32, bytes: u64) -> Vec<Condition> {
         Condition {
             name: "BER 1e-4".into(),
             model: with_ber(1e-4),
+        },
+        Condition {
+            name: "fades 20–50 ms every 1–3 s".into(),
+            model: LineModel {
+                fades: Some(Fades::radio()),
+                ..clean.clone()
+            },
         },
         Condition {
             name: "3 s cable pull".into(),
