@@ -47,9 +47,12 @@
 //! What the client repeats by itself: on any link, an upload whose acks stop
 //! (back to the durable offset) and a download whose data stops (the ack is
 //! sent again); on serial lines also a lost `Hello`, `UploadOpen`,
-//! `DownloadOpen`, manifest or `DownloadReport`. Other requests (lists,
+//! `DownloadOpen`, manifest or `DownloadReport`, and it cancels a stray
+//! download stream (the answer to a repeated open). Other requests (lists,
 //! delete, retry, ping) are sent once: on a lossy line the application should
-//! give up waiting for their answer after a while and ask again.
+//! give up waiting for their answer after a while and ask again. A list is
+//! complete only if as many items arrived as its [`Event::ListEnd`] counts;
+//! fewer means an item frame was lost: ask for the list again.
 //!
 //! Memory: the client holds two buffers given to [`Client::new`] — the receive
 //! accumulator and the send queue — each `Framing::max_wire_len(max_frame)`
