@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use proto_core::auth::ContentHasher;
 use proto_core::message::{RequestId, TransferId};
-use proto_core::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
+use proto_core::name::{validate, validate_label, NameError, MAX_BATCH_NAME_LEN};
 use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
@@ -19,6 +19,27 @@ use crate::transfer::writer::{self, WriterOutcome, WriterSpec};
 const NAME_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Write `received` to the store at most this often during an upload.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// The `BadName` detail for a refused batch name. A batch name is one part
+/// (no `/`) of at most [`MAX_BATCH_NAME_LEN`] bytes, so the texts written for
+/// file paths (which allow `/` and 255 bytes) would mislead.
+fn batch_name_problem(batch: &str, error: NameError) -> String {
+    let shown = batch.escape_debug();
+    match error {
+        NameError::Empty => "batch name is empty; give the batch a name".to_string(),
+        NameError::TooLong => format!(
+            "batch name `{shown}` is {} bytes; use at most {MAX_BATCH_NAME_LEN}",
+            batch.len()
+        ),
+        NameError::BadCharacter if batch.contains('/') => {
+            format!("batch name `{shown}` holds a `/`; a batch name is one part, without `/`")
+        }
+        NameError::BadCharacter => format!(
+            "batch name `{shown}` holds a control character, NUL or `\\`; use printable characters"
+        ),
+        other => format!("batch name `{shown}`: {other}"),
+    }
+}
 
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Checks an announced file; on failure the error is already queued.
@@ -47,8 +68,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     pub(super) fn manifest_begin(&mut self, id: RequestId, batch: &str, files: u32) {
         self.manifest = None;
         if let Err(error) = validate_label(batch, MAX_BATCH_NAME_LEN) {
-            let message = format!("batch name `{}`: {error}", batch.escape_debug());
-            return self.error(id, ErrorCode::BadName, &message);
+            return self.error(id, ErrorCode::BadName, &batch_name_problem(batch, error));
         }
         let limit = self.service.limits.max_manifest_files;
         if files > limit {

@@ -41,7 +41,8 @@ pub(crate) trait Ledger {
         state: UploadState,
         now: u64,
     ) -> StoreResult<RecordRow>;
-    /// Keeps `device`'s announcement of `file` that conflicts with record `record`.
+    /// Keeps `device`'s announcement of `file` that conflicts with record `record`;
+    /// false (and nothing kept) when `device` announced that content for it already.
     fn insert_conflict(
         &mut self,
         record: u64,
@@ -49,7 +50,7 @@ pub(crate) trait Ledger {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Flags record `id` as conflicting.
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow>;
     /// Record `id` in `state` with `received` bytes and `reason`.
@@ -131,7 +132,9 @@ fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResul
 struct Decision(Reconciliation, Option<RecordRow>);
 
 /// Keeps `device`'s announcement of `file` that conflicts with `record`,
-/// logs it, and flags the record; the record if it was not flagged already.
+/// logs it (once per device and content: announcing it again, as a manifest
+/// and then its upload do, adds no second line), and flags the record; the
+/// record if it was not flagged already.
 fn flag_conflict(
     ledger: &mut impl Ledger,
     record: &RecordRow,
@@ -140,7 +143,23 @@ fn flag_conflict(
     file: &Announced,
     now: u64,
 ) -> StoreResult<Option<RecordRow>> {
-    ledger.insert_conflict(record.id, device, batch, file, now)?;
+    if ledger.insert_conflict(record.id, device, batch, file, now)? {
+        log_conflict(ledger, record, device, file, now)?;
+    }
+    if record.conflict {
+        return Ok(None);
+    }
+    ledger.mark_conflict(record.id, now).map(Some)
+}
+
+/// The history line of a new conflict.
+fn log_conflict(
+    ledger: &mut impl Ledger,
+    record: &RecordRow,
+    device: &str,
+    file: &Announced,
+    now: u64,
+) -> StoreResult<()> {
     ledger.history(
         device,
         HistoryKind::Conflict,
@@ -151,10 +170,7 @@ fn flag_conflict(
         ),
         now,
     )?;
-    if record.conflict {
-        return Ok(None);
-    }
-    ledger.mark_conflict(record.id, now).map(Some)
+    Ok(())
 }
 
 /// [`super::Store::announce_batch`].

@@ -336,12 +336,13 @@ impl Ledger for Transaction<'_> {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    ) -> StoreResult<bool> {
+        let added = self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE record = ?1 AND device = ?2 AND hash = ?5)",
             params![record, device, batch, file.size, &file.hash.0[..], now],
         )?;
-        Ok(())
+        Ok(added > 0)
     }
 
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
@@ -886,6 +887,31 @@ mod tests {
             store.record("clash").unwrap().unwrap().hash,
             ContentHasher::digest(b"3")
         );
+    }
+
+    #[test]
+    fn a_conflict_announced_again_by_the_same_device_is_logged_once() {
+        let (_dir, store) = store();
+        store
+            .announce_batch("d1", "b", &[file("clash", b"1")], 1)
+            .unwrap();
+        store
+            .announce_batch("d2", "b", &[file("clash", b"2")], 2)
+            .unwrap();
+        // The push that follows a manifest opens the same upload: the same announcement.
+        let opened = store.open_upload("d2", &file("clash", b"2"), 3).unwrap();
+        assert!(matches!(opened, UploadOpening::Conflict(_)));
+        store.open_upload("d2", &file("clash", b"3"), 4).unwrap();
+        let conflicts: Vec<String> = store
+            .history(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.kind == HistoryKind::Conflict)
+            .map(|h| h.detail)
+            .collect();
+        assert_eq!(conflicts.len(), 2, "one line per content: {conflicts:?}");
+        assert!(conflicts[0].contains(&ContentHasher::digest(b"2").to_string()));
+        assert!(conflicts[1].contains(&ContentHasher::digest(b"3").to_string()));
     }
 
     #[test]

@@ -202,12 +202,13 @@ impl Ledger for Work<'_> {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    ) -> StoreResult<bool> {
+        let added = self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) SELECT $1::BIGINT, $2::TEXT, $3::BIGINT, $4::BIGINT, $5::BYTEA, $6::BIGINT
+             WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE record = $1 AND device = $2 AND hash = $5)",
             &[&int(record), &device, &int(batch), &int(file.size), &&file.hash.0[..], &int(now)],
         )?;
-        Ok(())
+        Ok(added > 0)
     }
 
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
