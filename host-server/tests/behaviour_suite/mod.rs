@@ -7,6 +7,8 @@ use crate::BACKEND;
 use proto_core::model::{HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
+mod contract;
+
 /// Registers devices `d1` and `d2` and returns their keys.
 fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
     (server.add_device("d1"), server.add_device("d2"))
