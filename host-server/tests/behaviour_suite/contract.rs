@@ -419,3 +419,32 @@ fn list_ends_carry_the_server_revision_and_history_ends_carry_its_last_sequence_
     assert_eq!(end, *rest.last().unwrap());
     assert_eq!(history_page(&mut d1, end, 0), (Vec::new(), end));
 }
+
+#[test]
+fn a_hello_inside_a_tcp_session_starts_a_new_handshake_and_authenticate_is_out_of_sequence() {
+    let (server, k1, _) = server_with_two_devices();
+    let mut d1 = server.connect("d1", &k1);
+    let again = d1.request(ClientMessage::Authenticate { mac: [0; 32] });
+    assert_eq!(d1.expect_error(again).code, ErrorCode::BadSequence);
+    d1.handshake("d1", &k1)
+        .expect("a new Challenge and Welcome on the same connection");
+    let ping = d1.request(ClientMessage::Ping);
+    d1.reply(ping, |m| matches!(m, ServerMessage::Pong).then_some(()))
+        .unwrap();
+}
+
+#[test]
+fn handles_never_given_out_get_unknown_transfer_with_the_request_s_own_id_and_a_cancel_gets_ok() {
+    let (server, k1, _) = server_with_two_devices();
+    let mut d1 = server.connect("d1", &k1);
+    let close = d1.request(ClientMessage::UploadClose { upload: 77 });
+    assert_eq!(d1.expect_error(close).code, ErrorCode::UnknownTransfer);
+    let ack = d1.request(ClientMessage::DownloadAck {
+        download: 77,
+        durable: 0,
+        missing: None,
+    });
+    assert_eq!(d1.expect_error(ack).code, ErrorCode::UnknownTransfer);
+    let cancel = d1.request(ClientMessage::DownloadCancel { download: 77 });
+    d1.expect_ok(cancel);
+}
