@@ -347,8 +347,8 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
     }
 
-    /// Queues `DownloadCancel` for `transfer` (best effort: the server also
-    /// stops when acknowledgements stop).
+    /// Queues `DownloadCancel` for `transfer`. Not optional: the server keeps
+    /// re-sending a download whose acknowledgements stopped until the session ends.
     pub(super) fn queue_download_cancel(&mut self, id: RequestId, transfer: TransferId) {
         let message = ClientMessage::DownloadCancel { download: transfer };
         if let Err(e) = self.tx.push_frame(&ClientFrame { id, message }) {
