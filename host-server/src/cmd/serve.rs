@@ -25,7 +25,8 @@ pub struct ServeArgs {
     pub listen: String,
     /// Serial port to serve, `PATH[:BAUD]` (baud defaults to 115200); repeat for more ports.
     /// Only a trailing `:DIGITS` is the baud rate, so paths with colons such as
-    /// /dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0 work as they are.
+    /// /dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0 work as they are
+    /// (a path that itself ends in `:DIGITS` needs its baud rate after it).
     #[arg(long = "serial", value_name = "PATH[:BAUD]")]
     pub serial: Vec<SerialSpec>,
     /// End sessions that send nothing for this many seconds.
