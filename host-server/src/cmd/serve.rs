@@ -24,6 +24,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: String,
     /// Serial port to serve, `PATH[:BAUD]` (baud defaults to 115200); repeat for more ports.
+    /// Only a trailing `:DIGITS` is the baud rate, so paths with colons such as
+    /// /dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0 work as they are
+    /// (a path that itself ends in `:DIGITS` needs its baud rate after it).
     #[arg(long = "serial", value_name = "PATH[:BAUD]")]
     pub serial: Vec<SerialSpec>,
     /// End sessions that send nothing for this many seconds.
@@ -191,5 +194,32 @@ fn raise_open_file_limit() {
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::super::{Cli, Command};
+
+    #[test]
+    fn serial_help_says_colons_in_paths_work_and_such_a_path_parses() {
+        let by_path = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0";
+        let cli = Cli::try_parse_from(["host-server", "serve", "--serial", by_path]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("`serve` parsed as another command");
+        };
+        assert_eq!(args.serial[0].path, by_path);
+
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .expect("serve exists")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("Only a trailing `:DIGITS` is the baud rate"),
+            "{help}"
+        );
     }
 }
