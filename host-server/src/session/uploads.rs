@@ -50,6 +50,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             let message = format!("batch name `{}`: {error}", batch.escape_debug());
             return self.error(id, ErrorCode::BadName, &message);
         }
+        if files == 0 {
+            let message = format!(
+                "manifest `{}` announces no files; announce at least one",
+                batch.escape_debug()
+            );
+            return self.error(id, ErrorCode::BadMessage, &message);
+        }
         let limit = self.service.limits.max_manifest_files;
         if files > limit {
             let message =
@@ -128,9 +135,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         } = draft;
         let name = batch.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let outcome = match self
             .service
-            .db(move |s| s.announce_batch(&device, &name, &entries, now))
+            .db(move |s| s.announce_batch(&device, &name, &entries, &quota, now))
             .await
         {
             Ok(outcome) => outcome,
@@ -223,9 +231,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         };
         let device = self.device.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let opening = match self
             .service
-            .db(move |s| s.open_upload(&device, &file, now))
+            .db(move |s| s.open_upload(&device, &file, &quota, now))
             .await
         {
             Ok(opening) => opening,
@@ -399,9 +408,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             return;
         };
         let size = self.uploads[index].record.size;
-        let inside = offset
-            .checked_add(data.len() as u64)
-            .is_some_and(|end| end <= size);
+        let inside = !data.is_empty()
+            && offset
+                .checked_add(data.len() as u64)
+                .is_some_and(|end| end <= size);
         if !self.uploads[index].marked_uploading && self.uploads[index].is_open() && inside {
             self.uploads[index].marked_uploading = true;
             let entry = &self.uploads[index];
@@ -444,6 +454,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     entry.record.size
                 );
                 self.error(id, ErrorCode::OffsetOutOfRange, &message);
+            }
+            Err(ChunkError::Empty) => {
+                let message = format!(
+                    "empty chunk at {offset}: every UploadChunk must carry at least one byte"
+                );
+                self.error(id, ErrorCode::BadMessage, &message);
             }
         }
     }
