@@ -53,6 +53,26 @@ fn flood_without_reading(stream: &mut TcpStream, frames: &[u8]) -> bool {
     false
 }
 
+/// A TCP connection whose receive buffer is a few kilobytes, as a client that means to
+/// stall the server would make it: the server's answers back up after a few hundred.
+fn connect_with_small_receive_buffer(addr: &str) -> TcpStream {
+    use nix::sys::socket::{
+        connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let addr: std::net::SocketAddrV4 = addr.parse().unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+    connect(fd.as_raw_fd(), &SockaddrIn::from(addr)).unwrap();
+    TcpStream::from(fd)
+}
+
 fn ping(client: &mut Client) {
     let id = client.request(ClientMessage::Ping);
     client
@@ -80,7 +100,7 @@ fn clients_that_send_hello_and_never_read_lose_their_slots_at_the_handshake_dead
     // Every slot taken by a client that asks for Challenges it never reads.
     let hogs: Vec<_> = (0..8)
         .map(|_| {
-            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            let mut stream = connect_with_small_receive_buffer(&server.addr);
             let hellos = hellos.clone();
             std::thread::spawn(move || flood_without_reading(&mut stream, &hellos))
         })
