@@ -301,12 +301,25 @@ fn a_device_gets_at_most_its_sessions_and_a_freed_one_can_be_taken_again() {
 
 #[test]
 fn records_and_unfinished_uploads_are_limited_per_device_and_empty_manifests_refused() {
-    let server = Server::start(&[
-        "--max-records-per-device",
-        "3",
-        "--max-partial-uploads-per-device",
-        "1",
-    ]);
+    per_device_records_and_uploads(Backend::Sqlite);
+}
+
+#[cfg(feature = "postgres-tests")]
+#[test]
+fn records_and_unfinished_uploads_are_limited_per_device_on_postgres_too() {
+    per_device_records_and_uploads(Backend::Postgres);
+}
+
+fn per_device_records_and_uploads(backend: Backend) {
+    let server = Server::start_on(
+        backend,
+        &[
+            "--max-records-per-device",
+            "3",
+            "--max-partial-uploads-per-device",
+            "1",
+        ],
+    );
     let key = server.add_device("d");
     let other_key = server.add_device("other");
     let mut client = server.connect("d", &key);
@@ -375,7 +388,17 @@ fn records_and_unfinished_uploads_are_limited_per_device_and_empty_manifests_ref
 
 #[test]
 fn queued_notices_come_once_per_record_and_all_arrive_in_pages() {
-    let server = Server::start(&[]);
+    notices_once_and_in_pages(Backend::Sqlite);
+}
+
+#[cfg(feature = "postgres-tests")]
+#[test]
+fn queued_notices_come_once_per_record_and_all_arrive_in_pages_on_postgres_too() {
+    notices_once_and_in_pages(Backend::Postgres);
+}
+
+fn notices_once_and_in_pages(backend: Backend) {
+    let server = Server::start_on(backend, &[]);
     let owner_key = server.add_device("owner");
     let asker_key = server.add_device("asker");
     let names: Vec<String> = (0..300).map(|n| format!("f{n:03}.bin")).collect();
