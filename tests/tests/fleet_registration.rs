@@ -35,7 +35,11 @@ fn devices_added_at_the_same_moment_are_all_registered() {
         .args(["--json", "device", "list"])
         .output()
         .expect("host-server device list runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let listed: BTreeSet<String> = list
         .as_array()
