@@ -267,6 +267,7 @@ fn a_flood_of_one_byte_chunks_out_of_order_keeps_the_server_memory_bounded() {
         }
     }
     let grown = rss_kib(server.pid()).saturating_sub(before);
+    eprintln!("the server's VmRSS grew by {grown} KiB over the flood");
     assert!(
         grown < 32 * 1024,
         "600,000 one-byte chunks grew the server by {grown} KiB"
