@@ -959,15 +959,15 @@ mod tests {
     fn a_conflict_announced_again_by_the_same_device_is_logged_once() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("clash", b"1")], 1)
+            .announce_batch("d1", "b", &[file("clash", b"1")], &QUOTA, 1)
             .unwrap();
         store
-            .announce_batch("d2", "b", &[file("clash", b"2")], 2)
+            .announce_batch("d2", "b", &[file("clash", b"2")], &QUOTA, 2)
             .unwrap();
         // The push that follows a manifest opens the same upload: the same announcement.
-        let opened = store.open_upload("d2", &file("clash", b"2"), 3).unwrap();
+        let opened = store.open_upload("d2", &file("clash", b"2"), &QUOTA, 3).unwrap();
         assert!(matches!(opened, UploadOpening::Conflict(_)));
-        store.open_upload("d2", &file("clash", b"3"), 4).unwrap();
+        store.open_upload("d2", &file("clash", b"3"), &QUOTA, 4).unwrap();
         let conflicts: Vec<String> = store
             .history(0, 100)
             .unwrap()
