@@ -48,7 +48,15 @@ pub(crate) enum DataOutcome {
     Held,
 }
 
+/// `()` with the `download` feature; without it uninhabited, so no
+/// [`Download`] can exist and the compiler drops every path that handles one.
+#[cfg(feature = "download")]
+type DownloadsEnabled = ();
+#[cfg(not(feature = "download"))]
+type DownloadsEnabled = core::convert::Infallible;
+
 /// One download in progress.
+#[cfg_attr(not(feature = "download"), allow(dead_code))]
 pub(crate) struct Download {
     /// The `DownloadOpen` request.
     pub id: RequestId,
@@ -92,10 +100,13 @@ pub(crate) struct Download {
     last_frame_ms: Option<u64>,
     /// Smoothed interval between data frames, in eighths of a millisecond.
     frame_interval_8: Option<u64>,
+    /// Uninhabited without the `download` feature.
+    _enabled: DownloadsEnabled,
 }
 
 impl Download {
     /// A download into `file` from `offset` whose `DownloadOpen` is request `id`.
+    #[cfg(feature = "download")]
     pub fn new(
         id: RequestId,
         file: FileId,
@@ -130,6 +141,7 @@ impl Download {
             last_data_ms: now,
             last_frame_ms: None,
             frame_interval_8: None,
+            _enabled: (),
         }
     }
 
