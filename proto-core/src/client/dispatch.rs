@@ -2,7 +2,7 @@
 //! each routed to the machine it belongs to.
 
 use super::chunk_size::ChunkSizer;
-use super::download::DataOutcome;
+use super::download::{DataOutcome, DOWNLOADS};
 use super::event::{Event, ListItem};
 use super::fmt::{debug, warning};
 use super::manifest::Manifest;
@@ -281,7 +281,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 }
             }
             self.upload = None;
-        } else if let Some(download) = self.download.as_mut().filter(|d| d.id == id) {
+        } else if let Some(download) = self.download.as_mut().filter(|d| DOWNLOADS && d.id == id) {
             // Acks for a transfer the server closed: open again from what is stored.
             if code == ErrorCode::UnknownTransfer
                 && (download.phase() != super::DownloadPhase::Receiving || download.reopen(now))

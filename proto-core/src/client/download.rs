@@ -27,6 +27,11 @@ const QUIET_FRAMES: u64 = 4;
 /// a host between two frames is not taken for a stall.
 const MIN_QUIET_MS: u64 = 100;
 
+/// False without the `download` feature: then no download is ever started,
+/// and the client's download paths check this first, so the compiler sees
+/// it and leaves them out of the image.
+pub(crate) const DOWNLOADS: bool = cfg!(feature = "download");
+
 /// Where a download stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -48,15 +53,8 @@ pub(crate) enum DataOutcome {
     Held,
 }
 
-/// `()` with the `download` feature; without it uninhabited, so no
-/// [`Download`] can exist and the compiler drops every path that handles one.
-#[cfg(feature = "download")]
-type DownloadsEnabled = ();
-#[cfg(not(feature = "download"))]
-type DownloadsEnabled = core::convert::Infallible;
-
 /// One download in progress.
-#[cfg_attr(not(feature = "download"), allow(dead_code))]
+#[cfg_attr(not(feature = "download"), allow(dead_code))] // only `Client::download_from` starts one
 pub(crate) struct Download {
     /// The `DownloadOpen` request.
     pub id: RequestId,
@@ -100,8 +98,6 @@ pub(crate) struct Download {
     last_frame_ms: Option<u64>,
     /// Smoothed interval between data frames, in eighths of a millisecond.
     frame_interval_8: Option<u64>,
-    /// Uninhabited without the `download` feature.
-    _enabled: DownloadsEnabled,
 }
 
 impl Download {
@@ -141,7 +137,6 @@ impl Download {
             last_data_ms: now,
             last_frame_ms: None,
             frame_interval_8: None,
-            _enabled: (),
         }
     }
 
