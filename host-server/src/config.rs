@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::DeviceQuota;
+
 /// Limits every session is held to, and server-wide switches.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -48,6 +50,15 @@ pub struct Limits {
     /// uploads fail and can resume on another server). Heartbeats go out three
     /// times per lease.
     pub lease: Duration,
+    /// Most sessions one device may have at once on this server: a stolen key cannot
+    /// take every slot, nor multiply the memory one session may hold.
+    pub max_sessions_per_device: usize,
+    /// Most records one device may own.
+    pub max_records_per_device: u64,
+    /// Most batches one device may have announced.
+    pub max_batches_per_device: u64,
+    /// Most unfinished uploads (`10`/`00`, each a partial file) one device may have.
+    pub max_partial_uploads_per_device: u64,
 }
 
 impl Default for Limits {
@@ -71,6 +82,10 @@ impl Default for Limits {
             failed_login_window: Duration::from_secs(60),
             credential_check_every: Duration::from_secs(1),
             lease: Duration::from_secs(10),
+            max_sessions_per_device: 8,
+            max_records_per_device: 100_000,
+            max_batches_per_device: 10_000,
+            max_partial_uploads_per_device: 64,
         }
     }
 }
@@ -82,5 +97,14 @@ impl Limits {
         max_frame
             .saturating_mul(32)
             .clamp(8 * 1024, 8 * 1024 * 1024)
+    }
+
+    /// What one device may hold in the store.
+    pub fn device_quota(&self) -> DeviceQuota {
+        DeviceQuota {
+            records: self.max_records_per_device,
+            batches: self.max_batches_per_device,
+            partial_uploads: self.max_partial_uploads_per_device,
+        }
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::blobs::BlobDir;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
+use crate::session::device_slots::DeviceSlots;
 use crate::session::logins::FailedLogins;
 use crate::store::{RecordRow, Store, StoreError, StoreResult};
 
@@ -76,6 +77,8 @@ pub struct Service {
     pub limits: Limits,
     /// Failed logins per peer address.
     pub failed_logins: FailedLogins,
+    /// Sessions per device.
+    pub device_slots: DeviceSlots,
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
     live: Mutex<HashMap<u64, u64>>,
@@ -95,6 +98,7 @@ impl Service {
                 limits.failed_logins_allowed,
                 limits.failed_login_window,
             ),
+            device_slots: DeviceSlots::new(limits.max_sessions_per_device),
             limits,
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),

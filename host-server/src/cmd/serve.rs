@@ -54,6 +54,18 @@ pub struct ServeArgs {
     /// Close connections that have not completed the handshake (and TLS) within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub handshake_timeout: u64,
+    /// Most sessions one device may have at once; further logins get `Busy`.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_sessions_per_device: usize,
+    /// Most records one device may own; announcing or uploading more gets `TooLarge`.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_records_per_device: u64,
+    /// Most batches one device may have announced (batches left empty are dropped first).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_batches_per_device: u64,
+    /// Most unfinished uploads (records in 10 or 00, each a partial file) one device may have.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_partial_uploads_per_device: u64,
     /// Failed logins one address may make per minute before it is refused for the rest of it (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_failed_logins: u32,
@@ -90,6 +102,10 @@ impl ServeArgs {
             "--idle-timeout must be at least 1 second"
         );
         anyhow::ensure!(self.max_sessions > 0, "--max-sessions must be at least 1");
+        anyhow::ensure!(
+            self.max_sessions_per_device > 0,
+            "--max-sessions-per-device must be at least 1"
+        );
         anyhow::ensure!(self.lease > 0, "--lease must be at least 1 second");
         anyhow::ensure!(
             self.handshake_timeout > 0,
@@ -110,6 +126,10 @@ impl ServeArgs {
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             failed_logins_allowed: self.max_failed_logins,
             lease: Duration::from_secs(self.lease),
+            max_sessions_per_device: self.max_sessions_per_device,
+            max_records_per_device: self.max_records_per_device,
+            max_batches_per_device: self.max_batches_per_device,
+            max_partial_uploads_per_device: self.max_partial_uploads_per_device,
             ..Limits::default()
         })
     }

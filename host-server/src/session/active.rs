@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
 
+use super::device_slots::DeviceSlot;
 use super::handshake::Identity;
 use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
 use super::SessionEnd;
@@ -25,6 +26,9 @@ use crate::transfer::upload::Upload;
 
 /// Flush replies once this many bytes are queued, even mid-batch.
 const FLUSH_AT: usize = 256 * 1024;
+
+/// Queued notifications read, sent and cleared at a time.
+const NOTIFICATION_PAGE: u32 = 256;
 
 /// Counters reported when the session ends.
 #[derive(Debug, Default)]
@@ -71,6 +75,8 @@ pub(super) struct Session<'w, W> {
     pub send_turn: usize,
     /// When throttled `received` updates must be written to the store.
     pub progress_due: Option<Instant>,
+    /// The device's session slot, freed when the session ends.
+    _slot: DeviceSlot,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -103,6 +109,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             stats: SessionStats::default(),
             send_turn: 0,
             progress_due: None,
+            _slot: identity.slot,
         }
     }
 
@@ -359,6 +366,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             StoreError::NotOwner { .. } => ErrorCode::PermissionDenied,
             StoreError::DeviceExists(_) | StoreError::ContentChanged(_) => ErrorCode::Conflict,
             StoreError::Interrupted(_) => ErrorCode::ShuttingDown,
+            StoreError::QuotaReached { .. } => ErrorCode::TooLarge,
             StoreError::Database(_)
             | StoreError::Postgres(_)
             | StoreError::Connect { .. }
@@ -379,45 +387,52 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         id
     }
 
-    /// Sends the notifications queued for this device, then clears them.
+    /// Sends the notifications queued for this device, a page at a time, clearing
+    /// each page once it is written out.
     pub async fn deliver_notifications(&mut self) {
-        let device = self.device.clone();
-        let pending = match self
-            .service
-            .db(move |s| s.pending_notifications(&device))
-            .await
-        {
-            Ok(pending) => pending,
-            Err(error) => {
-                tracing::warn!(session = self.id, %error, "could not read queued notifications");
+        loop {
+            let device = self.device.clone();
+            let pending = match self
+                .service
+                .db(move |s| s.pending_notifications(&device, NOTIFICATION_PAGE))
+                .await
+            {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::warn!(session = self.id, %error, "could not read queued notifications");
+                    return;
+                }
+            };
+            if pending.is_empty() {
                 return;
             }
-        };
-        if pending.is_empty() {
-            return;
-        }
-        for notification in &pending {
-            let record = &notification.record;
-            let message = match notification.kind {
-                NotificationKind::DownloadAvailable => ServerMessage::DownloadAvailable {
-                    record: record.id,
-                    name: &record.name,
-                    size: record.size,
-                    hash: record.hash,
-                },
-                NotificationKind::RetryRequested => ServerMessage::RetryRequested {
-                    record: record.id,
-                    name: &record.name,
-                },
-            };
-            self.push(EVENT_ID, message);
-        }
-        if self.writer.flush().await.is_err() {
-            return; // still queued: they go out at the next connect
-        }
-        let ids: Vec<u64> = pending.iter().map(|n| n.id).collect();
-        if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
-            tracing::warn!(session = self.id, %error, "could not clear sent notifications");
+            for notification in &pending {
+                let record = &notification.record;
+                let message = match notification.kind {
+                    NotificationKind::DownloadAvailable => ServerMessage::DownloadAvailable {
+                        record: record.id,
+                        name: &record.name,
+                        size: record.size,
+                        hash: record.hash,
+                    },
+                    NotificationKind::RetryRequested => ServerMessage::RetryRequested {
+                        record: record.id,
+                        name: &record.name,
+                    },
+                };
+                self.push(EVENT_ID, message);
+            }
+            if self.writer.flush().await.is_err() {
+                return; // still queued: they go out at the next connect
+            }
+            let ids: Vec<u64> = pending.iter().map(|n| n.id).collect();
+            if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
+                tracing::warn!(session = self.id, %error, "could not clear sent notifications");
+                return;
+            }
+            if pending.len() < NOTIFICATION_PAGE as usize {
+                return;
+            }
         }
     }
 

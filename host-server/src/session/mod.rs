@@ -5,6 +5,7 @@
 //! or sends a new `Hello` is simply served again); a TCP link does not.
 
 mod active;
+pub mod device_slots;
 mod downloads;
 pub mod handshake;
 pub mod io;
@@ -25,7 +26,7 @@ use crate::hub::HubEvent;
 use crate::service::{unix_now, Service};
 use active::Session;
 use handshake::{handshake, Refusal};
-use io::{FrameReader, FrameWriter};
+use io::{FrameReader, FrameWriter, WriteBound};
 
 /// Why an authenticated session ended.
 #[derive(Debug)]
@@ -92,7 +93,9 @@ pub async fn serve_link<R, W>(
 {
     let framing = link.framing();
     let mut reader = FrameReader::new(read, framing);
-    let mut writer = FrameWriter::new(write, framing);
+    // The handshake sets its own deadline; this only bounds a write before it starts.
+    let bound = WriteBound::Stall(service.limits.handshake_timeout);
+    let mut writer = FrameWriter::new(write, framing, bound);
     let persistent = link.kind == LinkKind::Serial;
     let mut first = None;
     loop {

@@ -70,6 +70,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if let Err(error) = validate_label(batch, MAX_BATCH_NAME_LEN) {
             return self.error(id, ErrorCode::BadName, &batch_name_problem(batch, error));
         }
+        if files == 0 {
+            let message = format!(
+                "manifest `{}` announces no files; announce at least one",
+                batch.escape_debug()
+            );
+            return self.error(id, ErrorCode::BadMessage, &message);
+        }
         let limit = self.service.limits.max_manifest_files;
         if files > limit {
             let message =
@@ -148,9 +155,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         } = draft;
         let name = batch.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let outcome = match self
             .service
-            .db(move |s| s.announce_batch(&device, &name, &entries, now))
+            .db(move |s| s.announce_batch(&device, &name, &entries, &quota, now))
             .await
         {
             Ok(outcome) => outcome,
@@ -243,9 +251,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         };
         let device = self.device.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let opening = match self
             .service
-            .db(move |s| s.open_upload(&device, &file, now))
+            .db(move |s| s.open_upload(&device, &file, &quota, now))
             .await
         {
             Ok(opening) => opening,
@@ -419,9 +428,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             return;
         };
         let size = self.uploads[index].record.size;
-        let inside = offset
-            .checked_add(data.len() as u64)
-            .is_some_and(|end| end <= size);
+        let inside = !data.is_empty()
+            && offset
+                .checked_add(data.len() as u64)
+                .is_some_and(|end| end <= size);
         if !self.uploads[index].marked_uploading && self.uploads[index].is_open() && inside {
             self.uploads[index].marked_uploading = true;
             let entry = &self.uploads[index];
@@ -464,6 +474,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     entry.record.size
                 );
                 self.error(id, ErrorCode::OffsetOutOfRange, &message);
+            }
+            Err(ChunkError::Empty) => {
+                let message = format!(
+                    "empty chunk at {offset}: every UploadChunk must carry at least one byte"
+                );
+                self.error(id, ErrorCode::BadMessage, &message);
             }
         }
     }

@@ -10,8 +10,8 @@ use proto_core::model::{DownloadState, HistoryKind};
 use proto_core::{ContentHash, UploadState};
 
 use super::{
-    Announced, BatchOutcome, Completion, Deletion, DownloadGate, NotificationKind, RecordRow,
-    Retried, StoreError, StoreResult, UploadOpening,
+    Announced, BatchOutcome, Completion, Deletion, DeviceQuota, DeviceUsage, DownloadGate,
+    NotificationKind, RecordRow, Retried, StoreError, StoreResult, UploadOpening,
 };
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
@@ -95,7 +95,12 @@ pub(crate) trait Ledger {
     ) -> StoreResult<()>;
     /// The devices waiting (`Pending`) for `record`, by name.
     fn waiting_devices(&mut self, record: u64) -> StoreResult<Vec<String>>;
-    /// Queues a notification of `kind` about `record` for `device`.
+    /// How many records, batches and unfinished uploads `device` has.
+    fn device_usage(&mut self, device: &str) -> StoreResult<DeviceUsage>;
+    /// Removes `owner`'s batches that no record belongs to any more.
+    fn remove_empty_batches(&mut self, owner: &str) -> StoreResult<()>;
+    /// Queues a notification of `kind` about `record` for `device` (once: a notice
+    /// already pending for the same device, kind and record is not queued again).
     fn notify(
         &mut self,
         device: &str,
@@ -173,14 +178,33 @@ fn log_conflict(
     Ok(())
 }
 
+/// The error for `device` at `limit` of `what`.
+fn quota_reached(device: &str, what: &'static str, flag: &'static str, limit: u64) -> StoreError {
+    StoreError::QuotaReached {
+        device: device.to_string(),
+        what,
+        flag,
+        limit,
+    }
+}
+
 /// [`super::Store::announce_batch`].
 pub(crate) fn announce_batch(
     ledger: &mut impl Ledger,
     owner: &str,
     batch: &str,
     entries: &[Announced],
+    quota: &DeviceQuota,
     now: u64,
 ) -> StoreResult<BatchOutcome> {
+    let mut usage = ledger.device_usage(owner)?;
+    if usage.batches >= quota.batches {
+        ledger.remove_empty_batches(owner)?;
+        usage = ledger.device_usage(owner)?;
+        if usage.batches >= quota.batches {
+            return Err(quota_reached(owner, "batches", "batches", quota.batches));
+        }
+    }
     let batch_id = ledger.insert_batch(batch, owner, entries.len() as u64, now)?;
     ledger.history(
         owner,
@@ -199,6 +223,11 @@ pub(crate) fn announce_batch(
     for file in entries {
         let member = match decide(ledger, owner, file)? {
             Decision(Reconciliation::Create, _) | Decision(_, None) => {
+                if usage.records >= quota.records {
+                    // The transaction is dropped: nothing of this manifest is kept.
+                    return Err(quota_reached(owner, "records", "records", quota.records));
+                }
+                usage.records += 1;
                 let record =
                     ledger.insert_record(file, UploadState::Needed, owner, batch_id, now)?;
                 let id = record.id;
@@ -234,14 +263,57 @@ pub(crate) fn announce_batch(
     Ok(outcome)
 }
 
+/// Refuses an upload that would take `device` past its quota: a new record, or
+/// a new unfinished upload (a partial file) of a record it owns.
+fn check_upload_quota(
+    ledger: &mut impl Ledger,
+    device: &str,
+    quota: &DeviceQuota,
+    decision: &Decision,
+) -> StoreResult<()> {
+    let (new_record, new_partial) = match decision {
+        Decision(Reconciliation::Create, _) | Decision(_, None) => (true, true),
+        Decision(Reconciliation::Conflict, _) => (false, false),
+        Decision(how, Some(record)) => {
+            // `01` starts an upload; `11` only when replaced (joining it uploads nothing);
+            // `10` and `00` already have their partial file.
+            let starts = match record.state {
+                UploadState::Needed => true,
+                UploadState::Uploaded => matches!(how, Reconciliation::Replace),
+                UploadState::Uploading | UploadState::Failed => false,
+            };
+            (false, record.owner == device && starts)
+        }
+    };
+    if !new_record && !new_partial {
+        return Ok(());
+    }
+    let usage = ledger.device_usage(device)?;
+    if new_record && usage.records >= quota.records {
+        return Err(quota_reached(device, "records", "records", quota.records));
+    }
+    if new_partial && usage.partial_uploads >= quota.partial_uploads {
+        return Err(quota_reached(
+            device,
+            "unfinished uploads",
+            "partial-uploads",
+            quota.partial_uploads,
+        ));
+    }
+    Ok(())
+}
+
 /// [`super::Store::open_upload`].
 pub(crate) fn open_upload(
     ledger: &mut impl Ledger,
     device: &str,
     file: &Announced,
+    quota: &DeviceQuota,
     now: u64,
 ) -> StoreResult<UploadOpening> {
-    Ok(match decide(ledger, device, file)? {
+    let decision = decide(ledger, device, file)?;
+    check_upload_quota(ledger, device, quota, &decision)?;
+    Ok(match decision {
         Decision(Reconciliation::Create, _) | Decision(_, None) => UploadOpening::Ready {
             record: ledger.insert_record(file, UploadState::Uploading, device, 0, now)?,
             changed: true,

@@ -29,6 +29,35 @@ use proto_core::{ContentHash, FileKind, ListFilter, Record, UploadState};
 pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// History lines kept: each new line beyond this many removes the oldest, so the
+/// history cannot grow without bound (a device that joins and leaves in a loop).
+pub const HISTORY_KEPT: u64 = 100_000;
+
+/// What one device may hold in the store. Checked inside the transaction that
+/// would exceed it, so concurrent sessions of one device cannot overshoot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceQuota {
+    /// Records the device owns.
+    pub records: u64,
+    /// Batches the device announced (batches left without records are dropped when
+    /// the limit is reached).
+    pub batches: u64,
+    /// Records of the device with an unfinished upload (`10` or `00`), each with a
+    /// partial file on disk.
+    pub partial_uploads: u64,
+}
+
+/// How much one device holds, against its [`DeviceQuota`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceUsage {
+    /// Records the device owns.
+    pub records: u64,
+    /// Batches the device announced.
+    pub batches: u64,
+    /// Records of the device in `10` or `00`.
+    pub partial_uploads: u64,
+}
+
 /// Which database holds the server's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -143,6 +172,18 @@ pub enum StoreError {
         name: String,
         /// Its owner.
         owner: String,
+    },
+    /// The device holds as many of something as its quota allows.
+    #[error("device `{device}` already has {limit} {what} (the server's --max-{flag}-per-device); delete some of its records or ask the operator to raise the limit")]
+    QuotaReached {
+        /// The device.
+        device: String,
+        /// What it has too many of, in words (`records`, `batches`, `unfinished uploads`).
+        what: &'static str,
+        /// The flag's middle part (`records`, `batches`, `partial-uploads`).
+        flag: &'static str,
+        /// The limit.
+        limit: u64,
     },
     /// The record's content was replaced (by its owner) while an upload of the old content ran.
     #[error("`{0}` was changed by its owner while this upload ran; upload the new content")]
@@ -559,10 +600,17 @@ pub trait Store: Send + Sync {
         owner: &str,
         batch: &str,
         entries: &[Announced],
+        quota: &DeviceQuota,
         now: u64,
     ) -> StoreResult<BatchOutcome>;
     /// Finds or creates the record an upload writes into.
-    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening>;
+    fn open_upload(
+        &self,
+        device: &str,
+        file: &Announced,
+        quota: &DeviceQuota,
+        now: u64,
+    ) -> StoreResult<UploadOpening>;
     /// Marks bytes as arriving: state `10`, `received` durable bytes.
     ///
     /// This and the other `upload_*` calls apply only while the record still
@@ -634,8 +682,9 @@ pub trait Store: Send + Sync {
     /// Every batch with its counts.
     fn batches(&self) -> StoreResult<Vec<BatchRow>>;
 
-    /// Notifications queued for a device, oldest first.
-    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>>;
+    /// Notifications queued for a device, oldest first, at most `limit` of them (a page:
+    /// the caller clears them and asks for the next).
+    fn pending_notifications(&self, device: &str, limit: u32) -> StoreResult<Vec<Notification>>;
     /// Removes notifications that were sent.
     fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
 

@@ -10,11 +10,21 @@ use tokio::sync::OwnedMutexGuard;
 use super::writer::{WriterCommand, WriterExit, WriterHandle, WriterStatus};
 use crate::store::RecordRow;
 
+/// What each chunk held out of order costs against the upload window besides its
+/// bytes (its map entry and allocation), so tiny chunks cannot hold many times the window.
+const EARLY_CHUNK_OVERHEAD: usize = 64;
+
+/// Most chunks held out of order per upload, whatever their size: a client that
+/// sends whole frames has a few dozen in its window.
+const MAX_EARLY_CHUNKS: usize = 1024;
+
 /// A chunk that cannot be taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {
     /// The chunk reaches past the announced size.
     OutOfRange,
+    /// The chunk carries no byte.
+    Empty,
 }
 
 /// An upload open on a session.
@@ -128,6 +138,9 @@ impl Upload {
         offset: u64,
         data: &[u8],
     ) -> Result<Option<ByteRange>, ChunkError> {
+        if data.is_empty() {
+            return Err(ChunkError::Empty);
+        }
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|end| *end <= self.record.size)
@@ -136,10 +149,12 @@ impl Upload {
             return Ok(None);
         }
         if offset > self.next {
-            if self.early_bytes + data.len() <= self.early_limit
+            let cost = data.len() + EARLY_CHUNK_OVERHEAD;
+            if self.early_bytes + cost <= self.early_limit
+                && self.early.len() < MAX_EARLY_CHUNKS
                 && !self.early.contains_key(&offset)
             {
-                self.early_bytes += data.len();
+                self.early_bytes += cost;
                 self.early.insert(offset, data.to_vec());
             }
             return Ok(self.report_hole(offset, data.len() as u64));
@@ -152,7 +167,7 @@ impl Upload {
                 break;
             }
             let (start, bytes) = entry.remove_entry();
-            self.early_bytes -= bytes.len();
+            self.early_bytes -= bytes.len() + EARLY_CHUNK_OVERHEAD;
             let stop = start + bytes.len() as u64;
             if stop > self.next {
                 let skip = (self.next - start) as usize;
@@ -356,6 +371,22 @@ mod tests {
             vec![(1400, again), (2400, again)],
             "reported again each time a quarter window (1000 B) arrived beyond it"
         );
+        up.stop().await;
+    }
+
+    #[tokio::test]
+    async fn empty_chunks_are_refused_and_tiny_early_chunks_pay_their_overhead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut up = upload(dir.path(), 1_000_000).await;
+        assert_eq!(up.accept(0, &[]).await, Err(ChunkError::Empty));
+        assert_eq!(up.accept(5, &[]).await, Err(ChunkError::Empty));
+        assert!(up.early.is_empty());
+        // One-byte chunks beyond a hole: a 4,000-byte window holds 4000 / 65 of them.
+        for at in (10..100_000).step_by(2) {
+            up.accept(at, &[1]).await.unwrap();
+        }
+        assert_eq!(up.early.len(), 4000 / (1 + EARLY_CHUNK_OVERHEAD));
+        assert!(up.early_bytes <= 4000);
         up.stop().await;
     }
 }
