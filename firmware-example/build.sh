@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Lints (clippy, warnings are errors) and builds the firmware for one or both
-# boards, then prints its flash and RAM use. CI runs `./build.sh all`.
+# boards, each in two profiles: the full client (default features) and the
+# upload-only board (`--no-default-features`), then prints their flash and RAM
+# use and checks the protocol part of each image against budget.toml. CI runs
+# `./build.sh all`.
 #
 #   ./build.sh [qemu|pico|all] [--update-readme]      (default: all)
+#
+# Images: `qemu` and `pico` (full client; the ELF at cargo's usual path) and
+# `qemu-upload-only` and `pico-upload-only` (the ELF copied beside it with
+# the suffix `-upload-only`).
 #
 # README.md's "Size" section shows this script's size report between the
 # markers below. After building both boards with the default device name and
@@ -40,20 +47,30 @@ size_tool() {
   if [ -x "$llvm" ]; then echo "$llvm"; elif command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; fi
 }
 
-elf_of() {
+target_of() {
   case "$1" in
-    qemu) echo target/thumbv7m-none-eabi/release/statesync-firmware ;;
-    pico) echo target/thumbv6m-none-eabi/release/statesync-firmware ;;
+    qemu*) echo thumbv7m-none-eabi ;;
+    pico*) echo thumbv6m-none-eabi ;;
   esac
 }
 
-for board in "${boards[@]}"; do
-  case "$board" in
-    qemu) target=thumbv7m-none-eabi ;;
-    pico) target=thumbv6m-none-eabi ;;
+elf_of() {
+  case "$1" in
+    *-upload-only) echo "target/$(target_of "$1")/release/statesync-firmware-upload-only" ;;
+    *) echo "target/$(target_of "$1")/release/statesync-firmware" ;;
   esac
+}
+
+images=()
+for board in "${boards[@]}"; do
+  target="$(target_of "$board")"
+  # Upload-only first, so the full client's ELF stays at cargo's usual path.
+  cargo clippy --release --locked --no-default-features --features "board-$board" --target "$target" -- -D warnings
+  cargo build --release --locked --no-default-features --features "board-$board" --target "$target"
+  cp "$(elf_of "$board")" "$(elf_of "$board-upload-only")"
   cargo clippy --release --locked --features "board-$board" --target "$target" -- -D warnings
   cargo "build-$board" --locked
+  images+=("$board" "$board-upload-only")
 done
 
 tool="$(size_tool)"
@@ -62,33 +79,60 @@ if [ -z "$tool" ]; then
   exit 0
 fi
 
-# The sections of each image, one line per board.
+# The sections of each image, one line per image.
 section_table() {
-  printf '%-6s %8s %8s %8s %8s %10s %8s\n' board .text .rodata .data .bss flash RAM
-  for board in "${boards[@]}"; do
-    "$tool" -A "$(elf_of "$board")" | awk -v board="$board" '
+  printf '%-16s %8s %8s %8s %8s %10s %8s\n' image .text .rodata .data .bss flash RAM
+  for image in "${images[@]}"; do
+    "$tool" -A "$(elf_of "$image")" | awk -v image="$image" '
       { size[$1] = $2 }
       END {
         text = size[".text"] + size[".vector_table"] + size[".boot2"]
         flash = text + size[".rodata"] + size[".data"]
         ram = size[".data"] + size[".bss"] + size[".uninit"]
-        printf "%-6s %8d %8d %8d %8d %10d %8d\n", board, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
+        printf "%-16s %8d %8d %8d %8d %10d %8d\n", image, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
       }'
   done
   echo "(.text includes the vector table and boot2; .rodata includes the 64 KiB sample file; RAM excludes the stack)"
 }
 
 # The protocol part: flash that proto-core and the crates it brings in put
-# into each image (see size-by-crate.py for how it is attributed). Prints
-# nothing and returns 1 when it cannot be measured here.
+# into each image (see size-by-crate.py for how it is attributed), and how
+# much of the shared runtime is core::fmt. Prints nothing and returns 1 when
+# it cannot be measured here.
 protocol_part() {
   command -v python3 >/dev/null && command -v llvm-symbolizer >/dev/null || return 1
-  local board report
-  for board in "${boards[@]}"; do
-    report="$(./size-by-crate.py "$(elf_of "$board")")" || return 1
-    printf '%-6s ' "$board"
-    grep -E '^(protocol part|  of which code from|shared runtime)' <<<"$report" | sed '2,$s/^/       /'
+  local image report
+  for image in "${images[@]}"; do
+    report="$(./size-by-crate.py "$(elf_of "$image")")" || return 1
+    printf '%s\n' "$image"
+    grep -E '^(protocol part|  of which code from|shared runtime|  of which core::fmt)' <<<"$report" | sed 's/^/  /'
   done
+}
+
+# The budget of `image` from budget.toml (a `name = bytes` line).
+budget_of() {
+  sed -n "s/^$1 *= *\([0-9_]*\).*/\1/p" budget.toml | tr -d _
+}
+
+# Fails when an image's protocol part (from protocol_part's report) exceeds
+# its budget in budget.toml, or has none.
+check_budgets() {
+  local report="$1" image bytes budget failed=false
+  for image in "${images[@]}"; do
+    bytes="$(grep -A1 -x "$image" <<<"$report" | sed -n 's/^  protocol part.* = \([0-9]*\) bytes.*/\1/p')"
+    budget="$(budget_of "$image")"
+    if [ -z "$budget" ]; then
+      echo "budget.toml has no budget for $image (its protocol part is $bytes bytes)" >&2
+      failed=true
+    elif [ "$bytes" -gt "$budget" ]; then
+      echo "$image: the protocol part is $bytes bytes, over its budget of $budget bytes in budget.toml;" \
+        "make it smaller, or raise the budget and say in the commit why the client grew" >&2
+      failed=true
+    else
+      echo "$image: protocol part $bytes bytes, within its budget of $budget"
+    fi
+  done
+  ! $failed
 }
 
 table="$(section_table)"
@@ -96,10 +140,11 @@ printf '\n%s\n' "$table"
 protocol_checked=true
 if protocol="$(protocol_part)"; then
   printf '%s\n' "$protocol"
+  check_budgets "$protocol"
 else
   protocol_checked=false
   # Informational: a missing or failing tool (an old llvm-symbolizer, say) must not fail the build.
-  echo "(the protocol part needs python3 and a working llvm-symbolizer: ./size-by-crate.py ELF)"
+  echo "(the protocol part needs python3 and a working llvm-symbolizer: ./size-by-crate.py ELF; budgets not checked)"
 fi
 
 # README.md's block holds the report of both boards, built with the default

@@ -2,7 +2,7 @@
 //! and reports, keepalive pings, manifest entries and upload chunks — one
 //! frame per call, generated only when the send queue is empty.
 
-use super::download::DownloadPhase;
+use super::download::{DownloadPhase, DOWNLOADS};
 use super::event::Event;
 use super::fmt::warning;
 use super::session::LinkState;
@@ -84,7 +84,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
 
     /// Download acknowledgements, hash catch-up, verification and the report.
     fn download_step(&mut self, now: u64) -> bool {
-        let Some(download) = self.download.as_mut() else {
+        let Some(download) = self.download.as_mut().filter(|_| DOWNLOADS) else {
             return false;
         };
         if download.phase() == DownloadPhase::Opening {
@@ -330,7 +330,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
     /// Stops the download on a client-side failure: cancels it on the server
     /// and tells the store to discard it.
     pub(super) fn fail_download(&mut self, error: ClientError) -> Event<'static> {
-        let Some(download) = self.download.take() else {
+        let Some(download) = self.download.take().filter(|_| DOWNLOADS) else {
             return Event::FrameDropped { error };
         };
         warning!("download {} failed: {}", download.id, error);
