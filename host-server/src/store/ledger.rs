@@ -259,7 +259,11 @@ pub(crate) fn upload_progress(
     received: u64,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     ledger.set_state(id, UploadState::Uploading, received, "", now)
 }
 
@@ -273,7 +277,11 @@ pub(crate) fn upload_failed(
     reason: &str,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     let record = ledger.set_state(id, UploadState::Failed, received, reason, now)?;
     ledger.history(
         device,
