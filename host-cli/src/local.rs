@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 
 use proto_core::auth::ContentHasher;
 use proto_core::model::FileKind;
-use proto_core::{name, ContentHash};
+use proto_core::name::{self, NameError};
+use proto_core::ContentHash;
 
 use crate::error::{CliError, CliResult};
 
@@ -188,9 +189,12 @@ pub fn hash_file(path: &Path) -> CliResult<ContentHash> {
     Ok(hasher.finish())
 }
 
-/// The local path of server name `name` under `dir`.
-pub fn local_path(dir: &Path, name: &str) -> PathBuf {
-    name.split('/').fold(dir.to_owned(), |p, part| p.join(part))
+/// The local path of server name `name` under `dir`. A name from the server is
+/// trusted no more than any peer's: it must pass proto-core's name rules, so it
+/// can never reach outside `dir` (`..`, an absolute path, a drive letter, a backslash).
+pub fn local_path(dir: &Path, name: &str) -> Result<PathBuf, NameError> {
+    name::validate(name)?;
+    Ok(name.split('/').fold(dir.to_owned(), |p, part| p.join(part)))
 }
 
 #[cfg(test)]
