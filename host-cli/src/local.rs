@@ -9,6 +9,7 @@ use proto_core::auth::ContentHasher;
 use proto_core::model::FileKind;
 use proto_core::name::{self, NameError};
 use proto_core::ContentHash;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{CliError, CliResult};
 
@@ -145,10 +146,12 @@ pub fn is_partial_download(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with(".statesync-") && n.ends_with(".part"))
 }
 
+/// A path's last part as a name for the server, in Unicode NFC (macOS may give
+/// decomposed `e` + U+0301 for `é`; the server takes NFC only).
 fn file_name_text(path: &Path) -> CliResult<String> {
     path.file_name()
         .and_then(|n| n.to_str())
-        .map(str::to_owned)
+        .map(|n| n.nfc().collect())
         .ok_or_else(|| {
             CliError::Usage(format!(
                 "`{}` has a name that is not UTF-8; rename it",
@@ -221,5 +224,26 @@ mod tests {
         let names: Vec<_> = tree.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026/cat.jpg", "empty"]);
         fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn decomposed_local_names_go_to_the_server_in_nfc() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cafe\u{301}.txt"), b"x").unwrap();
+        let files = collect_tree(dir.path()).unwrap();
+        assert_eq!(files[0].name, "caf\u{e9}.txt");
+        assert!(files[0].path.ends_with("cafe\u{301}.txt"));
+    }
+
+    #[test]
+    fn a_name_from_the_server_that_climbs_out_has_no_local_path() {
+        let dir = Path::new("dest");
+        assert_eq!(
+            local_path(dir, "a/b.txt").unwrap(),
+            dir.join("a").join("b.txt")
+        );
+        for hostile in ["../x", "a/../../x", "/etc/x", "C:/x", "a\\..\\x"] {
+            assert!(local_path(dir, hostile).is_err(), "{hostile}");
+        }
     }
 }

@@ -2,7 +2,6 @@
 //! for a re-upload. The work itself is in [`crate::repair`], shared with the dashboard.
 
 use proto_core::message::RequestId;
-use proto_core::name::validate;
 use proto_core::{ErrorCode, ServerMessage};
 use tokio::io::AsyncWrite;
 
@@ -11,7 +10,7 @@ use crate::repair::{self, RepairError};
 
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     fn check_name(&mut self, id: RequestId, name: &str) -> bool {
-        match validate(name) {
+        match crate::names::check(name) {
             Ok(()) => true,
             Err(error) => {
                 let message = format!("`{}`: {error}", name.escape_debug());

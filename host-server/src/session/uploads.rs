@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use proto_core::auth::ContentHasher;
 use proto_core::message::{RequestId, TransferId};
-use proto_core::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
+use proto_core::name::{validate_label, MAX_BATCH_NAME_LEN};
 use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
@@ -23,7 +23,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Checks an announced file; on failure the error is already queued.
     fn check_file(&mut self, id: RequestId, name: &str, kind: FileKind, size: u64) -> bool {
-        if let Err(error) = validate(name) {
+        if let Err(error) = crate::names::check(name) {
             let message = format!("`{}`: {error}", name.escape_debug());
             self.error(id, ErrorCode::BadName, &message);
             return false;
@@ -234,10 +234,19 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let upload_id = self.new_transfer_id();
         let (record, replaced) = match opening {
             UploadOpening::Conflict(record) => {
-                let message = format!(
-                    "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
-                    record.owner
-                );
+                let message = if record.name == name {
+                    format!(
+                        "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
+                        record.owner
+                    )
+                } else {
+                    format!(
+                        "`{}` differs only by case from `{}` (owned by device `{}`), which Windows and macOS treat as one file; rename yours",
+                        name.escape_debug(),
+                        record.name.escape_debug(),
+                        record.owner
+                    )
+                };
                 self.service.publish_records([record], false);
                 return self.error(id, ErrorCode::Conflict, &message);
             }

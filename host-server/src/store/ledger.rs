@@ -20,6 +20,9 @@ use crate::reconcile::{reconcile, Existing, Reconciliation};
 pub(crate) trait Ledger {
     /// The record named `name`, if there is one.
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Another record whose name differs from `name` only by the case of its
+    /// letters (ASCII on SQLite; the database's locale on PostgreSQL).
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
     /// Record `id` (else `NoSuchRecord`).
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow>;
     /// Record `id`, if it still has content `hash` (else `ContentChanged`).
@@ -114,6 +117,13 @@ fn named(ledger: &mut impl Ledger, name: &str) -> StoreResult<RecordRow> {
 /// What an announcement finds for one file.
 fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResult<Decision> {
     let existing = ledger.record_by_name(&file.name)?;
+    if existing.is_none() {
+        if let Some(twin) = ledger.case_twin(&file.name)? {
+            // `Photo.jpg` beside `photo.jpg` would overwrite one with the other on
+            // Windows and macOS: a conflict with the record already there, whoever owns it.
+            return Ok(Decision(Reconciliation::Conflict, Some(twin)));
+        }
+    }
     let decision = reconcile(
         existing.as_ref().map(|r| Existing {
             owner: &r.owner,
@@ -141,16 +151,18 @@ fn flag_conflict(
     now: u64,
 ) -> StoreResult<Option<RecordRow>> {
     ledger.insert_conflict(record.id, device, batch, file, now)?;
-    ledger.history(
-        device,
-        HistoryKind::Conflict,
-        &record.name,
-        &format!(
+    let detail = if file.name == record.name {
+        format!(
             "announced with hash {} ({} bytes); kept {}'s hash {}",
             file.hash, file.size, record.owner, record.hash
-        ),
-        now,
-    )?;
+        )
+    } else {
+        format!(
+            "{:?} announced, which differs only by case; kept {}'s {:?}",
+            file.name, record.owner, record.name
+        )
+    };
+    ledger.history(device, HistoryKind::Conflict, &record.name, &detail, now)?;
     if record.conflict {
         return Ok(None);
     }

@@ -84,6 +84,8 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     ",
+    // 2: finds names that differ only by case (`Photo.jpg` beside `photo.jpg`).
+    "CREATE INDEX records_by_name_nocase ON records (name COLLATE NOCASE);",
 ];
 
 /// The schema version this build creates.

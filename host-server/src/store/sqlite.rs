@@ -182,6 +182,18 @@ fn record_by_name(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<Record
         .optional()?)
 }
 
+fn case_twin(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE name = ?1 COLLATE NOCASE AND name <> ?1 LIMIT 1"
+            ),
+            [name],
+            record_from_row,
+        )
+        .optional()?)
+}
+
 fn record_by_id(tx: &Transaction<'_>, id: u64) -> StoreResult<RecordRow> {
     tx.query_row(
         &format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?1"),
@@ -298,6 +310,10 @@ fn set_state(
 impl Ledger for Transaction<'_> {
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
         record_by_name(self, name)
+    }
+
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        case_twin(self, name)
     }
 
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {

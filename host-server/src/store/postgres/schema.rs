@@ -113,6 +113,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (server, session)
     );
     ",
+    // 2: finds names that differ only by case (`Photo.jpg` beside `photo.jpg`).
+    "CREATE INDEX records_by_lower_name ON records (lower(name));",
 ];
 
 /// The schema version this build creates.
