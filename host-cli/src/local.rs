@@ -89,7 +89,8 @@ fn finish(mut found: Vec<Found>) -> CliResult<Vec<LocalFile>> {
             })?;
             let hash = match kind {
                 FileKind::File => hash_file(&path)?,
-                FileKind::Directory => ContentHasher::digest(&[]),
+                // A directory entry has no content and carries no hash.
+                FileKind::Directory => ContentHash::ZERO,
             };
             Ok(LocalFile {
                 name,

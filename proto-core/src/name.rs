@@ -364,7 +364,7 @@ mod tests {
 
             #[test]
             fn plain_names_pass(name in plain_name()) {
-                prop_assume!(!name.split('/').any(|s| is_reserved(s)));
+                prop_assume!(!name.split('/').any(is_reserved));
                 prop_assert_eq!(validate(&name), Ok(()));
             }
 

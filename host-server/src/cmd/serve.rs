@@ -72,6 +72,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = crate::http::DEFAULT_ADDR, value_parser = crate::http::parse_listen)]
     pub http: Option<String>,
+    /// The dashboard is reached through a TLS-terminating proxy (HTTPS): its login
+    /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
+    #[arg(long, requires = "http")]
+    pub behind_tls_proxy: bool,
 }
 
 impl ServeArgs {
@@ -139,7 +143,9 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             .local_addr()
             .context("cannot read the bound address")?;
         let dashboard = match &args.http {
-            Some(listen) => Some(Dashboard::bind(listen, server.service(), data).await?),
+            Some(listen) => {
+                Some(Dashboard::bind(listen, server.service(), data, args.behind_tls_proxy).await?)
+            }
             None => None,
         };
         let mut stdout = std::io::stdout().lock();

@@ -50,7 +50,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let allow = self.service.limits.allow_foreign_delete;
         match repair::delete(&self.service, &self.device, name, allow).await {
             Ok(_) => {
-                tracing::info!(session = self.id, device = %self.device, name, "record deleted");
+                tracing::info!(session = self.id, device = ?self.device, name, "record deleted");
                 self.push(id, ServerMessage::Ok);
             }
             Err(error) => self.repair_error(id, error),
@@ -77,7 +77,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         match repair::retry(&self.service, &self.device, name).await {
             Ok(retried) => {
-                tracing::info!(session = self.id, device = %self.device, name, owner = %retried.record.owner, "re-upload requested");
+                tracing::info!(session = self.id, device = ?self.device, name, owner = ?retried.record.owner, "re-upload requested");
                 self.push(id, ServerMessage::Ok);
             }
             Err(error) => self.repair_error(id, error),

@@ -20,6 +20,16 @@ const NAME_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Write `received` to the store at most this often during an upload.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// The hash a record keeps for an announced file: a directory entry has no content,
+/// so it carries no hash ([`ContentHash::ZERO`]), whatever the device sent. Otherwise a
+/// directory could claim another file's hash and keep that blob alive after its deletion.
+fn content_hash(kind: FileKind, announced: ContentHash) -> ContentHash {
+    match kind {
+        FileKind::File => announced,
+        FileKind::Directory => ContentHash::ZERO,
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Checks an announced file; on failure the error is already queued.
     fn check_file(&mut self, id: RequestId, name: &str, kind: FileKind, size: u64) -> bool {
@@ -98,7 +108,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 name: name.to_string(),
                 kind,
                 size,
-                hash,
+                hash: content_hash(kind, hash),
             });
         }
     }
@@ -147,8 +157,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.service.publish_records(outcome.changed, replaced);
         tracing::info!(
             session = self.id,
-            device = %self.device,
-            batch = %batch,
+            device = ?self.device,
+            batch = ?batch,
             records = outcome.records,
             conflicts = outcome.conflicts,
             begun_by = request,
@@ -175,6 +185,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !self.check_file(id, name, kind, size) {
             return;
         }
+        let hash = content_hash(kind, hash);
         if let Some(index) = self.uploads.iter().position(|u| u.record.name == name) {
             let entry = &mut self.uploads[index];
             if entry.is_open() && entry.record.hash == hash && entry.record.size == size {
@@ -582,7 +593,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             .await
         {
             Ok(row) => {
-                tracing::info!(session = self.id, name = %row.name, received = durable, size = row.size, reason, "upload interrupted");
+                tracing::info!(session = self.id, name = ?row.name, received = durable, size = row.size, reason, "upload interrupted");
                 self.service.publish_records([row.clone()], false);
                 self.uploads[index].result = Some(row);
             }
@@ -792,8 +803,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 let bytes = completion.record.size - entry.start_offset;
                 tracing::info!(
                     session = self.id,
-                    device = %self.device,
-                    name = %completion.record.name,
+                    device = ?self.device,
+                    name = ?completion.record.name,
                     size = completion.record.size,
                     seconds,
                     mib_per_s = bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
@@ -816,7 +827,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
         match result {
             Ok(record) => {
-                tracing::debug!(session = self.id, name = %record.name, what, "upload ended");
+                tracing::debug!(session = self.id, name = ?record.name, what, "upload ended");
                 self.service.publish_records([record.clone()], false);
                 self.push(
                     request,
