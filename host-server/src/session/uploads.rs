@@ -363,9 +363,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
-    /// Ends a joined upload that did not finish: its own partial file goes, the
-    /// owner's record is left as it is, and the device is told its upload failed.
-    fn end_joined(&mut self, index: usize, reason: &str) {
+    /// Ends a joined upload that did not finish: its own partial file goes and the
+    /// owner's record is left as it is. Returns the `00` copy of the record that tells
+    /// this device its upload failed (kept for repeated closes).
+    fn end_joined(&mut self, index: usize, reason: &str) -> crate::store::RecordRow {
         let path = self.partial_path(&self.uploads[index].record);
         if let Err(error) = self.service.blobs.remove_partial_at(&path) {
             tracing::warn!(session = self.id, %error, "could not remove a joined upload's partial file");
@@ -375,7 +376,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         record.received = 0;
         record.reason = format!("{reason} (your upload; the owner's record is unchanged)");
         tracing::info!(session = self.id, name = ?record.name, reason, "joined upload ended");
-        self.report_result(index, Ok(record), "joined upload failed");
+        self.uploads[index].result = Some(record.clone());
+        record
     }
 
     /// After a joined upload made the record `11`, the owner's partial bytes are of
@@ -389,6 +391,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 tracing::warn!(session = self.id, %error, "could not remove the owner's partial file");
             }
         }
+    }
+
+    /// Ends a joined upload that failed and tells this device alone (the `00` copy is
+    /// not the record's state, so it is not published).
+    fn fail_joined(&mut self, index: usize, reason: &str) {
+        let record = self.end_joined(index, reason);
+        let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
+        self.push(
+            request,
+            ServerMessage::UploadResult {
+                upload,
+                record: record.as_wire(),
+            },
+        );
     }
 
     /// A zero-length file or directory entry: nothing to send, verify and finish now.
@@ -566,7 +582,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let entry = &mut self.uploads[index];
         let exit = entry.stop().await;
         if entry.joined {
-            return self.end_joined(index, reason);
+            self.end_joined(index, reason);
+            return;
         }
         self.service.set_live_received(entry.record.id, None);
         let durable = exit.as_ref().map_or(entry.acked, |e| e.durable);
@@ -653,13 +670,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 Some(WriterOutcome::Verified) => self.finish_verified(index).await,
                 Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {
                     self.uploads[index].stop().await;
-                    self.end_joined(index, "hash mismatch");
+                    self.fail_joined(index, "hash mismatch");
                 }
                 Some(WriterOutcome::Failed(error)) if self.uploads[index].joined => {
                     self.uploads[index].stop().await;
                     let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
                     self.error(request, ErrorCode::Storage, &message);
-                    self.end_joined(index, "server storage error");
+                    self.fail_joined(index, "server storage error");
                 }
                 Some(WriterOutcome::HashMismatch) => {
                     let entry = &mut self.uploads[index];
@@ -768,7 +785,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             if joined {
                 let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
                 self.error(request, ErrorCode::Storage, &message);
-                return self.end_joined(index, "server storage error");
+                return self.fail_joined(index, "server storage error");
             }
             let durable = self.uploads[index].acked;
             let reason = format!("server storage error: {error}");
