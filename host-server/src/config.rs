@@ -21,8 +21,8 @@ pub struct Limits {
     pub full_list_every: Duration,
     /// Let any device delete any record, not only its own.
     pub allow_foreign_delete: bool,
-    /// Let any device ask for a re-upload of any record (the default, DESIGN §1.8); when
-    /// false, only the owner may (a retry discards the record's bytes).
+    /// Let any device ask for a re-upload of any record; when false (the default), only
+    /// the owner may, since a retry discards the record's bytes.
     pub allow_foreign_retry: bool,
     /// Most uploads open at once on one session.
     pub max_uploads_per_session: usize,
@@ -71,7 +71,7 @@ impl Default for Limits {
             max_manifest_files: 10_000,
             full_list_every: Duration::ZERO,
             allow_foreign_delete: false,
-            allow_foreign_retry: true,
+            allow_foreign_retry: false,
             max_uploads_per_session: 4,
             max_downloads_per_session: 4,
             max_download_window: 8 * 1024 * 1024,

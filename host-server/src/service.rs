@@ -271,6 +271,12 @@ impl Service {
     pub async fn remove_blob_if_unused(&self, hash: ContentHash) {
         match self.db(move |s| s.blob_in_use(&hash)).await {
             Ok(false) => {
+                // The commit that left the blob unused must survive a power loss
+                // first, or the record could come back `11` without its bytes.
+                if let Err(error) = self.db(|s| s.sync_commits()).await {
+                    tracing::warn!(%error, %hash, "could not make the store durable; the unused blob stays");
+                    return;
+                }
                 if let Err(error) = self.blobs.remove_blob(&hash) {
                     tracing::warn!(%error, %hash, "could not remove an unused blob");
                 }

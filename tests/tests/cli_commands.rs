@@ -222,7 +222,7 @@ fn devices_status_and_history_show_presence_and_batches() {
 
 #[test]
 fn rm_deletes_and_retry_asks_the_owner_to_upload_again() {
-    let server = Server::start(&["laptop", "tv"]);
+    let server = Server::start_with(&["laptop", "tv"], &["--allow-foreign-retry"]);
     let laptop = server.cli("laptop");
     let dir = tempfile::tempdir().unwrap();
     write_pattern(&dir.path().join("a.bin"), 4000, 8);

@@ -47,10 +47,10 @@ pub struct ServeArgs {
     /// Let any device delete any record, not only the records it owns.
     #[arg(long)]
     pub allow_foreign_delete: bool,
-    /// Only the owner may ask for a re-upload of a record (by default any device may; a
-    /// retry puts the record back to 01 and discards its bytes).
+    /// Let any device ask for a re-upload of any record (by default only its owner may:
+    /// a retry puts the record back to 01 and discards its bytes).
     #[arg(long)]
-    pub owner_only_retry: bool,
+    pub allow_foreign_retry: bool,
     /// Close connections that have not completed the handshake (and TLS) within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub handshake_timeout: u64,
@@ -87,6 +87,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = crate::http::DEFAULT_ADDR, value_parser = crate::http::parse_listen)]
     pub http: Option<String>,
+    /// The dashboard is reached through a TLS-terminating proxy (HTTPS): its login
+    /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
+    #[arg(long, requires = "http")]
+    pub behind_tls_proxy: bool,
 }
 
 impl ServeArgs {
@@ -122,7 +126,7 @@ impl ServeArgs {
             max_file_size: self.max_file_size,
             full_list_every: Duration::from_secs(self.full_list_every),
             allow_foreign_delete: self.allow_foreign_delete,
-            allow_foreign_retry: !self.owner_only_retry,
+            allow_foreign_retry: self.allow_foreign_retry,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             failed_logins_allowed: self.max_failed_logins,
             lease: Duration::from_secs(self.lease),
@@ -162,7 +166,9 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             .local_addr()
             .context("cannot read the bound address")?;
         let dashboard = match &args.http {
-            Some(listen) => Some(Dashboard::bind(listen, server.service(), data).await?),
+            Some(listen) => {
+                Some(Dashboard::bind(listen, server.service(), data, args.behind_tls_proxy).await?)
+            }
             None => None,
         };
         let mut stdout = std::io::stdout().lock();

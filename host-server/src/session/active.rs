@@ -181,7 +181,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 biased;
                 _ = shutdown.recv() => return SessionEnd::Shutdown,
                 _ = self.revoked.notified() => {
-                    tracing::info!(session = self.id, device = %self.device, "device removed or re-keyed; ending its session");
+                    tracing::info!(session = self.id, device = ?self.device, "device removed or re-keyed; ending its session");
                     return SessionEnd::Revoked;
                 }
                 Some(()) = self.writer_progress.recv() => self.on_writer_progress().await,
@@ -372,6 +372,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             | StoreError::Connect { .. }
             | StoreError::BadDatabaseUrl { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::File { .. }
             | StoreError::NewerSchema { .. } => {
                 tracing::error!(session = self.id, %error, "store failed");
                 ErrorCode::Storage

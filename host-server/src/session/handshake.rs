@@ -275,7 +275,7 @@ where
             )
         });
         let Some(key) = key.filter(|_| verified) else {
-            tracing::warn!(device = %device, %address, "authentication failed (unknown device or wrong key)");
+            tracing::warn!(device = ?device, %address, "authentication failed (unknown device or wrong key)");
             service
                 .failed_logins
                 .failed(&address, std::time::Instant::now());

@@ -158,7 +158,7 @@ where
     let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1);
     let first = service.hub.join(&device, session_id, link.kind, wake_tx);
     announce_presence(service, &device, session_id, link, true, first).await;
-    tracing::info!(session = session_id, device = %device, peer = %link.peer, link = ?link.kind, "session started");
+    tracing::info!(session = session_id, device = ?device, peer = %link.peer, link = ?link.kind, "session started");
 
     let revoked = service
         .hub
@@ -178,7 +178,7 @@ where
     announce_presence(service, &device, session_id, link, false, last).await;
     tracing::info!(
         session = session_id,
-        device = %device,
+        device = ?device,
         peer = %link.peer,
         reason = end.label(),
         seconds = started.elapsed().as_secs_f64(),

@@ -41,10 +41,20 @@ fn batch_name_problem(batch: &str, error: NameError) -> String {
     }
 }
 
+/// The hash a record keeps for an announced file: a directory entry has no content,
+/// so it carries no hash ([`ContentHash::ZERO`]), whatever the device sent. Otherwise a
+/// directory could claim another file's hash and keep that blob alive after its deletion.
+fn content_hash(kind: FileKind, announced: ContentHash) -> ContentHash {
+    match kind {
+        FileKind::File => announced,
+        FileKind::Directory => ContentHash::ZERO,
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Checks an announced file; on failure the error is already queued.
     fn check_file(&mut self, id: RequestId, name: &str, kind: FileKind, size: u64) -> bool {
-        if let Err(error) = validate(name) {
+        if let Err(error) = crate::names::check(name) {
             let message = format!("`{}`: {error}", name.escape_debug());
             self.error(id, ErrorCode::BadName, &message);
             return false;
@@ -125,7 +135,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 name: name.to_string(),
                 kind,
                 size,
-                hash,
+                hash: content_hash(kind, hash),
             });
         }
     }
@@ -175,8 +185,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.service.publish_records(outcome.changed, replaced);
         tracing::info!(
             session = self.id,
-            device = %self.device,
-            batch = %batch,
+            device = ?self.device,
+            batch = ?batch,
             records = outcome.records,
             conflicts = outcome.conflicts,
             begun_by = request,
@@ -203,6 +213,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !self.check_file(id, name, kind, size) {
             return;
         }
+        let hash = content_hash(kind, hash);
         if let Some(index) = self.uploads.iter().position(|u| u.record.name == name) {
             let entry = &mut self.uploads[index];
             if entry.is_open() && entry.record.hash == hash && entry.record.size == size {
@@ -263,10 +274,19 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let upload_id = self.new_transfer_id();
         let (record, replaced) = match opening {
             UploadOpening::Conflict(record) => {
-                let message = format!(
-                    "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
-                    record.owner
-                );
+                let message = if record.name == name {
+                    format!(
+                        "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
+                        record.owner
+                    )
+                } else {
+                    format!(
+                        "`{}` differs only by case from `{}` (owned by device `{}`), which Windows and macOS treat as one file; rename yours",
+                        name.escape_debug(),
+                        record.name.escape_debug(),
+                        record.owner
+                    )
+                };
                 self.service.publish_records([record], false);
                 return self.error(id, ErrorCode::Conflict, &message);
             }
@@ -293,6 +313,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 (record, replaced)
             }
         };
+        // A device joining another device's record of the same content waited for the
+        // name lock (the owner's upload may finish it) but does not keep it: it writes
+        // its own partial file and must not keep the owner from resuming.
+        let joined = record.owner != self.device;
+        let lock = (!joined).then_some(lock);
         if let Some(old) = replaced {
             let _blobs = self.service.blob_lock().await;
             let _ = self.service.blobs.remove_partial(record.id, &old);
@@ -301,18 +326,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if size == 0 {
             return self.complete_empty(id, upload_id, record).await;
         }
-        let resume_at = if record.state == UploadState::Needed {
-            0
+        // Only the owner resumes; a joined upload starts its own file from byte 0.
+        let (resume_at, cached) = if joined || record.state == UploadState::Needed {
+            (0, None)
         } else {
-            record.received
+            (record.received, self.service.take_hash(record.id, &hash))
         };
-        let cached = self.service.take_hash(record.id, &hash);
         let blobs = self.service.blobs.clone();
-        let record_id = record.id;
-        let partial = tokio::task::spawn_blocking(move || {
-            blobs.open_partial(record_id, &hash, resume_at, cached)
-        })
-        .await;
+        let path = self.partial_path(&record);
+        let partial =
+            tokio::task::spawn_blocking(move || blobs.open_partial(path, resume_at, cached)).await;
         let partial = match partial {
             Ok(Ok(partial)) => partial,
             Ok(Err(error)) => {
@@ -356,6 +379,61 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             window as usize,
             lock,
         ));
+    }
+
+    /// The partial file an upload of `record` from this session writes: the owner's
+    /// own, or for a joined upload one of this device alone.
+    fn partial_path(&self, record: &crate::store::RecordRow) -> std::path::PathBuf {
+        if record.owner == self.device {
+            self.service.blobs.partial_path(record.id, &record.hash)
+        } else {
+            let blobs = &self.service.blobs;
+            blobs.joined_partial_path(record.id, &record.hash, &self.device)
+        }
+    }
+
+    /// Ends a joined upload that did not finish: its own partial file goes and the
+    /// owner's record is left as it is. Returns the `00` copy of the record that tells
+    /// this device its upload failed (kept for repeated closes).
+    fn end_joined(&mut self, index: usize, reason: &str) -> crate::store::RecordRow {
+        let path = self.partial_path(&self.uploads[index].record);
+        if let Err(error) = self.service.blobs.remove_partial_at(&path) {
+            tracing::warn!(session = self.id, %error, "could not remove a joined upload's partial file");
+        }
+        let mut record = self.uploads[index].record.clone();
+        record.state = UploadState::Failed;
+        record.received = 0;
+        record.reason = format!("{reason} (your upload; the owner's record is unchanged)");
+        tracing::info!(session = self.id, name = ?record.name, reason, "joined upload ended");
+        self.uploads[index].result = Some(record.clone());
+        record
+    }
+
+    /// After a joined upload made the record `11`, the owner's partial bytes are of
+    /// no more use: remove them unless the owner's upload is still open (it holds
+    /// the name lock and will promote the same content itself).
+    async fn remove_owner_partial_if_idle(&mut self, index: usize) {
+        let record = &self.uploads[index].record;
+        let (name, record_id, hash) = (record.name.clone(), record.id, record.hash);
+        if let Some(_lock) = self.service.lock_name(&name, Duration::ZERO).await {
+            if let Err(error) = self.service.blobs.remove_partial(record_id, &hash) {
+                tracing::warn!(session = self.id, %error, "could not remove the owner's partial file");
+            }
+        }
+    }
+
+    /// Ends a joined upload that failed and tells this device alone (the `00` copy is
+    /// not the record's state, so it is not published).
+    fn fail_joined(&mut self, index: usize, reason: &str) {
+        let record = self.end_joined(index, reason);
+        let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
+        self.push(
+            request,
+            ServerMessage::UploadResult {
+                upload,
+                record: record.as_wire(),
+            },
+        );
     }
 
     /// A zero-length file or directory entry: nothing to send, verify and finish now.
@@ -539,6 +617,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     async fn fail_upload(&mut self, index: usize, reason: &str) {
         let entry = &mut self.uploads[index];
         let exit = entry.stop().await;
+        if entry.joined {
+            self.end_joined(index, reason);
+            return;
+        }
         self.service.set_live_received(entry.record.id, None);
         let durable = exit.as_ref().map_or(entry.acked, |e| e.durable);
         let record = entry.record.clone();
@@ -564,7 +646,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             .await
         {
             Ok(row) => {
-                tracing::info!(session = self.id, name = %row.name, received = durable, size = row.size, reason, "upload interrupted");
+                tracing::info!(session = self.id, name = ?row.name, received = durable, size = row.size, reason, "upload interrupted");
                 self.service.publish_records([row.clone()], false);
                 self.uploads[index].result = Some(row);
             }
@@ -606,8 +688,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             if status.durable > entry.acked {
                 entry.acked = status.durable;
                 let durable = status.durable;
-                self.service
-                    .set_live_received(entry.record.id, Some(durable));
+                if !entry.joined {
+                    self.service
+                        .set_live_received(entry.record.id, Some(durable));
+                }
                 self.push(
                     request,
                     ServerMessage::UploadAck {
@@ -620,6 +704,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             match status.outcome {
                 None => self.store_progress(index, false).await,
                 Some(WriterOutcome::Verified) => self.finish_verified(index).await,
+                Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {
+                    self.uploads[index].stop().await;
+                    self.fail_joined(index, "hash mismatch");
+                }
+                Some(WriterOutcome::Failed(error)) if self.uploads[index].joined => {
+                    self.uploads[index].stop().await;
+                    let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                    self.error(request, ErrorCode::Storage, &message);
+                    self.fail_joined(index, "server storage error");
+                }
                 Some(WriterOutcome::HashMismatch) => {
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
@@ -670,7 +764,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// otherwise schedules the write for when it is due.
     async fn store_progress(&mut self, index: usize, force: bool) {
         let entry = &self.uploads[index];
-        if entry.acked <= entry.stored_received {
+        if entry.joined || entry.acked <= entry.stored_received {
             return;
         }
         if !force && entry.stored_at.elapsed() < PROGRESS_EVERY {
@@ -705,7 +799,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         // being promoted.
         let _name_lock = entry.take_lock();
         entry.stop().await;
-        self.service.set_live_received(entry.record.id, None);
+        let joined = entry.joined;
+        if !joined {
+            self.service.set_live_received(entry.record.id, None);
+        }
+        let partial = self.partial_path(&self.uploads[index].record);
+        let entry = &self.uploads[index];
         let (record_id, content, device, now) = (
             entry.record.id,
             entry.record.hash,
@@ -715,13 +814,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let request = entry.request;
         let blobs_guard = self.service.blob_lock().await;
         let blobs = self.service.blobs.clone();
-        let promoted = tokio::task::spawn_blocking(move || {
-            blobs.promote(&blobs.partial_path(record_id, &content), &content)
-        })
-        .await;
+        let promoted = tokio::task::spawn_blocking(move || blobs.promote(&partial, &content)).await;
         if let Ok(Err(error)) | Err(error) = promoted.map_err(std::io::Error::other) {
             drop(blobs_guard);
             tracing::error!(session = self.id, %error, "promoting a verified upload failed");
+            if joined {
+                let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                self.error(request, ErrorCode::Storage, &message);
+                return self.fail_joined(index, "server storage error");
+            }
             let durable = self.uploads[index].acked;
             let reason = format!("server storage error: {error}");
             let result = self
@@ -742,6 +843,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             self.service.remove_blob_if_unused(content).await;
         }
         drop(blobs_guard);
+        if joined && result.is_ok() {
+            self.remove_owner_partial_if_idle(index).await;
+        }
         let result = match result {
             Ok(completion) => {
                 self.service
@@ -752,8 +856,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 let bytes = completion.record.size - entry.start_offset;
                 tracing::info!(
                     session = self.id,
-                    device = %self.device,
-                    name = %completion.record.name,
+                    device = ?self.device,
+                    name = ?completion.record.name,
                     size = completion.record.size,
                     seconds,
                     mib_per_s = bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
@@ -776,7 +880,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
         match result {
             Ok(record) => {
-                tracing::debug!(session = self.id, name = %record.name, what, "upload ended");
+                tracing::debug!(session = self.id, name = ?record.name, what, "upload ended");
                 self.service.publish_records([record.clone()], false);
                 self.push(
                     request,

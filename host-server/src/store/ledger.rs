@@ -20,6 +20,9 @@ use crate::reconcile::{reconcile, Existing, Reconciliation};
 pub(crate) trait Ledger {
     /// The record named `name`, if there is one.
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Another record whose name differs from `name` only by the case of its
+    /// letters (ASCII on SQLite; the database's locale on PostgreSQL).
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
     /// Record `id` (else `NoSuchRecord`).
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow>;
     /// Record `id`, if it still has content `hash` (else `ContentChanged`).
@@ -120,6 +123,13 @@ fn named(ledger: &mut impl Ledger, name: &str) -> StoreResult<RecordRow> {
 /// What an announcement finds for one file.
 fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResult<Decision> {
     let existing = ledger.record_by_name(&file.name)?;
+    if existing.is_none() {
+        if let Some(twin) = ledger.case_twin(&file.name)? {
+            // `Photo.jpg` beside `photo.jpg` would overwrite one with the other on
+            // Windows and macOS: a conflict with the record already there, whoever owns it.
+            return Ok(Decision(Reconciliation::Conflict, Some(twin)));
+        }
+    }
     let decision = reconcile(
         existing.as_ref().map(|r| Existing {
             owner: &r.owner,
@@ -157,7 +167,8 @@ fn flag_conflict(
     ledger.mark_conflict(record.id, now).map(Some)
 }
 
-/// The history line of a new conflict.
+/// The history line of a new conflict: another content under the same name, or a
+/// name that differs from the record's only by case.
 fn log_conflict(
     ledger: &mut impl Ledger,
     record: &RecordRow,
@@ -165,16 +176,18 @@ fn log_conflict(
     file: &Announced,
     now: u64,
 ) -> StoreResult<()> {
-    ledger.history(
-        device,
-        HistoryKind::Conflict,
-        &record.name,
-        &format!(
+    let detail = if file.name == record.name {
+        format!(
             "announced with hash {} ({} bytes); kept {}'s hash {}",
             file.hash, file.size, record.owner, record.hash
-        ),
-        now,
-    )?;
+        )
+    } else {
+        format!(
+            "{:?} announced, which differs only by case; kept {}'s {:?}",
+            file.name, record.owner, record.name
+        )
+    };
+    ledger.history(device, HistoryKind::Conflict, &record.name, &detail, now)?;
     Ok(())
 }
 
@@ -347,7 +360,11 @@ pub(crate) fn upload_progress(
     received: u64,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     ledger.set_state(id, UploadState::Uploading, received, "", now)
 }
 
@@ -361,7 +378,11 @@ pub(crate) fn upload_failed(
     reason: &str,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     let record = ledger.set_state(id, UploadState::Failed, received, reason, now)?;
     ledger.history(
         device,

@@ -188,6 +188,14 @@ pub enum StoreError {
     /// The record's content was replaced (by its owner) while an upload of the old content ran.
     #[error("`{0}` was changed by its owner while this upload ran; upload the new content")]
     ContentChanged(String),
+    /// A database file could not be read, synced or restricted to this user.
+    #[error("cannot use database file {path}: {source}; check the data directory's disk and permissions")]
+    File {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The blocking call running the transaction did not finish (the server is stopping).
     #[error("store call was interrupted ({0}); try again")]
     Interrupted(String),
@@ -568,6 +576,13 @@ pub trait Store: Send + Sync {
     /// The shared-database side of this store, when other servers may use it too.
     fn shared(&self) -> Option<&dyn SharedStore> {
         None
+    }
+
+    /// Makes every committed transaction durable (it survives a power loss), for a
+    /// caller about to act on one outside the store, such as removing a blob the
+    /// commit left unused. A store whose commits are durable already does nothing.
+    fn sync_commits(&self) -> StoreResult<()> {
+        Ok(())
     }
 
     /// Registers a device with its key.

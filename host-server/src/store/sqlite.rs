@@ -46,6 +46,7 @@ impl SqliteStore {
             path: path.display().to_string(),
             detail,
         };
+        restrict_files(path)?;
         let mut conn = Connection::open(path).map_err(|e| classify(e, path))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn
@@ -104,6 +105,42 @@ impl SqliteStore {
 }
 
 /// Turns "not a database" and "corrupt" engine errors into [`StoreError::Corrupt`].
+/// The database holds the device keys: it and its WAL and shared-memory files are
+/// for this user only (0600), also when they were created earlier with a looser mode.
+/// SQLite gives the WAL files it creates the database file's mode.
+fn restrict_files(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |path: &Path, source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| fail(path, e))?;
+    for file in [
+        path.to_path_buf(),
+        sidecar(path, "-wal"),
+        sidecar(path, "-shm"),
+    ] {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(&file, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The file SQLite keeps beside the database with `suffix` (`-wal`, `-shm`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn classify(error: rusqlite::Error, path: &Path) -> StoreError {
     use rusqlite::ErrorCode as Code;
     match error.sqlite_error_code() {
@@ -176,6 +213,18 @@ fn record_by_name(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<Record
     Ok(tx
         .query_row(
             &format!("SELECT {RECORD_COLUMNS} FROM records WHERE name = ?1"),
+            [name],
+            record_from_row,
+        )
+        .optional()?)
+}
+
+fn case_twin(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE name = ?1 COLLATE NOCASE AND name <> ?1 LIMIT 1"
+            ),
             [name],
             record_from_row,
         )
@@ -303,6 +352,10 @@ fn set_state(
 impl Ledger for Transaction<'_> {
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
         record_by_name(self, name)
+    }
+
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        case_twin(self, name)
     }
 
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
@@ -499,6 +552,20 @@ impl Ledger for Transaction<'_> {
 impl Store for SqliteStore {
     fn revision(&self) -> StoreResult<u64> {
         self.read(current_revision)
+    }
+
+    /// With `synchronous = NORMAL` a commit is written to the WAL but not synced;
+    /// syncing the WAL file makes every commit so far durable (each checkpoint syncs
+    /// the database file before it reuses the WAL).
+    fn sync_commits(&self) -> StoreResult<()> {
+        let wal = sidecar(&self.path, "-wal");
+        match std::fs::File::open(&wal).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::File {
+                path: wal.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()> {
@@ -978,6 +1045,36 @@ mod tests {
         assert_eq!(conflicts.len(), 2, "one line per content: {conflicts:?}");
         assert!(conflicts[0].contains(&ContentHasher::digest(b"2").to_string()));
         assert!(conflicts[1].contains(&ContentHasher::digest(b"3").to_string()));
+    }
+
+    #[test]
+    fn commits_are_synced_on_request_and_the_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = store();
+        store.add_device("d1", &[1; 32], 1).unwrap();
+        store.sync_commits().unwrap();
+        for file in ["statesync.db", "statesync.db-wal", "statesync.db-shm"] {
+            let meta = std::fs::metadata(dir.path().join(file)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+        std::fs::remove_file(dir.path().join("statesync.db-wal")).unwrap();
+        store.sync_commits().unwrap();
+    }
+
+    #[test]
+    fn a_name_that_differs_only_by_case_meets_its_twin() {
+        let (_dir, store) = store();
+        store
+            .open_upload("d1", &file("Photo.JPG", b"a"), &QUOTA, 1)
+            .unwrap();
+        let twin = store
+            .open_upload("d2", &file("photo.jpg", b"b"), &QUOTA, 2)
+            .unwrap();
+        let UploadOpening::Conflict(record) = twin else {
+            panic!("{twin:?}")
+        };
+        assert_eq!(record.name, "Photo.JPG");
+        assert!(store.record("photo.jpg").unwrap().is_none());
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Upload {
     pub marked_uploading: bool,
     /// The final record once the upload ended (`11` or `00`), for repeated closes.
     pub result: Option<RecordRow>,
+    /// True when another device owns the record: this upload writes its own partial
+    /// file from byte 0, holds no name lock and leaves the record's progress alone.
+    pub joined: bool,
     next: u64,
     writer: Option<WriterHandle>,
     early: BTreeMap<u64, Vec<u8>>,
@@ -66,6 +69,7 @@ impl Upload {
     /// An upload of `record` resuming at `offset`, fed to `writer`.
     ///
     /// `early_limit` bounds the bytes kept from chunks that arrive after a gap.
+    /// `lock` is the name lock; a joined upload has none.
     pub fn new(
         id: TransferId,
         request: RequestId,
@@ -73,7 +77,7 @@ impl Upload {
         offset: u64,
         writer: WriterHandle,
         early_limit: usize,
-        lock: OwnedMutexGuard<()>,
+        lock: Option<OwnedMutexGuard<()>>,
     ) -> Upload {
         let now = Instant::now();
         Upload {
@@ -85,8 +89,9 @@ impl Upload {
             acked: offset,
             stored_received: offset,
             stored_at: now,
-            marked_uploading: false,
+            marked_uploading: lock.is_none(),
             result: None,
+            joined: lock.is_none(),
             next: offset,
             writer: Some(writer),
             early: BTreeMap::new(),
@@ -95,7 +100,7 @@ impl Upload {
             reported_until: 0,
             beyond_report: 0,
             unflushed: false,
-            lock: Some(lock),
+            lock,
         }
     }
 
@@ -113,6 +118,7 @@ impl Upload {
             stored_at: now,
             marked_uploading: true,
             result: Some(record.clone()),
+            joined: false,
             record,
             next: size,
             writer: None,
@@ -283,7 +289,9 @@ mod tests {
     async fn upload(dir: &std::path::Path, size: u64) -> Upload {
         let blobs = BlobDir::open(dir).unwrap();
         let hash = ContentHash([7; 32]);
-        let partial = blobs.open_partial(1, &hash, 0, None).unwrap();
+        let partial = blobs
+            .open_partial(blobs.partial_path(1, &hash), 0, None)
+            .unwrap();
         let (poke, _) = tokio::sync::mpsc::channel(1);
         let writer = writer::spawn(
             WriterSpec {
@@ -312,7 +320,7 @@ mod tests {
             reason: String::new(),
         };
         let lock = Arc::new(tokio::sync::Mutex::new(())).lock_owned().await;
-        Upload::new(1, 1, record, 0, writer, 4000, lock)
+        Upload::new(1, 1, record, 0, writer, 4000, Some(lock))
     }
 
     fn hole(offset: u64, len: u32) -> Option<ByteRange> {

@@ -434,10 +434,12 @@ fn foreign_delete_is_allowed_when_the_server_says_so() {
     assert!(d2.record("shared.txt").is_none());
 }
 
-/// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect).
+/// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect);
+/// another device may ask when the server allows it (only the owner by default).
 #[test]
 fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
-    let (server, k1, k2) = server_with_two_devices();
+    let server = Server::start_on(BACKEND, &["--allow-foreign-retry"]);
+    let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.upload("again.txt", b"v1");
     let mut d2 = server.connect("d2", &k2);

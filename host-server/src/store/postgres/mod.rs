@@ -166,6 +166,10 @@ impl Ledger for Work<'_> {
         record_by_name(&mut self.tx, name)
     }
 
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        case_twin(&mut self.tx, name)
+    }
+
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
         record_by_id(&mut self.tx, id)
     }
@@ -416,6 +420,16 @@ fn current_revision(tx: &mut Db<'_>) -> StoreResult<u64> {
 fn record_by_name(tx: &mut Db<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
     let row = tx.query_opt(
         &format!("SELECT {RECORD_COLUMNS} FROM records WHERE name = $1"),
+        &[&name],
+    )?;
+    row.map(|row| record_at(&row, 0)).transpose()
+}
+
+fn case_twin(tx: &mut Db<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    let row = tx.query_opt(
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE lower(name) = lower($1) AND name <> $1 LIMIT 1"
+        ),
         &[&name],
     )?;
     row.map(|row| record_at(&row, 0)).transpose()
