@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use proto_core::auth::ContentHasher;
 use proto_core::message::{RequestId, TransferId};
-use proto_core::name::{validate, validate_label, NameError, MAX_BATCH_NAME_LEN};
+use proto_core::name::{validate_label, NameError, MAX_BATCH_NAME_LEN};
 use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
