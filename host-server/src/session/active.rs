@@ -5,6 +5,7 @@
 //! download retransmission) and shutdown. Requests are answered in order of
 //! arrival; events are pushed in between with id 0.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub(super) struct Session<'w, W> {
     pub send_turn: usize,
     /// When throttled `received` updates must be written to the store.
     pub progress_due: Option<Instant>,
+    /// Queued notifications this session has sent (each goes out once per session).
+    notified: HashSet<u64>,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -103,6 +106,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             stats: SessionStats::default(),
             send_turn: 0,
             progress_due: None,
+            notified: HashSet::new(),
         }
     }
 
@@ -379,7 +383,11 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         id
     }
 
-    /// Sends the notifications queued for this device, then clears them.
+    /// Sends the notifications queued for this device that this session has
+    /// not sent yet, then clears the `RetryRequested` ones. A `DownloadAvailable`
+    /// stays queued until the device reports its download (see
+    /// `Store::report_download`): a flush only says the kernel took the bytes,
+    /// not that the device read them before its link died.
     pub async fn deliver_notifications(&mut self) {
         let device = self.device.clone();
         let pending = match self
@@ -393,6 +401,10 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 return;
             }
         };
+        let pending: Vec<_> = pending
+            .into_iter()
+            .filter(|n| !self.notified.contains(&n.id))
+            .collect();
         if pending.is_empty() {
             return;
         }
@@ -415,7 +427,15 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         if self.writer.flush().await.is_err() {
             return; // still queued: they go out at the next connect
         }
-        let ids: Vec<u64> = pending.iter().map(|n| n.id).collect();
+        self.notified.extend(pending.iter().map(|n| n.id));
+        let ids: Vec<u64> = pending
+            .iter()
+            .filter(|n| n.kind == NotificationKind::RetryRequested)
+            .map(|n| n.id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
         if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
             tracing::warn!(session = self.id, %error, "could not clear sent notifications");
         }

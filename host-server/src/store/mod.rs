@@ -338,7 +338,10 @@ impl HistoryRow {
     }
 }
 
-/// A notification queued for a device until it has been sent.
+/// A notification queued for a device: a `RetryRequested` until it has been
+/// sent, a `DownloadAvailable` until the device reports how its download of
+/// the record ended (a notice sent to a session whose link was already dead
+/// must reach the device's next session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     /// Queue id, to clear it once sent.
@@ -606,7 +609,8 @@ pub trait Store: Send + Sync {
         notify: bool,
         now: u64,
     ) -> StoreResult<DownloadGate>;
-    /// Stores how a device's download ended.
+    /// Stores how a device's download ended and settles its queued
+    /// `DownloadAvailable` notifications about the record.
     fn report_download(
         &self,
         device: &str,
@@ -636,7 +640,7 @@ pub trait Store: Send + Sync {
 
     /// Notifications queued for a device, oldest first.
     fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>>;
-    /// Removes notifications that were sent.
+    /// Removes notifications that were sent and need nothing more (`RetryRequested`).
     fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
 
     /// Appends a history line and returns its sequence number.

@@ -452,6 +452,18 @@ impl Ledger for Transaction<'_> {
         .execute(params![device, notification_to_sql(kind), record, now])?;
         Ok(())
     }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.prepare_cached(
+            "DELETE FROM notifications WHERE device = ?1 AND record = ?2 AND kind = ?3",
+        )?
+        .execute(params![
+            device,
+            record,
+            notification_to_sql(NotificationKind::DownloadAvailable)
+        ])?;
+        Ok(())
+    }
 }
 
 impl Store for SqliteStore {
@@ -954,12 +966,14 @@ mod tests {
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].kind, NotificationKind::DownloadAvailable);
         assert!(store.pending_notifications("d3").unwrap().is_empty());
-        store.clear_notifications(&[queued[0].id]).unwrap();
-        assert!(store.pending_notifications("d2").unwrap().is_empty());
         store
             .report_download("d2", id, DownloadState::Done, 4)
             .unwrap();
         assert_eq!(store.downloads().unwrap()[0].state, DownloadState::Done);
+        assert!(
+            store.pending_notifications("d2").unwrap().is_empty(),
+            "the report settles the notice"
+        );
     }
 
     #[test]

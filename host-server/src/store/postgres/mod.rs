@@ -328,6 +328,18 @@ impl Ledger for Work<'_> {
         self.wake.push(device.to_owned());
         Ok(())
     }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM notifications WHERE device = $1 AND record = $2 AND kind = $3",
+            &[
+                &device,
+                &int(record),
+                &notification_to_sql(NotificationKind::DownloadAvailable),
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 fn get_u64(row: &Row, index: usize) -> Result<u64, postgres::Error> {
