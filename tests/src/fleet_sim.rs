@@ -327,18 +327,79 @@ async fn live(
         }
     }
 
+    let mut chaos = RandomChaos {
+        rng: &mut rng,
+        chance: chance / 4.0,
+        hang_ups: &mut hang_ups,
+    };
+    problems.extend(fetch_wanted(&mut device, &member.wants, unfinishable, &mut chaos).await);
+    let wire = device.wire.clone();
+    let store = device.stop().await;
+    MemberReport {
+        wire,
+        store: Some(store),
+        hang_ups,
+        problems,
+    }
+}
+
+/// How a device comes to open the download of a wanted file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// It asks on its own (first, and again after every reconnect).
+    Ask,
+    /// It was told the file is complete (`DownloadAvailable`).
+    Notice,
+}
+
+/// When a device hangs up while it gets its wanted files: at random in the
+/// fleet, on cue in a test that plays one interleaving.
+pub trait Chaos {
+    /// Called just before `device` opens the download of `name`; may hang it
+    /// up at once or arrange a hang-up for later.
+    fn before_download(&mut self, device: &Device, name: &str, via: Via);
+}
+
+/// The fleet's chaos: each download is followed by a hang-up a few
+/// milliseconds later with probability `chance`.
+struct RandomChaos<'a> {
+    rng: &'a mut StdRng,
+    chance: f64,
+    hang_ups: &'a mut u32,
+}
+
+impl Chaos for RandomChaos<'_> {
+    fn before_download(&mut self, device: &Device, _name: &str, _via: Via) {
+        chaos(device, self.rng, self.chance, self.hang_ups);
+    }
+}
+
+/// Gets every file of `wants` (slot `i + 1` holds `wants[i]`) that will ever
+/// be complete: asks for each with `notify`, waits for notices, and asks
+/// again after every reconnect. Returns the device's problems, in words.
+///
+/// A notice about a file the device already holds is ignored: it was queued
+/// before the device got the file by asking, and downloading it again would
+/// put the held copy at stake (a download that breaks off leaves the slot
+/// unverified).
+pub async fn fetch_wanted(
+    device: &mut Device,
+    wants: &[String],
+    unfinishable: &BTreeSet<String>,
+    chaos: &mut impl Chaos,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut got = BTreeSet::new();
     let mut ask = true;
-    while got.len() < member.wants.len() {
+    while got.len() < wants.len() {
         if ask {
             ask = false;
-            for name in &member.wants {
+            for (index, name) in wants.iter().enumerate() {
                 if got.contains(name) {
                     continue;
                 }
-                let slot =
-                    FileId(1 + member.wants.iter().position(|w| w == name).unwrap_or(0) as u16);
-                chaos(&device, &mut rng, chance / 4.0, &mut hang_ups);
+                let slot = FileId(u16::try_from(index + 1).expect("a device wants few files"));
+                chaos.before_download(device, name, Via::Ask);
                 match device.download(slot, true).await {
                     Ok(DownloadOutcome::Done { verified: true, .. }) => {
                         got.insert(name.clone());
@@ -359,7 +420,7 @@ async fn live(
             }
             continue;
         }
-        if only_unfinishable_left(member, &got, unfinishable) {
+        if only_unfinishable_left(wants, &got, unfinishable) {
             break;
         }
         let next = device
@@ -371,10 +432,20 @@ async fn live(
             .await;
         match next {
             Ok(Ok(Some(file))) => {
-                chaos(&device, &mut rng, chance / 4.0, &mut hang_ups);
+                let Some(name) = usize::from(file.0)
+                    .checked_sub(1)
+                    .and_then(|i| wants.get(i))
+                else {
+                    problems.push(format!("a notification for its own slot {}", file.0));
+                    continue;
+                };
+                if got.contains(name) {
+                    continue;
+                }
+                chaos.before_download(device, name, Via::Notice);
                 match device.download(file, true).await {
                     Ok(DownloadOutcome::Done { verified: true, .. }) => {
-                        got.insert(member.wants[usize::from(file.0) - 1].clone());
+                        got.insert(name.clone());
                     }
                     Ok(DownloadOutcome::Done {
                         verified: false, ..
@@ -402,24 +473,16 @@ async fn live(
             }
         }
     }
-    let wire = device.wire.clone();
-    let store = device.stop().await;
-    MemberReport {
-        wire,
-        store: Some(store),
-        hang_ups,
-        problems,
-    }
+    problems
 }
 
 /// True when every wanted file not yet held belongs to a device that vanishes.
 fn only_unfinishable_left(
-    member: &Member,
+    wants: &[String],
     got: &BTreeSet<String>,
     unfinishable: &BTreeSet<String>,
 ) -> bool {
-    member
-        .wants
+    wants
         .iter()
         .filter(|w| !got.contains(*w))
         .all(|w| unfinishable.contains(w))
