@@ -1,6 +1,11 @@
 //! A fleet of 200 simulated devices against the real server on 2 cores, each
 //! behind its own simulated line, hanging up at random: at the end every
 //! promise still holds (see `tests::fleet_sim` and `tests::invariants`).
+//!
+//! The fleet runs with a fixed seed (or `FLEET_SEED`) and with a few fresh
+//! random ones; every failure names its seed and the command that replays it.
+//! `scripts/fleet-soak.sh N` runs N seeds in a row. One interleaving the
+//! fleet once found is also played on cue, deterministically, below.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -13,8 +18,45 @@ use tests::fleet_sim::{self, Chaos, FleetPlan, Via};
 use tests::link::LineModel;
 use tests::rig::{content, Rig};
 
+/// The seed of the fixed run, when `FLEET_SEED` does not name another.
+const FIXED_SEED: u64 = 2026;
+
+/// Fresh random seeds the test command tries besides the fixed one
+/// (`FLEET_FRESH_SEEDS` overrides; each run takes a few seconds).
+const FRESH_SEEDS: usize = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_devices_hanging_up_at_random_keep_every_promise() {
+    let seed = match std::env::var("FLEET_SEED") {
+        Ok(seed) => seed
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("FLEET_SEED={seed:?} is not a number (u64)")),
+        Err(_) => FIXED_SEED,
+    };
+    fleet_keeps_every_promise(seed).await;
+}
+
+/// The same fleet with a few seeds no run has tried before (skipped when
+/// `FLEET_SEED` picks one seed): every run explores new interleavings, and a
+/// failure names its seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleets_with_fresh_random_seeds_keep_every_promise() {
+    if std::env::var_os("FLEET_SEED").is_some() {
+        return;
+    }
+    let count = std::env::var("FLEET_FRESH_SEEDS")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(FRESH_SEEDS);
+    for _ in 0..count {
+        fleet_keeps_every_promise(rand::random()).await;
+    }
+}
+
+/// Runs 200 devices with `seed` against a fresh server and fails, naming the
+/// seed and the command that replays it, when a promise is broken.
+async fn fleet_keeps_every_promise(seed: u64) {
     let rig = Rig::start(&[], &[]);
     let plan = FleetPlan {
         devices: 200,
@@ -24,16 +66,20 @@ async fn two_hundred_devices_hanging_up_at_random_keep_every_promise() {
         baud: (500_000, 2_000_000),
         latency: (Duration::from_millis(1), Duration::from_millis(5)),
         hang_up_chance: 0.3,
-        seed: 2026,
+        seed,
         deadline: Duration::from_secs(50),
     };
+    let replay = format!(
+        "seed {seed}; replay with: FLEET_SEED={seed} cargo test -p tests --test fleet_churn -- two_hundred_devices"
+    );
+    eprintln!("fleet: {replay}");
     let started = Instant::now();
     let outcome = fleet_sim::run(&rig, &plan).await;
     let ran = started.elapsed();
     let mut observer = rig.observer("fleet-observer").await;
     let violations = outcome.violations(&rig, &mut observer).await;
     eprintln!(
-        "fleet: {} devices in {:.1} s, {} hang-ups, {} uploads resumed above 0",
+        "fleet: seed {seed}: {} devices in {:.1} s, {} hang-ups, {} uploads resumed above 0",
         plan.devices,
         ran.as_secs_f64(),
         outcome.hang_ups(),
@@ -41,13 +87,16 @@ async fn two_hundred_devices_hanging_up_at_random_keep_every_promise() {
     );
     assert!(
         violations.is_empty(),
-        "{} violations: {violations:#?}",
+        "{} violations ({replay}): {violations:#?}",
         violations.len()
     );
-    assert!(outcome.hang_ups() >= 20, "the devices did hang up");
+    assert!(
+        outcome.hang_ups() >= 20,
+        "the devices did hang up ({replay})"
+    );
     assert!(
         outcome.resumed_uploads() > 0,
-        "some uploads resumed after a hang-up"
+        "some uploads resumed after a hang-up ({replay})"
     );
 }
 
