@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use proto_core::client::FileId;
 use proto_core::model::DownloadState;
-use proto_core::{ListFilter, UploadState};
+use proto_core::{ErrorCode, ListFilter, UploadState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Barrier;
@@ -212,6 +212,8 @@ enum Cut {
     Done(UploadState),
     /// The session ended first.
     Closed,
+    /// The server refused the upload.
+    Refused(ErrorCode, String),
 }
 
 /// Maybe hangs `device` up a few milliseconds from now.
@@ -225,6 +227,13 @@ fn chaos(device: &Device, rng: &mut StdRng, chance: f64, hang_ups: &mut u32) {
             remote.hang_up();
         });
     }
+}
+
+/// Waits a moment before a device tries its upload again after `Busy`: its
+/// session that hung up still holds the file until the server notices the
+/// hang-up (late on a loaded machine), as the server's message says.
+async fn still_held_by_the_old_session(rng: &mut StdRng) {
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(20..100))).await;
 }
 
 /// Connects, retrying until the server lets the device in.
@@ -285,6 +294,11 @@ async fn live(
                     DeviceEvent::UploadDone { id: i, record, .. } if *i == id => {
                         Some(Cut::Done(record.state))
                     }
+                    DeviceEvent::RequestFailed {
+                        id: i,
+                        code,
+                        message,
+                    } if *i == id => Some(Cut::Refused(*code, message.clone())),
                     DeviceEvent::Closed { .. } => Some(Cut::Closed),
                     _ => None,
                 })
@@ -305,6 +319,15 @@ async fn live(
                     let _ = device.wait_connected().await;
                     continue;
                 }
+                Ok(Cut::Refused(ErrorCode::Busy, _)) => {
+                    still_held_by_the_old_session(&mut rng).await;
+                    continue;
+                }
+                Ok(Cut::Refused(code, message)) => {
+                    let refused = DeviceError::Refused(code, message);
+                    problems.push(format!("upload: {refused}"));
+                    break;
+                }
                 Err(e) => {
                     problems.push(format!("upload: {e}"));
                     break;
@@ -319,6 +342,9 @@ async fn live(
             }
             Err(DeviceError::Closed(_)) | Err(DeviceError::Client(_)) => {
                 let _ = device.wait_connected().await;
+            }
+            Err(DeviceError::Refused(ErrorCode::Busy, _)) => {
+                still_held_by_the_old_session(&mut rng).await;
             }
             Err(e) => {
                 problems.push(format!("upload: {e}"));
