@@ -151,7 +151,10 @@ async fn device_told_again_about_a_file_it_already_got_still_holds_it_after_a_ha
     files.add_file(&b, b_bytes.clone());
     let mut uploader = rig.tcp_device("uploader", files, DeviceOptions::default());
     uploader.connect().await.expect("the uploader connects");
-    uploader.manifest("late", 0..2).await.expect("a and b are 01");
+    uploader
+        .manifest("late", 0..2)
+        .await
+        .expect("a and b are 01");
 
     let mut store = MemStore::new();
     store.add_file("waiter/own.bin", vec![1]);
