@@ -5,6 +5,7 @@
 //! download retransmission) and shutdown. Requests are answered in order of
 //! arrival; events are pushed in between with id 0.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
 use super::SessionEnd;
 use crate::hub::HubEvent;
 use crate::service::Service;
-use crate::store::{Announced, NotificationKind, StoreError};
+use crate::store::{Announced, Notification, NotificationKind, StoreError};
 use crate::transfer::download::Download;
 use crate::transfer::upload::Upload;
 
@@ -77,6 +78,8 @@ pub(super) struct Session<'w, W> {
     pub progress_due: Option<Instant>,
     /// The device's session slot, freed when the session ends.
     _slot: DeviceSlot,
+    /// Queued notifications this session has sent (each goes out once per session).
+    notified: HashSet<u64>,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -110,6 +113,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             send_turn: 0,
             progress_due: None,
             _slot: identity.slot,
+            notified: HashSet::new(),
         }
     }
 
@@ -388,53 +392,80 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         id
     }
 
-    /// Sends the notifications queued for this device, a page at a time, clearing
-    /// each page once it is written out.
+    /// Sends the notifications queued for this device that this session has
+    /// not sent yet, a page at a time, then clears the `RetryRequested` ones. A
+    /// `DownloadAvailable` stays queued until the device reports its download
+    /// (see `Store::report_download`): a flush only says the kernel took the
+    /// bytes, not that the device read them before its link died.
     pub async fn deliver_notifications(&mut self) {
+        let mut after = 0;
         loop {
             let device = self.device.clone();
-            let pending = match self
+            let page = match self
                 .service
-                .db(move |s| s.pending_notifications(&device, NOTIFICATION_PAGE))
+                .db(move |s| s.pending_notifications(&device, after, NOTIFICATION_PAGE))
                 .await
             {
-                Ok(pending) => pending,
+                Ok(page) => page,
                 Err(error) => {
                     tracing::warn!(session = self.id, %error, "could not read queued notifications");
                     return;
                 }
             };
-            if pending.is_empty() {
+            let Some(last) = page.last() else {
+                return;
+            };
+            after = last.id;
+            let full_page = page.len() == NOTIFICATION_PAGE as usize;
+            let unsent: Vec<_> = page
+                .into_iter()
+                .filter(|n| !self.notified.contains(&n.id))
+                .collect();
+            if !unsent.is_empty() && !self.send_notifications(&unsent).await {
                 return;
             }
-            for notification in &pending {
-                let record = &notification.record;
-                let message = match notification.kind {
-                    NotificationKind::DownloadAvailable => ServerMessage::DownloadAvailable {
-                        record: record.id,
-                        name: &record.name,
-                        size: record.size,
-                        hash: record.hash,
-                    },
-                    NotificationKind::RetryRequested => ServerMessage::RetryRequested {
-                        record: record.id,
-                        name: &record.name,
-                    },
-                };
-                self.push(EVENT_ID, message);
-            }
-            if self.writer.flush().await.is_err() {
-                return; // still queued: they go out at the next connect
-            }
-            let ids: Vec<u64> = pending.iter().map(|n| n.id).collect();
-            if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
-                tracing::warn!(session = self.id, %error, "could not clear sent notifications");
-                return;
-            }
-            if pending.len() < NOTIFICATION_PAGE as usize {
+            if !full_page {
                 return;
             }
         }
+    }
+
+    /// Sends `notifications`, notes them as sent by this session and clears the
+    /// `RetryRequested` ones; false when the link or the store failed.
+    async fn send_notifications(&mut self, notifications: &[Notification]) -> bool {
+        for notification in notifications {
+            let record = &notification.record;
+            let message = match notification.kind {
+                NotificationKind::DownloadAvailable => ServerMessage::DownloadAvailable {
+                    record: record.id,
+                    name: &record.name,
+                    size: record.size,
+                    hash: record.hash,
+                },
+                NotificationKind::RetryRequested => ServerMessage::RetryRequested {
+                    record: record.id,
+                    name: &record.name,
+                },
+            };
+            self.push(EVENT_ID, message);
+        }
+        if self.writer.flush().await.is_err() {
+            return false; // still queued: they go out at the next connect
+        }
+        self.notified.extend(notifications.iter().map(|n| n.id));
+        let ids: Vec<u64> = notifications
+            .iter()
+            .filter(|n| n.kind == NotificationKind::RetryRequested)
+            .map(|n| n.id)
+            .collect();
+        if ids.is_empty() {
+            return true;
+        }
+        if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
+            tracing::warn!(session = self.id, %error, "could not clear sent notifications");
+            return false;
+        }
+        true
     }
 
     /// Forwards one hub event to this subscriber.

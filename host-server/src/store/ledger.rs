@@ -111,6 +111,8 @@ pub(crate) trait Ledger {
         record: u64,
         now: u64,
     ) -> StoreResult<()>;
+    /// Removes `device`'s queued `DownloadAvailable` notifications about `record`.
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()>;
 }
 
 /// The record named `name` (else `NoSuchRecord`).
@@ -498,6 +500,11 @@ pub(crate) fn request_download(
 }
 
 /// [`super::Store::report_download`].
+///
+/// The report is what settles a `DownloadAvailable` notice: until the device
+/// says how its download ended, the notice stays queued and every new session
+/// of the device is told again (a notice written to a session that was
+/// already dying never reached the device).
 pub(crate) fn report_download(
     ledger: &mut impl Ledger,
     device: &str,
@@ -507,6 +514,7 @@ pub(crate) fn report_download(
 ) -> StoreResult<()> {
     let row = ledger.record_by_id(record)?;
     ledger.set_download(device, record, state, now)?;
+    ledger.settle_download_notices(device, record)?;
     ledger.history(
         device,
         HistoryKind::Downloaded,

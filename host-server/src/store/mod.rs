@@ -387,7 +387,10 @@ impl HistoryRow {
     }
 }
 
-/// A notification queued for a device until it has been sent.
+/// A notification queued for a device: a `RetryRequested` until it has been
+/// sent, a `DownloadAvailable` until the device reports how its download of
+/// the record ended (a notice sent to a session whose link was already dead
+/// must reach the device's next session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     /// Queue id, to clear it once sent.
@@ -669,7 +672,8 @@ pub trait Store: Send + Sync {
         notify: bool,
         now: u64,
     ) -> StoreResult<DownloadGate>;
-    /// Stores how a device's download ended.
+    /// Stores how a device's download ended and settles its queued
+    /// `DownloadAvailable` notifications about the record.
     fn report_download(
         &self,
         device: &str,
@@ -697,10 +701,15 @@ pub trait Store: Send + Sync {
     /// Every batch with its counts.
     fn batches(&self) -> StoreResult<Vec<BatchRow>>;
 
-    /// Notifications queued for a device, oldest first, at most `limit` of them (a page:
-    /// the caller clears them and asks for the next).
-    fn pending_notifications(&self, device: &str, limit: u32) -> StoreResult<Vec<Notification>>;
-    /// Removes notifications that were sent.
+    /// Notifications queued for a device with an id above `after`, oldest first, at most
+    /// `limit` of them (a page: the caller asks for the next with the last id it got).
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Removes notifications that were sent and need nothing more (`RetryRequested`).
     fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
 
     /// Appends a history line and returns its sequence number.

@@ -547,6 +547,18 @@ impl Ledger for Transaction<'_> {
         .execute(params![device, notification_to_sql(kind), record, now])?;
         Ok(())
     }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.prepare_cached(
+            "DELETE FROM notifications WHERE device = ?1 AND record = ?2 AND kind = ?3",
+        )?
+        .execute(params![
+            device,
+            record,
+            notification_to_sql(NotificationKind::DownloadAvailable)
+        ])?;
+        Ok(())
+    }
 }
 
 impl Store for SqliteStore {
@@ -833,18 +845,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pending_notifications(&self, device: &str, limit: u32) -> StoreResult<Vec<Notification>> {
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT n.id, n.kind, {} FROM notifications n JOIN records r ON r.id = n.record
-                 WHERE n.device = ?1 ORDER BY n.id LIMIT ?2",
+                 WHERE n.device = ?1 AND n.id > ?2 ORDER BY n.id LIMIT ?3",
                 RECORD_COLUMNS
                     .split(", ")
                     .map(|c| format!("r.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))?;
-            let rows = stmt.query_map(params![device, limit], |row| {
+            let rows = stmt.query_map(params![device, after, limit], |row| {
                 Ok(Notification {
                     id: row.get(0)?,
                     kind: notification_from_sql(row.get(1)?),
@@ -1146,16 +1163,18 @@ mod tests {
         let id = record.id;
         let completion = store.upload_completed(id, &record.hash, "d1", 3).unwrap();
         assert_eq!(completion.notified, ["d2"]);
-        let queued = store.pending_notifications("d2", 100).unwrap();
+        let queued = store.pending_notifications("d2", 0, 100).unwrap();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].kind, NotificationKind::DownloadAvailable);
-        assert!(store.pending_notifications("d3", 100).unwrap().is_empty());
-        store.clear_notifications(&[queued[0].id]).unwrap();
-        assert!(store.pending_notifications("d2", 100).unwrap().is_empty());
+        assert!(store.pending_notifications("d3", 0, 100).unwrap().is_empty());
         store
             .report_download("d2", id, DownloadState::Done, 4)
             .unwrap();
         assert_eq!(store.downloads().unwrap()[0].state, DownloadState::Done);
+        assert!(
+            store.pending_notifications("d2", 0, 100).unwrap().is_empty(),
+            "the report settles the notice"
+        );
     }
 
     #[test]
@@ -1173,7 +1192,7 @@ mod tests {
         let retried = store.retry_record("d2", "f", 3).unwrap();
         assert_eq!(retried.record.state, UploadState::Needed);
         assert!(retried.blob_unused);
-        let queued = store.pending_notifications("d1", 100).unwrap();
+        let queued = store.pending_notifications("d1", 0, 100).unwrap();
         assert_eq!(queued[0].kind, NotificationKind::RetryRequested);
         assert!(matches!(
             store.delete_record("d2", "f", false, 4),
@@ -1182,7 +1201,7 @@ mod tests {
         let deleted = store.delete_record("d2", "f", true, 5).unwrap();
         assert_eq!(deleted.record.id, record.id);
         assert!(store.record("f").unwrap().is_none());
-        assert!(store.pending_notifications("d1", 100).unwrap().is_empty());
+        assert!(store.pending_notifications("d1", 0, 100).unwrap().is_empty());
     }
 
     #[test]
@@ -1259,11 +1278,11 @@ mod tests {
                     .unwrap();
             }
         }
-        let first = store.pending_notifications("d1", 3).unwrap();
+        let first = store.pending_notifications("d1", 0, 3).unwrap();
         assert_eq!(first.len(), 3, "a page");
         let ids: Vec<u64> = first.iter().map(|n| n.id).collect();
         store.clear_notifications(&ids).unwrap();
-        let rest = store.pending_notifications("d1", 3).unwrap();
+        let rest = store.pending_notifications("d1", 0, 3).unwrap();
         let mut names: Vec<String> = first
             .iter()
             .chain(&rest)

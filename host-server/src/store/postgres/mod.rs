@@ -366,6 +366,18 @@ impl Ledger for Work<'_> {
         self.wake.push(device.to_owned());
         Ok(())
     }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM notifications WHERE device = $1 AND record = $2 AND kind = $3",
+            &[
+                &device,
+                &int(record),
+                &notification_to_sql(NotificationKind::DownloadAvailable),
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 fn get_u64(row: &Row, index: usize) -> Result<u64, postgres::Error> {
@@ -1041,7 +1053,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn pending_notifications(&self, device: &str, limit: u32) -> StoreResult<Vec<Notification>> {
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
         self.read(|tx| {
             let columns = RECORD_COLUMNS
                 .split(", ")
@@ -1051,9 +1068,9 @@ impl Store for PostgresStore {
             let rows = tx.query(
                 &format!(
                     "SELECT n.id, n.kind, {columns} FROM notifications n JOIN records r ON r.id = n.record
-                     WHERE n.device = $1 ORDER BY n.id LIMIT $2"
+                     WHERE n.device = $1 AND n.id > $2 ORDER BY n.id LIMIT $3"
                 ),
-                &[&device, &i64::from(limit)],
+                &[&device, &int(after), &i64::from(limit)],
             )?;
             rows.iter()
                 .map(|row| {
