@@ -1,20 +1,45 @@
 #!/usr/bin/env bash
 # Lints (clippy, warnings are errors) and builds the firmware for one or both
-# boards, then prints its flash and RAM use. CI runs `./build.sh all`.
+# boards, each in two profiles: the full client (default features) and the
+# upload-only board (`--no-default-features`), then prints their flash and RAM
+# use and checks the protocol part of each image against budget.toml. CI runs
+# `./build.sh all`.
 #
-#   ./build.sh [qemu|pico|all]      (default: all)
+#   ./build.sh [qemu|pico|all] [--update-readme]      (default: all)
+#
+# Images: `qemu` and `pico` (full client; the ELF at cargo's usual path) and
+# `qemu-upload-only` and `pico-upload-only` (the ELF copied beside it with
+# the suffix `-upload-only`).
+#
+# README.md's "Size" section shows this script's size report between the
+# markers below. After building both boards with the default device name and
+# key, the script compares that block with what it just measured and fails
+# when they differ, so the published figures are always those of the source;
+# `--update-readme` writes the new report into README.md instead.
 #
 # STATESYNC_DEVICE_NAME and STATESYNC_DEVICE_KEY are passed through to build.rs.
-# Sizes come from llvm-size (rustup component llvm-tools) or arm-none-eabi-size.
+# Sizes come from llvm-size (rustup component llvm-tools) or arm-none-eabi-size;
+# the protocol part needs python3 and llvm-symbolizer (Debian: llvm).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-case "${1:-all}" in
+update_readme=false
+which=all
+for arg in "$@"; do
+  case "$arg" in
+    qemu|pico|all) which=$arg ;;
+    --update-readme) update_readme=true ;;
+    *) echo "usage: $0 [qemu|pico|all] [--update-readme]" >&2; exit 2 ;;
+  esac
+done
+case "$which" in
   qemu) boards=(qemu) ;;
   pico) boards=(pico) ;;
   all) boards=(qemu pico) ;;
-  *) echo "usage: $0 [qemu|pico|all]" >&2; exit 2 ;;
 esac
+
+readme_begin='<!-- build.sh sizes begin -->'
+readme_end='<!-- build.sh sizes end -->'
 
 size_tool() {
   local llvm
@@ -22,20 +47,30 @@ size_tool() {
   if [ -x "$llvm" ]; then echo "$llvm"; elif command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; fi
 }
 
-elf_of() {
+target_of() {
   case "$1" in
-    qemu) echo target/thumbv7m-none-eabi/release/statesync-firmware ;;
-    pico) echo target/thumbv6m-none-eabi/release/statesync-firmware ;;
+    qemu*) echo thumbv7m-none-eabi ;;
+    pico*) echo thumbv6m-none-eabi ;;
   esac
 }
 
-for board in "${boards[@]}"; do
-  case "$board" in
-    qemu) target=thumbv7m-none-eabi ;;
-    pico) target=thumbv6m-none-eabi ;;
+elf_of() {
+  case "$1" in
+    *-upload-only) echo "target/$(target_of "$1")/release/statesync-firmware-upload-only" ;;
+    *) echo "target/$(target_of "$1")/release/statesync-firmware" ;;
   esac
+}
+
+images=()
+for board in "${boards[@]}"; do
+  target="$(target_of "$board")"
+  # Upload-only first, so the full client's ELF stays at cargo's usual path.
+  cargo clippy --release --locked --no-default-features --features "board-$board" --target "$target" -- -D warnings
+  cargo build --release --locked --no-default-features --features "board-$board" --target "$target"
+  cp "$(elf_of "$board")" "$(elf_of "$board-upload-only")"
   cargo clippy --release --locked --features "board-$board" --target "$target" -- -D warnings
   cargo "build-$board" --locked
+  images+=("$board" "$board-upload-only")
 done
 
 tool="$(size_tool)"
@@ -43,28 +78,107 @@ if [ -z "$tool" ]; then
   echo "(no llvm-size or arm-none-eabi-size: 'rustup component add llvm-tools' to see sizes)"
   exit 0
 fi
-printf '\n%-6s %8s %8s %8s %8s %10s %8s\n' board .text .rodata .data .bss flash RAM
-for board in "${boards[@]}"; do
-  "$tool" -A "$(elf_of "$board")" | awk -v board="$board" '
-    { size[$1] = $2 }
-    END {
-      text = size[".text"] + size[".vector_table"] + size[".boot2"]
-      flash = text + size[".rodata"] + size[".data"]
-      ram = size[".data"] + size[".bss"] + size[".uninit"]
-      printf "%-6s %8d %8d %8d %8d %10d %8d\n", board, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
-    }'
-done
-echo "(.text includes the vector table and boot2; .rodata includes the 64 KiB sample file; RAM excludes the stack)"
+
+# The sections of each image, one line per image.
+section_table() {
+  printf '%-16s %8s %8s %8s %8s %10s %8s\n' image .text .rodata .data .bss flash RAM
+  for image in "${images[@]}"; do
+    "$tool" -A "$(elf_of "$image")" | awk -v image="$image" '
+      { size[$1] = $2 }
+      END {
+        text = size[".text"] + size[".vector_table"] + size[".boot2"]
+        flash = text + size[".rodata"] + size[".data"]
+        ram = size[".data"] + size[".bss"] + size[".uninit"]
+        printf "%-16s %8d %8d %8d %8d %10d %8d\n", image, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
+      }'
+  done
+  echo "(.text includes the vector table and boot2; .rodata includes the 64 KiB sample file; RAM excludes the stack)"
+}
 
 # The protocol part: flash that proto-core and the crates it brings in put
-# into each image (see size-by-crate.py for how it is attributed).
-if command -v python3 >/dev/null && command -v llvm-symbolizer >/dev/null; then
-  for board in "${boards[@]}"; do
-    printf '%-6s ' "$board"
-    # Informational: a failure here (an old llvm-symbolizer, say) must not fail the build.
-    ./size-by-crate.py "$(elf_of "$board")" | grep -E '^(protocol part|shared runtime)' | paste -sd ';' | sed 's/;/\n       /' \
-      || echo "(size-by-crate.py failed: see ./size-by-crate.py $(elf_of "$board"))"
+# into each image (see size-by-crate.py for how it is attributed), and how
+# much of the shared runtime is core::fmt. Prints nothing and returns 1 when
+# it cannot be measured here.
+protocol_part() {
+  command -v python3 >/dev/null && command -v llvm-symbolizer >/dev/null || return 1
+  local image report
+  for image in "${images[@]}"; do
+    report="$(./size-by-crate.py "$(elf_of "$image")")" || return 1
+    printf '%s\n' "$image"
+    grep -E '^(protocol part|  of which code from|shared runtime|  of which core::fmt)' <<<"$report" | sed 's/^/  /'
   done
+}
+
+# The budget of `image` from budget.toml (a `name = bytes` line).
+budget_of() {
+  sed -n "s/^$1 *= *\([0-9_]*\).*/\1/p" budget.toml | tr -d _
+}
+
+# Fails when an image's protocol part (from protocol_part's report) exceeds
+# its budget in budget.toml, or has none.
+check_budgets() {
+  local report="$1" image bytes budget failed=false
+  for image in "${images[@]}"; do
+    bytes="$(grep -A1 -x "$image" <<<"$report" | sed -n 's/^  protocol part.* = \([0-9]*\) bytes.*/\1/p')"
+    budget="$(budget_of "$image")"
+    if [ -z "$budget" ]; then
+      echo "budget.toml has no budget for $image (its protocol part is $bytes bytes)" >&2
+      failed=true
+    elif [ "$bytes" -gt "$budget" ]; then
+      echo "$image: the protocol part is $bytes bytes, over its budget of $budget bytes in budget.toml;" \
+        "make it smaller, or raise the budget and say in the commit why the client grew" >&2
+      failed=true
+    else
+      echo "$image: protocol part $bytes bytes, within its budget of $budget"
+    fi
+  done
+  ! $failed
+}
+
+table="$(section_table)"
+printf '\n%s\n' "$table"
+protocol_checked=true
+if protocol="$(protocol_part)"; then
+  printf '%s\n' "$protocol"
+  check_budgets "$protocol"
 else
-  echo "(python3 and llvm-symbolizer show the protocol part: ./size-by-crate.py ELF)"
+  protocol_checked=false
+  # Informational: a missing or failing tool (an old llvm-symbolizer, say) must not fail the build.
+  echo "(the protocol part needs python3 and a working llvm-symbolizer: ./size-by-crate.py ELF; budgets not checked)"
 fi
+
+# README.md's block holds the report of both boards, built with the default
+# device name (its length is part of .rodata) and key.
+if [ "${#boards[@]}" -ne 2 ] || [ -n "${STATESYNC_DEVICE_NAME:-}${STATESYNC_DEVICE_KEY:-}" ]; then
+  echo "(README.md's sizes are those of './build.sh all' with the default device name and key: not compared)"
+  exit 0
+fi
+readme_block() {
+  sed -n "/^$readme_begin\$/,/^$readme_end\$/p" README.md | sed '1,2d;$d' | sed '$d'
+}
+if $update_readme; then
+  $protocol_checked || { echo "cannot update README.md without the protocol part (python3, llvm-symbolizer)" >&2; exit 1; }
+  block="$(printf '%s\n```text\n%s\n%s\n```\n%s' "$readme_begin" "$table" "$protocol" "$readme_end")"
+  awk -v begin="$readme_begin" -v end="$readme_end" -v block="$block" '
+    $0 == begin { print block; skipping = 1; next }
+    $0 == end { skipping = 0; next }
+    !skipping { print }' README.md >README.md.new
+  mv README.md.new README.md
+  echo "README.md: size report updated"
+  exit 0
+fi
+expected="$(readme_block)"
+measured="$table"
+if $protocol_checked; then
+  measured="$(printf '%s\n%s' "$table" "$protocol")"
+else
+  expected="$(head -n "$(wc -l <<<"$table")" <<<"$expected")"
+  echo "(README.md: only the section table was compared)"
+fi
+if [ "$expected" != "$measured" ]; then
+  echo "firmware-example/README.md's size report differs from this build's:" >&2
+  diff <(printf '%s\n' "$expected") <(printf '%s\n' "$measured") >&2 || true
+  echo "run 'cd firmware-example && ./build.sh all --update-readme' and commit README.md (say why the size changed)" >&2
+  exit 1
+fi
+echo "README.md's size report matches this build"

@@ -20,12 +20,16 @@ use proto_core::client::{
 use proto_core::driver::{BlockingDriver, Clock};
 use proto_core::framing::Framing;
 use proto_core::message::{Nonce, RequestId};
-use proto_core::model::{ContentHash, ListFilter, Record};
+#[cfg(feature = "full")]
+use proto_core::model::ListFilter;
+use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
 use crate::buffers::FrameBuffer;
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
-use crate::store::{BoardStore, Placement, RAM_SLOT_BYTES};
+use crate::store::BoardStore;
+#[cfg(feature = "full")]
+use crate::store::{Placement, RAM_SLOT_BYTES};
 use crate::{board, stack};
 
 /// Largest frame payload the board offers (the serial default).
@@ -64,6 +68,16 @@ pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>(
 const _: () = assert!(
     PROTOCOL_RAM <= 8 * 1024,
     "the protocol must fit in 8 KiB of RAM"
+);
+
+/// [`PROTOCOL_RAM`] for a board with 512-byte frames: the driver holds its
+/// buffers by reference, so only the two buffers change. Small parts budget
+/// 3 KiB for it, checked here.
+pub const PROTOCOL_RAM_AT_512: usize =
+    2 * Framing::Serial.max_wire_len(512) + PROTOCOL_RAM - 2 * FRAME_BUFFER;
+const _: () = assert!(
+    PROTOCOL_RAM_AT_512 <= 3 * 1024,
+    "with 512-byte frames the protocol must fit in 3 KiB of RAM"
 );
 
 /// The board's millisecond clock for the driver.
@@ -192,10 +206,11 @@ pub fn run(
         upload_quarter_logged: 0,
     };
     info!(
-        "protocol RAM: {} bytes (frame buffers 2 x {}, driver state {})",
+        "protocol RAM: {} bytes (frame buffers 2 x {}, driver state {}; {} with 512-byte frames)",
         PROTOCOL_RAM,
         FRAME_BUFFER,
-        PROTOCOL_RAM - 2 * FRAME_BUFFER
+        PROTOCOL_RAM - 2 * FRAME_BUFFER,
+        PROTOCOL_RAM_AT_512
     );
     info!("connecting as `{}`", DEVICE_NAME);
     driver.connect(nonces.next());
@@ -412,8 +427,9 @@ impl Plan {
             Happening::Nothing => {}
             Happening::Connected => {
                 self.manifest_due = !self.manifest_done;
-                self.subscribe_due = true;
-                self.list_due = true;
+                // An upload-only board (without the `full` feature) only announces and uploads.
+                self.subscribe_due = cfg!(feature = "full");
+                self.list_due = cfg!(feature = "full");
                 self.upload_not_before_ms = 0;
                 // Ask again for files refused earlier: a notification may have been missed.
                 for wanted in self.inbox.iter_mut().flatten() {
@@ -561,20 +577,9 @@ impl Plan {
                 }
             }
         }
-        if self.subscribe_due {
-            match client.subscribe(ListFilter::All, 0) {
-                Ok(_) => self.subscribe_due = false,
-                Err(error) => {
-                    self.note_refusal("subscribe", error, |plan| plan.subscribe_due = false)
-                }
-            }
-        }
-        if self.list_due && !self.subscribe_due {
-            match client.list(0, ListFilter::All) {
-                Ok(_) => self.list_due = false,
-                Err(error) => self.note_refusal("list", error, |plan| plan.list_due = false),
-            }
-        }
+        #[cfg(feature = "full")]
+        self.make_sync_requests(driver);
+        let client = driver.client();
         // Uploads follow the manifest, so their records join the batch.
         let manifest_sent = !self.manifest_due && self.manifest_id.is_none();
         if self.upload.is_none()
@@ -595,12 +600,34 @@ impl Plan {
                 }),
             }
         }
+        #[cfg(feature = "full")]
         if self.download.is_none() {
             self.start_next_download(driver);
         }
     }
 
+    /// Subscribes and lists (the full client).
+    #[cfg(feature = "full")]
+    fn make_sync_requests(&mut self, driver: &mut Driver) {
+        let client = driver.client();
+        if self.subscribe_due {
+            match client.subscribe(ListFilter::All, 0) {
+                Ok(_) => self.subscribe_due = false,
+                Err(error) => {
+                    self.note_refusal("subscribe", error, |plan| plan.subscribe_due = false)
+                }
+            }
+        }
+        if self.list_due && !self.subscribe_due {
+            match client.list(0, ListFilter::All) {
+                Ok(_) => self.list_due = false,
+                Err(error) => self.note_refusal("list", error, |plan| plan.list_due = false),
+            }
+        }
+    }
+
     /// Starts the download of the first inbox file not waiting for a notification.
+    #[cfg(feature = "full")]
     fn start_next_download(&mut self, driver: &mut Driver) {
         let Some(index) = self
             .inbox

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use proto_core::auth::DEVICE_KEY_LEN;
 use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
@@ -31,7 +32,8 @@ pub struct ConfigFile {
     pub device: Option<String>,
     /// Device key in hex, as `--key`.
     pub key: Option<String>,
-    /// File holding the key in hex, as `--key-file` (relative to the config file).
+    /// File holding the key in hex, as `--key-file`: `~/` is the home directory,
+    /// a relative path is relative to the config file's folder.
     pub key_file: Option<PathBuf>,
 }
 
@@ -177,22 +179,45 @@ fn resolve_key(
                 .as_deref()
                 .and_then(Path::parent)
                 .unwrap_or(Path::new("."));
-            read_key_file(&base.join(path)).map(Some)
+            let home = dirs::home_dir();
+            read_key_file(&config_key_file_path(&path, base, home.as_deref())?).map(Some)
         }
         (None, None) => Ok(None),
     }
 }
 
-/// Parses a key given as hex digits (whitespace around it is ignored).
+/// Where the config file's `key_file` points: `~` (alone or before a `/`) is
+/// `home`, an absolute path is taken as it is, and a relative one is relative
+/// to `config_dir`, the folder of the config file.
+fn config_key_file_path(
+    written: &Path,
+    config_dir: &Path,
+    home: Option<&Path>,
+) -> Result<PathBuf, CliError> {
+    match written.strip_prefix("~") {
+        Ok(rest) => home.map(|home| home.join(rest)).ok_or_else(|| {
+            CliError::Usage(format!(
+                "the config file's `key_file = \"{}\"` starts with `~`, but this system has no home directory; write the full path",
+                written.display()
+            ))
+        }),
+        Err(_) => Ok(config_dir.join(written)),
+    }
+}
+
+/// Parses a device key: [`DEVICE_KEY_LEN`] bytes as hex digits (whitespace
+/// around them is ignored). Anything else is a usage error naming `source`,
+/// so a mistyped key never reaches the server.
 pub fn parse_key(text: &str, source: &str) -> Result<Vec<u8>, CliError> {
-    let key = hex::decode(text.trim()).map_err(|e| {
-        CliError::Usage(format!(
-            "{source} is not a hex key ({e}); give the hex digits `host-server device add` printed"
-        ))
-    })?;
-    if key.is_empty() {
+    const WHAT_A_KEY_IS: &str =
+        "a device key is 64 hex digits, as `host-server device add NAME` printed it";
+    let text = text.trim();
+    let key = hex::decode(text)
+        .map_err(|e| CliError::Usage(format!("{source} is not hex ({e}); {WHAT_A_KEY_IS}")))?;
+    if key.len() != DEVICE_KEY_LEN {
         return Err(CliError::Usage(format!(
-            "{source} is empty; give the hex digits `host-server device add` printed"
+            "{source} has {} hex digits; {WHAT_A_KEY_IS}",
+            text.len()
         )));
     }
     Ok(key)
@@ -222,9 +247,53 @@ mod tests {
     }
 
     #[test]
-    fn keys_must_be_hex() {
-        assert_eq!(parse_key(" 00ff\n", "k").unwrap(), vec![0, 0xff]);
-        assert!(parse_key("xyz", "k").is_err());
-        assert!(parse_key("", "k").is_err());
+    fn config_key_file_expands_tilde_keeps_absolute_and_joins_relative_to_the_config_folder() {
+        let config_dir = Path::new("/etc/statesync");
+        let home = Some(Path::new("/home/ann"));
+        let resolve = |written: &str| config_key_file_path(Path::new(written), config_dir, home);
+        assert_eq!(
+            resolve("~/.config/statesync/laptop.key").unwrap(),
+            Path::new("/home/ann/.config/statesync/laptop.key")
+        );
+        assert_eq!(resolve("~").unwrap(), Path::new("/home/ann"));
+        assert_eq!(
+            resolve("/srv/keys/laptop.key").unwrap(),
+            Path::new("/srv/keys/laptop.key")
+        );
+        assert_eq!(
+            resolve("keys/laptop.key").unwrap(),
+            Path::new("/etc/statesync/keys/laptop.key")
+        );
+        // `~user` is not expanded: it is an ordinary relative name.
+        assert_eq!(
+            resolve("~ann/laptop.key").unwrap(),
+            Path::new("/etc/statesync/~ann/laptop.key")
+        );
+        assert!(matches!(
+            config_key_file_path(Path::new("~/laptop.key"), config_dir, None),
+            Err(CliError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn keys_must_be_64_hex_digits() {
+        let key = format!(" {}\n", "0f".repeat(32));
+        assert_eq!(parse_key(&key, "k").unwrap(), [0x0f; 32]);
+        for (text, said) in [
+            ("00", "--key has 2 hex digits; a device key is 64 hex digits, as `host-server device add NAME` printed it"),
+            ("", "--key has 0 hex digits; a device key is 64 hex digits, as `host-server device add NAME` printed it"),
+        ] {
+            let error = parse_key(text, "--key").unwrap_err();
+            assert_eq!(error.to_string(), said);
+            assert_eq!(error.exit_code(), crate::error::EXIT_USAGE);
+        }
+        let not_hex = parse_key(&"zz".repeat(32), "--key").unwrap_err();
+        assert!(
+            not_hex.to_string().starts_with("--key is not hex ("),
+            "{not_hex}"
+        );
+        assert!(not_hex
+            .to_string()
+            .ends_with("64 hex digits, as `host-server device add NAME` printed it"));
     }
 }

@@ -7,7 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use proto_core::auth::ContentHasher;
 use proto_core::model::FileKind;
-use proto_core::{name, ContentHash};
+use proto_core::name::{self, NameError};
+use proto_core::ContentHash;
+use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{CliError, CliResult};
 
@@ -87,7 +89,8 @@ fn finish(mut found: Vec<Found>) -> CliResult<Vec<LocalFile>> {
             })?;
             let hash = match kind {
                 FileKind::File => hash_file(&path)?,
-                FileKind::Directory => ContentHasher::digest(&[]),
+                // A directory entry has no content and carries no hash.
+                FileKind::Directory => ContentHash::ZERO,
             };
             Ok(LocalFile {
                 name,
@@ -144,10 +147,12 @@ pub fn is_partial_download(path: &Path) -> bool {
         .is_some_and(|n| n.starts_with(".statesync-") && n.ends_with(".part"))
 }
 
+/// A path's last part as a name for the server, in Unicode NFC (macOS may give
+/// decomposed `e` + U+0301 for `é`; the server takes NFC only).
 fn file_name_text(path: &Path) -> CliResult<String> {
     path.file_name()
         .and_then(|n| n.to_str())
-        .map(str::to_owned)
+        .map(|n| n.nfc().collect())
         .ok_or_else(|| {
             CliError::Usage(format!(
                 "`{}` has a name that is not UTF-8; rename it",
@@ -188,9 +193,12 @@ pub fn hash_file(path: &Path) -> CliResult<ContentHash> {
     Ok(hasher.finish())
 }
 
-/// The local path of server name `name` under `dir`.
-pub fn local_path(dir: &Path, name: &str) -> PathBuf {
-    name.split('/').fold(dir.to_owned(), |p, part| p.join(part))
+/// The local path of server name `name` under `dir`. A name from the server is
+/// trusted no more than any peer's: it must pass proto-core's name rules, so it
+/// can never reach outside `dir` (`..`, an absolute path, a drive letter, a backslash).
+pub fn local_path(dir: &Path, name: &str) -> Result<PathBuf, NameError> {
+    name::validate(name)?;
+    Ok(name.split('/').fold(dir.to_owned(), |p, part| p.join(part)))
 }
 
 #[cfg(test)]
@@ -217,5 +225,26 @@ mod tests {
         let names: Vec<_> = tree.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026/cat.jpg", "empty"]);
         fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn decomposed_local_names_go_to_the_server_in_nfc() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cafe\u{301}.txt"), b"x").unwrap();
+        let files = collect_tree(dir.path()).unwrap();
+        assert_eq!(files[0].name, "caf\u{e9}.txt");
+        assert!(files[0].path.ends_with("cafe\u{301}.txt"));
+    }
+
+    #[test]
+    fn a_name_from_the_server_that_climbs_out_has_no_local_path() {
+        let dir = Path::new("dest");
+        assert_eq!(
+            local_path(dir, "a/b.txt").unwrap(),
+            dir.join("a").join("b.txt")
+        );
+        for hostile in ["../x", "a/../../x", "/etc/x", "C:/x", "a\\..\\x"] {
+            assert!(local_path(dir, hostile).is_err(), "{hostile}");
+        }
     }
 }

@@ -269,10 +269,15 @@ impl Session {
     }
 
     fn handshake_error(&self, error: ClientError, message: &str) -> CliError {
-        let detail = if message.is_empty() {
-            error.message().to_owned()
-        } else {
-            format!("{} ({message})", error.message())
+        let detail = match error {
+            // The server tells an unknown device and a wrong key apart to no
+            // one, so its text adds nothing to ours: say the advice once.
+            ClientError::Rejected(ErrorCode::AuthFailed) => format!(
+                "unknown device or wrong key; check the device name and its key, as `host-server device add {}` printed it",
+                self.device
+            ),
+            _ if message.is_empty() => error.message().to_owned(),
+            _ => format!("{} ({message})", error.message()),
         };
         match error {
             ClientError::Rejected(ErrorCode::AuthFailed)

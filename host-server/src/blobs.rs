@@ -57,7 +57,16 @@ impl BlobDir {
         self.partial.join(format!("{record}-{hash}"))
     }
 
-    /// Opens (or creates) a partial file to continue at `resume_at`, dropping
+    /// Where another device's joined upload of record `record` with content `hash`
+    /// lives: its own file, so it can never write into the owner's bytes. The
+    /// device is named by a digest of its name, so no peer's name becomes a path.
+    pub fn joined_partial_path(&self, record: u64, hash: &ContentHash, device: &str) -> PathBuf {
+        let tag = ContentHasher::digest(device.as_bytes()).to_string();
+        self.partial.join(format!("{record}-{hash}-{}", &tag[..16]))
+    }
+
+    /// Opens (or creates) the partial file at `path` (one of [`BlobDir::partial_path`]
+    /// and [`BlobDir::joined_partial_path`]) to continue at `resume_at`, dropping
     /// any bytes after it (they were never acknowledged) and hashing the prefix.
     ///
     /// `cached` is a hasher state from earlier in this run (`offset`, state);
@@ -65,12 +74,10 @@ impl BlobDir {
     /// When the file is shorter than `resume_at`, it resumes at its length.
     pub fn open_partial(
         &self,
-        record: u64,
-        hash: &ContentHash,
+        path: PathBuf,
         resume_at: u64,
         cached: Option<(u64, ContentHasher)>,
     ) -> io::Result<PartialFile> {
-        let path = self.partial_path(record, hash);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -134,6 +141,11 @@ impl BlobDir {
         remove_if_present(&self.partial_path(record, hash))
     }
 
+    /// Removes the partial file at `path`; a missing file is fine.
+    pub fn remove_partial_at(&self, path: &Path) -> io::Result<()> {
+        remove_if_present(path)
+    }
+
     /// Removes a blob; a missing file is fine.
     pub fn remove_blob(&self, hash: &ContentHash) -> io::Result<()> {
         remove_if_present(&self.blob_path(hash))
@@ -157,14 +169,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::open(dir.path()).unwrap();
         let hash = ContentHash([7; 32]);
-        let mut part = blobs.open_partial(1, &hash, 0, None).unwrap();
+        let mut part = blobs
+            .open_partial(blobs.partial_path(1, &hash), 0, None)
+            .unwrap();
         part.file.write_all(b"hello world").unwrap();
         drop(part);
-        let part = blobs.open_partial(1, &hash, 5, None).unwrap();
+        let part = blobs
+            .open_partial(blobs.partial_path(1, &hash), 5, None)
+            .unwrap();
         assert_eq!(part.offset, 5);
         assert_eq!(part.hasher.finish(), ContentHasher::digest(b"hello"));
         assert_eq!(fs::metadata(&part.path).unwrap().len(), 5);
-        let beyond = blobs.open_partial(1, &hash, 99, None).unwrap();
+        let beyond = blobs
+            .open_partial(blobs.partial_path(1, &hash), 99, None)
+            .unwrap();
         assert_eq!(beyond.offset, 5, "resume never goes past the bytes on disk");
     }
 
@@ -173,7 +191,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::open(dir.path()).unwrap();
         let hash = ContentHasher::digest(b"x");
-        let mut part = blobs.open_partial(3, &hash, 0, None).unwrap();
+        let mut part = blobs
+            .open_partial(blobs.partial_path(3, &hash), 0, None)
+            .unwrap();
         part.file.write_all(b"x").unwrap();
         blobs.promote(&part.path, &hash).unwrap();
         assert!(!part.path.exists());

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::store::DeviceQuota;
+
 /// Limits every session is held to, and server-wide switches.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -19,8 +21,8 @@ pub struct Limits {
     pub full_list_every: Duration,
     /// Let any device delete any record, not only its own.
     pub allow_foreign_delete: bool,
-    /// Let any device ask for a re-upload of any record (the default, DESIGN §1.8); when
-    /// false, only the owner may (a retry discards the record's bytes).
+    /// Let any device ask for a re-upload of any record; when false (the default), only
+    /// the owner may, since a retry discards the record's bytes.
     pub allow_foreign_retry: bool,
     /// Most uploads open at once on one session.
     pub max_uploads_per_session: usize,
@@ -48,6 +50,15 @@ pub struct Limits {
     /// uploads fail and can resume on another server). Heartbeats go out three
     /// times per lease.
     pub lease: Duration,
+    /// Most sessions one device may have at once on this server: a stolen key cannot
+    /// take every slot, nor multiply the memory one session may hold.
+    pub max_sessions_per_device: usize,
+    /// Most records one device may own.
+    pub max_records_per_device: u64,
+    /// Most batches one device may have announced.
+    pub max_batches_per_device: u64,
+    /// Most unfinished uploads (`10`/`00`, each a partial file) one device may have.
+    pub max_partial_uploads_per_device: u64,
 }
 
 impl Default for Limits {
@@ -60,7 +71,7 @@ impl Default for Limits {
             max_manifest_files: 10_000,
             full_list_every: Duration::ZERO,
             allow_foreign_delete: false,
-            allow_foreign_retry: true,
+            allow_foreign_retry: false,
             max_uploads_per_session: 4,
             max_downloads_per_session: 4,
             max_download_window: 8 * 1024 * 1024,
@@ -71,6 +82,10 @@ impl Default for Limits {
             failed_login_window: Duration::from_secs(60),
             credential_check_every: Duration::from_secs(1),
             lease: Duration::from_secs(10),
+            max_sessions_per_device: 8,
+            max_records_per_device: 100_000,
+            max_batches_per_device: 10_000,
+            max_partial_uploads_per_device: 64,
         }
     }
 }
@@ -82,5 +97,14 @@ impl Limits {
         max_frame
             .saturating_mul(32)
             .clamp(8 * 1024, 8 * 1024 * 1024)
+    }
+
+    /// What one device may hold in the store.
+    pub fn device_quota(&self) -> DeviceQuota {
+        DeviceQuota {
+            records: self.max_records_per_device,
+            batches: self.max_batches_per_device,
+            partial_uploads: self.max_partial_uploads_per_device,
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! several servers on one PostgreSQL database in step; [`http`] is the web
 //! dashboard on the same state; [`transfer`] holds the
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
-//! overlapping announcements; [`repair`] deletes and re-requests files for
+//! overlapping announcements; [`names`] checks names from peers; [`repair`] deletes and re-requests files for
 //! sessions and the dashboard; [`cmd`] is the command line.
 
 pub mod blobs;
@@ -17,6 +17,7 @@ pub mod config;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod names;
 pub mod reconcile;
 pub mod repair;
 pub mod serial;

@@ -120,7 +120,12 @@ pub async fn run(
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
             tracing::warn!(%peer, limit = service.limits.max_sessions, "session limit reached; refusing a connection");
             if tls.is_none() {
-                tokio::spawn(refuse_busy(stream, service.limits.max_sessions));
+                // Bounded: a flood that does not read must not pile up refusal tasks.
+                let refusal = refuse_busy(stream, service.limits.max_sessions);
+                tokio::spawn(tokio::time::timeout(
+                    service.limits.handshake_timeout,
+                    refusal,
+                ));
             }
             // Over TLS the refusal would cost a handshake per connection of a flood: just close.
             continue;

@@ -24,6 +24,10 @@ const REOPEN_EVERY: Duration = Duration::from_secs(1);
 const READ_POLL: Duration = Duration::from_millis(100);
 
 /// A port to attach: `PATH[:BAUD]`.
+///
+/// Only a trailing `:DIGITS` is a baud rate, so stable names with colons such
+/// as `/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0` are paths. A
+/// path that itself ends in `:DIGITS` needs its baud rate written after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SerialSpec {
     /// Device path, e.g. `/dev/ttyUSB0`.
@@ -35,8 +39,8 @@ pub struct SerialSpec {
 /// A `--serial` value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SerialError {
-    /// The baud part is not a number.
-    #[error("`{0}` is not PATH[:BAUD] (e.g. /dev/ttyUSB0:115200)")]
+    /// The text is empty, or its baud rate is zero or too large.
+    #[error("`{0}` is not PATH[:BAUD] (e.g. /dev/ttyUSB0:115200); a trailing `:DIGITS` is the baud rate, 1 to 4294967295")]
     BadSpec(String),
     /// The port cannot be opened.
     #[error("cannot open serial port {path}: {reason}; check the path, that the device is plugged in, and that you may use it (group dialout)")]
@@ -52,19 +56,23 @@ impl std::str::FromStr for SerialSpec {
     type Err = SerialError;
 
     fn from_str(text: &str) -> Result<SerialSpec, SerialError> {
-        match text.rsplit_once(':') {
-            Some((path, baud)) if !path.is_empty() => Ok(SerialSpec {
-                path: path.to_string(),
-                baud: baud
-                    .parse()
-                    .map_err(|_| SerialError::BadSpec(text.to_string()))?,
-            }),
-            _ if !text.is_empty() => Ok(SerialSpec {
-                path: text.to_string(),
-                baud: DEFAULT_BAUD,
-            }),
-            _ => Err(SerialError::BadSpec(text.to_string())),
+        let bad = || SerialError::BadSpec(text.to_string());
+        let (path, baud) = match text.rsplit_once(':') {
+            Some((path, digits))
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let baud = digits.parse().ok().filter(|&baud| baud > 0);
+                (path, baud.ok_or_else(bad)?)
+            }
+            _ => (text, DEFAULT_BAUD),
+        };
+        if path.is_empty() {
+            return Err(bad());
         }
+        Ok(SerialSpec {
+            path: path.to_string(),
+            baud,
+        })
     }
 }
 
@@ -313,6 +321,43 @@ mod tests {
             "/dev/pts/3".parse::<SerialSpec>().unwrap().baud,
             DEFAULT_BAUD
         );
-        assert!("/dev/x:fast".parse::<SerialSpec>().is_err());
+    }
+
+    #[test]
+    fn stable_device_names_with_colons_are_paths_and_only_trailing_digits_are_a_baud() {
+        let by_path = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0";
+        assert_eq!(
+            by_path.parse::<SerialSpec>().unwrap(),
+            SerialSpec {
+                path: by_path.into(),
+                baud: DEFAULT_BAUD
+            }
+        );
+        assert_eq!(
+            format!("{by_path}:921600").parse::<SerialSpec>().unwrap(),
+            SerialSpec {
+                path: by_path.into(),
+                baud: 921_600
+            }
+        );
+        assert_eq!(
+            "/dev/x:fast".parse::<SerialSpec>().unwrap().path,
+            "/dev/x:fast"
+        );
+        // A path ending in `:DIGITS` keeps them when a baud rate follows.
+        assert_eq!(
+            "/dev/odd:1:9600".parse::<SerialSpec>().unwrap(),
+            SerialSpec {
+                path: "/dev/odd:1".into(),
+                baud: 9600
+            }
+        );
+    }
+
+    #[test]
+    fn empty_paths_and_impossible_bauds_are_refused() {
+        for text in ["", ":9600", "/dev/ttyUSB0:0", "/dev/ttyUSB0:99999999999"] {
+            assert!(text.parse::<SerialSpec>().is_err(), "{text:?}");
+        }
     }
 }

@@ -89,17 +89,15 @@ impl DataDir {
             path: path.to_path_buf(),
             source,
         };
-        if !path.exists() {
-            // The database holds the device keys: a new data directory is for this user only.
-            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .map_err(fail)?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(fail)?;
-        }
-        fs::create_dir_all(path).map_err(fail)?;
+        // The database holds the device keys: the data directory is for this user
+        // only, also when it existed before with a looser mode.
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(fail)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(fail)?;
         // One probe per process: `device add` may run while the server or
         // other `device add`s start on the same directory.
         let probe = path.join(format!(".write-test-{}", std::process::id()));

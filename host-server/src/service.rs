@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 use crate::blobs::BlobDir;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
+use crate::session::device_slots::DeviceSlots;
 use crate::session::logins::FailedLogins;
 use crate::store::{RecordRow, Store, StoreError, StoreResult};
 
@@ -76,6 +77,8 @@ pub struct Service {
     pub limits: Limits,
     /// Failed logins per peer address.
     pub failed_logins: FailedLogins,
+    /// Sessions per device.
+    pub device_slots: DeviceSlots,
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
     live: Mutex<HashMap<u64, u64>>,
@@ -95,6 +98,7 @@ impl Service {
                 limits.failed_logins_allowed,
                 limits.failed_login_window,
             ),
+            device_slots: DeviceSlots::new(limits.max_sessions_per_device),
             limits,
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),
@@ -267,6 +271,12 @@ impl Service {
     pub async fn remove_blob_if_unused(&self, hash: ContentHash) {
         match self.db(move |s| s.blob_in_use(&hash)).await {
             Ok(false) => {
+                // The commit that left the blob unused must survive a power loss
+                // first, or the record could come back `11` without its bytes.
+                if let Err(error) = self.db(|s| s.sync_commits()).await {
+                    tracing::warn!(%error, %hash, "could not make the store durable; the unused blob stays");
+                    return;
+                }
                 if let Err(error) = self.blobs.remove_blob(&hash) {
                     tracing::warn!(%error, %hash, "could not remove an unused blob");
                 }

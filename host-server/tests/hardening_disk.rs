@@ -3,7 +3,9 @@
 //! server recovers without a restart once there is room (or the disk is writable) again.
 //!
 //! Each test mounts a small tmpfs of its own (`mount -t tmpfs`, which needs root, as on CI).
-//! Where mounting is not allowed the tests say so on stderr and check nothing.
+//! As root (CI) a failed mount fails the test. Elsewhere the tests check nothing and say
+//! `SKIPPED` with the reason on the terminal (written past the test harness's capture, so it
+//! shows even though the test passes).
 
 mod common;
 
@@ -12,6 +14,23 @@ use std::process::Command;
 
 use common::*;
 use proto_core::{ClientMessage, ErrorCode, ListFilter, ServerMessage, UploadState};
+
+/// True when the test runs as root (as on CI), where mounting must work.
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Says a test was skipped, and why, where it shows: straight to the terminal's
+/// stderr, which the harness does not capture (it captures `eprintln!`).
+fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a disk test")
+        .to_owned();
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct SmallDisk {
@@ -29,20 +48,22 @@ impl SmallDisk {
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&mount)
             .output();
-        match out {
-            Ok(out) if out.status.success() => Some(SmallDisk { _dir: dir, mount }),
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs here ({}); run as root to test a full or read-only disk",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(error) => {
-                eprintln!("SKIPPED: no `mount` command ({error})");
-                None
-            }
-        }
+        let reason = match out {
+            Ok(out) if out.status.success() => return Some(SmallDisk { _dir: dir, mount }),
+            Ok(out) => format!(
+                "cannot mount a tmpfs here ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(error) => format!("no `mount` command ({error})"),
+        };
+        assert!(
+            !running_as_root(),
+            "running as root, yet {reason}: the disk tests cannot be skipped here"
+        );
+        skipped(&format!(
+            "{reason}; run as root to test a full or read-only disk"
+        ));
+        None
     }
 
     /// Makes the data directory read-only for new opens: a read-only bind mount over it.

@@ -11,6 +11,12 @@ const SERVER_CONTEXT: &[u8] = b"statesync-server-v1";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Bytes of a device key, as `host-server device add` makes them (64 hex digits).
+///
+/// The handshake's HMAC takes keys of any length; hosts check this length so a
+/// mistyped key is refused before a connection is even tried.
+pub const DEVICE_KEY_LEN: usize = 32;
+
 fn tag(key: &[u8], context: &[u8], first: &Nonce, second: &Nonce, device: &str) -> Mac {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
     let mut mac = match HmacSha256::new_from_slice(key) {

@@ -7,6 +7,10 @@
 //! features also leaves out `error-texts` (errors say short phrases instead of
 //! sentences) and `host-lists` (no decoders for the batch, history and
 //! download-state lists only hosts ask for); the wire format is the same.
+//! A board chooses what else its client does with `download`, `lists` and
+//! `subscribe`: without one, the matching requests do not exist and the
+//! matching server messages are dropped undecoded, so their code is not in
+//! the image (an upload-only board enables none of the three).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 

@@ -313,19 +313,25 @@ pub enum ServerMessage<'a> {
         record: Record<'a>,
     },
     /// One record of a list (or of a periodic full-list push).
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     RecordItem(#[serde(borrow)] Record<'a>),
     /// One batch summary.
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     BatchItem(#[serde(borrow)] BatchSummary<'a>),
     /// One device.
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     DeviceItem(#[serde(borrow)] DeviceInfo<'a>),
     /// One history entry.
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     HistoryItem(#[serde(borrow)] HistoryEntry<'a>),
     /// One device's download state for one record.
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     DownloadItem(#[serde(borrow)] DownloadEntry<'a>),
     /// Ends a list; `revision` is the server revision it is complete up to.
     ///
     /// `count` is how many items the list sent: a receiver that counted fewer
     /// lost one on the line and must ask again before it acts on the list.
+    #[cfg_attr(not(feature = "lists"), serde(deserialize_with = "not_in_this_build"))]
     ListEnd {
         /// Revision (or last history sequence for `History`).
         revision: u64,
@@ -333,13 +339,25 @@ pub enum ServerMessage<'a> {
         count: u32,
     },
     /// The subscription is active from this revision on.
+    #[cfg_attr(
+        not(feature = "subscribe"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     Subscribed {
         /// The current revision.
         revision: u64,
     },
     /// Event: a record was created or changed (state, received, ...).
+    #[cfg_attr(
+        not(feature = "subscribe"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     RecordChanged(#[serde(borrow)] Record<'a>),
     /// Event: a record was deleted.
+    #[cfg_attr(
+        not(feature = "subscribe"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     RecordDeleted {
         /// Its id.
         id: u64,
@@ -349,8 +367,16 @@ pub enum ServerMessage<'a> {
         revision: u64,
     },
     /// Event: a device became active or silent.
+    #[cfg_attr(
+        not(feature = "subscribe"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     Presence(#[serde(borrow)] DeviceInfo<'a>),
     /// Notification: a file this device asked for is now uploaded; download it again.
+    #[cfg_attr(
+        not(feature = "download"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     DownloadAvailable {
         /// The record.
         record: u64,
@@ -369,6 +395,10 @@ pub enum ServerMessage<'a> {
         name: &'a str,
     },
     /// A download is open; data frames follow from `offset`.
+    #[cfg_attr(
+        not(feature = "download"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     DownloadReady {
         /// Handle of the data frames.
         download: TransferId,
@@ -382,6 +412,10 @@ pub enum ServerMessage<'a> {
         offset: u64,
     },
     /// Bytes of an open download.
+    #[cfg_attr(
+        not(feature = "download"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     DownloadData {
         /// The download.
         download: TransferId,
@@ -392,6 +426,10 @@ pub enum ServerMessage<'a> {
         data: &'a [u8],
     },
     /// The file is not uploaded (`11`) yet; nothing is sent.
+    #[cfg_attr(
+        not(feature = "download"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
     DownloadRejected {
         /// The record.
         record: u64,
@@ -411,6 +449,16 @@ pub enum ServerMessage<'a> {
         /// Why, for a person.
         reason: &'a str,
     },
+}
+
+/// The decoder of a server message this build's features leave out (see
+/// proto-core's `Cargo.toml`): such a frame does not decode, so the image holds
+/// no decoder for it. The variant keeps its index: the wire format is the same.
+#[cfg(not(all(feature = "download", feature = "lists", feature = "subscribe")))]
+fn not_in_this_build<'de, D: serde::Deserializer<'de>, T>(_: D) -> Result<T, D::Error> {
+    Err(serde::de::Error::custom(
+        "this message is decoded only with proto-core's download, lists or subscribe feature",
+    ))
 }
 
 /// Encoding or decoding a message failed.

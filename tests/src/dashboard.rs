@@ -43,12 +43,18 @@ impl DashboardServer {
     /// Makes an admin token on a fresh data dir, then starts `host-server
     /// serve --listen 127.0.0.1:0 --http 127.0.0.1:0` on it.
     pub fn start() -> DashboardServer {
+        DashboardServer::start_with(&[])
+    }
+
+    /// Like [`DashboardServer::start`], with extra `serve` arguments.
+    pub fn start_with(serve_args: &[&str]) -> DashboardServer {
         let data = tempfile::tempdir().expect("temp dir");
         let token = admin_token(data.path());
         let mut child = Command::new(bin_dir(Profile::Debug).join("host-server"))
             .arg("--data")
             .arg(data.path())
             .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(serve_args)
             .env("STATESYNC_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use proto_core::client::FileId;
 use proto_core::model::DownloadState;
-use proto_core::{ListFilter, UploadState};
+use proto_core::{ErrorCode, ListFilter, UploadState};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Barrier;
@@ -212,6 +212,8 @@ enum Cut {
     Done(UploadState),
     /// The session ended first.
     Closed,
+    /// The server refused the upload.
+    Refused(ErrorCode, String),
 }
 
 /// Maybe hangs `device` up a few milliseconds from now.
@@ -225,6 +227,13 @@ fn chaos(device: &Device, rng: &mut StdRng, chance: f64, hang_ups: &mut u32) {
             remote.hang_up();
         });
     }
+}
+
+/// Waits a moment before a device tries its upload again after `Busy`: its
+/// session that hung up still holds the file until the server notices the
+/// hang-up (late on a loaded machine), as the server's message says.
+async fn still_held_by_the_old_session(rng: &mut StdRng) {
+    tokio::time::sleep(Duration::from_millis(rng.gen_range(20..100))).await;
 }
 
 /// Connects, retrying until the server lets the device in.
@@ -285,6 +294,11 @@ async fn live(
                     DeviceEvent::UploadDone { id: i, record, .. } if *i == id => {
                         Some(Cut::Done(record.state))
                     }
+                    DeviceEvent::RequestFailed {
+                        id: i,
+                        code,
+                        message,
+                    } if *i == id => Some(Cut::Refused(*code, message.clone())),
                     DeviceEvent::Closed { .. } => Some(Cut::Closed),
                     _ => None,
                 })
@@ -305,6 +319,15 @@ async fn live(
                     let _ = device.wait_connected().await;
                     continue;
                 }
+                Ok(Cut::Refused(ErrorCode::Busy, _)) => {
+                    still_held_by_the_old_session(&mut rng).await;
+                    continue;
+                }
+                Ok(Cut::Refused(code, message)) => {
+                    let refused = DeviceError::Refused(code, message);
+                    problems.push(format!("upload: {refused}"));
+                    break;
+                }
                 Err(e) => {
                     problems.push(format!("upload: {e}"));
                     break;
@@ -320,6 +343,9 @@ async fn live(
             Err(DeviceError::Closed(_)) | Err(DeviceError::Client(_)) => {
                 let _ = device.wait_connected().await;
             }
+            Err(DeviceError::Refused(ErrorCode::Busy, _)) => {
+                still_held_by_the_old_session(&mut rng).await;
+            }
             Err(e) => {
                 problems.push(format!("upload: {e}"));
                 break;
@@ -327,18 +353,79 @@ async fn live(
         }
     }
 
+    let mut chaos = RandomChaos {
+        rng: &mut rng,
+        chance: chance / 4.0,
+        hang_ups: &mut hang_ups,
+    };
+    problems.extend(fetch_wanted(&mut device, &member.wants, unfinishable, &mut chaos).await);
+    let wire = device.wire.clone();
+    let store = device.stop().await;
+    MemberReport {
+        wire,
+        store: Some(store),
+        hang_ups,
+        problems,
+    }
+}
+
+/// How a device comes to open the download of a wanted file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// It asks on its own (first, and again after every reconnect).
+    Ask,
+    /// It was told the file is complete (`DownloadAvailable`).
+    Notice,
+}
+
+/// When a device hangs up while it gets its wanted files: at random in the
+/// fleet, on cue in a test that plays one interleaving.
+pub trait Chaos {
+    /// Called just before `device` opens the download of `name`; may hang it
+    /// up at once or arrange a hang-up for later.
+    fn before_download(&mut self, device: &Device, name: &str, via: Via);
+}
+
+/// The fleet's chaos: each download is followed by a hang-up a few
+/// milliseconds later with probability `chance`.
+struct RandomChaos<'a> {
+    rng: &'a mut StdRng,
+    chance: f64,
+    hang_ups: &'a mut u32,
+}
+
+impl Chaos for RandomChaos<'_> {
+    fn before_download(&mut self, device: &Device, _name: &str, _via: Via) {
+        chaos(device, self.rng, self.chance, self.hang_ups);
+    }
+}
+
+/// Gets every file of `wants` (slot `i + 1` holds `wants[i]`) that will ever
+/// be complete: asks for each with `notify`, waits for notices, and asks
+/// again after every reconnect. Returns the device's problems, in words.
+///
+/// A notice about a file the device already holds is ignored: it was queued
+/// before the device got the file by asking, and downloading it again would
+/// put the held copy at stake (a download that breaks off leaves the slot
+/// unverified).
+pub async fn fetch_wanted(
+    device: &mut Device,
+    wants: &[String],
+    unfinishable: &BTreeSet<String>,
+    chaos: &mut impl Chaos,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut got = BTreeSet::new();
     let mut ask = true;
-    while got.len() < member.wants.len() {
+    while got.len() < wants.len() {
         if ask {
             ask = false;
-            for name in &member.wants {
+            for (index, name) in wants.iter().enumerate() {
                 if got.contains(name) {
                     continue;
                 }
-                let slot =
-                    FileId(1 + member.wants.iter().position(|w| w == name).unwrap_or(0) as u16);
-                chaos(&device, &mut rng, chance / 4.0, &mut hang_ups);
+                let slot = FileId(u16::try_from(index + 1).expect("a device wants few files"));
+                chaos.before_download(device, name, Via::Ask);
                 match device.download(slot, true).await {
                     Ok(DownloadOutcome::Done { verified: true, .. }) => {
                         got.insert(name.clone());
@@ -359,7 +446,7 @@ async fn live(
             }
             continue;
         }
-        if only_unfinishable_left(member, &got, unfinishable) {
+        if only_unfinishable_left(wants, &got, unfinishable) {
             break;
         }
         let next = device
@@ -371,10 +458,20 @@ async fn live(
             .await;
         match next {
             Ok(Ok(Some(file))) => {
-                chaos(&device, &mut rng, chance / 4.0, &mut hang_ups);
+                let Some(name) = usize::from(file.0)
+                    .checked_sub(1)
+                    .and_then(|i| wants.get(i))
+                else {
+                    problems.push(format!("a notification for its own slot {}", file.0));
+                    continue;
+                };
+                if got.contains(name) {
+                    continue;
+                }
+                chaos.before_download(device, name, Via::Notice);
                 match device.download(file, true).await {
                     Ok(DownloadOutcome::Done { verified: true, .. }) => {
-                        got.insert(member.wants[usize::from(file.0) - 1].clone());
+                        got.insert(name.clone());
                     }
                     Ok(DownloadOutcome::Done {
                         verified: false, ..
@@ -402,24 +499,16 @@ async fn live(
             }
         }
     }
-    let wire = device.wire.clone();
-    let store = device.stop().await;
-    MemberReport {
-        wire,
-        store: Some(store),
-        hang_ups,
-        problems,
-    }
+    problems
 }
 
 /// True when every wanted file not yet held belongs to a device that vanishes.
 fn only_unfinishable_left(
-    member: &Member,
+    wants: &[String],
     got: &BTreeSet<String>,
     unfinishable: &BTreeSet<String>,
 ) -> bool {
-    member
-        .wants
+    wants
         .iter()
         .filter(|w| !got.contains(*w))
         .all(|w| unfinishable.contains(w))

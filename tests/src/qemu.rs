@@ -48,25 +48,52 @@ pub fn require_qemu() -> Result<(), String> {
     }
 }
 
-/// Builds the QEMU firmware for `device` with `key_hex` baked in and returns the ELF.
+/// Which firmware profile to build (the firmware's `full` feature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FirmwareProfile {
+    /// The full client: uploads, subscribes, lists and downloads its inbox.
+    Full,
+    /// An upload-only board (`--no-default-features`): announces and uploads.
+    UploadOnly,
+}
+
+/// Builds the full QEMU firmware for `device` with `key_hex` baked in and returns the ELF.
 ///
 /// Uses the firmware's own `Cargo.lock` and target directory; only the
 /// firmware crate itself rebuilds when the key changes.
 pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
+    build_firmware_profile(device, key_hex, FirmwareProfile::Full)
+}
+
+/// Builds the QEMU firmware of `profile` for `device` with `key_hex` baked in
+/// and returns the ELF. The upload-only image has a target directory of its
+/// own (`target/upload-only`), so a full build never overwrites it.
+pub fn build_firmware_profile(
+    device: &str,
+    key_hex: &str,
+    profile: FirmwareProfile,
+) -> Result<PathBuf, String> {
     let dir = firmware_dir();
+    let target_dir = match profile {
+        FirmwareProfile::Full => dir.join("target"),
+        FirmwareProfile::UploadOnly => dir.join("target").join("upload-only"),
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = std::process::Command::new(cargo)
-        .current_dir(&dir)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--features",
-            "board-qemu",
-            "--target",
-            "thumbv7m-none-eabi",
-        ])
-        .env("CARGO_TARGET_DIR", dir.join("target"))
+    let mut command = std::process::Command::new(cargo);
+    command.current_dir(&dir).args([
+        "build",
+        "--release",
+        "--locked",
+        "--features",
+        "board-qemu",
+        "--target",
+        "thumbv7m-none-eabi",
+    ]);
+    if profile == FirmwareProfile::UploadOnly {
+        command.arg("--no-default-features");
+    }
+    let output = command
+        .env("CARGO_TARGET_DIR", &target_dir)
         .env("STATESYNC_DEVICE_NAME", device)
         .env("STATESYNC_DEVICE_KEY", key_hex)
         .env_remove("RUSTFLAGS")
@@ -80,7 +107,7 @@ pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    Ok(dir.join("target/thumbv7m-none-eabi/release/statesync-firmware"))
+    Ok(target_dir.join("thumbv7m-none-eabi/release/statesync-firmware"))
 }
 
 /// A serial cable between the board's UART (QEMU's TCP chardev, which

@@ -470,7 +470,7 @@ async fn silent_device_files_stay_visible_and_presence_is_in_history() {
 /// record back to `01` and tells the owner, and a file can be downloaded again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_commands_delete_retry_and_download_again() {
-    let mut rig = Rig::start(&serial_lines(1), &[]);
+    let mut rig = Rig::start(&serial_lines(1), &["--allow-foreign-retry"]);
     let mut observer = rig.observer("observer").await;
     observer.subscribe(ListFilter::All, 0).await.unwrap();
     let keep = content(14, 6000);
@@ -511,7 +511,7 @@ async fn repair_commands_delete_retry_and_download_again() {
         .is_none());
     assert!(!blob.exists(), "the blob is removed");
 
-    // Retry: any device asks; the record is 01 again and the owner is told.
+    // Retry: another device asks (the server allows it); the record is 01 again and the owner is told.
     observer.retry("repair/kept.bin").await.unwrap();
     let needed = observer
         .wait_record("repair/kept.bin", |r| r.state == UploadState::Needed)

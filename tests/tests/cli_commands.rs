@@ -222,7 +222,7 @@ fn devices_status_and_history_show_presence_and_batches() {
 
 #[test]
 fn rm_deletes_and_retry_asks_the_owner_to_upload_again() {
-    let server = Server::start(&["laptop", "tv"]);
+    let server = Server::start_with(&["laptop", "tv"], &["--allow-foreign-retry"]);
     let laptop = server.cli("laptop");
     let dir = tempfile::tempdir().unwrap();
     write_pattern(&dir.path().join("a.bin"), 4000, 8);
@@ -302,7 +302,7 @@ fn sync_pushes_new_files_pulls_missing_ones_and_reports_conflicts() {
 
 #[test]
 fn completions_are_printed_for_each_shell() {
-    let cli = Cli::new("tcp://127.0.0.1:1", "x", "00");
+    let cli = Cli::new("tcp://127.0.0.1:1", "x", &"00".repeat(32));
     for shell in ["bash", "zsh", "fish"] {
         let script = cli.ok(&["completions", shell]);
         assert!(script.contains("host-cli"), "{shell}");
@@ -325,13 +325,23 @@ fn exit_codes_distinguish_usage_unreachable_auth_and_failure() {
         .local_addr()
         .unwrap()
         .port();
-    let unreachable = Cli::new(&format!("tcp://127.0.0.1:{port}"), "laptop", "00").run(&["ls"]);
+    let unreachable = Cli::new(
+        &format!("tcp://127.0.0.1:{port}"),
+        "laptop",
+        &"00".repeat(32),
+    )
+    .run(&["ls"]);
     assert_eq!(unreachable.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("host-server serve"));
 
     let wrong_key = Cli::new(&server.url(), "laptop", &"ab".repeat(32)).run(&["ls"]);
     assert_eq!(wrong_key.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&wrong_key.stderr).contains("authentication"));
+    assert_eq!(
+        String::from_utf8_lossy(&wrong_key.stderr),
+        "error: authentication as `laptop` failed: unknown device or wrong key; \
+         check the device name and its key, as `host-server device add laptop` printed it\n",
+        "the advice is said once"
+    );
 
     let no_device = server
         .cli("laptop")
@@ -386,10 +396,11 @@ fn settings_come_from_flags_before_or_after_the_command_env_and_config_file() {
     let out = c.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     // Flags beat the config file: a wrong key on the command line fails, before or after.
+    let wrong_key = "ab".repeat(32);
     for args in [
         vec![
             "--key",
-            "00",
+            &wrong_key,
             "--config",
             config.to_str().unwrap(),
             "devices",
@@ -399,7 +410,7 @@ fn settings_come_from_flags_before_or_after_the_command_env_and_config_file() {
             "--config",
             config.to_str().unwrap(),
             "--key",
-            "00",
+            &wrong_key,
         ],
     ] {
         let mut c = bare.command(&args);
@@ -418,6 +429,31 @@ fn settings_come_from_flags_before_or_after_the_command_env_and_config_file() {
     ]);
     strip(&mut c);
     assert!(c.output().unwrap().status.success());
+    // The config file's `key_file`: `~/` is the home directory, an absolute
+    // path stands as it is (the relative one was used above).
+    for key_file_line in [
+        "key_file = \"~/keys/laptop.key\"".to_owned(),
+        format!("key_file = '{}'", key_file.display()),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        fs::create_dir_all(home.path().join("keys")).unwrap();
+        fs::copy(&key_file, home.path().join("keys/laptop.key")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let moved = elsewhere.path().join("cli.toml");
+        fs::write(
+            &moved,
+            format!(
+                "server = \"{}\"\ndevice = \"laptop\"\n{key_file_line}\n",
+                server.url()
+            ),
+        )
+        .unwrap();
+        let mut c = bare.command(&["--config", moved.to_str().unwrap(), "devices"]);
+        strip(&mut c);
+        c.env("HOME", home.path());
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{key_file_line}: {out:?}");
+    }
     // A config file that does not parse is a usage error.
     fs::write(&config, "sever = 1").unwrap();
     let mut c = bare.command(&["--config", config.to_str().unwrap(), "devices"]);
@@ -425,4 +461,70 @@ fn settings_come_from_flags_before_or_after_the_command_env_and_config_file() {
     let out = c.output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cli.toml"));
+}
+
+#[test]
+fn malformed_keys_are_usage_errors_before_any_connection() {
+    // Nobody listens here: a key that got as far as connecting would exit 3.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!("tcp://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let short_file = dir.path().join("short.key");
+    fs::write(&short_file, "00\n").unwrap();
+    let config = dir.path().join("cli.toml");
+    fs::write(&config, "key = \"00\"\n").unwrap();
+    let not_hex = "zz".repeat(32);
+    let well_formed = "00".repeat(32);
+
+    let cases: Vec<(&str, Cli, Vec<&str>)> = vec![
+        (
+            "--key 00",
+            Cli::new(&server, "laptop", &well_formed),
+            vec!["--key", "00", "ls"],
+        ),
+        (
+            "--key non-hex",
+            Cli::new(&server, "laptop", &well_formed),
+            vec!["ls", "--key", &not_hex],
+        ),
+        (
+            "STATESYNC_KEY=00",
+            Cli::new(&server, "laptop", "00"),
+            vec!["ls"],
+        ),
+        (
+            "--key-file with 00",
+            Cli::new(&server, "laptop", &well_formed),
+            vec!["--key-file", short_file.to_str().unwrap(), "ls"],
+        ),
+    ];
+    for (case, cli, args) in cases {
+        let out = cli.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        assert!(
+            stderr.contains(
+                "a device key is 64 hex digits, as `host-server device add NAME` printed it"
+            ),
+            "{case}: {stderr}"
+        );
+    }
+
+    let mut from_config = Cli::new(&server, "laptop", "unused").command(&[
+        "--config",
+        config.to_str().unwrap(),
+        "ls",
+    ]);
+    from_config.env_remove("STATESYNC_KEY");
+    let out = from_config.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "config key: {stderr}");
+    assert!(
+        stderr.contains("the config file's `key` has 2 hex digits"),
+        "{stderr}"
+    );
 }

@@ -97,6 +97,10 @@ async fn dashboard_needs_the_admin_token_and_actions_need_the_csrf_header_too() 
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain HTTP without --behind-tls-proxy: a Secure cookie would never come back: {set_cookie}"
+    );
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let csrf = login.json()["csrf"].as_str().unwrap().to_owned();
     let session = http.get("/api/session", &[("cookie", &cookie)]).await;
@@ -550,4 +554,29 @@ async fn dashboard_deletes_and_asks_for_a_reupload_like_the_cli() {
     assert_eq!(malformed.status, 400);
     assert!(malformed.json()["error"].as_str().unwrap().contains("name"));
     drop(camera);
+}
+
+/// Behind a TLS-terminating proxy (`--behind-tls-proxy`) the login cookie is
+/// `Secure`, so a browser never sends it over plain HTTP; so is the logout's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_cookie_is_secure_behind_a_tls_proxy() {
+    let server = DashboardServer::start_with(&["--behind-tls-proxy"]);
+    let http = server.client();
+    let login = http
+        .post("/login", &[], &json!({ "token": server.token }))
+        .await;
+    assert_eq!(login.status, 200);
+    let set_cookie = login.header("set-cookie").to_owned();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let logout = http
+        .post("/logout", &[("cookie", &cookie)], &json!({}))
+        .await;
+    assert!(
+        logout.header("set-cookie").contains("Secure"),
+        "{}",
+        logout.header("set-cookie")
+    );
 }

@@ -276,12 +276,18 @@ async fn dropped_bytes_lose_frames_that_are_retransmitted_and_files_arrive_intac
     let (rig, board, size) = both_ways_over(model).await;
     let up = rig.lines[0].up.snapshot();
     let down = rig.lines[0].down.snapshot();
-    assert!(up.lost + down.lost > 0, "{up:?} {down:?}");
+    // About 16 bytes are lost each way (16 KiB at 1e-3), most of them inside data frames:
+    // each direction must have lost some, and each must have recovered by re-sending.
+    assert!(up.lost > 0 && down.lost > 0, "{up:?} {down:?}");
     let sent = bytes_of(&board.wire.chunks_sent("noisy/up.bin"));
+    assert!(
+        sent > size,
+        "lost upload frames were sent again: {sent} bytes sent for {size}"
+    );
     let refilled = gaps_filled(&board.wire.data_received("noisy/down.bin"));
     assert!(
-        sent > size || refilled > 0,
-        "lost frames were sent again: {sent} bytes up for {size}, {refilled} gaps filled down"
+        refilled > 0,
+        "lost download frames were sent again: {refilled} gaps filled"
     );
 }
 

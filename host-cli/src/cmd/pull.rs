@@ -80,7 +80,9 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
     let mut reports: Vec<PullReport> = unknown
         .into_iter()
         .map(|name| PullReport {
-            path: local::local_path(&args.dest, &name).display().to_string(),
+            path: local::local_path(&args.dest, &name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             error: if args.all {
                 "no such file on the server; check `host-cli ls`".into()
             } else {
@@ -194,17 +196,29 @@ pub fn fetch(
     bar: &TransferBar,
     json: bool,
 ) -> CliResult<PullReport> {
-    let target = local::local_path(dest, &record.name);
     let mut report = PullReport {
         name: record.name.clone(),
         result: "fetched",
         size: record.size,
-        path: target.display().to_string(),
+        path: String::new(),
         state: record.state,
         bits: record.bits,
         received: record.received,
         error: String::new(),
     };
+    let target = match local::local_path(dest, &record.name) {
+        Ok(target) => target,
+        Err(error) => {
+            report.result = "failed";
+            report.error = format!("the server sent an unsafe name ({error}); nothing was written");
+            say(
+                json,
+                &format!("`{}`: FAILED: {}", record.name.escape_debug(), report.error),
+            );
+            return Ok(report);
+        }
+    };
+    report.path = target.display().to_string();
     if record.is_directory() {
         std::fs::create_dir_all(&target)
             .map_err(|e| CliError::io("cannot create directory", &target, e))?;

@@ -19,7 +19,7 @@ use crate::service::unix_now;
 use crate::store::Database;
 
 /// Bytes of a new device key.
-const KEY_LEN: usize = 32;
+const KEY_LEN: usize = proto_core::auth::DEVICE_KEY_LEN;
 
 /// Most devices one `add-many` registers.
 const MAX_ADD_MANY: u32 = 1_000_000;

@@ -24,6 +24,9 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub listen: String,
     /// Serial port to serve, `PATH[:BAUD]` (baud defaults to 115200); repeat for more ports.
+    /// Only a trailing `:DIGITS` is the baud rate, so paths with colons such as
+    /// /dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0 work as they are
+    /// (a path that itself ends in `:DIGITS` needs its baud rate after it).
     #[arg(long = "serial", value_name = "PATH[:BAUD]")]
     pub serial: Vec<SerialSpec>,
     /// End sessions that send nothing for this many seconds.
@@ -44,13 +47,25 @@ pub struct ServeArgs {
     /// Let any device delete any record, not only the records it owns.
     #[arg(long)]
     pub allow_foreign_delete: bool,
-    /// Only the owner may ask for a re-upload of a record (by default any device may; a
-    /// retry puts the record back to 01 and discards its bytes).
+    /// Let any device ask for a re-upload of any record (by default only its owner may:
+    /// a retry puts the record back to 01 and discards its bytes).
     #[arg(long)]
-    pub owner_only_retry: bool,
+    pub allow_foreign_retry: bool,
     /// Close connections that have not completed the handshake (and TLS) within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub handshake_timeout: u64,
+    /// Most sessions one device may have at once; further logins get `Busy`.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_sessions_per_device: usize,
+    /// Most records one device may own; announcing or uploading more gets `TooLarge`.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_records_per_device: u64,
+    /// Most batches one device may have announced (batches left empty are dropped first).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_batches_per_device: u64,
+    /// Most unfinished uploads (records in 10 or 00, each a partial file) one device may have.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_partial_uploads_per_device: u64,
     /// Failed logins one address may make per minute before it is refused for the rest of it (0: no limit).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_failed_logins: u32,
@@ -72,6 +87,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = crate::http::DEFAULT_ADDR, value_parser = crate::http::parse_listen)]
     pub http: Option<String>,
+    /// The dashboard is reached through a TLS-terminating proxy (HTTPS): its login
+    /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
+    #[arg(long, requires = "http")]
+    pub behind_tls_proxy: bool,
 }
 
 impl ServeArgs {
@@ -87,6 +106,10 @@ impl ServeArgs {
             "--idle-timeout must be at least 1 second"
         );
         anyhow::ensure!(self.max_sessions > 0, "--max-sessions must be at least 1");
+        anyhow::ensure!(
+            self.max_sessions_per_device > 0,
+            "--max-sessions-per-device must be at least 1"
+        );
         anyhow::ensure!(self.lease > 0, "--lease must be at least 1 second");
         anyhow::ensure!(
             self.handshake_timeout > 0,
@@ -103,10 +126,14 @@ impl ServeArgs {
             max_file_size: self.max_file_size,
             full_list_every: Duration::from_secs(self.full_list_every),
             allow_foreign_delete: self.allow_foreign_delete,
-            allow_foreign_retry: !self.owner_only_retry,
+            allow_foreign_retry: self.allow_foreign_retry,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             failed_logins_allowed: self.max_failed_logins,
             lease: Duration::from_secs(self.lease),
+            max_sessions_per_device: self.max_sessions_per_device,
+            max_records_per_device: self.max_records_per_device,
+            max_batches_per_device: self.max_batches_per_device,
+            max_partial_uploads_per_device: self.max_partial_uploads_per_device,
             ..Limits::default()
         })
     }
@@ -139,7 +166,9 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             .local_addr()
             .context("cannot read the bound address")?;
         let dashboard = match &args.http {
-            Some(listen) => Some(Dashboard::bind(listen, server.service(), data).await?),
+            Some(listen) => {
+                Some(Dashboard::bind(listen, server.service(), data, args.behind_tls_proxy).await?)
+            }
             None => None,
         };
         let mut stdout = std::io::stdout().lock();
@@ -191,5 +220,32 @@ fn raise_open_file_limit() {
         }
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::super::{Cli, Command};
+
+    #[test]
+    fn serial_help_says_colons_in_paths_work_and_such_a_path_parses() {
+        let by_path = "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0";
+        let cli = Cli::try_parse_from(["host-server", "serve", "--serial", by_path]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("`serve` parsed as another command");
+        };
+        assert_eq!(args.serial[0].path, by_path);
+
+        let help = Cli::command()
+            .find_subcommand_mut("serve")
+            .expect("serve exists")
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("Only a trailing `:DIGITS` is the baud rate"),
+            "{help}"
+        );
     }
 }

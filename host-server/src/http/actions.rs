@@ -71,7 +71,7 @@ pub(super) async fn delete(
 ) -> Result<Json<Deleted>, ApiError> {
     let name = checked_name(body)?;
     let deletion = repair::delete(&state.service, DASHBOARD_ACTOR, &name, true).await?;
-    tracing::info!(name, owner = %deletion.record.owner, "record deleted on the dashboard");
+    tracing::info!(name, owner = ?deletion.record.owner, "record deleted on the dashboard");
     Ok(Json(Deleted {
         deleted: name,
         revision: deletion.revision,
@@ -85,7 +85,7 @@ pub(super) async fn retry(
 ) -> Result<Json<Retried>, ApiError> {
     let name = checked_name(body)?;
     let retried = repair::retry(&state.service, DASHBOARD_ACTOR, &name).await?;
-    tracing::info!(name, owner = %retried.record.owner, "re-upload requested on the dashboard");
+    tracing::info!(name, owner = ?retried.record.owner, "re-upload requested on the dashboard");
     Ok(Json(Retried {
         record: RecordView::new(&retried.record, &state.service),
     }))

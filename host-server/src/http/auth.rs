@@ -214,17 +214,30 @@ impl Logins {
     }
 }
 
-/// The `Set-Cookie` value for a new login.
-pub fn login_cookie(value: &str) -> String {
+/// The `Set-Cookie` value for a new login; `secure` (the dashboard is reached over
+/// HTTPS) keeps browsers from ever sending it over plain HTTP.
+pub fn login_cookie(value: &str, secure: bool) -> String {
     format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        LOGIN_LIFETIME.as_secs()
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        LOGIN_LIFETIME.as_secs(),
+        secure_attribute(secure)
     )
 }
 
 /// The `Set-Cookie` value that removes the login cookie.
-pub fn logout_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+pub fn logout_cookie(secure: bool) -> String {
+    format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        secure_attribute(secure)
+    )
+}
+
+fn secure_attribute(secure: bool) -> &'static str {
+    if secure {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// The login cookie's value, if the request has one.

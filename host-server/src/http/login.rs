@@ -38,7 +38,10 @@ pub(super) async fn login(
     })?;
     tracing::info!("dashboard login");
     Ok((
-        [(SET_COOKIE, login_cookie(&login.cookie))],
+        [(
+            SET_COOKIE,
+            login_cookie(&login.cookie, state.secure_cookies),
+        )],
         Json(LoginAnswer { csrf: login.csrf }),
     )
         .into_response())
@@ -48,5 +51,9 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
     if let Some(cookie) = session_cookie(&headers) {
         state.logins.logout(cookie);
     }
-    (StatusCode::NO_CONTENT, [(SET_COOKIE, logout_cookie())]).into_response()
+    (
+        StatusCode::NO_CONTENT,
+        [(SET_COOKIE, logout_cookie(state.secure_cookies))],
+    )
+        .into_response()
 }

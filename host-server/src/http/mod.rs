@@ -64,6 +64,9 @@ pub struct AppState {
     pub logins: Arc<Logins>,
     /// Becomes true when the server stops; open event streams end then.
     pub stop: watch::Receiver<bool>,
+    /// Browsers reach the dashboard over HTTPS (a TLS proxy in front): the login
+    /// cookie is marked `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Reads `--http`'s value: `HOST:PORT`, or a bare `PORT` on loopback.
@@ -90,11 +93,13 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// Binds `listen` for a server whose shared state is `service` and whose
-    /// data directory (with the admin token's digest) is `data`.
+    /// data directory (with the admin token's digest) is `data`; `behind_tls_proxy`
+    /// says browsers reach it over HTTPS, so its login cookie is `Secure`.
     pub async fn bind(
         listen: &str,
         service: Arc<Service>,
         data: &Path,
+        behind_tls_proxy: bool,
     ) -> Result<Dashboard, DashboardError> {
         let listener = TcpListener::bind(listen)
             .await
@@ -120,6 +125,7 @@ impl Dashboard {
                 service,
                 logins,
                 stop: stopped,
+                secure_cookies: behind_tls_proxy,
             },
             stop,
         })

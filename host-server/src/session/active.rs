@@ -5,6 +5,7 @@
 //! download retransmission) and shutdown. Requests are answered in order of
 //! arrival; events are pushed in between with id 0.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,17 +15,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
 
+use super::device_slots::DeviceSlot;
 use super::handshake::Identity;
 use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
 use super::SessionEnd;
 use crate::hub::HubEvent;
 use crate::service::Service;
-use crate::store::{Announced, NotificationKind, StoreError};
+use crate::store::{Announced, Notification, NotificationKind, StoreError};
 use crate::transfer::download::Download;
 use crate::transfer::upload::Upload;
 
 /// Flush replies once this many bytes are queued, even mid-batch.
 const FLUSH_AT: usize = 256 * 1024;
+
+/// Queued notifications read, sent and cleared at a time.
+const NOTIFICATION_PAGE: u32 = 256;
 
 /// Counters reported when the session ends.
 #[derive(Debug, Default)]
@@ -71,6 +76,10 @@ pub(super) struct Session<'w, W> {
     pub send_turn: usize,
     /// When throttled `received` updates must be written to the store.
     pub progress_due: Option<Instant>,
+    /// The device's session slot, freed when the session ends.
+    _slot: DeviceSlot,
+    /// Queued notifications this session has sent (each goes out once per session).
+    notified: HashSet<u64>,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -103,6 +112,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             stats: SessionStats::default(),
             send_turn: 0,
             progress_due: None,
+            _slot: identity.slot,
+            notified: HashSet::new(),
         }
     }
 
@@ -174,7 +185,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 biased;
                 _ = shutdown.recv() => return SessionEnd::Shutdown,
                 _ = self.revoked.notified() => {
-                    tracing::info!(session = self.id, device = %self.device, "device removed or re-keyed; ending its session");
+                    tracing::info!(session = self.id, device = ?self.device, "device removed or re-keyed; ending its session");
                     return SessionEnd::Revoked;
                 }
                 Some(()) = self.writer_progress.recv() => self.on_writer_progress().await,
@@ -359,11 +370,13 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             StoreError::NotOwner { .. } => ErrorCode::PermissionDenied,
             StoreError::DeviceExists(_) | StoreError::ContentChanged(_) => ErrorCode::Conflict,
             StoreError::Interrupted(_) => ErrorCode::ShuttingDown,
+            StoreError::QuotaReached { .. } => ErrorCode::TooLarge,
             StoreError::Database(_)
             | StoreError::Postgres(_)
             | StoreError::Connect { .. }
             | StoreError::BadDatabaseUrl { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::File { .. }
             | StoreError::NewerSchema { .. } => {
                 tracing::error!(session = self.id, %error, "store failed");
                 ErrorCode::Storage
@@ -379,24 +392,48 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         id
     }
 
-    /// Sends the notifications queued for this device, then clears them.
+    /// Sends the notifications queued for this device that this session has
+    /// not sent yet, a page at a time, then clears the `RetryRequested` ones. A
+    /// `DownloadAvailable` stays queued until the device reports its download
+    /// (see `Store::report_download`): a flush only says the kernel took the
+    /// bytes, not that the device read them before its link died.
     pub async fn deliver_notifications(&mut self) {
-        let device = self.device.clone();
-        let pending = match self
-            .service
-            .db(move |s| s.pending_notifications(&device))
-            .await
-        {
-            Ok(pending) => pending,
-            Err(error) => {
-                tracing::warn!(session = self.id, %error, "could not read queued notifications");
+        let mut after = 0;
+        loop {
+            let device = self.device.clone();
+            let page = match self
+                .service
+                .db(move |s| s.pending_notifications(&device, after, NOTIFICATION_PAGE))
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(session = self.id, %error, "could not read queued notifications");
+                    return;
+                }
+            };
+            let Some(last) = page.last() else {
+                return;
+            };
+            after = last.id;
+            let full_page = page.len() == NOTIFICATION_PAGE as usize;
+            let unsent: Vec<_> = page
+                .into_iter()
+                .filter(|n| !self.notified.contains(&n.id))
+                .collect();
+            if !unsent.is_empty() && !self.send_notifications(&unsent).await {
                 return;
             }
-        };
-        if pending.is_empty() {
-            return;
+            if !full_page {
+                return;
+            }
         }
-        for notification in &pending {
+    }
+
+    /// Sends `notifications`, notes them as sent by this session and clears the
+    /// `RetryRequested` ones; false when the link or the store failed.
+    async fn send_notifications(&mut self, notifications: &[Notification]) -> bool {
+        for notification in notifications {
             let record = &notification.record;
             let message = match notification.kind {
                 NotificationKind::DownloadAvailable => ServerMessage::DownloadAvailable {
@@ -413,12 +450,22 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             self.push(EVENT_ID, message);
         }
         if self.writer.flush().await.is_err() {
-            return; // still queued: they go out at the next connect
+            return false; // still queued: they go out at the next connect
         }
-        let ids: Vec<u64> = pending.iter().map(|n| n.id).collect();
+        self.notified.extend(notifications.iter().map(|n| n.id));
+        let ids: Vec<u64> = notifications
+            .iter()
+            .filter(|n| n.kind == NotificationKind::RetryRequested)
+            .map(|n| n.id)
+            .collect();
+        if ids.is_empty() {
+            return true;
+        }
         if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
             tracing::warn!(session = self.id, %error, "could not clear sent notifications");
+            return false;
         }
+        true
     }
 
     /// Forwards one hub event to this subscriber.

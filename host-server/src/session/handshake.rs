@@ -17,7 +17,8 @@ use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
+use super::device_slots::DeviceSlot;
+use super::io::{leading_request_id, Frame, FrameReader, FrameWriter, WriteBound};
 use super::logins::FailedLogins;
 use crate::service::Service;
 
@@ -30,6 +31,8 @@ pub struct Identity {
     pub max_frame: u32,
     /// SHA-256 of the key it logged in with, to notice when the key is removed or replaced.
     pub key_digest: ContentHash,
+    /// One of the device's session slots, held until the session ends.
+    pub slot: DeviceSlot,
 }
 
 /// Why a handshake did not complete.
@@ -125,6 +128,8 @@ where
     reader.set_limit(MIN_FRAME);
     writer.set_limit(MIN_FRAME);
     let deadline = Instant::now() + service.limits.handshake_timeout;
+    // A peer that does not read its Challenge cannot keep the link past the deadline.
+    writer.set_bound(WriteBound::Until(deadline));
     let address = FailedLogins::address_of(peer);
     let mut payload = match first.take() {
         Some(payload) => payload,
@@ -270,7 +275,7 @@ where
             )
         });
         let Some(key) = key.filter(|_| verified) else {
-            tracing::warn!(device = %device, %address, "authentication failed (unknown device or wrong key)");
+            tracing::warn!(device = ?device, %address, "authentication failed (unknown device or wrong key)");
             service
                 .failed_logins
                 .failed(&address, std::time::Instant::now());
@@ -281,6 +286,21 @@ where
                 ErrorCode::AuthFailed,
                 "unknown device or wrong key; register it with `host-server device add NAME` and use that key",
                 "authentication failed",
+            )
+            .await);
+        };
+        let Some(slot) = service.device_slots.claim(&device) else {
+            tracing::warn!(device = %device, %address, "login refused: the device has all its sessions");
+            let message = format!(
+                "device `{device}` already has {} sessions (the server's --max-sessions-per-device); end one and log in again",
+                service.device_slots.limit()
+            );
+            return Err(refuse(
+                writer,
+                reply.id,
+                ErrorCode::Busy,
+                &message,
+                "too many sessions of one device",
             )
             .await);
         };
@@ -297,10 +317,13 @@ where
         writer.flush().await.map_err(|_| Refusal::LinkLost)?;
         reader.set_limit(agreed);
         writer.set_limit(agreed);
+        // From now on a write may stall as long as the peer may stay silent, no longer.
+        writer.set_bound(WriteBound::Stall(service.limits.idle_timeout));
         return Ok(Identity {
             device,
             max_frame: agreed,
             key_digest: ContentHasher::digest(&key),
+            slot,
         });
     }
 }

@@ -4,6 +4,10 @@
 //! Buffers start small and grow only up to the frame size in use, so an idle
 //! session costs a few kilobytes; [`FrameReader::shrink`] and
 //! [`FrameWriter::shrink`] give the memory back after a transfer.
+//!
+//! Every write is bounded in time ([`WriteBound`]): a peer that stops reading
+//! cannot hold its session, its slot or its socket beyond the handshake deadline
+//! or the idle timeout.
 
 use std::future::Future;
 use std::io;
@@ -14,6 +18,7 @@ use proto_core::framing::{FrameError, Framing, SerialAccumulator};
 use proto_core::message::{CodecError, RequestId, EVENT_ID, MIN_FRAME};
 use proto_core::{ServerFrame, ServerMessage};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Duration, Instant};
 
 const PREFIX_LEN: usize = 4;
 const READ_SPARE: usize = 4096;
@@ -194,6 +199,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// How long a write to the peer may take before the link is given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteBound {
+    /// Every write must be done by this instant (the handshake deadline).
+    Until(Instant),
+    /// Each write must make progress within this long (the idle timeout): a peer that
+    /// reads slowly is served, one that stopped reading is dropped.
+    Stall(Duration),
+}
+
+impl WriteBound {
+    fn deadline(self) -> Instant {
+        match self {
+            WriteBound::Until(deadline) => deadline,
+            WriteBound::Stall(stall) => Instant::now() + stall,
+        }
+    }
+}
+
 /// Encodes replies and writes them out.
 pub struct FrameWriter<W> {
     stream: W,
@@ -201,18 +225,29 @@ pub struct FrameWriter<W> {
     out: Vec<u8>,
     scratch: Vec<u8>,
     limit: usize,
+    bound: WriteBound,
+    /// Set once a write ran out of time: the link is given up, nothing more is written.
+    stalled: bool,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    /// A writer sending frames of up to [`MIN_FRAME`] bytes until [`FrameWriter::set_limit`].
-    pub fn new(stream: W, framing: Framing) -> FrameWriter<W> {
+    /// A writer sending frames of up to [`MIN_FRAME`] bytes until [`FrameWriter::set_limit`],
+    /// each write bounded by `bound` until [`FrameWriter::set_bound`].
+    pub fn new(stream: W, framing: Framing, bound: WriteBound) -> FrameWriter<W> {
         FrameWriter {
             stream,
             framing,
             out: Vec::new(),
             scratch: Vec::new(),
             limit: MIN_FRAME as usize,
+            bound,
+            stalled: false,
         }
+    }
+
+    /// Bounds every write from now on.
+    pub fn set_bound(&mut self, bound: WriteBound) {
+        self.bound = bound;
     }
 
     /// Sends frames of up to `limit` payload bytes from now on.
@@ -268,14 +303,39 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.out.len()
     }
 
-    /// Writes every queued frame.
+    /// Writes every queued frame; fails with [`io::ErrorKind::TimedOut`] when the peer
+    /// does not take them within the [`WriteBound`] (and from then on at once).
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.stream.write_all(&self.out).await?;
+        if self.stalled {
+            return Err(stalled());
+        }
+        let mut written = 0;
+        while written < self.out.len() {
+            let deadline = self.bound.deadline();
+            let step = self.stream.write(&self.out[written..]);
+            let bytes = match tokio::time::timeout_at(deadline, step).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    self.stalled = true;
+                    return Err(stalled());
+                }
+            };
+            if bytes == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += bytes;
+        }
         self.out.clear();
-        self.stream.flush().await
+        match tokio::time::timeout_at(self.bound.deadline(), self.stream.flush()).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.stalled = true;
+                Err(stalled())
+            }
+        }
     }
 
     /// Gives back large buffers.
@@ -288,10 +348,20 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
     }
 
-    /// Closes the write side.
+    /// Closes the write side, within the bound (at once when the peer stopped reading:
+    /// a TLS close would wait on it).
     pub async fn shutdown(&mut self) {
-        let _ = self.stream.shutdown().await;
+        if !self.stalled {
+            let _ = tokio::time::timeout_at(self.bound.deadline(), self.stream.shutdown()).await;
+        }
     }
+}
+
+fn stalled() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the peer stopped reading: a write did not complete in time",
+    )
 }
 
 #[cfg(test)]
@@ -358,5 +428,26 @@ mod tests {
             );
             drop(writer.await.unwrap());
         }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_fails_the_write_and_every_later_one() {
+        let (_peer, server) = tokio::io::duplex(64);
+        let bound = WriteBound::Stall(Duration::from_millis(50));
+        let mut writer = FrameWriter::new(server, Framing::Length, bound);
+        writer.push(EVENT_ID, ServerMessage::Pong).unwrap();
+        writer.flush().await.expect("a small frame fits the pipe");
+        for _ in 0..64 {
+            writer.push(EVENT_ID, ServerMessage::Pong).unwrap();
+        }
+        let error = writer.flush().await.expect_err("nobody reads");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        writer.push(EVENT_ID, ServerMessage::Pong).unwrap();
+        let again = writer
+            .flush()
+            .await
+            .expect_err("a stalled link stays given up");
+        assert_eq!(again.kind(), io::ErrorKind::TimedOut);
+        writer.shutdown().await;
     }
 }

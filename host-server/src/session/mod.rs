@@ -5,6 +5,7 @@
 //! or sends a new `Hello` is simply served again); a TCP link does not.
 
 mod active;
+pub mod device_slots;
 mod downloads;
 pub mod handshake;
 pub mod io;
@@ -25,7 +26,7 @@ use crate::hub::HubEvent;
 use crate::service::{unix_now, Service};
 use active::Session;
 use handshake::{handshake, Refusal};
-use io::{FrameReader, FrameWriter};
+use io::{FrameReader, FrameWriter, WriteBound};
 
 /// Why an authenticated session ended.
 #[derive(Debug)]
@@ -92,7 +93,9 @@ pub async fn serve_link<R, W>(
 {
     let framing = link.framing();
     let mut reader = FrameReader::new(read, framing);
-    let mut writer = FrameWriter::new(write, framing);
+    // The handshake sets its own deadline; this only bounds a write before it starts.
+    let bound = WriteBound::Stall(service.limits.handshake_timeout);
+    let mut writer = FrameWriter::new(write, framing, bound);
     let persistent = link.kind == LinkKind::Serial;
     let mut first = None;
     loop {
@@ -155,7 +158,7 @@ where
     let (wake_tx, wake_rx) = tokio::sync::mpsc::channel(1);
     let first = service.hub.join(&device, session_id, link.kind, wake_tx);
     announce_presence(service, &device, session_id, link, true, first).await;
-    tracing::info!(session = session_id, device = %device, peer = %link.peer, link = ?link.kind, "session started");
+    tracing::info!(session = session_id, device = ?device, peer = %link.peer, link = ?link.kind, "session started");
 
     let revoked = service
         .hub
@@ -175,7 +178,7 @@ where
     announce_presence(service, &device, session_id, link, false, last).await;
     tracing::info!(
         session = session_id,
-        device = %device,
+        device = ?device,
         peer = %link.peer,
         reason = end.label(),
         seconds = started.elapsed().as_secs_f64(),

@@ -2,7 +2,6 @@
 //! for a re-upload. The work itself is in [`crate::repair`], shared with the dashboard.
 
 use proto_core::message::RequestId;
-use proto_core::name::validate;
 use proto_core::{ErrorCode, ServerMessage};
 use tokio::io::AsyncWrite;
 
@@ -11,7 +10,7 @@ use crate::repair::{self, RepairError};
 
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     fn check_name(&mut self, id: RequestId, name: &str) -> bool {
-        match validate(name) {
+        match crate::names::check(name) {
             Ok(()) => true,
             Err(error) => {
                 let message = format!("`{}`: {error}", name.escape_debug());
@@ -51,7 +50,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let allow = self.service.limits.allow_foreign_delete;
         match repair::delete(&self.service, &self.device, name, allow).await {
             Ok(_) => {
-                tracing::info!(session = self.id, device = %self.device, name, "record deleted");
+                tracing::info!(session = self.id, device = ?self.device, name, "record deleted");
                 self.push(id, ServerMessage::Ok);
             }
             Err(error) => self.repair_error(id, error),
@@ -78,7 +77,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         match repair::retry(&self.service, &self.device, name).await {
             Ok(retried) => {
-                tracing::info!(session = self.id, device = %self.device, name, owner = %retried.record.owner, "re-upload requested");
+                tracing::info!(session = self.id, device = ?self.device, name, owner = ?retried.record.owner, "re-upload requested");
                 self.push(id, ServerMessage::Ok);
             }
             Err(error) => self.repair_error(id, error),

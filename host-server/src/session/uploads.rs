@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use proto_core::auth::ContentHasher;
 use proto_core::message::{RequestId, TransferId};
-use proto_core::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
+use proto_core::name::{validate_label, NameError, MAX_BATCH_NAME_LEN};
 use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
@@ -20,10 +20,41 @@ const NAME_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Write `received` to the store at most this often during an upload.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// The `BadName` detail for a refused batch name. A batch name is one part
+/// (no `/`) of at most [`MAX_BATCH_NAME_LEN`] bytes, so the texts written for
+/// file paths (which allow `/` and 255 bytes) would mislead.
+fn batch_name_problem(batch: &str, error: NameError) -> String {
+    let shown = batch.escape_debug();
+    match error {
+        NameError::Empty => "batch name is empty; give the batch a name".to_string(),
+        NameError::TooLong => format!(
+            "batch name `{shown}` is {} bytes; use at most {MAX_BATCH_NAME_LEN}",
+            batch.len()
+        ),
+        NameError::BadCharacter if batch.contains('/') => {
+            format!("batch name `{shown}` holds a `/`; a batch name is one part, without `/`")
+        }
+        NameError::BadCharacter => format!(
+            "batch name `{shown}` holds a control character, NUL or `\\`; use printable characters"
+        ),
+        other => format!("batch name `{shown}`: {other}"),
+    }
+}
+
+/// The hash a record keeps for an announced file: a directory entry has no content,
+/// so it carries no hash ([`ContentHash::ZERO`]), whatever the device sent. Otherwise a
+/// directory could claim another file's hash and keep that blob alive after its deletion.
+fn content_hash(kind: FileKind, announced: ContentHash) -> ContentHash {
+    match kind {
+        FileKind::File => announced,
+        FileKind::Directory => ContentHash::ZERO,
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// Checks an announced file; on failure the error is already queued.
     fn check_file(&mut self, id: RequestId, name: &str, kind: FileKind, size: u64) -> bool {
-        if let Err(error) = validate(name) {
+        if let Err(error) = crate::names::check(name) {
             let message = format!("`{}`: {error}", name.escape_debug());
             self.error(id, ErrorCode::BadName, &message);
             return false;
@@ -47,8 +78,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     pub(super) fn manifest_begin(&mut self, id: RequestId, batch: &str, files: u32) {
         self.manifest = None;
         if let Err(error) = validate_label(batch, MAX_BATCH_NAME_LEN) {
-            let message = format!("batch name `{}`: {error}", batch.escape_debug());
-            return self.error(id, ErrorCode::BadName, &message);
+            return self.error(id, ErrorCode::BadName, &batch_name_problem(batch, error));
+        }
+        if files == 0 {
+            let message = format!(
+                "manifest `{}` announces no files; announce at least one",
+                batch.escape_debug()
+            );
+            return self.error(id, ErrorCode::BadMessage, &message);
         }
         let limit = self.service.limits.max_manifest_files;
         if files > limit {
@@ -98,7 +135,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 name: name.to_string(),
                 kind,
                 size,
-                hash,
+                hash: content_hash(kind, hash),
             });
         }
     }
@@ -128,9 +165,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         } = draft;
         let name = batch.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let outcome = match self
             .service
-            .db(move |s| s.announce_batch(&device, &name, &entries, now))
+            .db(move |s| s.announce_batch(&device, &name, &entries, &quota, now))
             .await
         {
             Ok(outcome) => outcome,
@@ -147,8 +185,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.service.publish_records(outcome.changed, replaced);
         tracing::info!(
             session = self.id,
-            device = %self.device,
-            batch = %batch,
+            device = ?self.device,
+            batch = ?batch,
             records = outcome.records,
             conflicts = outcome.conflicts,
             begun_by = request,
@@ -175,6 +213,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !self.check_file(id, name, kind, size) {
             return;
         }
+        let hash = content_hash(kind, hash);
         if let Some(index) = self.uploads.iter().position(|u| u.record.name == name) {
             let entry = &mut self.uploads[index];
             if entry.is_open() && entry.record.hash == hash && entry.record.size == size {
@@ -223,9 +262,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         };
         let device = self.device.clone();
         let now = unix_now();
+        let quota = self.service.limits.device_quota();
         let opening = match self
             .service
-            .db(move |s| s.open_upload(&device, &file, now))
+            .db(move |s| s.open_upload(&device, &file, &quota, now))
             .await
         {
             Ok(opening) => opening,
@@ -234,10 +274,19 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let upload_id = self.new_transfer_id();
         let (record, replaced) = match opening {
             UploadOpening::Conflict(record) => {
-                let message = format!(
-                    "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
-                    record.owner
-                );
+                let message = if record.name == name {
+                    format!(
+                        "`{name}` is owned by device `{}` with different content; rename your file or ask the owner to delete theirs",
+                        record.owner
+                    )
+                } else {
+                    format!(
+                        "`{}` differs only by case from `{}` (owned by device `{}`), which Windows and macOS treat as one file; rename yours",
+                        name.escape_debug(),
+                        record.name.escape_debug(),
+                        record.owner
+                    )
+                };
                 self.service.publish_records([record], false);
                 return self.error(id, ErrorCode::Conflict, &message);
             }
@@ -264,6 +313,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 (record, replaced)
             }
         };
+        // A device joining another device's record of the same content waited for the
+        // name lock (the owner's upload may finish it) but does not keep it: it writes
+        // its own partial file and must not keep the owner from resuming.
+        let joined = record.owner != self.device;
+        let lock = (!joined).then_some(lock);
         if let Some(old) = replaced {
             let _blobs = self.service.blob_lock().await;
             let _ = self.service.blobs.remove_partial(record.id, &old);
@@ -272,18 +326,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if size == 0 {
             return self.complete_empty(id, upload_id, record).await;
         }
-        let resume_at = if record.state == UploadState::Needed {
-            0
+        // Only the owner resumes; a joined upload starts its own file from byte 0.
+        let (resume_at, cached) = if joined || record.state == UploadState::Needed {
+            (0, None)
         } else {
-            record.received
+            (record.received, self.service.take_hash(record.id, &hash))
         };
-        let cached = self.service.take_hash(record.id, &hash);
         let blobs = self.service.blobs.clone();
-        let record_id = record.id;
-        let partial = tokio::task::spawn_blocking(move || {
-            blobs.open_partial(record_id, &hash, resume_at, cached)
-        })
-        .await;
+        let path = self.partial_path(&record);
+        let partial =
+            tokio::task::spawn_blocking(move || blobs.open_partial(path, resume_at, cached)).await;
         let partial = match partial {
             Ok(Ok(partial)) => partial,
             Ok(Err(error)) => {
@@ -327,6 +379,61 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             window as usize,
             lock,
         ));
+    }
+
+    /// The partial file an upload of `record` from this session writes: the owner's
+    /// own, or for a joined upload one of this device alone.
+    fn partial_path(&self, record: &crate::store::RecordRow) -> std::path::PathBuf {
+        if record.owner == self.device {
+            self.service.blobs.partial_path(record.id, &record.hash)
+        } else {
+            let blobs = &self.service.blobs;
+            blobs.joined_partial_path(record.id, &record.hash, &self.device)
+        }
+    }
+
+    /// Ends a joined upload that did not finish: its own partial file goes and the
+    /// owner's record is left as it is. Returns the `00` copy of the record that tells
+    /// this device its upload failed (kept for repeated closes).
+    fn end_joined(&mut self, index: usize, reason: &str) -> crate::store::RecordRow {
+        let path = self.partial_path(&self.uploads[index].record);
+        if let Err(error) = self.service.blobs.remove_partial_at(&path) {
+            tracing::warn!(session = self.id, %error, "could not remove a joined upload's partial file");
+        }
+        let mut record = self.uploads[index].record.clone();
+        record.state = UploadState::Failed;
+        record.received = 0;
+        record.reason = format!("{reason} (your upload; the owner's record is unchanged)");
+        tracing::info!(session = self.id, name = ?record.name, reason, "joined upload ended");
+        self.uploads[index].result = Some(record.clone());
+        record
+    }
+
+    /// After a joined upload made the record `11`, the owner's partial bytes are of
+    /// no more use: remove them unless the owner's upload is still open (it holds
+    /// the name lock and will promote the same content itself).
+    async fn remove_owner_partial_if_idle(&mut self, index: usize) {
+        let record = &self.uploads[index].record;
+        let (name, record_id, hash) = (record.name.clone(), record.id, record.hash);
+        if let Some(_lock) = self.service.lock_name(&name, Duration::ZERO).await {
+            if let Err(error) = self.service.blobs.remove_partial(record_id, &hash) {
+                tracing::warn!(session = self.id, %error, "could not remove the owner's partial file");
+            }
+        }
+    }
+
+    /// Ends a joined upload that failed and tells this device alone (the `00` copy is
+    /// not the record's state, so it is not published).
+    fn fail_joined(&mut self, index: usize, reason: &str) {
+        let record = self.end_joined(index, reason);
+        let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
+        self.push(
+            request,
+            ServerMessage::UploadResult {
+                upload,
+                record: record.as_wire(),
+            },
+        );
     }
 
     /// A zero-length file or directory entry: nothing to send, verify and finish now.
@@ -399,9 +506,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             return;
         };
         let size = self.uploads[index].record.size;
-        let inside = offset
-            .checked_add(data.len() as u64)
-            .is_some_and(|end| end <= size);
+        let inside = !data.is_empty()
+            && offset
+                .checked_add(data.len() as u64)
+                .is_some_and(|end| end <= size);
         if !self.uploads[index].marked_uploading && self.uploads[index].is_open() && inside {
             self.uploads[index].marked_uploading = true;
             let entry = &self.uploads[index];
@@ -444,6 +552,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     entry.record.size
                 );
                 self.error(id, ErrorCode::OffsetOutOfRange, &message);
+            }
+            Err(ChunkError::Empty) => {
+                let message = format!(
+                    "empty chunk at {offset}: every UploadChunk must carry at least one byte"
+                );
+                self.error(id, ErrorCode::BadMessage, &message);
             }
         }
     }
@@ -503,6 +617,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     async fn fail_upload(&mut self, index: usize, reason: &str) {
         let entry = &mut self.uploads[index];
         let exit = entry.stop().await;
+        if entry.joined {
+            self.end_joined(index, reason);
+            return;
+        }
         self.service.set_live_received(entry.record.id, None);
         let durable = exit.as_ref().map_or(entry.acked, |e| e.durable);
         let record = entry.record.clone();
@@ -528,7 +646,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             .await
         {
             Ok(row) => {
-                tracing::info!(session = self.id, name = %row.name, received = durable, size = row.size, reason, "upload interrupted");
+                tracing::info!(session = self.id, name = ?row.name, received = durable, size = row.size, reason, "upload interrupted");
                 self.service.publish_records([row.clone()], false);
                 self.uploads[index].result = Some(row);
             }
@@ -570,8 +688,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             if status.durable > entry.acked {
                 entry.acked = status.durable;
                 let durable = status.durable;
-                self.service
-                    .set_live_received(entry.record.id, Some(durable));
+                if !entry.joined {
+                    self.service
+                        .set_live_received(entry.record.id, Some(durable));
+                }
                 self.push(
                     request,
                     ServerMessage::UploadAck {
@@ -584,6 +704,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             match status.outcome {
                 None => self.store_progress(index, false).await,
                 Some(WriterOutcome::Verified) => self.finish_verified(index).await,
+                Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {
+                    self.uploads[index].stop().await;
+                    self.fail_joined(index, "hash mismatch");
+                }
+                Some(WriterOutcome::Failed(error)) if self.uploads[index].joined => {
+                    self.uploads[index].stop().await;
+                    let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                    self.error(request, ErrorCode::Storage, &message);
+                    self.fail_joined(index, "server storage error");
+                }
                 Some(WriterOutcome::HashMismatch) => {
                     let entry = &mut self.uploads[index];
                     entry.stop().await;
@@ -634,7 +764,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
     /// otherwise schedules the write for when it is due.
     async fn store_progress(&mut self, index: usize, force: bool) {
         let entry = &self.uploads[index];
-        if entry.acked <= entry.stored_received {
+        if entry.joined || entry.acked <= entry.stored_received {
             return;
         }
         if !force && entry.stored_at.elapsed() < PROGRESS_EVERY {
@@ -669,7 +799,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         // being promoted.
         let _name_lock = entry.take_lock();
         entry.stop().await;
-        self.service.set_live_received(entry.record.id, None);
+        let joined = entry.joined;
+        if !joined {
+            self.service.set_live_received(entry.record.id, None);
+        }
+        let partial = self.partial_path(&self.uploads[index].record);
+        let entry = &self.uploads[index];
         let (record_id, content, device, now) = (
             entry.record.id,
             entry.record.hash,
@@ -679,13 +814,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let request = entry.request;
         let blobs_guard = self.service.blob_lock().await;
         let blobs = self.service.blobs.clone();
-        let promoted = tokio::task::spawn_blocking(move || {
-            blobs.promote(&blobs.partial_path(record_id, &content), &content)
-        })
-        .await;
+        let promoted = tokio::task::spawn_blocking(move || blobs.promote(&partial, &content)).await;
         if let Ok(Err(error)) | Err(error) = promoted.map_err(std::io::Error::other) {
             drop(blobs_guard);
             tracing::error!(session = self.id, %error, "promoting a verified upload failed");
+            if joined {
+                let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
+                self.error(request, ErrorCode::Storage, &message);
+                return self.fail_joined(index, "server storage error");
+            }
             let durable = self.uploads[index].acked;
             let reason = format!("server storage error: {error}");
             let result = self
@@ -706,6 +843,9 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             self.service.remove_blob_if_unused(content).await;
         }
         drop(blobs_guard);
+        if joined && result.is_ok() {
+            self.remove_owner_partial_if_idle(index).await;
+        }
         let result = match result {
             Ok(completion) => {
                 self.service
@@ -716,8 +856,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 let bytes = completion.record.size - entry.start_offset;
                 tracing::info!(
                     session = self.id,
-                    device = %self.device,
-                    name = %completion.record.name,
+                    device = ?self.device,
+                    name = ?completion.record.name,
                     size = completion.record.size,
                     seconds,
                     mib_per_s = bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
@@ -740,7 +880,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
         match result {
             Ok(record) => {
-                tracing::debug!(session = self.id, name = %record.name, what, "upload ended");
+                tracing::debug!(session = self.id, name = ?record.name, what, "upload ended");
                 self.service.publish_records([record.clone()], false);
                 self.push(
                     request,

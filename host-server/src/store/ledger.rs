@@ -10,8 +10,8 @@ use proto_core::model::{DownloadState, HistoryKind};
 use proto_core::{ContentHash, UploadState};
 
 use super::{
-    Announced, BatchOutcome, Completion, Deletion, DownloadGate, NotificationKind, RecordRow,
-    Retried, StoreError, StoreResult, UploadOpening,
+    Announced, BatchOutcome, Completion, Deletion, DeviceQuota, DeviceUsage, DownloadGate,
+    NotificationKind, RecordRow, Retried, StoreError, StoreResult, UploadOpening,
 };
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
@@ -20,6 +20,9 @@ use crate::reconcile::{reconcile, Existing, Reconciliation};
 pub(crate) trait Ledger {
     /// The record named `name`, if there is one.
     fn record_by_name(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
+    /// Another record whose name differs from `name` only by the case of its
+    /// letters (ASCII on SQLite; the database's locale on PostgreSQL).
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>>;
     /// Record `id` (else `NoSuchRecord`).
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow>;
     /// Record `id`, if it still has content `hash` (else `ContentChanged`).
@@ -41,7 +44,8 @@ pub(crate) trait Ledger {
         state: UploadState,
         now: u64,
     ) -> StoreResult<RecordRow>;
-    /// Keeps `device`'s announcement of `file` that conflicts with record `record`.
+    /// Keeps `device`'s announcement of `file` that conflicts with record `record`;
+    /// false (and nothing kept) when `device` announced that content for it already.
     fn insert_conflict(
         &mut self,
         record: u64,
@@ -49,7 +53,7 @@ pub(crate) trait Ledger {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Flags record `id` as conflicting.
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow>;
     /// Record `id` in `state` with `received` bytes and `reason`.
@@ -94,7 +98,12 @@ pub(crate) trait Ledger {
     ) -> StoreResult<()>;
     /// The devices waiting (`Pending`) for `record`, by name.
     fn waiting_devices(&mut self, record: u64) -> StoreResult<Vec<String>>;
-    /// Queues a notification of `kind` about `record` for `device`.
+    /// How many records, batches and unfinished uploads `device` has.
+    fn device_usage(&mut self, device: &str) -> StoreResult<DeviceUsage>;
+    /// Removes `owner`'s batches that no record belongs to any more.
+    fn remove_empty_batches(&mut self, owner: &str) -> StoreResult<()>;
+    /// Queues a notification of `kind` about `record` for `device` (once: a notice
+    /// already pending for the same device, kind and record is not queued again).
     fn notify(
         &mut self,
         device: &str,
@@ -102,6 +111,8 @@ pub(crate) trait Ledger {
         record: u64,
         now: u64,
     ) -> StoreResult<()>;
+    /// Removes `device`'s queued `DownloadAvailable` notifications about `record`.
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()>;
 }
 
 /// The record named `name` (else `NoSuchRecord`).
@@ -114,6 +125,13 @@ fn named(ledger: &mut impl Ledger, name: &str) -> StoreResult<RecordRow> {
 /// What an announcement finds for one file.
 fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResult<Decision> {
     let existing = ledger.record_by_name(&file.name)?;
+    if existing.is_none() {
+        if let Some(twin) = ledger.case_twin(&file.name)? {
+            // `Photo.jpg` beside `photo.jpg` would overwrite one with the other on
+            // Windows and macOS: a conflict with the record already there, whoever owns it.
+            return Ok(Decision(Reconciliation::Conflict, Some(twin)));
+        }
+    }
     let decision = reconcile(
         existing.as_ref().map(|r| Existing {
             owner: &r.owner,
@@ -131,7 +149,9 @@ fn decide(ledger: &mut impl Ledger, owner: &str, file: &Announced) -> StoreResul
 struct Decision(Reconciliation, Option<RecordRow>);
 
 /// Keeps `device`'s announcement of `file` that conflicts with `record`,
-/// logs it, and flags the record; the record if it was not flagged already.
+/// logs it (once per device and content: announcing it again, as a manifest
+/// and then its upload do, adds no second line), and flags the record; the
+/// record if it was not flagged already.
 fn flag_conflict(
     ledger: &mut impl Ledger,
     record: &RecordRow,
@@ -140,21 +160,47 @@ fn flag_conflict(
     file: &Announced,
     now: u64,
 ) -> StoreResult<Option<RecordRow>> {
-    ledger.insert_conflict(record.id, device, batch, file, now)?;
-    ledger.history(
-        device,
-        HistoryKind::Conflict,
-        &record.name,
-        &format!(
-            "announced with hash {} ({} bytes); kept {}'s hash {}",
-            file.hash, file.size, record.owner, record.hash
-        ),
-        now,
-    )?;
+    if ledger.insert_conflict(record.id, device, batch, file, now)? {
+        log_conflict(ledger, record, device, file, now)?;
+    }
     if record.conflict {
         return Ok(None);
     }
     ledger.mark_conflict(record.id, now).map(Some)
+}
+
+/// The history line of a new conflict: another content under the same name, or a
+/// name that differs from the record's only by case.
+fn log_conflict(
+    ledger: &mut impl Ledger,
+    record: &RecordRow,
+    device: &str,
+    file: &Announced,
+    now: u64,
+) -> StoreResult<()> {
+    let detail = if file.name == record.name {
+        format!(
+            "announced with hash {} ({} bytes); kept {}'s hash {}",
+            file.hash, file.size, record.owner, record.hash
+        )
+    } else {
+        format!(
+            "{:?} announced, which differs only by case; kept {}'s {:?}",
+            file.name, record.owner, record.name
+        )
+    };
+    ledger.history(device, HistoryKind::Conflict, &record.name, &detail, now)?;
+    Ok(())
+}
+
+/// The error for `device` at `limit` of `what`.
+fn quota_reached(device: &str, what: &'static str, flag: &'static str, limit: u64) -> StoreError {
+    StoreError::QuotaReached {
+        device: device.to_string(),
+        what,
+        flag,
+        limit,
+    }
 }
 
 /// [`super::Store::announce_batch`].
@@ -163,8 +209,17 @@ pub(crate) fn announce_batch(
     owner: &str,
     batch: &str,
     entries: &[Announced],
+    quota: &DeviceQuota,
     now: u64,
 ) -> StoreResult<BatchOutcome> {
+    let mut usage = ledger.device_usage(owner)?;
+    if usage.batches >= quota.batches {
+        ledger.remove_empty_batches(owner)?;
+        usage = ledger.device_usage(owner)?;
+        if usage.batches >= quota.batches {
+            return Err(quota_reached(owner, "batches", "batches", quota.batches));
+        }
+    }
     let batch_id = ledger.insert_batch(batch, owner, entries.len() as u64, now)?;
     ledger.history(
         owner,
@@ -183,6 +238,11 @@ pub(crate) fn announce_batch(
     for file in entries {
         let member = match decide(ledger, owner, file)? {
             Decision(Reconciliation::Create, _) | Decision(_, None) => {
+                if usage.records >= quota.records {
+                    // The transaction is dropped: nothing of this manifest is kept.
+                    return Err(quota_reached(owner, "records", "records", quota.records));
+                }
+                usage.records += 1;
                 let record =
                     ledger.insert_record(file, UploadState::Needed, owner, batch_id, now)?;
                 let id = record.id;
@@ -218,14 +278,57 @@ pub(crate) fn announce_batch(
     Ok(outcome)
 }
 
+/// Refuses an upload that would take `device` past its quota: a new record, or
+/// a new unfinished upload (a partial file) of a record it owns.
+fn check_upload_quota(
+    ledger: &mut impl Ledger,
+    device: &str,
+    quota: &DeviceQuota,
+    decision: &Decision,
+) -> StoreResult<()> {
+    let (new_record, new_partial) = match decision {
+        Decision(Reconciliation::Create, _) | Decision(_, None) => (true, true),
+        Decision(Reconciliation::Conflict, _) => (false, false),
+        Decision(how, Some(record)) => {
+            // `01` starts an upload; `11` only when replaced (joining it uploads nothing);
+            // `10` and `00` already have their partial file.
+            let starts = match record.state {
+                UploadState::Needed => true,
+                UploadState::Uploaded => matches!(how, Reconciliation::Replace),
+                UploadState::Uploading | UploadState::Failed => false,
+            };
+            (false, record.owner == device && starts)
+        }
+    };
+    if !new_record && !new_partial {
+        return Ok(());
+    }
+    let usage = ledger.device_usage(device)?;
+    if new_record && usage.records >= quota.records {
+        return Err(quota_reached(device, "records", "records", quota.records));
+    }
+    if new_partial && usage.partial_uploads >= quota.partial_uploads {
+        return Err(quota_reached(
+            device,
+            "unfinished uploads",
+            "partial-uploads",
+            quota.partial_uploads,
+        ));
+    }
+    Ok(())
+}
+
 /// [`super::Store::open_upload`].
 pub(crate) fn open_upload(
     ledger: &mut impl Ledger,
     device: &str,
     file: &Announced,
+    quota: &DeviceQuota,
     now: u64,
 ) -> StoreResult<UploadOpening> {
-    Ok(match decide(ledger, device, file)? {
+    let decision = decide(ledger, device, file)?;
+    check_upload_quota(ledger, device, quota, &decision)?;
+    Ok(match decision {
         Decision(Reconciliation::Create, _) | Decision(_, None) => UploadOpening::Ready {
             record: ledger.insert_record(file, UploadState::Uploading, device, 0, now)?,
             changed: true,
@@ -259,7 +362,11 @@ pub(crate) fn upload_progress(
     received: u64,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     ledger.set_state(id, UploadState::Uploading, received, "", now)
 }
 
@@ -273,7 +380,11 @@ pub(crate) fn upload_failed(
     reason: &str,
     now: u64,
 ) -> StoreResult<RecordRow> {
-    ledger.same_content(id, hash)?;
+    let record = ledger.same_content(id, hash)?;
+    if record.state.is_uploaded() {
+        // Another device's joined upload finished it first: `11` stays.
+        return Ok(record);
+    }
     let record = ledger.set_state(id, UploadState::Failed, received, reason, now)?;
     ledger.history(
         device,
@@ -389,6 +500,11 @@ pub(crate) fn request_download(
 }
 
 /// [`super::Store::report_download`].
+///
+/// The report is what settles a `DownloadAvailable` notice: until the device
+/// says how its download ended, the notice stays queued and every new session
+/// of the device is told again (a notice written to a session that was
+/// already dying never reached the device).
 pub(crate) fn report_download(
     ledger: &mut impl Ledger,
     device: &str,
@@ -398,6 +514,7 @@ pub(crate) fn report_download(
 ) -> StoreResult<()> {
     let row = ledger.record_by_id(record)?;
     ledger.set_download(device, record, state, now)?;
+    ledger.settle_download_notices(device, record)?;
     ledger.history(
         device,
         HistoryKind::Downloaded,

@@ -29,6 +29,35 @@ use proto_core::{ContentHash, FileKind, ListFilter, Record, UploadState};
 pub use self::postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// History lines kept: each new line beyond this many removes the oldest, so the
+/// history cannot grow without bound (a device that joins and leaves in a loop).
+pub const HISTORY_KEPT: u64 = 100_000;
+
+/// What one device may hold in the store. Checked inside the transaction that
+/// would exceed it, so concurrent sessions of one device cannot overshoot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceQuota {
+    /// Records the device owns.
+    pub records: u64,
+    /// Batches the device announced (batches left without records are dropped when
+    /// the limit is reached).
+    pub batches: u64,
+    /// Records of the device with an unfinished upload (`10` or `00`), each with a
+    /// partial file on disk.
+    pub partial_uploads: u64,
+}
+
+/// How much one device holds, against its [`DeviceQuota`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceUsage {
+    /// Records the device owns.
+    pub records: u64,
+    /// Batches the device announced.
+    pub batches: u64,
+    /// Records of the device in `10` or `00`.
+    pub partial_uploads: u64,
+}
+
 /// Which database holds the server's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Database {
@@ -144,9 +173,29 @@ pub enum StoreError {
         /// Its owner.
         owner: String,
     },
+    /// The device holds as many of something as its quota allows.
+    #[error("device `{device}` already has {limit} {what} (the server's --max-{flag}-per-device); delete some of its records or ask the operator to raise the limit")]
+    QuotaReached {
+        /// The device.
+        device: String,
+        /// What it has too many of, in words (`records`, `batches`, `unfinished uploads`).
+        what: &'static str,
+        /// The flag's middle part (`records`, `batches`, `partial-uploads`).
+        flag: &'static str,
+        /// The limit.
+        limit: u64,
+    },
     /// The record's content was replaced (by its owner) while an upload of the old content ran.
     #[error("`{0}` was changed by its owner while this upload ran; upload the new content")]
     ContentChanged(String),
+    /// A database file could not be read, synced or restricted to this user.
+    #[error("cannot use database file {path}: {source}; check the data directory's disk and permissions")]
+    File {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The blocking call running the transaction did not finish (the server is stopping).
     #[error("store call was interrupted ({0}); try again")]
     Interrupted(String),
@@ -338,7 +387,10 @@ impl HistoryRow {
     }
 }
 
-/// A notification queued for a device until it has been sent.
+/// A notification queued for a device: a `RetryRequested` until it has been
+/// sent, a `DownloadAvailable` until the device reports how its download of
+/// the record ended (a notice sent to a session whose link was already dead
+/// must reach the device's next session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     /// Queue id, to clear it once sent.
@@ -529,6 +581,13 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// Makes every committed transaction durable (it survives a power loss), for a
+    /// caller about to act on one outside the store, such as removing a blob the
+    /// commit left unused. A store whose commits are durable already does nothing.
+    fn sync_commits(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Registers a device with its key.
     fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()>;
     /// Removes a device (its records stay, owned by its name).
@@ -559,10 +618,17 @@ pub trait Store: Send + Sync {
         owner: &str,
         batch: &str,
         entries: &[Announced],
+        quota: &DeviceQuota,
         now: u64,
     ) -> StoreResult<BatchOutcome>;
     /// Finds or creates the record an upload writes into.
-    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening>;
+    fn open_upload(
+        &self,
+        device: &str,
+        file: &Announced,
+        quota: &DeviceQuota,
+        now: u64,
+    ) -> StoreResult<UploadOpening>;
     /// Marks bytes as arriving: state `10`, `received` durable bytes.
     ///
     /// This and the other `upload_*` calls apply only while the record still
@@ -606,7 +672,8 @@ pub trait Store: Send + Sync {
         notify: bool,
         now: u64,
     ) -> StoreResult<DownloadGate>;
-    /// Stores how a device's download ended.
+    /// Stores how a device's download ended and settles its queued
+    /// `DownloadAvailable` notifications about the record.
     fn report_download(
         &self,
         device: &str,
@@ -634,9 +701,15 @@ pub trait Store: Send + Sync {
     /// Every batch with its counts.
     fn batches(&self) -> StoreResult<Vec<BatchRow>>;
 
-    /// Notifications queued for a device, oldest first.
-    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>>;
-    /// Removes notifications that were sent.
+    /// Notifications queued for a device with an id above `after`, oldest first, at most
+    /// `limit` of them (a page: the caller asks for the next with the last id it got).
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>>;
+    /// Removes notifications that were sent and need nothing more (`RetryRequested`).
     fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
 
     /// Appends a history line and returns its sequence number.

@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
         detail TEXT NOT NULL
     );
     ",
+    // 2: finds names that differ only by case (`Photo.jpg` beside `photo.jpg`);
+    // directory entries carry no hash (all zero).
+    "
+    CREATE INDEX records_by_name_nocase ON records (name COLLATE NOCASE);
+    UPDATE records SET hash = zeroblob(32) WHERE kind = 1;
+    ",
 ];
 
 /// The schema version this build creates.

@@ -22,9 +22,9 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
-    Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceRow, DownloadGate, DownloadRow,
-    HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError,
-    StoreResult, UploadOpening,
+    Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceQuota, DeviceRow, DeviceUsage,
+    DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow,
+    Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -46,6 +46,7 @@ impl SqliteStore {
             path: path.display().to_string(),
             detail,
         };
+        restrict_files(path)?;
         let mut conn = Connection::open(path).map_err(|e| classify(e, path))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn
@@ -104,6 +105,42 @@ impl SqliteStore {
 }
 
 /// Turns "not a database" and "corrupt" engine errors into [`StoreError::Corrupt`].
+/// The database holds the device keys: it and its WAL and shared-memory files are
+/// for this user only (0600), also when they were created earlier with a looser mode.
+/// SQLite gives the WAL files it creates the database file's mode.
+fn restrict_files(path: &Path) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |path: &Path, source| StoreError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| fail(path, e))?;
+    for file in [
+        path.to_path_buf(),
+        sidecar(path, "-wal"),
+        sidecar(path, "-shm"),
+    ] {
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(&file, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The file SQLite keeps beside the database with `suffix` (`-wal`, `-shm`).
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn classify(error: rusqlite::Error, path: &Path) -> StoreError {
     use rusqlite::ErrorCode as Code;
     match error.sqlite_error_code() {
@@ -182,6 +219,18 @@ fn record_by_name(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<Record
         .optional()?)
 }
 
+fn case_twin(tx: &Transaction<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    Ok(tx
+        .query_row(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records WHERE name = ?1 COLLATE NOCASE AND name <> ?1 LIMIT 1"
+            ),
+            [name],
+            record_from_row,
+        )
+        .optional()?)
+}
+
 fn record_by_id(tx: &Transaction<'_>, id: u64) -> StoreResult<RecordRow> {
     tx.query_row(
         &format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?1"),
@@ -213,7 +262,12 @@ fn history(
         "INSERT INTO history (at, device, kind, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now, device, history_to_sql(kind), subject, detail],
     )?;
-    Ok(tx.last_insert_rowid() as u64)
+    let seq = tx.last_insert_rowid() as u64;
+    if let Some(oldest_kept) = seq.checked_sub(HISTORY_KEPT) {
+        tx.prepare_cached("DELETE FROM history WHERE seq <= ?1")?
+            .execute([oldest_kept])?;
+    }
+    Ok(seq)
 }
 
 fn blob_unused(tx: &Transaction<'_>, hash: &ContentHash) -> StoreResult<bool> {
@@ -300,6 +354,10 @@ impl Ledger for Transaction<'_> {
         record_by_name(self, name)
     }
 
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        case_twin(self, name)
+    }
+
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
         record_by_id(self, id)
     }
@@ -336,12 +394,19 @@ impl Ledger for Transaction<'_> {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        // A device's latest announcement replaces its earlier ones: conflicts per record
+        // are bounded by the number of devices.
         self.execute(
-            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "DELETE FROM conflicts WHERE record = ?1 AND device = ?2 AND hash <> ?3",
+            params![record, device, &file.hash.0[..]],
+        )?;
+        let added = self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) SELECT ?1, ?2, ?3, ?4, ?5, ?6
+             WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE record = ?1 AND device = ?2 AND hash = ?5)",
             params![record, device, batch, file.size, &file.hash.0[..], now],
         )?;
-        Ok(())
+        Ok(added > 0)
     }
 
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
@@ -439,6 +504,33 @@ impl Ledger for Transaction<'_> {
         Ok(devices)
     }
 
+    fn device_usage(&mut self, device: &str) -> StoreResult<DeviceUsage> {
+        let usage = self
+            .prepare_cached(
+                "SELECT
+                    (SELECT COUNT(*) FROM records WHERE owner = ?1),
+                    (SELECT COUNT(*) FROM batches WHERE owner = ?1),
+                    (SELECT COUNT(*) FROM records WHERE owner = ?1 AND state IN (2, 0))",
+            )?
+            .query_row([device], |row| {
+                Ok(DeviceUsage {
+                    records: row.get(0)?,
+                    batches: row.get(1)?,
+                    partial_uploads: row.get(2)?,
+                })
+            })?;
+        Ok(usage)
+    }
+
+    fn remove_empty_batches(&mut self, owner: &str) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM batches WHERE owner = ?1
+             AND NOT EXISTS (SELECT 1 FROM batch_members m WHERE m.batch = batches.id)",
+            [owner],
+        )?;
+        Ok(())
+    }
+
     fn notify(
         &mut self,
         device: &str,
@@ -446,10 +538,25 @@ impl Ledger for Transaction<'_> {
         record: u64,
         now: u64,
     ) -> StoreResult<()> {
+        // One pending notice per device, kind and record: repeats add nothing to deliver.
         self.prepare_cached(
-            "INSERT INTO notifications (device, kind, record, created_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO notifications (device, kind, record, created_at)
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (
+                 SELECT 1 FROM notifications WHERE device = ?1 AND kind = ?2 AND record = ?3)",
         )?
         .execute(params![device, notification_to_sql(kind), record, now])?;
+        Ok(())
+    }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.prepare_cached(
+            "DELETE FROM notifications WHERE device = ?1 AND record = ?2 AND kind = ?3",
+        )?
+        .execute(params![
+            device,
+            record,
+            notification_to_sql(NotificationKind::DownloadAvailable)
+        ])?;
         Ok(())
     }
 }
@@ -457,6 +564,20 @@ impl Ledger for Transaction<'_> {
 impl Store for SqliteStore {
     fn revision(&self) -> StoreResult<u64> {
         self.read(current_revision)
+    }
+
+    /// With `synchronous = NORMAL` a commit is written to the WAL but not synced;
+    /// syncing the WAL file makes every commit so far durable (each checkpoint syncs
+    /// the database file before it reuses the WAL).
+    fn sync_commits(&self) -> StoreResult<()> {
+        let wal = sidecar(&self.path, "-wal");
+        match std::fs::File::open(&wal).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::File {
+                path: wal.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn add_device(&self, name: &str, key: &[u8], now: u64) -> StoreResult<()> {
@@ -564,13 +685,20 @@ impl Store for SqliteStore {
         owner: &str,
         batch: &str,
         entries: &[Announced],
+        quota: &DeviceQuota,
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|tx| ledger::announce_batch(tx, owner, batch, entries, now))
+        self.write(|tx| ledger::announce_batch(tx, owner, batch, entries, quota, now))
     }
 
-    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening> {
-        self.write(|tx| ledger::open_upload(tx, device, file, now))
+    fn open_upload(
+        &self,
+        device: &str,
+        file: &Announced,
+        quota: &DeviceQuota,
+        now: u64,
+    ) -> StoreResult<UploadOpening> {
+        self.write(|tx| ledger::open_upload(tx, device, file, quota, now))
     }
 
     fn upload_progress(
@@ -717,18 +845,23 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>> {
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT n.id, n.kind, {} FROM notifications n JOIN records r ON r.id = n.record
-                 WHERE n.device = ?1 ORDER BY n.id",
+                 WHERE n.device = ?1 AND n.id > ?2 ORDER BY n.id LIMIT ?3",
                 RECORD_COLUMNS
                     .split(", ")
                     .map(|c| format!("r.{c}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             ))?;
-            let rows = stmt.query_map([device], |row| {
+            let rows = stmt.query_map(params![device, after, limit], |row| {
                 Ok(Notification {
                     id: row.get(0)?,
                     kind: notification_from_sql(row.get(1)?),
@@ -786,6 +919,12 @@ mod tests {
     use proto_core::auth::ContentHasher;
     use proto_core::FileKind;
 
+    const QUOTA: DeviceQuota = DeviceQuota {
+        records: 1000,
+        batches: 1000,
+        partial_uploads: 1000,
+    };
+
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
@@ -837,7 +976,7 @@ mod tests {
     fn every_change_takes_a_new_revision() {
         let (_dir, store) = store();
         let outcome = store
-            .announce_batch("d1", "b", &[file("a", b"a"), file("b", b"b")], 1)
+            .announce_batch("d1", "b", &[file("a", b"a"), file("b", b"b")], &QUOTA, 1)
             .unwrap();
         assert_eq!((outcome.records, outcome.conflicts), (2, 0));
         let revisions: Vec<u64> = outcome.changed.iter().map(|r| r.revision).collect();
@@ -862,10 +1001,22 @@ mod tests {
     fn overlapping_manifests_join_and_conflict() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("same", b"s"), file("clash", b"1")], 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("same", b"s"), file("clash", b"1")],
+                &QUOTA,
+                1,
+            )
             .unwrap();
         let second = store
-            .announce_batch("d2", "b", &[file("same", b"s"), file("clash", b"2")], 2)
+            .announce_batch(
+                "d2",
+                "b",
+                &[file("same", b"s"), file("clash", b"2")],
+                &QUOTA,
+                2,
+            )
             .unwrap();
         assert_eq!((second.records, second.conflicts), (1, 1));
         let clash = store.record("clash").unwrap().unwrap();
@@ -879,7 +1030,7 @@ mod tests {
         assert_eq!((batches[1].expected, batches[1].counts.needed), (2, 1));
         // The owner's new content replaces its own record.
         let third = store
-            .announce_batch("d1", "b", &[file("clash", b"3")], 3)
+            .announce_batch("d1", "b", &[file("clash", b"3")], &QUOTA, 3)
             .unwrap();
         assert_eq!(third.replaced.len(), 1);
         assert_eq!(
@@ -889,9 +1040,66 @@ mod tests {
     }
 
     #[test]
+    fn a_conflict_announced_again_by_the_same_device_is_logged_once() {
+        let (_dir, store) = store();
+        store
+            .announce_batch("d1", "b", &[file("clash", b"1")], &QUOTA, 1)
+            .unwrap();
+        store
+            .announce_batch("d2", "b", &[file("clash", b"2")], &QUOTA, 2)
+            .unwrap();
+        // The push that follows a manifest opens the same upload: the same announcement.
+        let opened = store.open_upload("d2", &file("clash", b"2"), &QUOTA, 3).unwrap();
+        assert!(matches!(opened, UploadOpening::Conflict(_)));
+        store.open_upload("d2", &file("clash", b"3"), &QUOTA, 4).unwrap();
+        let conflicts: Vec<String> = store
+            .history(0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|h| h.kind == HistoryKind::Conflict)
+            .map(|h| h.detail)
+            .collect();
+        assert_eq!(conflicts.len(), 2, "one line per content: {conflicts:?}");
+        assert!(conflicts[0].contains(&ContentHasher::digest(b"2").to_string()));
+        assert!(conflicts[1].contains(&ContentHasher::digest(b"3").to_string()));
+    }
+
+    #[test]
+    fn commits_are_synced_on_request_and_the_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = store();
+        store.add_device("d1", &[1; 32], 1).unwrap();
+        store.sync_commits().unwrap();
+        for file in ["statesync.db", "statesync.db-wal", "statesync.db-shm"] {
+            let meta = std::fs::metadata(dir.path().join(file)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+        std::fs::remove_file(dir.path().join("statesync.db-wal")).unwrap();
+        store.sync_commits().unwrap();
+    }
+
+    #[test]
+    fn a_name_that_differs_only_by_case_meets_its_twin() {
+        let (_dir, store) = store();
+        store
+            .open_upload("d1", &file("Photo.JPG", b"a"), &QUOTA, 1)
+            .unwrap();
+        let twin = store
+            .open_upload("d2", &file("photo.jpg", b"b"), &QUOTA, 2)
+            .unwrap();
+        let UploadOpening::Conflict(record) = twin else {
+            panic!("{twin:?}")
+        };
+        assert_eq!(record.name, "Photo.JPG");
+        assert!(store.record("photo.jpg").unwrap().is_none());
+    }
+
+    #[test]
     fn open_upload_creates_in_uploading_and_refuses_foreign_content() {
         let (_dir, store) = store();
-        let opened = store.open_upload("d1", &file("x", b"xx"), 1).unwrap();
+        let opened = store
+            .open_upload("d1", &file("x", b"xx"), &QUOTA, 1)
+            .unwrap();
         let UploadOpening::Ready {
             record,
             changed: true,
@@ -902,14 +1110,18 @@ mod tests {
         };
         assert_eq!((record.state, record.batch), (UploadState::Uploading, 0));
         assert!(matches!(
-            store.open_upload("d2", &file("x", b"other"), 2).unwrap(),
+            store
+                .open_upload("d2", &file("x", b"other"), &QUOTA, 2)
+                .unwrap(),
             UploadOpening::Conflict(_)
         ));
         store
             .upload_completed(record.id, &record.hash, "d1", 3)
             .unwrap();
         assert!(matches!(
-            store.open_upload("d2", &file("x", b"xx"), 4).unwrap(),
+            store
+                .open_upload("d2", &file("x", b"xx"), &QUOTA, 4)
+                .unwrap(),
             UploadOpening::AlreadyUploaded(_)
         ));
     }
@@ -917,8 +1129,9 @@ mod tests {
     #[test]
     fn failures_keep_received_and_stale_uploads_fail_at_start() {
         let (_dir, store) = store();
-        let UploadOpening::Ready { record, .. } =
-            store.open_upload("d1", &file("x", b"xyz"), 1).unwrap()
+        let UploadOpening::Ready { record, .. } = store
+            .open_upload("d1", &file("x", b"xyz"), &QUOTA, 1)
+            .unwrap()
         else {
             panic!("expected ready");
         };
@@ -941,7 +1154,7 @@ mod tests {
     fn pending_downloads_queue_notifications_on_completion() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("f", b"f")], 1)
+            .announce_batch("d1", "b", &[file("f", b"f")], &QUOTA, 1)
             .unwrap();
         let gate = store.request_download("d2", "f", true, 2).unwrap();
         assert!(matches!(gate, DownloadGate::Rejected { notify: true, .. }));
@@ -950,23 +1163,26 @@ mod tests {
         let id = record.id;
         let completion = store.upload_completed(id, &record.hash, "d1", 3).unwrap();
         assert_eq!(completion.notified, ["d2"]);
-        let queued = store.pending_notifications("d2").unwrap();
+        let queued = store.pending_notifications("d2", 0, 100).unwrap();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].kind, NotificationKind::DownloadAvailable);
-        assert!(store.pending_notifications("d3").unwrap().is_empty());
-        store.clear_notifications(&[queued[0].id]).unwrap();
-        assert!(store.pending_notifications("d2").unwrap().is_empty());
+        assert!(store.pending_notifications("d3", 0, 100).unwrap().is_empty());
         store
             .report_download("d2", id, DownloadState::Done, 4)
             .unwrap();
         assert_eq!(store.downloads().unwrap()[0].state, DownloadState::Done);
+        assert!(
+            store.pending_notifications("d2", 0, 100).unwrap().is_empty(),
+            "the report settles the notice"
+        );
     }
 
     #[test]
     fn delete_is_for_owners_and_retry_tells_the_owner() {
         let (_dir, store) = store();
-        let UploadOpening::Ready { record, .. } =
-            store.open_upload("d1", &file("f", b"f"), 1).unwrap()
+        let UploadOpening::Ready { record, .. } = store
+            .open_upload("d1", &file("f", b"f"), &QUOTA, 1)
+            .unwrap()
         else {
             panic!("expected ready");
         };
@@ -976,7 +1192,7 @@ mod tests {
         let retried = store.retry_record("d2", "f", 3).unwrap();
         assert_eq!(retried.record.state, UploadState::Needed);
         assert!(retried.blob_unused);
-        let queued = store.pending_notifications("d1").unwrap();
+        let queued = store.pending_notifications("d1", 0, 100).unwrap();
         assert_eq!(queued[0].kind, NotificationKind::RetryRequested);
         assert!(matches!(
             store.delete_record("d2", "f", false, 4),
@@ -985,7 +1201,119 @@ mod tests {
         let deleted = store.delete_record("d2", "f", true, 5).unwrap();
         assert_eq!(deleted.record.id, record.id);
         assert!(store.record("f").unwrap().is_none());
-        assert!(store.pending_notifications("d1").unwrap().is_empty());
+        assert!(store.pending_notifications("d1", 0, 100).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_device_at_its_quota_is_refused_and_keeps_nothing_of_the_refused_manifest() {
+        let (_dir, store) = store();
+        let small = DeviceQuota {
+            records: 3,
+            batches: 1,
+            partial_uploads: 1,
+        };
+        let four = [
+            file("a", b"a"),
+            file("b", b"b"),
+            file("c", b"c"),
+            file("d", b"d"),
+        ];
+        let refused = store.announce_batch("d1", "b", &four, &small, 1);
+        assert!(
+            matches!(
+                refused,
+                Err(StoreError::QuotaReached {
+                    what: "records",
+                    limit: 3,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(store.record("a").unwrap().is_none(), "rolled back");
+        let three = &four[..3];
+        store
+            .announce_batch("d1", "b", &three[..1], &small, 2)
+            .unwrap();
+        let again = store.announce_batch("d1", "c", &three[1..2], &small, 3);
+        assert!(matches!(
+            again,
+            Err(StoreError::QuotaReached {
+                what: "batches",
+                ..
+            })
+        ));
+        // A batch left without records makes room for a new one.
+        store.delete_record("d1", "a", false, 4).unwrap();
+        store
+            .announce_batch("d1", "c", &three[1..2], &small, 5)
+            .unwrap();
+        // One unfinished upload at a time: `x` is new (in `10`), `b` (in `01`) would be a second.
+        store
+            .open_upload("d1", &file("x", b"x"), &small, 6)
+            .unwrap();
+        let second = store.open_upload("d1", &three[1], &small, 7);
+        assert!(matches!(
+            second,
+            Err(StoreError::QuotaReached {
+                flag: "partial-uploads",
+                ..
+            })
+        ));
+        // Other devices have quotas of their own.
+        store
+            .open_upload("d2", &file("x", b"x"), &small, 8)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_notice_is_queued_once_per_device_and_record_and_read_in_pages() {
+        let (_dir, store) = store();
+        let files: Vec<Announced> = (0..5).map(|i| file(&format!("f{i}"), b"f")).collect();
+        store.announce_batch("d1", "b", &files, &QUOTA, 1).unwrap();
+        for round in 0..3 {
+            for i in 0..5 {
+                store
+                    .retry_record("d2", &format!("f{i}"), 2 + round)
+                    .unwrap();
+            }
+        }
+        let first = store.pending_notifications("d1", 0, 3).unwrap();
+        assert_eq!(first.len(), 3, "a page");
+        let ids: Vec<u64> = first.iter().map(|n| n.id).collect();
+        store.clear_notifications(&ids).unwrap();
+        let rest = store.pending_notifications("d1", 0, 3).unwrap();
+        let mut names: Vec<String> = first
+            .iter()
+            .chain(&rest)
+            .map(|n| n.record.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["f0", "f1", "f2", "f3", "f4"],
+            "one notice per record"
+        );
+    }
+
+    #[test]
+    fn history_keeps_only_the_newest_lines() {
+        let (_dir, store) = store();
+        let total = HISTORY_KEPT + 10;
+        store
+            .write(|tx| {
+                for n in 0..total {
+                    history(tx, "d1", HistoryKind::Joined, "", &n.to_string(), n)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let count: u64 = store
+            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM history", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(count, HISTORY_KEPT);
+        let newest = store.history(total - 1, 10).unwrap();
+        assert_eq!(newest.len(), 1, "the newest line is kept");
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl Download {
             file,
             next: offset,
             acked: offset,
-            window: shape.window.max(u64::from(chunk)),
+            // Honoured even below one frame: a board with a small buffer
+            // gets data frames no larger than the window it offered.
+            window: shape.window.max(1),
             sizer: ChunkSizer::new(shape.adaptive, MIN_ADAPTIVE_CHUNK, chunk),
             resend: Vec::new(),
             last_progress: Instant::now(),
@@ -205,6 +207,17 @@ mod tests {
         assert_eq!(d.next_piece(), Some((30, 10)));
         assert_eq!(d.next_piece(), Some((40, 10)));
         assert_eq!(d.next_piece(), None);
+    }
+
+    #[test]
+    fn a_window_below_one_frame_limits_every_data_frame_to_the_window() {
+        let mut d = download(100, 24, 40, false);
+        assert_eq!(d.next_piece(), Some((0, 24)));
+        assert_eq!(d.next_piece(), None, "24 bytes in flight fill the window");
+        d.on_ack(10, None);
+        assert_eq!(d.next_piece(), Some((24, 10)));
+        d.on_ack(34, None);
+        assert_eq!(d.next_piece(), Some((34, 24)));
     }
 
     #[test]

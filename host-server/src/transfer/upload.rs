@@ -10,11 +10,21 @@ use tokio::sync::OwnedMutexGuard;
 use super::writer::{WriterCommand, WriterExit, WriterHandle, WriterStatus};
 use crate::store::RecordRow;
 
+/// What each chunk held out of order costs against the upload window besides its
+/// bytes (its map entry and allocation), so tiny chunks cannot hold many times the window.
+const EARLY_CHUNK_OVERHEAD: usize = 64;
+
+/// Most chunks held out of order per upload, whatever their size: a client that
+/// sends whole frames has a few dozen in its window.
+const MAX_EARLY_CHUNKS: usize = 1024;
+
 /// A chunk that cannot be taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {
     /// The chunk reaches past the announced size.
     OutOfRange,
+    /// The chunk carries no byte.
+    Empty,
 }
 
 /// An upload open on a session.
@@ -39,6 +49,9 @@ pub struct Upload {
     pub marked_uploading: bool,
     /// The final record once the upload ended (`11` or `00`), for repeated closes.
     pub result: Option<RecordRow>,
+    /// True when another device owns the record: this upload writes its own partial
+    /// file from byte 0, holds no name lock and leaves the record's progress alone.
+    pub joined: bool,
     next: u64,
     writer: Option<WriterHandle>,
     early: BTreeMap<u64, Vec<u8>>,
@@ -56,6 +69,7 @@ impl Upload {
     /// An upload of `record` resuming at `offset`, fed to `writer`.
     ///
     /// `early_limit` bounds the bytes kept from chunks that arrive after a gap.
+    /// `lock` is the name lock; a joined upload has none.
     pub fn new(
         id: TransferId,
         request: RequestId,
@@ -63,7 +77,7 @@ impl Upload {
         offset: u64,
         writer: WriterHandle,
         early_limit: usize,
-        lock: OwnedMutexGuard<()>,
+        lock: Option<OwnedMutexGuard<()>>,
     ) -> Upload {
         let now = Instant::now();
         Upload {
@@ -75,8 +89,9 @@ impl Upload {
             acked: offset,
             stored_received: offset,
             stored_at: now,
-            marked_uploading: false,
+            marked_uploading: lock.is_none(),
             result: None,
+            joined: lock.is_none(),
             next: offset,
             writer: Some(writer),
             early: BTreeMap::new(),
@@ -85,7 +100,7 @@ impl Upload {
             reported_until: 0,
             beyond_report: 0,
             unflushed: false,
-            lock: Some(lock),
+            lock,
         }
     }
 
@@ -103,6 +118,7 @@ impl Upload {
             stored_at: now,
             marked_uploading: true,
             result: Some(record.clone()),
+            joined: false,
             record,
             next: size,
             writer: None,
@@ -128,6 +144,9 @@ impl Upload {
         offset: u64,
         data: &[u8],
     ) -> Result<Option<ByteRange>, ChunkError> {
+        if data.is_empty() {
+            return Err(ChunkError::Empty);
+        }
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|end| *end <= self.record.size)
@@ -136,10 +155,12 @@ impl Upload {
             return Ok(None);
         }
         if offset > self.next {
-            if self.early_bytes + data.len() <= self.early_limit
+            let cost = data.len() + EARLY_CHUNK_OVERHEAD;
+            if self.early_bytes + cost <= self.early_limit
+                && self.early.len() < MAX_EARLY_CHUNKS
                 && !self.early.contains_key(&offset)
             {
-                self.early_bytes += data.len();
+                self.early_bytes += cost;
                 self.early.insert(offset, data.to_vec());
             }
             return Ok(self.report_hole(offset, data.len() as u64));
@@ -152,7 +173,7 @@ impl Upload {
                 break;
             }
             let (start, bytes) = entry.remove_entry();
-            self.early_bytes -= bytes.len();
+            self.early_bytes -= bytes.len() + EARLY_CHUNK_OVERHEAD;
             let stop = start + bytes.len() as u64;
             if stop > self.next {
                 let skip = (self.next - start) as usize;
@@ -268,7 +289,9 @@ mod tests {
     async fn upload(dir: &std::path::Path, size: u64) -> Upload {
         let blobs = BlobDir::open(dir).unwrap();
         let hash = ContentHash([7; 32]);
-        let partial = blobs.open_partial(1, &hash, 0, None).unwrap();
+        let partial = blobs
+            .open_partial(blobs.partial_path(1, &hash), 0, None)
+            .unwrap();
         let (poke, _) = tokio::sync::mpsc::channel(1);
         let writer = writer::spawn(
             WriterSpec {
@@ -297,7 +320,7 @@ mod tests {
             reason: String::new(),
         };
         let lock = Arc::new(tokio::sync::Mutex::new(())).lock_owned().await;
-        Upload::new(1, 1, record, 0, writer, 4000, lock)
+        Upload::new(1, 1, record, 0, writer, 4000, Some(lock))
     }
 
     fn hole(offset: u64, len: u32) -> Option<ByteRange> {
@@ -356,6 +379,22 @@ mod tests {
             vec![(1400, again), (2400, again)],
             "reported again each time a quarter window (1000 B) arrived beyond it"
         );
+        up.stop().await;
+    }
+
+    #[tokio::test]
+    async fn empty_chunks_are_refused_and_tiny_early_chunks_pay_their_overhead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut up = upload(dir.path(), 1_000_000).await;
+        assert_eq!(up.accept(0, &[]).await, Err(ChunkError::Empty));
+        assert_eq!(up.accept(5, &[]).await, Err(ChunkError::Empty));
+        assert!(up.early.is_empty());
+        // One-byte chunks beyond a hole: a 4,000-byte window holds 4000 / 65 of them.
+        for at in (10..100_000).step_by(2) {
+            up.accept(at, &[1]).await.unwrap();
+        }
+        assert_eq!(up.early.len(), 4000 / (1 + EARLY_CHUNK_OVERHEAD));
+        assert!(up.early_bytes <= 4000);
         up.stop().await;
     }
 }

@@ -7,6 +7,8 @@ use crate::BACKEND;
 use proto_core::model::{HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
+mod contract;
+
 /// Registers devices `d1` and `d2` and returns their keys.
 fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
     (server.add_device("d1"), server.add_device("d2"))
@@ -343,6 +345,55 @@ fn notification_queued_for_a_silent_device_arrives_at_its_next_connect() {
     });
 }
 
+/// §1.6: a notice written to a session that ends before the device acts on
+/// it (the device hung up as it arrived, or its link was already dead and the
+/// kernel took the bytes anyway) is sent again at the device's next connect;
+/// only the device's download report settles it.
+#[test]
+fn notification_that_reached_a_dying_session_is_sent_again_at_the_next_connect() {
+    let (server, k1, k2) = server_with_two_devices();
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("b", &[("late.bin", b"late")]).unwrap();
+    let mut d2 = server.connect("d2", &k2);
+    assert!(matches!(
+        d2.download("late.bin", true),
+        Err(DownloadRefused::Rejected { notify: true, .. })
+    ));
+    d1.upload("late.bin", b"late");
+    let notified = d2.wait(|frame| match frame.message {
+        ServerMessage::DownloadAvailable { name, .. } if frame.id == 0 => Some(name.to_string()),
+        _ => None,
+    });
+    assert_eq!(notified, "late.bin");
+    // The session answers in order, so once the Pong is here it has done
+    // everything it does after sending the notice. Then the device is gone.
+    let ping = d2.request(ClientMessage::Ping);
+    d2.reply(ping, |m| matches!(m, ServerMessage::Pong).then_some(()))
+        .expect("a Pong");
+    drop(d2);
+
+    // Queued notices go out at login, before any answer.
+    let told_again = |d2: &mut Client| {
+        d2.request(ClientMessage::Ping);
+        d2.wait(|frame| match frame.message {
+            ServerMessage::DownloadAvailable { name, .. } if frame.id == 0 => {
+                Some(name == "late.bin")
+            }
+            ServerMessage::Pong => Some(false),
+            _ => None,
+        })
+    };
+    let mut d2 = server.connect("d2", &k2);
+    assert!(
+        told_again(&mut d2),
+        "the notice that reached the dead session was lost"
+    );
+    assert_eq!(d2.download("late.bin", false).unwrap(), b"late");
+    d2.bye();
+    let mut d2 = server.connect("d2", &k2);
+    assert!(!told_again(&mut d2), "the report settled the notice");
+}
+
 /// §1.7: presence, last seen, link kind, history of joins and leaves; a silent device's files stay visible.
 #[test]
 fn silent_device_files_stay_visible_and_presence_is_in_history() {
@@ -432,10 +483,12 @@ fn foreign_delete_is_allowed_when_the_server_says_so() {
     assert!(d2.record("shared.txt").is_none());
 }
 
-/// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect).
+/// §1.8: retry puts the record back to `01` and tells the owner (now or at its next connect);
+/// another device may ask when the server allows it (only the owner by default).
 #[test]
 fn retry_puts_the_record_back_to_needed_and_tells_the_owner() {
-    let (server, k1, k2) = server_with_two_devices();
+    let server = Server::start_on(BACKEND, &["--allow-foreign-retry"]);
+    let (k1, k2) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     d1.upload("again.txt", b"v1");
     let mut d2 = server.connect("d2", &k2);

@@ -161,6 +161,11 @@ impl Server {
         }
     }
 
+    /// The server's process id (to read its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The `--database` arguments for commands run on this server's store.
     pub fn database_args(&self) -> Vec<String> {
         self.database

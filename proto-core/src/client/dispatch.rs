@@ -2,7 +2,7 @@
 //! each routed to the machine it belongs to.
 
 use super::chunk_size::ChunkSizer;
-use super::download::DataOutcome;
+use super::download::{DataOutcome, DOWNLOADS};
 use super::event::{Event, ListItem};
 use super::fmt::{debug, warning};
 use super::manifest::Manifest;
@@ -119,6 +119,10 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
 
     fn on_session_frame<'p>(&mut self, now: u64, frame: ServerFrame<'p>) -> Option<Event<'p>> {
         let id = frame.id;
+        if !handled_by_this_build(&frame.message) {
+            debug!("ignoring a frame this build does not handle (id {})", id);
+            return None;
+        }
         match frame.message {
             ServerMessage::DownloadData {
                 download,
@@ -281,7 +285,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 }
             }
             self.upload = None;
-        } else if let Some(download) = self.download.as_mut().filter(|d| d.id == id) {
+        } else if let Some(download) = self.download.as_mut().filter(|d| DOWNLOADS && d.id == id) {
             // Acks for a transfer the server closed: open again from what is stored.
             if code == ErrorCode::UnknownTransfer
                 && (download.phase() != super::DownloadPhase::Receiving || download.reopen(now))
@@ -458,5 +462,31 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
             Err(None) => Some(self.fail_download(ClientError::Protocol)),
             Err(Some(e)) => Some(self.fail_download(ClientError::Store(e))),
         }
+    }
+}
+
+/// Whether the features of this build handle `message`: a board profile
+/// without `download`, `lists` or `subscribe` drops those frames unread, so
+/// their handling code is left out of its image (the wire format is the same).
+/// Such a frame does not decode either (see `not_in_this_build` in
+/// `message.rs`); this check lets the compiler see it.
+#[allow(clippy::match_like_matches_macro)] // with no feature, every arm but the last says false
+fn handled_by_this_build(message: &ServerMessage<'_>) -> bool {
+    match message {
+        ServerMessage::DownloadReady { .. }
+        | ServerMessage::DownloadData { .. }
+        | ServerMessage::DownloadRejected { .. }
+        | ServerMessage::DownloadAvailable { .. } => cfg!(feature = "download"),
+        ServerMessage::RecordItem(_)
+        | ServerMessage::BatchItem(_)
+        | ServerMessage::DeviceItem(_)
+        | ServerMessage::HistoryItem(_)
+        | ServerMessage::DownloadItem(_)
+        | ServerMessage::ListEnd { .. } => cfg!(feature = "lists"),
+        ServerMessage::Subscribed { .. }
+        | ServerMessage::RecordChanged(_)
+        | ServerMessage::RecordDeleted { .. }
+        | ServerMessage::Presence(_) => cfg!(feature = "subscribe"),
+        _ => true,
     }
 }

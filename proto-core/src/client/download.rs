@@ -27,6 +27,11 @@ const QUIET_FRAMES: u64 = 4;
 /// a host between two frames is not taken for a stall.
 const MIN_QUIET_MS: u64 = 100;
 
+/// False without the `download` feature: then no download is ever started,
+/// and the client's download paths check this first, so the compiler sees
+/// it and leaves them out of the image.
+pub(crate) const DOWNLOADS: bool = cfg!(feature = "download");
+
 /// Where a download stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -49,6 +54,7 @@ pub(crate) enum DataOutcome {
 }
 
 /// One download in progress.
+#[cfg_attr(not(feature = "download"), allow(dead_code))] // only `Client::download_from` starts one
 pub(crate) struct Download {
     /// The `DownloadOpen` request.
     pub id: RequestId,
@@ -96,6 +102,7 @@ pub(crate) struct Download {
 
 impl Download {
     /// A download into `file` from `offset` whose `DownloadOpen` is request `id`.
+    #[cfg(feature = "download")]
     pub fn new(
         id: RequestId,
         file: FileId,

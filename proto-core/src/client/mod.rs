@@ -94,7 +94,7 @@ pub use session::LinkState;
 pub use store::{hash_file, FileId, FileMeta, FileStore, StoreError};
 pub use upload::UploadPhase;
 
-use download::Download;
+use download::{Download, DOWNLOADS};
 use event::EventQueue;
 use manifest::{IdBlock, Manifest};
 use rto::Rto;
@@ -417,7 +417,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 if let Some(upload) = self.upload.as_mut() {
                     upload.on_time(now, &mut self.sizer, &mut self.rto);
                 }
-                if let Some(download) = self.download.as_mut() {
+                if let Some(download) = self.download.as_mut().filter(|_| DOWNLOADS) {
                     download.on_time(now, self.rto.timeout_ms(), self.heard_ms);
                 }
                 self.manifest_on_time(now);
@@ -501,7 +501,11 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 let rto = self.rto.timeout_ms();
                 let upload = self.upload.as_ref().and_then(|u| u.deadline(&self.rto));
                 let heard = self.heard_ms;
-                let download = self.download.as_ref().and_then(|d| d.deadline(rto, heard));
+                let download = self
+                    .download
+                    .as_ref()
+                    .filter(|_| DOWNLOADS)
+                    .and_then(|d| d.deadline(rto, heard));
                 let manifest = self.manifest.as_ref().and_then(|m| m.deadline(rto));
                 let serial = self.config.framing == Framing::Serial;
                 let report = self.report.filter(|_| serial).map(|r| r.sent_ms + rto);

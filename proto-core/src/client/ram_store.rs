@@ -47,7 +47,7 @@ impl<'a> RamFile<'a> {
             kind: FileKind::Directory,
             data: &mut [],
             len: 0,
-            hash: ContentHasher::digest(&[]),
+            hash: ContentHash::ZERO,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The requests an application makes: each is queued at once (or refused with
 //! a [`ClientError`]) and returns the id its replies and events carry.
 
+#[cfg(feature = "download")]
 use super::download::Download;
 use super::manifest::Manifest;
 use super::store::{FileId, FileStore};
@@ -8,6 +9,7 @@ use super::upload::Upload;
 use super::{Client, ClientError};
 use crate::framing::Framing;
 use crate::message::{ClientFrame, ClientMessage, RequestId};
+#[cfg(any(feature = "lists", feature = "subscribe"))]
 use crate::model::ListFilter;
 use crate::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
 
@@ -105,13 +107,15 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
     /// Downloads `file` (its name from the store) from the start. With
     /// `notify`, a file that is not uploaded yet is remembered by the server,
     /// which sends [`super::Event::DownloadAvailable`] once it is: call
-    /// `download(file, true)` again then.
+    /// `download(file, true)` again then. Needs the `download` feature.
+    #[cfg(feature = "download")]
     pub fn download(&mut self, file: FileId, notify: bool) -> Result<RequestId, ClientError> {
         self.download_from(file, 0, notify)
     }
 
     /// Downloads `file` from `offset`: the store holds bytes `0..offset`
     /// already (an interrupted download); they are read back for the hash check.
+    #[cfg(feature = "download")]
     pub fn download_from(
         &mut self,
         file: FileId,
@@ -161,7 +165,8 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
     }
 
     /// Subscribes to record changes (`filter`), presence and, every
-    /// `full_list_every_secs` (0: never), the full list.
+    /// `full_list_every_secs` (0: never), the full list. Needs the `subscribe` feature.
+    #[cfg(feature = "subscribe")]
     pub fn subscribe(
         &mut self,
         filter: ListFilter,
@@ -174,31 +179,37 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
     }
 
     /// Stops pushed record changes and presence (notifications still come).
+    #[cfg(feature = "subscribe")]
     pub fn unsubscribe(&mut self) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::Unsubscribe)
     }
 
     /// Lists records changed after revision `since` (0: all) that pass `filter`.
+    #[cfg(feature = "lists")]
     pub fn list(&mut self, since: u64, filter: ListFilter) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::List { since, filter })
     }
 
     /// Lists every batch summary.
+    #[cfg(feature = "lists")]
     pub fn batches(&mut self) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::Batches)
     }
 
     /// Lists every device (active or silent).
+    #[cfg(feature = "lists")]
     pub fn devices(&mut self) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::Devices)
     }
 
     /// Lists at most `limit` history entries after sequence `since`.
+    #[cfg(feature = "lists")]
     pub fn history(&mut self, since: u64, limit: u32) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::History { since, limit })
     }
 
     /// Lists every device's download states.
+    #[cfg(feature = "lists")]
     pub fn downloads(&mut self) -> Result<RequestId, ClientError> {
         self.request(ClientMessage::Downloads)
     }

@@ -2,7 +2,7 @@
 //! and reports, keepalive pings, manifest entries and upload chunks — one
 //! frame per call, generated only when the send queue is empty.
 
-use super::download::DownloadPhase;
+use super::download::{DownloadPhase, DOWNLOADS};
 use super::event::Event;
 use super::fmt::warning;
 use super::session::LinkState;
@@ -84,7 +84,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
 
     /// Download acknowledgements, hash catch-up, verification and the report.
     fn download_step(&mut self, now: u64) -> bool {
-        let Some(download) = self.download.as_mut() else {
+        let Some(download) = self.download.as_mut().filter(|_| DOWNLOADS) else {
             return false;
         };
         if download.phase() == DownloadPhase::Opening {
@@ -330,7 +330,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
     /// Stops the download on a client-side failure: cancels it on the server
     /// and tells the store to discard it.
     pub(super) fn fail_download(&mut self, error: ClientError) -> Event<'static> {
-        let Some(download) = self.download.take() else {
+        let Some(download) = self.download.take().filter(|_| DOWNLOADS) else {
             return Event::FrameDropped { error };
         };
         warning!("download {} failed: {}", download.id, error);
@@ -347,8 +347,8 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
     }
 
-    /// Queues `DownloadCancel` for `transfer` (best effort: the server also
-    /// stops when acknowledgements stop).
+    /// Queues `DownloadCancel` for `transfer`. Not optional: the server keeps
+    /// re-sending a download whose acknowledgements stopped until the session ends.
     pub(super) fn queue_download_cancel(&mut self, id: RequestId, transfer: TransferId) {
         let message = ClientMessage::DownloadCancel { download: transfer };
         if let Err(e) = self.tx.push_frame(&ClientFrame { id, message }) {

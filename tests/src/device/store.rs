@@ -79,7 +79,7 @@ impl MemStore {
             name: name.to_owned(),
             kind: FileKind::Directory,
             data: Vec::new(),
-            hash: ContentHasher::digest(&[]),
+            hash: ContentHash::ZERO,
         })
     }
 

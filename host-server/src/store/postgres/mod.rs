@@ -49,9 +49,9 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, DeletedRecord,
-    Deletion, DeviceRow, DownloadGate, DownloadRow, ForeignChanges, HistoryRow, Notification,
-    NotificationKind, RecordPage, RecordRow, Retried, SharedStore, Store, StoreError, StoreResult,
-    UploadOpening,
+    Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow, ForeignChanges,
+    HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, SharedStore, Store,
+    StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
@@ -166,6 +166,10 @@ impl Ledger for Work<'_> {
         record_by_name(&mut self.tx, name)
     }
 
+    fn case_twin(&mut self, name: &str) -> StoreResult<Option<RecordRow>> {
+        case_twin(&mut self.tx, name)
+    }
+
     fn record_by_id(&mut self, id: u64) -> StoreResult<RecordRow> {
         record_by_id(&mut self.tx, id)
     }
@@ -202,12 +206,19 @@ impl Ledger for Work<'_> {
         batch: u64,
         file: &Announced,
         now: u64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        // A device's latest announcement replaces its earlier ones: conflicts per record
+        // are bounded by the number of devices.
         self.execute(
-            "INSERT INTO conflicts (record, device, batch, size, hash, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "DELETE FROM conflicts WHERE record = $1 AND device = $2 AND hash <> $3",
+            &[&int(record), &device, &&file.hash.0[..]],
+        )?;
+        let added = self.execute(
+            "INSERT INTO conflicts (record, device, batch, size, hash, at) SELECT $1::BIGINT, $2::TEXT, $3::BIGINT, $4::BIGINT, $5::BYTEA, $6::BIGINT
+             WHERE NOT EXISTS (SELECT 1 FROM conflicts WHERE record = $1 AND device = $2 AND hash = $5)",
             &[&int(record), &device, &int(batch), &int(file.size), &&file.hash.0[..], &int(now)],
         )?;
-        Ok(())
+        Ok(added > 0)
     }
 
     fn mark_conflict(&mut self, id: u64, now: u64) -> StoreResult<RecordRow> {
@@ -314,6 +325,30 @@ impl Ledger for Work<'_> {
     }
 
     /// Also wakes the device's server once the transaction commits.
+    fn device_usage(&mut self, device: &str) -> StoreResult<DeviceUsage> {
+        let row = self.tx.query_one(
+            "SELECT
+                (SELECT COUNT(*) FROM records WHERE owner = $1),
+                (SELECT COUNT(*) FROM batches WHERE owner = $1),
+                (SELECT COUNT(*) FROM records WHERE owner = $1 AND state IN (2, 0))",
+            &[&device],
+        )?;
+        Ok(DeviceUsage {
+            records: get_u64(&row, 0)?,
+            batches: get_u64(&row, 1)?,
+            partial_uploads: get_u64(&row, 2)?,
+        })
+    }
+
+    fn remove_empty_batches(&mut self, owner: &str) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM batches WHERE owner = $1
+             AND NOT EXISTS (SELECT 1 FROM batch_members m WHERE m.batch = batches.id)",
+            &[&owner],
+        )?;
+        Ok(())
+    }
+
     fn notify(
         &mut self,
         device: &str,
@@ -321,11 +356,26 @@ impl Ledger for Work<'_> {
         record: u64,
         now: u64,
     ) -> StoreResult<()> {
+        // One pending notice per device, kind and record: repeats add nothing to deliver.
         self.execute(
-            "INSERT INTO notifications (device, kind, record, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO notifications (device, kind, record, created_at)
+             SELECT $1::TEXT, $2::BIGINT, $3::BIGINT, $4::BIGINT WHERE NOT EXISTS (
+                 SELECT 1 FROM notifications WHERE device = $1 AND kind = $2 AND record = $3)",
             &[&device, &notification_to_sql(kind), &int(record), &int(now)],
         )?;
         self.wake.push(device.to_owned());
+        Ok(())
+    }
+
+    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM notifications WHERE device = $1 AND record = $2 AND kind = $3",
+            &[
+                &device,
+                &int(record),
+                &notification_to_sql(NotificationKind::DownloadAvailable),
+            ],
+        )?;
         Ok(())
     }
 }
@@ -387,6 +437,16 @@ fn record_by_name(tx: &mut Db<'_>, name: &str) -> StoreResult<Option<RecordRow>>
     row.map(|row| record_at(&row, 0)).transpose()
 }
 
+fn case_twin(tx: &mut Db<'_>, name: &str) -> StoreResult<Option<RecordRow>> {
+    let row = tx.query_opt(
+        &format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE lower(name) = lower($1) AND name <> $1 LIMIT 1"
+        ),
+        &[&name],
+    )?;
+    row.map(|row| record_at(&row, 0)).transpose()
+}
+
 fn record_by_id(tx: &mut Db<'_>, id: u64) -> StoreResult<RecordRow> {
     let row = tx
         .query_opt(
@@ -418,7 +478,11 @@ fn history(
         "INSERT INTO history (at, device, kind, subject, detail) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
         &[&int(now), &device, &history_to_sql(kind), &subject, &detail],
     )?;
-    Ok(get_u64(&row, 0)?)
+    let seq = get_u64(&row, 0)?;
+    if let Some(oldest_kept) = seq.checked_sub(HISTORY_KEPT) {
+        w.tx.execute("DELETE FROM history WHERE seq <= $1", &[&int(oldest_kept)])?;
+    }
+    Ok(seq)
 }
 
 fn blob_unused(tx: &mut Db<'_>, hash: &ContentHash) -> StoreResult<bool> {
@@ -842,13 +906,20 @@ impl Store for PostgresStore {
         owner: &str,
         batch: &str,
         entries: &[Announced],
+        quota: &DeviceQuota,
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|w| ledger::announce_batch(w, owner, batch, entries, now))
+        self.write(|w| ledger::announce_batch(w, owner, batch, entries, quota, now))
     }
 
-    fn open_upload(&self, device: &str, file: &Announced, now: u64) -> StoreResult<UploadOpening> {
-        self.write(|w| ledger::open_upload(w, device, file, now))
+    fn open_upload(
+        &self,
+        device: &str,
+        file: &Announced,
+        quota: &DeviceQuota,
+        now: u64,
+    ) -> StoreResult<UploadOpening> {
+        self.write(|w| ledger::open_upload(w, device, file, quota, now))
     }
 
     fn upload_progress(
@@ -982,7 +1053,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn pending_notifications(&self, device: &str) -> StoreResult<Vec<Notification>> {
+    fn pending_notifications(
+        &self,
+        device: &str,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
         self.read(|tx| {
             let columns = RECORD_COLUMNS
                 .split(", ")
@@ -992,9 +1068,9 @@ impl Store for PostgresStore {
             let rows = tx.query(
                 &format!(
                     "SELECT n.id, n.kind, {columns} FROM notifications n JOIN records r ON r.id = n.record
-                     WHERE n.device = $1 ORDER BY n.id"
+                     WHERE n.device = $1 AND n.id > $2 ORDER BY n.id LIMIT $3"
                 ),
-                &[&device],
+                &[&device, &int(after), &i64::from(limit)],
             )?;
             rows.iter()
                 .map(|row| {

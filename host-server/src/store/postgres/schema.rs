@@ -113,6 +113,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (server, session)
     );
     ",
+    // 2: finds names that differ only by case (`Photo.jpg` beside `photo.jpg`);
+    // directory entries carry no hash (all zero).
+    "
+    CREATE INDEX records_by_lower_name ON records (lower(name));
+    UPDATE records SET hash = decode(repeat('00', 32), 'hex') WHERE kind = 1;
+    ",
 ];
 
 /// The schema version this build creates.
