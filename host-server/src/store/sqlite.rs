@@ -1049,9 +1049,13 @@ mod tests {
             .announce_batch("d2", "b", &[file("clash", b"2")], &QUOTA, 2)
             .unwrap();
         // The push that follows a manifest opens the same upload: the same announcement.
-        let opened = store.open_upload("d2", &file("clash", b"2"), &QUOTA, 3).unwrap();
+        let opened = store
+            .open_upload("d2", &file("clash", b"2"), &QUOTA, 3)
+            .unwrap();
         assert!(matches!(opened, UploadOpening::Conflict(_)));
-        store.open_upload("d2", &file("clash", b"3"), &QUOTA, 4).unwrap();
+        store
+            .open_upload("d2", &file("clash", b"3"), &QUOTA, 4)
+            .unwrap();
         let conflicts: Vec<String> = store
             .history(0, 100)
             .unwrap()
@@ -1166,13 +1170,19 @@ mod tests {
         let queued = store.pending_notifications("d2", 0, 100).unwrap();
         assert_eq!(queued.len(), 1);
         assert_eq!(queued[0].kind, NotificationKind::DownloadAvailable);
-        assert!(store.pending_notifications("d3", 0, 100).unwrap().is_empty());
+        assert!(store
+            .pending_notifications("d3", 0, 100)
+            .unwrap()
+            .is_empty());
         store
             .report_download("d2", id, DownloadState::Done, 4)
             .unwrap();
         assert_eq!(store.downloads().unwrap()[0].state, DownloadState::Done);
         assert!(
-            store.pending_notifications("d2", 0, 100).unwrap().is_empty(),
+            store
+                .pending_notifications("d2", 0, 100)
+                .unwrap()
+                .is_empty(),
             "the report settles the notice"
         );
     }
@@ -1201,7 +1211,10 @@ mod tests {
         let deleted = store.delete_record("d2", "f", true, 5).unwrap();
         assert_eq!(deleted.record.id, record.id);
         assert!(store.record("f").unwrap().is_none());
-        assert!(store.pending_notifications("d1", 0, 100).unwrap().is_empty());
+        assert!(store
+            .pending_notifications("d1", 0, 100)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
