@@ -121,7 +121,12 @@ fn serve_one(mut stream: TcpStream) {
                         let item = ServerMessage::RecordItem(record(i as u64 + 1, name, *kind));
                         send(&mut stream, id, item);
                     }
-                    send(&mut stream, id, ServerMessage::ListEnd { revision: 9 });
+                    let count = HOSTILE.len() as u32;
+                    send(
+                        &mut stream,
+                        id,
+                        ServerMessage::ListEnd { revision: 9, count },
+                    );
                 }
                 ClientMessage::DownloadOpen { .. } => {
                     let error = ServerMessage::Error {

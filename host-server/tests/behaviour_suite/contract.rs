@@ -377,12 +377,17 @@ fn history_page(client: &mut Client, since: u64, limit: u32) -> (Vec<u64>, u64) 
     loop {
         let item = client.wait(|frame| match &frame.message {
             ServerMessage::HistoryItem(entry) if frame.id == id => Some(Ok(entry.seq)),
-            ServerMessage::ListEnd { revision } if frame.id == id => Some(Err(*revision)),
+            ServerMessage::ListEnd { revision, count } if frame.id == id => {
+                Some(Err((*revision, *count)))
+            }
             _ => None,
         });
         match item {
             Ok(seq) => seqs.push(seq),
-            Err(end) => return (seqs, end),
+            Err((end, count)) => {
+                assert_eq!(count as usize, seqs.len(), "ListEnd counts the items sent");
+                return (seqs, end);
+            }
         }
     }
 }
@@ -391,7 +396,7 @@ fn history_page(client: &mut Client, since: u64, limit: u32) -> (Vec<u64>, u64) 
 fn list_end(client: &mut Client, message: ClientMessage<'_>) -> u64 {
     let id = client.request(message);
     client.wait(|frame| match frame.message {
-        ServerMessage::ListEnd { revision } if frame.id == id => Some(revision),
+        ServerMessage::ListEnd { revision, .. } if frame.id == id => Some(revision),
         _ => None,
     })
 }
