@@ -11,6 +11,7 @@ use super::store::FileStore;
 use super::{ClientError, Core};
 use crate::auth;
 use crate::error::ErrorCode;
+use crate::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LEN};
 use crate::framing::{negotiate_max_frame, FrameError};
 use crate::message::{
     ByteRange, RequestId, ServerFrame, ServerMessage, TransferId, CHUNK_MESSAGE_OVERHEAD,
@@ -93,7 +94,20 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 }
                 self.session.max_frame = max_frame;
                 self.tx.set_payload_limit(max_frame as usize);
-                let ceiling = max_frame.saturating_sub(CHUNK_MESSAGE_OVERHEAD as u32);
+                let key = |direction| {
+                    SessionKey::derive(
+                        self.config.key,
+                        &self.session.client_nonce,
+                        &self.session.server_nonce,
+                        self.config.device,
+                        direction,
+                    )
+                };
+                let sealer = Sealer::new(key(Direction::ClientToServer));
+                self.session.opener = Some(Opener::new(key(Direction::ServerToClient)));
+                self.tx.set_sealer(Some(sealer));
+                let ceiling =
+                    max_frame.saturating_sub((CHUNK_MESSAGE_OVERHEAD + TRAILER_LEN) as u32);
                 self.sizer =
                     ChunkSizer::new(self.config.adaptive_chunks, self.config.min_chunk, ceiling);
                 self.session.last_tx_ms = now;
