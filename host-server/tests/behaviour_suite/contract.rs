@@ -377,7 +377,7 @@ fn history_page(client: &mut Client, since: u64, limit: u32) -> (Vec<u64>, u64) 
     loop {
         let item = client.wait(|frame| match &frame.message {
             ServerMessage::HistoryItem(entry) if frame.id == id => Some(Ok(entry.seq)),
-            ServerMessage::ListEnd { revision } if frame.id == id => Some(Err(*revision)),
+            ServerMessage::ListEnd { revision, .. } if frame.id == id => Some(Err(*revision)),
             _ => None,
         });
         match item {
@@ -391,7 +391,7 @@ fn history_page(client: &mut Client, since: u64, limit: u32) -> (Vec<u64>, u64) 
 fn list_end(client: &mut Client, message: ClientMessage<'_>) -> u64 {
     let id = client.request(message);
     client.wait(|frame| match frame.message {
-        ServerMessage::ListEnd { revision } if frame.id == id => Some(revision),
+        ServerMessage::ListEnd { revision, .. } if frame.id == id => Some(revision),
         _ => None,
     })
 }

@@ -490,14 +490,26 @@ impl Client {
             } => Some((*revision, *max_frame)),
             _ => None,
         })?;
-        let session_key =
-            |direction| SessionKey::derive(key, &nonce, &server_nonce, device, direction);
-        self.sealer = Some(Sealer::new(session_key(Direction::ClientToServer)));
-        self.opener = Some(Opener::new(session_key(Direction::ServerToClient)));
+        self.start_sealing(key, device, &nonce, &server_nonce);
         self.max_frame = max_frame;
         self.device = device.to_string();
         self.welcome_revision = revision;
         Ok(())
+    }
+
+    /// Seals and checks every frame from now on, with the keys of a handshake that just
+    /// ended in `Welcome` (for tests that run the handshake by hand).
+    pub fn start_sealing(
+        &mut self,
+        key: &[u8],
+        device: &str,
+        client_nonce: &[u8; 16],
+        server_nonce: &[u8; 16],
+    ) {
+        let session_key =
+            |direction| SessionKey::derive(key, client_nonce, server_nonce, device, direction);
+        self.sealer = Some(Sealer::new(session_key(Direction::ClientToServer)));
+        self.opener = Some(Opener::new(session_key(Direction::ServerToClient)));
     }
 
     /// Sends a message with a fresh id and returns the id.

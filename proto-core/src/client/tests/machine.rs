@@ -3,7 +3,7 @@
 use std::vec::Vec;
 
 use super::{content, seen, test_config, Seen, DEVICE, KEY};
-use crate::auth::{client_tag, server_tag};
+use crate::auth::{client_tag, server_tag, ContentHasher};
 use crate::client::{Client, ClientError, Event, FileId, LinkState, RamFile, RamStore};
 use crate::error::ErrorCode;
 use crate::framing::mac::{Direction, Opener, Sealer, SessionKey};
@@ -86,6 +86,26 @@ impl<'s, 'a> Scripted<'s, 'a> {
     /// Feeds one server frame and returns every event it caused.
     fn feed(&mut self, id: RequestId, message: ServerMessage<'_>) -> Vec<Seen> {
         let wire = self.wire(id, message);
+        self.feed_wire(&wire)
+    }
+
+    /// Feeds a frame as an attacker without the session keys builds it: right framing,
+    /// a trailer of zeros; returns every event it caused.
+    fn feed_forged(&mut self, id: RequestId, message: ServerMessage<'_>) -> Vec<Seen> {
+        let mut payload = std::vec![0u8; 70_000];
+        let n = ServerFrame { id, message }
+            .encode(&mut payload)
+            .unwrap()
+            .len();
+        let forged = n + crate::framing::mac::TRAILER_LEN;
+        payload[n..forged].fill(0);
+        let mut wire = std::vec![0u8; self.framing.max_wire_len(forged)];
+        let n = self.framing.encode(&payload[..forged], &mut wire).unwrap();
+        self.feed_wire(&wire[..n])
+    }
+
+    /// Feeds wire bytes and returns every event they caused.
+    fn feed_wire(&mut self, wire: &[u8]) -> Vec<Seen> {
         let mut events = Vec::new();
         let mut rest = &wire[..];
         loop {
@@ -442,6 +462,50 @@ fn download_data_past_the_end_stops_the_download_and_cancels_it() {
         ClientFrame::decode(&sent[0]).unwrap().message,
         ClientMessage::DownloadCancel { download: 77 }
     );
+}
+
+#[test]
+fn forged_or_replayed_server_frames_are_dropped_and_the_download_gets_only_real_bytes() {
+    let real = b"the real bytes";
+    let forged = b"forged bytes!!";
+    let mut target = [0u8; 100];
+    let mut files = [RamFile::empty("d", &mut target)];
+    let mut s = Scripted::new(Framing::Serial, 5000, RamStore::new(&mut files));
+    s.handshake();
+    let id = s.client.download(FileId(0), false).unwrap();
+    s.sent();
+    let ready = |hash| ServerMessage::DownloadReady {
+        download: 77,
+        record: 3,
+        size: real.len() as u64,
+        hash,
+        offset: 0,
+    };
+    // A reply with the forged content's hash, from someone without the keys: dropped.
+    let forged_ready = ready(ContentHasher::digest(forged));
+    assert_eq!(s.feed_forged(id, forged_ready), std::vec![Seen::FrameDropped]);
+    // The server's own reply is taken once; the same bytes again are a replay.
+    let genuine = s.wire(id, ready(ContentHasher::digest(real)));
+    assert_eq!(
+        s.feed_wire(&genuine),
+        std::vec![Seen::DownloadStarted { offset: 0 }]
+    );
+    assert_eq!(s.feed_wire(&genuine), std::vec![Seen::FrameDropped]);
+    let data = |data| ServerMessage::DownloadData {
+        download: 77,
+        offset: 0,
+        data,
+    };
+    assert_eq!(s.feed_forged(id, data(forged)), std::vec![Seen::FrameDropped]);
+    let mut events = s.feed(id, data(real));
+    s.sent();
+    events.extend(s.feed_wire(&[]));
+    assert!(
+        events.contains(&Seen::DownloadDone { verified: true }),
+        "{events:?}"
+    );
+    drop(s);
+    assert_eq!(&target[..real.len()], real);
 }
 
 #[test]
