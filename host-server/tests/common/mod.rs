@@ -512,6 +512,18 @@ impl Client {
         self.opener = Some(Opener::new(session_key(Direction::ServerToClient)));
     }
 
+    /// `payload` with the trailer of the next frame after `Welcome` (the payload as it is
+    /// before), for tests that build payloads by hand.
+    pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut sealed = payload.to_vec();
+        if let Some(sealer) = &mut self.sealer {
+            sealed.resize(payload.len() + proto_core::framing::mac::TRAILER_LEN, 0);
+            let len = sealer.seal(&mut sealed, payload.len()).unwrap();
+            sealed.truncate(len);
+        }
+        sealed
+    }
+
     /// Sends a message with a fresh id and returns the id.
     pub fn request(&mut self, message: ClientMessage<'_>) -> u16 {
         let id = self.next_id;
