@@ -7,7 +7,7 @@
 //! TCP frame above [`MIN_FRAME`] before `Welcome` closes the link at once.
 
 use proto_core::auth::{client_tag, server_tag, tags_equal, ContentHasher};
-use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LEN};
 use proto_core::framing::{negotiate_max_frame, FrameError, Framing};
 use proto_core::message::{Nonce, MIN_FRAME};
 use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
@@ -146,7 +146,13 @@ where
         },
     };
     loop {
-        let Ok(frame) = ClientFrame::decode(&payload) else {
+        // A sealed frame of a session this server does not know (it restarted behind an
+        // open serial line) is read without its trailer, to be answered `NotAuthenticated`.
+        let decoded = ClientFrame::decode(&payload).or_else(|error| {
+            let message = payload.len().checked_sub(TRAILER_LEN).ok_or(error)?;
+            ClientFrame::decode(&payload[..message])
+        });
+        let Ok(frame) = decoded else {
             return Err(refuse(
                 writer,
                 leading_request_id(&payload),

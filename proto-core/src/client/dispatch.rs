@@ -31,6 +31,29 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
     }
 
+    /// A frame after `Welcome` failed authentication: dropped, unless it is the
+    /// unsealed `Error { NotAuthenticated }` of a server that restarted behind
+    /// an open serial line and no longer knows the session (it has no keys);
+    /// that one ends the session, so the driver says `Hello` again.
+    pub(super) fn on_unauthentic<'p>(
+        &mut self,
+        now: u64,
+        payload: &'p [u8],
+        error: FrameError,
+    ) -> Option<Event<'p>> {
+        match ServerFrame::decode(payload) {
+            Ok(ServerFrame {
+                message:
+                    ServerMessage::Error {
+                        code: ErrorCode::NotAuthenticated,
+                        ..
+                    },
+                ..
+            }) => self.on_frame(now, payload),
+            _ => self.on_frame_error(error),
+        }
+    }
+
     /// A whole frame arrived.
     pub(super) fn on_frame<'p>(&mut self, now: u64, payload: &'p [u8]) -> Option<Event<'p>> {
         let Ok(frame) = ServerFrame::decode(payload) else {

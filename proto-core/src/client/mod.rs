@@ -286,7 +286,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
                 };
                 let event = match opened {
                     Ok(payload) => self.core.on_frame(now, payload),
-                    Err(error) => self.core.on_frame_error(error),
+                    Err(error) => self.core.on_unauthentic(now, payload, error),
                 };
                 Received { consumed, event }
             }

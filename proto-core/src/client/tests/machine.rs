@@ -322,13 +322,19 @@ fn a_server_that_forgot_the_session_closes_it_so_the_driver_says_hello_again() {
     s.handshake();
     let id = s.client.ping().unwrap();
     s.sent();
-    let events = s.feed(
-        id,
-        ServerMessage::Error {
-            code: ErrorCode::NotAuthenticated,
-            message: "",
-        },
-    );
+    // The restarted server has no keys: its answer is not sealed, yet it is heard.
+    s.sealer = None;
+    let forgot = |message| ServerMessage::Error {
+        code: ErrorCode::NotAuthenticated,
+        message,
+    };
+    // Any other unsealed frame is dropped.
+    let other = ServerMessage::Error {
+        code: ErrorCode::Busy,
+        message: "",
+    };
+    assert_eq!(s.feed(id, other), std::vec![Seen::FrameDropped]);
+    let events = s.feed(id, forgot(""));
     assert_eq!(
         events,
         std::vec![Seen::Closed(ClientError::Rejected(
