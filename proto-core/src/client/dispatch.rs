@@ -31,32 +31,36 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
     }
 
-    /// A frame after `Welcome` failed authentication: dropped, unless it is the
-    /// unsealed `Error { NotAuthenticated }` of a server that restarted behind
-    /// an open serial line and no longer knows the session (it has no keys);
-    /// that one ends the session, so the driver says `Hello` again.
-    pub(super) fn on_unauthentic<'p>(
+    /// A whole frame arrived; `authentic` says whether it passed authentication.
+    ///
+    /// A frame that failed is dropped, except the unsealed `Error
+    /// { NotAuthenticated }` of a server that restarted behind an open serial
+    /// line and no longer knows the session (it has no keys): that one ends
+    /// the session, so the driver says `Hello` again. (One decoder call site
+    /// for both keeps a board's image small.)
+    pub(super) fn on_frame<'p>(
         &mut self,
         now: u64,
         payload: &'p [u8],
-        error: FrameError,
+        authentic: Result<(), FrameError>,
     ) -> Option<Event<'p>> {
-        match ServerFrame::decode(payload) {
-            Ok(ServerFrame {
-                message:
-                    ServerMessage::Error {
+        let decoded = ServerFrame::decode(payload);
+        if let Err(error) = authentic {
+            let forgot = matches!(
+                decoded,
+                Ok(ServerFrame {
+                    message: ServerMessage::Error {
                         code: ErrorCode::NotAuthenticated,
                         ..
                     },
-                ..
-            }) => self.on_frame(now, payload),
-            _ => self.on_frame_error(error),
+                    ..
+                })
+            );
+            if !forgot {
+                return self.on_frame_error(error);
+            }
         }
-    }
-
-    /// A whole frame arrived.
-    pub(super) fn on_frame<'p>(&mut self, now: u64, payload: &'p [u8]) -> Option<Event<'p>> {
-        let Ok(frame) = ServerFrame::decode(payload) else {
+        let Ok(frame) = decoded else {
             warning!(
                 "dropped a frame that does not decode ({} bytes)",
                 payload.len()

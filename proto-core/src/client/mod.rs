@@ -280,14 +280,14 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
             },
             Feed::Frame { payload, remaining } => {
                 let consumed = input.len() - remaining.len();
-                let opened = match &mut self.core.session.opener {
-                    Some(opener) => opener.open(payload),
-                    None => Ok(payload),
+                let (payload, authentic) = match &mut self.core.session.opener {
+                    Some(opener) => match opener.open(payload) {
+                        Ok(message) => (message, Ok(())),
+                        Err(error) => (payload, Err(error)),
+                    },
+                    None => (payload, Ok(())),
                 };
-                let event = match opened {
-                    Ok(payload) => self.core.on_frame(now, payload),
-                    Err(error) => self.core.on_unauthentic(now, payload, error),
-                };
+                let event = self.core.on_frame(now, payload, authentic);
                 Received { consumed, event }
             }
         }

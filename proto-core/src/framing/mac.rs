@@ -46,11 +46,19 @@ impl core::fmt::Debug for SessionKey {
     }
 }
 
-fn hmac(key: &[u8]) -> HmacSha256 {
-    match HmacSha256::new_from_slice(key) {
+/// `HMAC-SHA256(key, parts[0] ‖ parts[1] ‖ …)`: the one HMAC of the crate, kept
+/// out of line so a board's image holds SHA-256 once for every caller.
+#[inline(never)]
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    for part in parts {
+        mac.update(part);
     }
+    mac.finalize().into_bytes().into()
 }
 
 impl SessionKey {
@@ -62,23 +70,22 @@ impl SessionKey {
         device: &str,
         direction: Direction,
     ) -> SessionKey {
-        let mut mac = hmac(device_key);
-        mac.update(SESSION_CONTEXT);
-        mac.update(&[match direction {
+        let direction = [match direction {
             Direction::ClientToServer => 0x01,
             Direction::ServerToClient => 0x02,
-        }]);
-        mac.update(client_nonce);
-        mac.update(server_nonce);
-        mac.update(device.as_bytes());
-        SessionKey(mac.finalize().into_bytes().into())
+        }];
+        let parts: [&[u8]; 5] = [
+            SESSION_CONTEXT,
+            &direction,
+            client_nonce,
+            server_nonce,
+            device.as_bytes(),
+        ];
+        SessionKey(hmac_sha256(device_key, &parts))
     }
 
     fn tag(&self, seq: u64, payload: &[u8]) -> [u8; TAG_LEN] {
-        let mut mac = hmac(&self.0);
-        mac.update(&seq.to_le_bytes());
-        mac.update(payload);
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let full = hmac_sha256(&self.0, &[&seq.to_le_bytes(), payload]);
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&full[..TAG_LEN]);
         tag
