@@ -417,10 +417,7 @@ fn forged_replayed_or_reordered_frames_end_a_tcp_session_and_change_nothing() {
         ClientMessage::Delete { name: "kept.txt" },
     ));
     victim.expect_closed();
-    assert!(
-        !answered(&victim, id),
-        "the forged Delete was answered"
-    );
+    assert!(!answered(&victim, id), "the forged Delete was answered");
 
     // A message without any trailer (what version 2 sent after Welcome) is refused alike.
     let mut unsealed = server.connect("d1", &key);
@@ -441,7 +438,9 @@ fn forged_replayed_or_reordered_frames_end_a_tcp_session_and_change_nothing() {
     let mut replayed = server.connect("d1", &key);
     let ping = replayed.wire(50, ClientMessage::Ping);
     replayed.send_raw(&ping);
-    replayed.reply(50, |m| (*m == ServerMessage::Pong).then_some(())).unwrap();
+    replayed
+        .reply(50, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
     replayed.send_raw(&ping);
     replayed.expect_closed();
     assert_eq!(pongs(&replayed, 50), 0, "the replayed Ping was answered");
@@ -453,8 +452,16 @@ fn forged_replayed_or_reordered_frames_end_a_tcp_session_and_change_nothing() {
     reordered.send_raw(&second);
     reordered.send_raw(&first);
     reordered.expect_closed();
-    assert_eq!(pongs(&reordered, 61), 1, "the frame that came first is served");
-    assert_eq!(pongs(&reordered, 60), 0, "the older frame was served after a newer one");
+    assert_eq!(
+        pongs(&reordered, 61),
+        1,
+        "the frame that came first is served"
+    );
+    assert_eq!(
+        pongs(&reordered, 60),
+        0,
+        "the older frame was served after a newer one"
+    );
 
     let record = owner.record("kept.txt").expect("the record is still there");
     assert_eq!(record.state, UploadState::Uploaded);
@@ -481,15 +488,16 @@ fn a_forged_frame_on_a_serial_line_is_dropped_and_the_session_goes_on() {
     }
     let ping = board.wire(90, ClientMessage::Ping);
     board.send_raw(&ping);
-    board.reply(90, |m| (*m == ServerMessage::Pong).then_some(())).unwrap();
+    board
+        .reply(90, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
     board.send_raw(&ping); // a replay: dropped too
     let id = board.request(ClientMessage::Ping);
-    board.reply(id, |m| (*m == ServerMessage::Pong).then_some(())).unwrap();
+    board
+        .reply(id, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
     assert_eq!(pongs(&board, 90), 0, "the replayed Ping was answered");
-    assert!(
-        !answered(&board, 70),
-        "the forged Delete was answered"
-    );
+    assert!(!answered(&board, 70), "the forged Delete was answered");
     let record = board.record("kept.txt").expect("the record is still there");
     assert_eq!(record.state, UploadState::Uploaded);
     assert_eq!(record.hash, kept.hash);

@@ -120,7 +120,9 @@ fn seal(direction: Direction, sequence: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; payload.len() + 9];
     for _ in 0..=sequence {
         out[..payload.len()].copy_from_slice(payload);
-        let len = sealer.seal(&mut out, payload.len()).expect("room for the trailer");
+        let len = sealer
+            .seal(&mut out, payload.len())
+            .expect("room for the trailer");
         out.truncate(len);
     }
     out
@@ -485,7 +487,10 @@ fn golden_wire_frames_are_what_the_framings_write_and_reassemble() {
     let examples = examples();
     let mut checked = 0;
     let layers = ["serial", "tcp"];
-    for block in hex_blocks(DOC).iter().filter(|b| layers.contains(&b.layer.as_str())) {
+    for block in hex_blocks(DOC)
+        .iter()
+        .filter(|b| layers.contains(&b.layer.as_str()))
+    {
         let frame = examples[block.name.as_str()];
         let payload = frame.wire_payload(&block.name);
         let framing = if block.layer == "serial" {

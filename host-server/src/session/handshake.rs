@@ -324,9 +324,8 @@ where
                 mac: server_tag(&key, &server_nonce, &client_nonce, &device),
             },
         );
-        let session_key = |direction| {
-            SessionKey::derive(&key, &client_nonce, &server_nonce, &device, direction)
-        };
+        let session_key =
+            |direction| SessionKey::derive(&key, &client_nonce, &server_nonce, &device, direction);
         writer.set_sealer(Some(Sealer::new(session_key(Direction::ServerToClient))));
         let opener = Opener::new(session_key(Direction::ClientToServer));
         writer.flush().await.map_err(|_| Refusal::LinkLost)?;

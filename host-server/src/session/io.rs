@@ -278,7 +278,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Queues one frame; it goes out with the next [`FrameWriter::flush`].
     pub fn push(&mut self, id: RequestId, message: ServerMessage<'_>) -> Result<(), CodecError> {
         let frame = ServerFrame { id, message };
-        let trailer = if self.sealer.is_some() { TRAILER_LEN } else { 0 };
+        let trailer = if self.sealer.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
         let message_limit = self.limit.saturating_sub(trailer);
         if self.scratch.len() < 1024.min(message_limit) {
             self.scratch.resize(1024.min(message_limit), 0);

@@ -203,11 +203,21 @@ pub fn frame_open(data: &[u8]) {
     let [lost, damage, rest @ ..] = data else {
         return;
     };
-    let key = || SessionKey::derive(b"fuzz-key", &[1; 16], &[2; 16], "fz-1", Direction::ClientToServer);
+    let key = || {
+        SessionKey::derive(
+            b"fuzz-key",
+            &[1; 16],
+            &[2; 16],
+            "fz-1",
+            Direction::ClientToServer,
+        )
+    };
     let seal = |sealer: &mut Sealer, payload: &[u8]| {
         let mut frame = payload.to_vec();
         frame.resize(payload.len() + TRAILER_LEN, 0);
-        let len = sealer.seal(&mut frame, payload.len()).expect("the trailer fits");
+        let len = sealer
+            .seal(&mut frame, payload.len())
+            .expect("the trailer fits");
         frame.truncate(len);
         frame
     };
@@ -232,6 +242,10 @@ pub fn frame_open(data: &[u8]) {
     damaged[at] ^= 0x01;
     let mut opener = Opener::new(key());
     assert!(opener.open(&damaged).is_err(), "a damaged frame opened");
-    assert_eq!(opener.open(&frame).ok(), Some(rest), "a sealed frame did not open");
+    assert_eq!(
+        opener.open(&frame).ok(),
+        Some(rest),
+        "a sealed frame did not open"
+    );
     assert!(opener.open(&frame).is_err(), "a replayed frame opened");
 }

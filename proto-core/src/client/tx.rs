@@ -200,7 +200,11 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
     /// the trailer when sealing), and the payload's headroom.
     fn region(&mut self) -> (&mut [u8], usize, usize) {
         let framing = self.framing;
-        let trailer = if self.sealer.is_some() { TRAILER_LEN } else { 0 };
+        let trailer = if self.sealer.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
         let region = &mut self.buf.as_mut()[self.len..];
         let payload = max_payload(framing, region.len()).min(self.payload_limit);
         let limit = payload.saturating_sub(trailer);

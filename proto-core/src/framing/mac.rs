@@ -232,8 +232,12 @@ mod tests {
         let frame = sealed(&mut sealer, b"ping");
         let (_, mut other_direction) = pair(Direction::ServerToClient);
         assert_eq!(other_direction.open(&frame), Err(FrameError::Unauthentic));
-        let other = SessionKey::derive(b"kez", &[1; 16], &[2; 16], "dev", Direction::ClientToServer);
-        assert_eq!(Opener::new(other).open(&frame), Err(FrameError::Unauthentic));
+        let other =
+            SessionKey::derive(b"kez", &[1; 16], &[2; 16], "dev", Direction::ClientToServer);
+        assert_eq!(
+            Opener::new(other).open(&frame),
+            Err(FrameError::Unauthentic)
+        );
     }
 
     #[test]

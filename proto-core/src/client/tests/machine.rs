@@ -107,7 +107,7 @@ impl<'s, 'a> Scripted<'s, 'a> {
     /// Feeds wire bytes and returns every event they caused.
     fn feed_wire(&mut self, wire: &[u8]) -> Vec<Seen> {
         let mut events = Vec::new();
-        let mut rest = &wire[..];
+        let mut rest = wire;
         loop {
             let received = self.client.receive(self.now, rest);
             rest = &rest[received.consumed..];
@@ -489,7 +489,10 @@ fn forged_or_replayed_server_frames_are_dropped_and_the_download_gets_only_real_
     };
     // A reply with the forged content's hash, from someone without the keys: dropped.
     let forged_ready = ready(ContentHasher::digest(forged));
-    assert_eq!(s.feed_forged(id, forged_ready), std::vec![Seen::FrameDropped]);
+    assert_eq!(
+        s.feed_forged(id, forged_ready),
+        std::vec![Seen::FrameDropped]
+    );
     // The server's own reply is taken once; the same bytes again are a replay.
     let genuine = s.wire(id, ready(ContentHasher::digest(real)));
     assert_eq!(
@@ -502,7 +505,10 @@ fn forged_or_replayed_server_frames_are_dropped_and_the_download_gets_only_real_
         offset: 0,
         data,
     };
-    assert_eq!(s.feed_forged(id, data(forged)), std::vec![Seen::FrameDropped]);
+    assert_eq!(
+        s.feed_forged(id, data(forged)),
+        std::vec![Seen::FrameDropped]
+    );
     let mut events = s.feed(id, data(real));
     s.sent();
     events.extend(s.feed_wire(&[]));
