@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh 600 round_trip           ten minutes of one target
 #
 # Targets: serial_accumulator, length_accumulator, client_frame_decode,
-# server_frame_decode, name_validate, round_trip (proto-core alone), and session, manifest
+# server_frame_decode, name_validate, round_trip, frame_open (proto-core alone), and session, manifest
 # (host-server as a library: raw bytes into a session; manifest/upload/repair sequences from
 # two devices) — `cargo +nightly fuzz list` in proto-core/.
 #

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use proto_core::auth::{server_tag, ContentHasher};
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use proto_core::framing::{Accumulator, Feed, Framing};
 use proto_core::message::{
     ClientFrame, ClientMessage, ServerFrame, ServerMessage, PROTOCOL_VERSION,
@@ -51,12 +52,15 @@ fn record(id: u64, name: &str, kind: FileKind) -> Record<'_> {
     }
 }
 
-fn send(stream: &mut TcpStream, id: u16, message: ServerMessage<'_>) {
+fn send(stream: &mut TcpStream, sealer: &mut Option<Sealer>, id: u16, message: ServerMessage<'_>) {
     let mut payload = vec![0u8; MAX_FRAME as usize];
-    let len = ServerFrame { id, message }
+    let mut len = ServerFrame { id, message }
         .encode(&mut payload)
         .expect("the fake server's frame fits")
         .len();
+    if let Some(sealer) = sealer {
+        len = sealer.seal(&mut payload, len).expect("the trailer fits");
+    }
     let mut wire = vec![0u8; Framing::Length.max_wire_len(len)];
     let n = Framing::Length.encode(&payload[..len], &mut wire).unwrap();
     stream.write_all(&wire[..n]).unwrap();
@@ -68,6 +72,9 @@ fn serve_one(mut stream: TcpStream) {
     let mut acc = Accumulator::new(Framing::Length, vec![0u8; MAX_FRAME as usize]);
     let mut client_nonce = [0u8; 16];
     let mut device = String::new();
+    // A correct session: frames after Welcome are sealed, the client's are checked.
+    let mut sealer: Option<Sealer> = None;
+    let mut opener: Option<Opener> = None;
     let mut buf = [0u8; 4096];
     loop {
         let n = match stream.read(&mut buf) {
@@ -80,6 +87,13 @@ fn serve_one(mut stream: TcpStream) {
             match acc.feed(input) {
                 Feed::Consumed => break,
                 Feed::Frame { payload, remaining } => {
+                    let opened = match &mut opener {
+                        Some(opener) => opener.open(payload),
+                        None => Ok(payload),
+                    };
+                    let Ok(payload) = opened else {
+                        return;
+                    };
                     frames.push(payload.to_vec());
                     input = remaining;
                 }
@@ -104,7 +118,7 @@ fn serve_one(mut stream: TcpStream) {
                         max_frame: MAX_FRAME,
                         nonce: SERVER_NONCE,
                     };
-                    send(&mut stream, id, challenge);
+                    send(&mut stream, &mut sealer, id, challenge);
                 }
                 ClientMessage::Authenticate { .. } => {
                     let mac = server_tag(&KEY, &SERVER_NONCE, &client_nonce, &device);
@@ -114,28 +128,30 @@ fn serve_one(mut stream: TcpStream) {
                         max_frame: MAX_FRAME,
                         mac,
                     };
-                    send(&mut stream, id, welcome);
+                    send(&mut stream, &mut sealer, id, welcome);
+                    let key = |direction| {
+                        SessionKey::derive(&KEY, &client_nonce, &SERVER_NONCE, &device, direction)
+                    };
+                    sealer = Some(Sealer::new(key(Direction::ServerToClient)));
+                    opener = Some(Opener::new(key(Direction::ClientToServer)));
                 }
                 ClientMessage::List { .. } => {
                     for (i, (name, kind)) in HOSTILE.iter().enumerate() {
                         let item = ServerMessage::RecordItem(record(i as u64 + 1, name, *kind));
-                        send(&mut stream, id, item);
+                        send(&mut stream, &mut sealer, id, item);
                     }
                     let count = HOSTILE.len() as u32;
-                    send(
-                        &mut stream,
-                        id,
-                        ServerMessage::ListEnd { revision: 9, count },
-                    );
+                    let end = ServerMessage::ListEnd { revision: 9, count };
+                    send(&mut stream, &mut sealer, id, end);
                 }
                 ClientMessage::DownloadOpen { .. } => {
                     let error = ServerMessage::Error {
                         code: proto_core::ErrorCode::NotFound,
                         message: "the fake server holds no bytes",
                     };
-                    send(&mut stream, id, error);
+                    send(&mut stream, &mut sealer, id, error);
                 }
-                _ => send(&mut stream, id, ServerMessage::Ok),
+                _ => send(&mut stream, &mut sealer, id, ServerMessage::Ok),
             }
         }
     }

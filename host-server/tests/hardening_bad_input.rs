@@ -203,7 +203,8 @@ fn unknown_messages_and_protocol_versions_get_clear_errors() {
         (vec![0x23, 0x16, 0x00], 0x23), // Ping (tag 22) followed by a stray byte
         (vec![0xff, 0xff, 0xff, 0xff], 0),
     ] {
-        d1.send_raw(&tcp_frame(&payload));
+        let sealed = d1.seal(&payload);
+        d1.send_raw(&tcp_frame(&sealed));
         let (got, code, _) = next_error(&mut d1);
         assert_eq!((got, code), (id, ErrorCode::BadMessage), "{payload:02x?}");
     }
@@ -222,7 +223,8 @@ fn invalid_utf8_in_a_name_is_refused_and_the_session_goes_on() {
     // UploadOpen (tag 5) whose name is the two bytes ff fe.
     let mut payload = vec![0x31, 0x05, 0x02, 0xff, 0xfe, 0x00, 0x01];
     payload.extend_from_slice(&[0u8; 32]);
-    d1.send_raw(&tcp_frame(&payload));
+    let sealed = d1.seal(&payload);
+    d1.send_raw(&tcp_frame(&sealed));
     let (id, code, message) = next_error(&mut d1);
     assert_eq!((id, code), (0x31, ErrorCode::BadMessage), "{message}");
     // A device name that is not UTF-8, before the handshake: refused, closed.

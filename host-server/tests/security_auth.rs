@@ -154,6 +154,7 @@ fn wrong_keys_unknown_devices_and_replayed_handshakes_are_refused() {
         server_tag(&key, &challenge, &nonce, "d1"),
         "the server proves it holds the key too"
     );
+    real.start_sealing(&key, "d1", &nonce, &challenge);
 
     // The same bytes again on a new connection: the server's nonce is new, the MAC is stale.
     let mut replay = Client::tcp_raw(&server.addr);
@@ -361,4 +362,143 @@ fn only_the_owner_deletes_or_asks_for_a_retry_unless_the_server_allows_it() {
     let id = d2.request(ClientMessage::Delete { name: "mine.txt" });
     d2.expect_ok(id);
     assert!(d2.record("mine.txt").is_none());
+}
+
+/// A frame as someone on the path builds it without the session keys: the right framing and
+/// a well-formed message, followed by a made-up 9-byte trailer.
+fn forged_frame(framing: Framing, id: u16, message: ClientMessage<'_>) -> Vec<u8> {
+    let mut payload = vec![0u8; 2048];
+    let len = proto_core::ClientFrame { id, message }
+        .encode(&mut payload)
+        .unwrap()
+        .len();
+    let forged = len + proto_core::framing::mac::TRAILER_LEN;
+    payload[len..forged].copy_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let mut wire = vec![0u8; framing.max_wire_len(forged)];
+    let n = framing.encode(&payload[..forged], &mut wire).unwrap();
+    wire.truncate(n);
+    wire
+}
+
+/// Whether any frame a client kept answers request `id`.
+fn answered(client: &Client, id: u16) -> bool {
+    client
+        .skipped
+        .iter()
+        .any(|payload| proto_core::ServerFrame::decode(payload).is_ok_and(|f| f.id == id))
+}
+
+/// How many `Pong`s answer request `id` among the frames a client kept.
+fn pongs(client: &Client, id: u16) -> usize {
+    client
+        .skipped
+        .iter()
+        .filter(|payload| {
+            proto_core::ServerFrame::decode(payload)
+                .is_ok_and(|f| f.id == id && f.message == ServerMessage::Pong)
+        })
+        .count()
+}
+
+#[test]
+fn forged_replayed_or_reordered_frames_end_a_tcp_session_and_change_nothing() {
+    let server = Server::start(&[]);
+    let key = server.add_device("d1");
+    let mut owner = server.connect("d1", &key);
+    let kept = owner.upload("kept.txt", b"the owner's bytes");
+    assert_eq!(kept.state, UploadState::Uploaded);
+
+    // A forged Delete, framed right but without the session key: the session ends unanswered.
+    let mut victim = server.connect("d1", &key);
+    let id = 40;
+    victim.send_raw(&forged_frame(
+        Framing::Length,
+        id,
+        ClientMessage::Delete { name: "kept.txt" },
+    ));
+    victim.expect_closed();
+    assert!(!answered(&victim, id), "the forged Delete was answered");
+
+    // A message without any trailer (what version 2 sent after Welcome) is refused alike.
+    let mut unsealed = server.connect("d1", &key);
+    let mut payload = vec![0u8; 64];
+    let len = proto_core::ClientFrame {
+        id: 41,
+        message: ClientMessage::Delete { name: "kept.txt" },
+    }
+    .encode(&mut payload)
+    .unwrap()
+    .len();
+    let mut wire = vec![0u8; Framing::Length.max_wire_len(len)];
+    let n = Framing::Length.encode(&payload[..len], &mut wire).unwrap();
+    unsealed.send_raw(&wire[..n]);
+    unsealed.expect_closed();
+
+    // A genuine Ping is answered once; the same bytes again (a replay) end the session.
+    let mut replayed = server.connect("d1", &key);
+    let ping = replayed.wire(50, ClientMessage::Ping);
+    replayed.send_raw(&ping);
+    replayed
+        .reply(50, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
+    replayed.send_raw(&ping);
+    replayed.expect_closed();
+    assert_eq!(pongs(&replayed, 50), 0, "the replayed Ping was answered");
+
+    // Two genuine frames swapped on the path: the later one is served, the earlier refused.
+    let mut reordered = server.connect("d1", &key);
+    let first = reordered.wire(60, ClientMessage::Ping);
+    let second = reordered.wire(61, ClientMessage::Ping);
+    reordered.send_raw(&second);
+    reordered.send_raw(&first);
+    reordered.expect_closed();
+    assert_eq!(
+        pongs(&reordered, 61),
+        1,
+        "the frame that came first is served"
+    );
+    assert_eq!(
+        pongs(&reordered, 60),
+        0,
+        "the older frame was served after a newer one"
+    );
+
+    let record = owner.record("kept.txt").expect("the record is still there");
+    assert_eq!(record.state, UploadState::Uploaded);
+    assert_eq!(record.hash, kept.hash);
+}
+
+#[test]
+fn a_forged_frame_on_a_serial_line_is_dropped_and_the_session_goes_on() {
+    let (master, path, _slave) = pty();
+    let server = Server::start(&["--serial", &path]);
+    let key = server.add_device("board");
+    let mut board = Client::raw(Box::new(master), Framing::Serial);
+    board.handshake("board", &key).unwrap();
+    let kept = board.upload("kept.txt", b"the board's bytes");
+
+    board.send_raw(&forged_frame(
+        Framing::Serial,
+        70,
+        ClientMessage::Delete { name: "kept.txt" },
+    ));
+    // Frames lost on the line (sealed, never sent) do not stop the next one from verifying.
+    for lost in 0..5 {
+        board.wire(80 + lost, ClientMessage::Ping);
+    }
+    let ping = board.wire(90, ClientMessage::Ping);
+    board.send_raw(&ping);
+    board
+        .reply(90, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
+    board.send_raw(&ping); // a replay: dropped too
+    let id = board.request(ClientMessage::Ping);
+    board
+        .reply(id, |m| (*m == ServerMessage::Pong).then_some(()))
+        .unwrap();
+    assert_eq!(pongs(&board, 90), 0, "the replayed Ping was answered");
+    assert!(!answered(&board, 70), "the forged Delete was answered");
+    let record = board.record("kept.txt").expect("the record is still there");
+    assert_eq!(record.state, UploadState::Uploaded);
+    assert_eq!(record.hash, kept.hash);
 }

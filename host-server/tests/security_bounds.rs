@@ -147,7 +147,7 @@ fn a_logged_in_session_that_stops_reading_is_closed_after_the_idle_timeout() {
     client.handshake("reader", &key).unwrap();
     let lists: Vec<u8> = (1..=32)
         .flat_map(|id| {
-            wire(
+            client.wire(
                 id,
                 ClientMessage::List {
                     since: 0,
@@ -175,7 +175,7 @@ fn empty_chunks_are_refused_with_a_clear_error_and_the_upload_still_completes() 
     let (upload, _, window) = opened.expect("ready");
     let flood: Vec<u8> = (0..2000u64)
         .flat_map(|n| {
-            wire(
+            client.wire(
                 (n % 60_000 + 1000) as u16,
                 ClientMessage::UploadChunk {
                     upload,
@@ -241,7 +241,7 @@ fn a_flood_of_one_byte_chunks_out_of_order_keeps_the_server_memory_bounded() {
     for upload in uploads {
         let flood: Vec<u8> = (0..CHUNKS)
             .flat_map(|n| {
-                wire(
+                client.wire(
                     1,
                     ClientMessage::UploadChunk {
                         upload,

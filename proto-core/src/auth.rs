@@ -1,15 +1,13 @@
 //! HMAC-SHA256 handshake tags and the SHA-256 content hasher.
 
-use hmac::{Hmac, Mac as _};
 use sha2::{Digest, Sha256};
 
+use crate::framing::mac::hmac_sha256;
 use crate::message::{Mac, Nonce};
 use crate::model::ContentHash;
 
 const CLIENT_CONTEXT: &[u8] = b"statesync-auth-v1";
 const SERVER_CONTEXT: &[u8] = b"statesync-server-v1";
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of a device key, as `host-server device add` makes them (64 hex digits).
 ///
@@ -18,16 +16,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const DEVICE_KEY_LEN: usize = 32;
 
 fn tag(key: &[u8], context: &[u8], first: &Nonce, second: &Nonce, device: &str) -> Mac {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(context);
-    mac.update(first);
-    mac.update(second);
-    mac.update(device.as_bytes());
-    mac.finalize().into_bytes().into()
+    hmac_sha256(key, &[context, first, second, device.as_bytes()])
 }
 
 /// The tag a client sends to prove it holds `key`.

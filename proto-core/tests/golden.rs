@@ -7,6 +7,8 @@
 //!   with at least its `payload` and `serial` layers, and every block must belong
 //!   to an example. The payload must equal the encoder's output and decode back;
 //!   the frames must equal what the framing produces and reassemble to the payload.
+//!   The examples of [`sealed`] (frames after `Welcome`) also have a `sealed` layer,
+//!   the payload with its authentication trailer, and their frames carry that.
 //! * Wire tables: a table right after `<!-- wire: TYPE -->` lists an enum's
 //!   variants (tag, name, fields) or a struct's fields, in wire order.
 //! * The chunk overhead table after `<!-- wire: chunk-overhead -->`.
@@ -19,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proto_core::auth::{client_tag, server_tag, ContentHasher};
 use proto_core::error::ErrorCode;
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use proto_core::framing::{Accumulator, Feed, Framing};
 use proto_core::message::{
     ByteRange, ClientFrame, ClientMessage, ServerFrame, ServerMessage, EVENT_ID, PROTOCOL_VERSION,
@@ -72,12 +75,57 @@ impl Frame {
         out
     }
 
+    /// The frame's payload on the wire: sealed for the examples of [`sealed`].
+    fn wire_payload(&self, name: &str) -> Vec<u8> {
+        let payload = self.encode();
+        match sealed(name) {
+            Some(sequence) => seal(self.direction(), sequence, &payload),
+            None => payload,
+        }
+    }
+
+    fn direction(&self) -> Direction {
+        match self {
+            Frame::Client(_) => Direction::ClientToServer,
+            Frame::Server(_) => Direction::ServerToClient,
+        }
+    }
+
     fn decodes_from(&self, bytes: &[u8]) -> bool {
         match self {
             Frame::Client(frame) => ClientFrame::decode(bytes) == Ok(*frame),
             Frame::Server(frame) => ServerFrame::decode(bytes) == Ok(*frame),
         }
     }
+}
+
+/// The examples sent after `Welcome` whose trailer the document shows, with their
+/// sequence numbers.
+fn sealed(name: &str) -> Option<u64> {
+    match name {
+        "ping" => Some(0),
+        "pong" => Some(2),
+        _ => None,
+    }
+}
+
+/// The example session's key for one direction.
+fn session_key(direction: Direction) -> SessionKey {
+    SessionKey::derive(KEY, &CLIENT_NONCE, &SERVER_NONCE, DEVICE, direction)
+}
+
+/// `payload ‖ trailer` as the sender seals it as frame `sequence` of its direction.
+fn seal(direction: Direction, sequence: u64, payload: &[u8]) -> Vec<u8> {
+    let mut sealer = Sealer::new(session_key(direction));
+    let mut out = vec![0u8; payload.len() + 9];
+    for _ in 0..=sequence {
+        out[..payload.len()].copy_from_slice(payload);
+        let len = sealer
+            .seal(&mut out, payload.len())
+            .expect("room for the trailer");
+        out.truncate(len);
+    }
+    out
 }
 
 /// The examples' content hash: SHA-256 of `abc` (FIPS 180-2's test vector) stands in for the file's.
@@ -245,6 +293,8 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                 },
             ),
         ),
+        ("ping", client(3, C::Ping)),
+        ("pong", server(3, S::Pong)),
         (
             "error",
             server(
@@ -378,7 +428,7 @@ fn every_golden_example_is_in_the_document_and_every_block_is_an_example() {
             block.name
         );
         assert!(
-            ["payload", "serial", "tcp"].contains(&block.layer.as_str()),
+            ["payload", "sealed", "serial", "tcp"].contains(&block.layer.as_str()),
             "PROTOCOL.md:{}: unknown layer `{}`",
             block.line,
             block.layer
@@ -386,10 +436,13 @@ fn every_golden_example_is_in_the_document_and_every_block_is_an_example() {
     }
     for (name, frame) in &examples {
         let payload = frame.encode();
-        for layer in ["payload", "serial"] {
+        let wire_payload = frame.wire_payload(name);
+        let sealed_layer = sealed(name).map(|_| "sealed");
+        for layer in ["payload", "serial"].into_iter().chain(sealed_layer) {
             let bytes = match layer {
                 "payload" => payload.clone(),
-                _ => framed(Framing::Serial, &payload),
+                "sealed" => wire_payload.clone(),
+                _ => framed(Framing::Serial, &wire_payload),
             };
             assert!(
                 layers.contains(&(name, layer)),
@@ -433,9 +486,13 @@ fn golden_payloads_are_what_the_encoder_writes_and_decode_back() {
 fn golden_wire_frames_are_what_the_framings_write_and_reassemble() {
     let examples = examples();
     let mut checked = 0;
-    for block in hex_blocks(DOC).iter().filter(|b| b.layer != "payload") {
+    let layers = ["serial", "tcp"];
+    for block in hex_blocks(DOC)
+        .iter()
+        .filter(|b| layers.contains(&b.layer.as_str()))
+    {
         let frame = examples[block.name.as_str()];
-        let payload = frame.encode();
+        let payload = frame.wire_payload(&block.name);
         let framing = if block.layer == "serial" {
             Framing::Serial
         } else {
@@ -450,7 +507,10 @@ fn golden_wire_frames_are_what_the_framings_write_and_reassemble() {
             block.name,
             should_read(&block.name, &block.layer, &wire)
         );
-        let reassembled = reassemble(framing, &block.bytes);
+        let mut reassembled = reassemble(framing, &block.bytes);
+        if let Some(sequence) = sealed(&block.name) {
+            reassembled = open(frame.direction(), sequence, &reassembled);
+        }
         assert!(
             frame.decodes_from(&reassembled),
             "`{}` does not decode back",
@@ -459,6 +519,44 @@ fn golden_wire_frames_are_what_the_framings_write_and_reassemble() {
         checked += 1;
     }
     assert!(checked >= examples.len() + 2);
+}
+
+/// Opens a frame sealed as `sequence` of its direction, as a receiver expecting it would.
+fn open(direction: Direction, sequence: u64, sealed: &[u8]) -> Vec<u8> {
+    let mut opener = Opener::new(session_key(direction));
+    let payload = opener.open(sealed).expect("the example opens").to_vec();
+    assert_eq!(opener.expected(), sequence + 1);
+    payload
+}
+
+#[test]
+fn sealed_examples_are_the_payload_and_its_trailer_and_open_back() {
+    let examples = examples();
+    let blocks = hex_blocks(DOC);
+    let mut checked = 0;
+    for block in blocks.iter().filter(|b| b.layer == "sealed") {
+        let frame = examples[block.name.as_str()];
+        let sequence = sealed(&block.name).expect("a sealed example");
+        let sealed = frame.wire_payload(&block.name);
+        assert!(
+            block.bytes == sealed,
+            "PROTOCOL.md:{}: sealed payload of `{}` is out of date; {}",
+            block.line,
+            block.name,
+            should_read(&block.name, "sealed", &sealed)
+        );
+        assert!(frame.decodes_from(&open(frame.direction(), sequence, &block.bytes)));
+        let mut forged = block.bytes.clone();
+        forged[0] ^= 1;
+        assert!(
+            Opener::new(session_key(frame.direction()))
+                .open(&forged)
+                .is_err(),
+            "a changed byte must fail"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "the ping and pong examples");
 }
 
 #[test]

@@ -22,7 +22,8 @@ const MAX_FRAME: usize = 64 * 1024;
 pub struct FilterLog {
     /// Server frames dropped on purpose.
     pub dropped: AtomicU64,
-    /// Payloads of every whole device → server frame, in order.
+    /// Messages of every whole device → server frame, in order (without the
+    /// authentication trailer frames carry after `Welcome`).
     pub sent_by_device: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -53,7 +54,11 @@ pub fn spawn(
                 }
                 let frame = std::mem::take(&mut pending);
                 let lose = payload_of(&frame)
-                    .and_then(|payload| ServerFrame::decode(&payload).ok().map(|f| drop(&f)))
+                    .and_then(|payload| {
+                        let decodes = |p: &[u8]| ServerFrame::decode(p).is_ok();
+                        let message = message_of(&payload, decodes);
+                        ServerFrame::decode(message).ok().map(|f| drop(&f))
+                    })
                     .unwrap_or(false);
                 if lose {
                     down_log.dropped.fetch_add(1, Ordering::SeqCst);
@@ -80,8 +85,10 @@ pub fn spawn(
                 if byte == 0 || pending.len() >= MAX_FRAME {
                     let frame = std::mem::take(&mut pending);
                     if let Some(payload) = payload_of(&frame) {
+                        let decodes = |p: &[u8]| proto_core::ClientFrame::decode(p).is_ok();
+                        let message = message_of(&payload, decodes).to_vec();
                         if let Ok(mut sent) = up_log.sent_by_device.lock() {
-                            sent.push(payload);
+                            sent.push(message);
                         }
                     }
                 }
@@ -93,6 +100,16 @@ pub fn spawn(
 
 /// The payload of one whole serial frame (its bytes up to and including the
 /// delimiter), if it is intact.
+/// The message of a payload seen on the line: the payload itself before `Welcome`, the
+/// payload without its authentication trailer after (an observer has no keys to check it).
+pub fn message_of(payload: &[u8], decodes: impl Fn(&[u8]) -> bool) -> &[u8] {
+    if decodes(payload) {
+        return payload;
+    }
+    let trailer = proto_core::framing::mac::TRAILER_LEN;
+    &payload[..payload.len().saturating_sub(trailer)]
+}
+
 fn payload_of(frame: &[u8]) -> Option<Vec<u8>> {
     let mut accumulator = SerialAccumulator::new(vec![0u8; MAX_FRAME + 16]);
     match accumulator.feed(frame) {

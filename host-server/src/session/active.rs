@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto_core::framing::mac::Opener;
 use proto_core::message::{RequestId, TransferId, EVENT_ID};
 use proto_core::{ClientFrame, ClientMessage, ErrorCode, ListFilter, ServerMessage};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,6 +37,8 @@ const NOTIFICATION_PAGE: u32 = 256;
 pub struct SessionStats {
     /// Requests handled.
     pub requests: u64,
+    /// Frames dropped because they failed authentication (serial lines).
+    pub unauthentic: u64,
 }
 
 /// A manifest being received.
@@ -80,6 +83,8 @@ pub(super) struct Session<'w, W> {
     _slot: DeviceSlot,
     /// Queued notifications this session has sent (each goes out once per session).
     notified: HashSet<u64>,
+    /// Checks the device's frames (the writer seals ours).
+    opener: Opener,
 }
 
 impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
@@ -114,6 +119,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             progress_due: None,
             _slot: identity.slot,
             notified: HashSet::new(),
+            opener: identity.opener,
         }
     }
 
@@ -229,6 +235,30 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         loop {
             while let Some(frame) = reader.next_frame() {
                 self.idle_deadline = Instant::now() + self.service.limits.idle_timeout;
+                let frame = match frame {
+                    Frame::Payload([]) => continue,
+                    Frame::Payload(sealed) => match self.opener.open(sealed) {
+                        Ok(payload) => Frame::Payload(payload),
+                        Err(error) => {
+                            // A new handshake's `Hello` is not sealed (the device rebooted).
+                            if let Ok(ClientFrame {
+                                message: ClientMessage::Hello { .. },
+                                ..
+                            }) = ClientFrame::decode(sealed)
+                            {
+                                return Some(SessionEnd::Restart(sealed.to_vec()));
+                            }
+                            tracing::warn!(session = self.id, %error, "dropped a frame");
+                            self.stats.unauthentic += 1;
+                            // TCP loses nothing: a frame that fails is forged or replayed.
+                            if framing == proto_core::framing::Framing::Length {
+                                return Some(SessionEnd::Unauthentic);
+                            }
+                            continue;
+                        }
+                    },
+                    damaged => damaged,
+                };
                 match frame {
                     Frame::Payload([]) => {}
                     Frame::Payload(payload) => match ClientFrame::decode(payload) {

@@ -106,7 +106,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let window = if window == 0 { DEFAULT_WINDOW } else { window }
             .min(self.service.limits.max_download_window);
         let chunk = (self.max_frame as usize)
-            .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8)
+            .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8 + proto_core::framing::mac::TRAILER_LEN)
             .max(1);
         self.downloads.push(Download::new(
             download_id,

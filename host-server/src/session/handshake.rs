@@ -7,6 +7,7 @@
 //! TCP frame above [`MIN_FRAME`] before `Welcome` closes the link at once.
 
 use proto_core::auth::{client_tag, server_tag, tags_equal, ContentHasher};
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LEN};
 use proto_core::framing::{negotiate_max_frame, FrameError, Framing};
 use proto_core::message::{Nonce, MIN_FRAME};
 use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
@@ -33,6 +34,8 @@ pub struct Identity {
     pub key_digest: ContentHash,
     /// One of the device's session slots, held until the session ends.
     pub slot: DeviceSlot,
+    /// Checks the device's frames from now on (the writer seals the server's).
+    pub opener: Opener,
 }
 
 /// Why a handshake did not complete.
@@ -127,6 +130,7 @@ where
 {
     reader.set_limit(MIN_FRAME);
     writer.set_limit(MIN_FRAME);
+    writer.set_sealer(None);
     let deadline = Instant::now() + service.limits.handshake_timeout;
     // A peer that does not read its Challenge cannot keep the link past the deadline.
     writer.set_bound(WriteBound::Until(deadline));
@@ -142,7 +146,13 @@ where
         },
     };
     loop {
-        let Ok(frame) = ClientFrame::decode(&payload) else {
+        // A sealed frame of a session this server does not know (it restarted behind an
+        // open serial line) is read without its trailer, to be answered `NotAuthenticated`.
+        let decoded = ClientFrame::decode(&payload).or_else(|error| {
+            let message = payload.len().checked_sub(TRAILER_LEN).ok_or(error)?;
+            ClientFrame::decode(&payload[..message])
+        });
+        let Ok(frame) = decoded else {
             return Err(refuse(
                 writer,
                 leading_request_id(&payload),
@@ -314,6 +324,10 @@ where
                 mac: server_tag(&key, &server_nonce, &client_nonce, &device),
             },
         );
+        let session_key =
+            |direction| SessionKey::derive(&key, &client_nonce, &server_nonce, &device, direction);
+        writer.set_sealer(Some(Sealer::new(session_key(Direction::ServerToClient))));
+        let opener = Opener::new(session_key(Direction::ClientToServer));
         writer.flush().await.map_err(|_| Refusal::LinkLost)?;
         reader.set_limit(agreed);
         writer.set_limit(agreed);
@@ -324,6 +338,7 @@ where
             max_frame: agreed,
             key_digest: ContentHasher::digest(&key),
             slot,
+            opener,
         });
     }
 }

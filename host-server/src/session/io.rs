@@ -14,6 +14,7 @@ use std::io;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use proto_core::framing::mac::{Sealer, TRAILER_LEN};
 use proto_core::framing::{FrameError, Framing, SerialAccumulator};
 use proto_core::message::{CodecError, RequestId, EVENT_ID, MIN_FRAME};
 use proto_core::{ServerFrame, ServerMessage};
@@ -228,6 +229,8 @@ pub struct FrameWriter<W> {
     bound: WriteBound,
     /// Set once a write ran out of time: the link is given up, nothing more is written.
     stalled: bool,
+    /// Seals every frame after `Welcome`.
+    sealer: Option<Sealer>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
@@ -242,6 +245,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             limit: MIN_FRAME as usize,
             bound,
             stalled: false,
+            sealer: None,
         }
     }
 
@@ -253,6 +257,12 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Sends frames of up to `limit` payload bytes from now on.
     pub fn set_limit(&mut self, limit: u32) {
         self.limit = limit as usize;
+    }
+
+    /// Seals every frame pushed from now on: `Some` right after `Welcome`,
+    /// `None` when a new handshake starts.
+    pub fn set_sealer(&mut self, sealer: Option<Sealer>) {
+        self.sealer = sealer;
     }
 
     /// How frames are delimited on this link.
@@ -268,19 +278,33 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// Queues one frame; it goes out with the next [`FrameWriter::flush`].
     pub fn push(&mut self, id: RequestId, message: ServerMessage<'_>) -> Result<(), CodecError> {
         let frame = ServerFrame { id, message };
-        if self.scratch.len() < 1024.min(self.limit) {
-            self.scratch.resize(1024.min(self.limit), 0);
+        let trailer = if self.sealer.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
+        let message_limit = self.limit.saturating_sub(trailer);
+        if self.scratch.len() < 1024.min(message_limit) {
+            self.scratch.resize(1024.min(message_limit), 0);
         }
-        let len = loop {
-            let room = self.scratch.len();
-            match frame.encode(&mut self.scratch) {
+        let mut len = loop {
+            let room = self.scratch.len().min(message_limit);
+            match frame.encode(&mut self.scratch[..room]) {
                 Ok(bytes) => break bytes.len(),
-                Err(CodecError::BufferFull) if room < self.limit => {
-                    self.scratch.resize(self.limit, 0);
+                Err(CodecError::BufferFull) if room < message_limit => {
+                    self.scratch.resize(message_limit, 0);
                 }
                 Err(e) => return Err(e),
             }
         };
+        if let Some(sealer) = &mut self.sealer {
+            if self.scratch.len() < len + trailer {
+                self.scratch.resize(len + trailer, 0);
+            }
+            len = sealer
+                .seal(&mut self.scratch, len)
+                .map_err(|_| CodecError::BufferFull)?;
+        }
         let start = self.out.len();
         self.out.resize(start + self.framing.max_wire_len(len), 0);
         match self

@@ -45,6 +45,8 @@ pub enum SessionEnd {
     Revoked,
     /// A TCP frame above the negotiated size: the peer does not follow the protocol.
     FrameTooLarge,
+    /// A TCP frame failed authentication: someone on the path forged or replayed it.
+    Unauthentic,
 }
 
 impl SessionEnd {
@@ -58,6 +60,7 @@ impl SessionEnd {
             SessionEnd::Restart(_) => "device restarted the session",
             SessionEnd::Revoked => "device removed or its key changed",
             SessionEnd::FrameTooLarge => "frame larger than negotiated",
+            SessionEnd::Unauthentic => "a frame failed authentication",
         }
     }
 }
@@ -183,6 +186,7 @@ where
         reason = end.label(),
         seconds = started.elapsed().as_secs_f64(),
         requests = stats.requests,
+        unauthentic = stats.unauthentic,
         "session ended"
     );
     end
@@ -199,6 +203,7 @@ impl SessionEnd {
             SessionEnd::Restart(_) => "new hello",
             SessionEnd::Revoked => "device removed or re-keyed",
             SessionEnd::FrameTooLarge => "frame too large",
+            SessionEnd::Unauthentic => "unauthentic frame",
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto_core::auth::{client_tag, ContentHasher};
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use proto_core::framing::{Accumulator, Feed, Framing};
 use proto_core::message::{ByteRange, TransferId};
 use proto_core::model::{BatchSummary, DeviceInfo, HistoryKind};
@@ -425,6 +426,10 @@ pub struct Client {
     pub welcome_revision: u64,
     /// Frames received while waiting for something else (raw payloads).
     pub skipped: Vec<Vec<u8>>,
+    /// Seals our frames after `Welcome`.
+    sealer: Option<Sealer>,
+    /// Checks the server's frames after `Welcome`.
+    opener: Option<Opener>,
 }
 
 impl Client {
@@ -441,6 +446,8 @@ impl Client {
             device: String::new(),
             welcome_revision: 0,
             skipped: Vec::new(),
+            sealer: None,
+            opener: None,
         }
     }
 
@@ -459,6 +466,9 @@ impl Client {
 
     /// Runs the handshake.
     pub fn handshake(&mut self, device: &str, key: &[u8]) -> Result<(), Refused> {
+        // A new handshake is not sealed; the server starts over on its `Hello`.
+        self.sealer = None;
+        self.opener = None;
         let nonce = [42u8; 16];
         let id = self.request(ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -480,10 +490,38 @@ impl Client {
             } => Some((*revision, *max_frame)),
             _ => None,
         })?;
+        self.start_sealing(key, device, &nonce, &server_nonce);
         self.max_frame = max_frame;
         self.device = device.to_string();
         self.welcome_revision = revision;
         Ok(())
+    }
+
+    /// Seals and checks every frame from now on, with the keys of a handshake that just
+    /// ended in `Welcome` (for tests that run the handshake by hand).
+    pub fn start_sealing(
+        &mut self,
+        key: &[u8],
+        device: &str,
+        client_nonce: &[u8; 16],
+        server_nonce: &[u8; 16],
+    ) {
+        let session_key =
+            |direction| SessionKey::derive(key, client_nonce, server_nonce, device, direction);
+        self.sealer = Some(Sealer::new(session_key(Direction::ClientToServer)));
+        self.opener = Some(Opener::new(session_key(Direction::ServerToClient)));
+    }
+
+    /// `payload` with the trailer of the next frame after `Welcome` (the payload as it is
+    /// before), for tests that build payloads by hand.
+    pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut sealed = payload.to_vec();
+        if let Some(sealer) = &mut self.sealer {
+            sealed.resize(payload.len() + proto_core::framing::mac::TRAILER_LEN, 0);
+            let len = sealer.seal(&mut sealed, payload.len()).unwrap();
+            sealed.truncate(len);
+        }
+        sealed
     }
 
     /// Sends a message with a fresh id and returns the id.
@@ -496,14 +534,25 @@ impl Client {
 
     /// Sends a message with the given id.
     pub fn send(&mut self, id: u16, message: ClientMessage<'_>) {
+        let wire = self.wire(id, message);
+        self.link.send(&wire).unwrap();
+    }
+
+    /// The wire bytes of a message with the given id, sealed after `Welcome`
+    /// (each call uses the next sequence number).
+    pub fn wire(&mut self, id: u16, message: ClientMessage<'_>) -> Vec<u8> {
         let mut payload = vec![0u8; (self.max_frame as usize).max(2048) + 64];
-        let len = ClientFrame { id, message }
+        let mut len = ClientFrame { id, message }
             .encode(&mut payload)
             .unwrap()
             .len();
+        if let Some(sealer) = &mut self.sealer {
+            len = sealer.seal(&mut payload, len).unwrap();
+        }
         let mut wire = vec![0u8; self.framing.max_wire_len(len)];
         let n = self.framing.encode(&payload[..len], &mut wire).unwrap();
-        self.link.send(&wire[..n]).unwrap();
+        wire.truncate(n);
+        wire
     }
 
     /// Sends raw bytes.
@@ -526,7 +575,13 @@ impl Client {
                 match self.acc.feed(input) {
                     Feed::Consumed => self.pending_at = self.pending.len(),
                     Feed::Frame { payload, remaining } => {
-                        let payload = payload.to_vec();
+                        let payload = match &mut self.opener {
+                            Some(opener) => opener
+                                .open(payload)
+                                .expect("every frame from the server after Welcome is authentic")
+                                .to_vec(),
+                            None => payload.to_vec(),
+                        };
                         self.pending_at += input.len() - remaining.len();
                         return Some(Some(payload));
                     }

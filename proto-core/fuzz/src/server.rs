@@ -22,6 +22,7 @@ use host_server::service::Service;
 use host_server::session::{serve_link, LinkInfo};
 use host_server::store::{SqliteStore, Store};
 use proto_core::auth::{client_tag, ContentHasher};
+use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use proto_core::framing::{Accumulator, Feed, Framing};
 use proto_core::model::LinkKind;
 use proto_core::{
@@ -149,6 +150,10 @@ struct Peer {
     accumulator: Accumulator<Vec<u8>>,
     pending: Vec<u8>,
     at: usize,
+    /// Seals the harness's frames after `Welcome`.
+    sealer: Option<Sealer>,
+    /// Checks the server's frames after `Welcome`.
+    opener: Option<Opener>,
 }
 
 impl Peer {
@@ -187,16 +192,26 @@ impl Peer {
             accumulator: Accumulator::new(framing, vec![0u8; 1 << 20]),
             pending: Vec::new(),
             at: 0,
+            sealer: None,
+            opener: None,
         };
         (peer, task, shutdown)
     }
 
-    fn frame(framing: Framing, id: u16, message: ClientMessage<'_>) -> Vec<u8> {
+    fn frame(
+        framing: Framing,
+        sealer: Option<&mut Sealer>,
+        id: u16,
+        message: ClientMessage<'_>,
+    ) -> Vec<u8> {
         let mut payload = vec![0u8; 8192];
-        let len = ClientFrame { id, message }
+        let mut len = ClientFrame { id, message }
             .encode(&mut payload)
             .expect("harness frames fit")
             .len();
+        if let Some(sealer) = sealer {
+            len = sealer.seal(&mut payload, len).expect("the trailer fits");
+        }
         let mut wire = vec![0u8; framing.max_wire_len(len)];
         let n = framing
             .encode(&payload[..len], &mut wire)
@@ -206,7 +221,7 @@ impl Peer {
     }
 
     async fn send(&mut self, id: u16, message: ClientMessage<'_>) -> bool {
-        let wire = Peer::frame(self.framing, id, message);
+        let wire = Peer::frame(self.framing, self.sealer.as_mut(), id, message);
         match self.write.as_mut() {
             Some(write) => write.write_all(&wire).await.is_ok(),
             None => false,
@@ -270,6 +285,12 @@ impl Peer {
                     Feed::Consumed => self.at = self.pending.len(),
                     Feed::Frame { payload, remaining } => {
                         self.at += input.len() - remaining.len();
+                        let payload = match &mut self.opener {
+                            Some(opener) => opener
+                                .open(payload)
+                                .expect("the server seals every frame after Welcome"),
+                            None => payload,
+                        };
                         return Some(payload.to_vec());
                     }
                     Feed::Error { error, .. } => {
@@ -319,7 +340,13 @@ impl Peer {
         let Some(payload) = self.next().await else {
             return false;
         };
-        matches!(decode(&payload).message, ServerMessage::Welcome { .. })
+        if !matches!(decode(&payload).message, ServerMessage::Welcome { .. }) {
+            return false;
+        }
+        let key = |direction| SessionKey::derive(KEY, &nonce, &server_nonce, device, direction);
+        self.sealer = Some(Sealer::new(key(Direction::ClientToServer)));
+        self.opener = Some(Opener::new(key(Direction::ServerToClient)));
+        true
     }
 }
 
@@ -332,7 +359,8 @@ fn decode(payload: &[u8]) -> ServerFrame<'_> {
 ///
 /// Input: byte 0 holds flags — bit 0: log in as `fz-1` first (the harness answers the
 /// challenge), bit 1: serial framing (COBS + CRC) instead of the TCP length prefix, bits 2–4:
-/// the write piece size (1 << n bytes). The rest goes to the server as it is.
+/// the write piece size (1 << n bytes). The rest goes to the server as it is (after a
+/// login it is not sealed, so it exercises how the server refuses unauthentic frames).
 /// Checks: nothing panics; the session ends when the input does; every frame the server sends
 /// decodes; before authentication the server sends nothing but `Challenge` and `Error`; the
 /// store and the disk agree afterwards.
@@ -472,13 +500,15 @@ pub fn manifest(data: &[u8]) {
                 peer.login(DEVICES[device]).await,
                 "a registered device logs in"
             );
+            let mut sealer = peer.sealer.take();
             let mut wire = Vec::new();
             let mut id = 3u16;
             let mut entry_index = 0u32;
             let mut pauses = Vec::new();
             while !input.is_empty() {
                 id = id.wrapping_add(1).max(3);
-                let frame = |message| Peer::frame(Framing::Length, id, message);
+                let mut frame =
+                    |message| Peer::frame(Framing::Length, sealer.as_mut(), id, message);
                 match input.byte() % 13 {
                     0 => {
                         let batch = input.name();

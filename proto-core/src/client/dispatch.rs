@@ -11,6 +11,7 @@ use super::store::FileStore;
 use super::{ClientError, Core};
 use crate::auth;
 use crate::error::ErrorCode;
+use crate::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LEN};
 use crate::framing::{negotiate_max_frame, FrameError};
 use crate::message::{
     ByteRange, RequestId, ServerFrame, ServerMessage, TransferId, CHUNK_MESSAGE_OVERHEAD,
@@ -30,9 +31,36 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         }
     }
 
-    /// A whole frame arrived.
-    pub(super) fn on_frame<'p>(&mut self, now: u64, payload: &'p [u8]) -> Option<Event<'p>> {
-        let Ok(frame) = ServerFrame::decode(payload) else {
+    /// A whole frame arrived; `authentic` says whether it passed authentication.
+    ///
+    /// A frame that failed is dropped, except the unsealed `Error
+    /// { NotAuthenticated }` of a server that restarted behind an open serial
+    /// line and no longer knows the session (it has no keys): that one ends
+    /// the session, so the driver says `Hello` again. (One decoder call site
+    /// for both keeps a board's image small.)
+    pub(super) fn on_frame<'p>(
+        &mut self,
+        now: u64,
+        payload: &'p [u8],
+        authentic: Result<(), FrameError>,
+    ) -> Option<Event<'p>> {
+        let decoded = ServerFrame::decode(payload);
+        if let Err(error) = authentic {
+            let forgot = matches!(
+                decoded,
+                Ok(ServerFrame {
+                    message: ServerMessage::Error {
+                        code: ErrorCode::NotAuthenticated,
+                        ..
+                    },
+                    ..
+                })
+            );
+            if !forgot {
+                return self.on_frame_error(error);
+            }
+        }
+        let Ok(frame) = decoded else {
             warning!(
                 "dropped a frame that does not decode ({} bytes)",
                 payload.len()
@@ -93,7 +121,20 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 }
                 self.session.max_frame = max_frame;
                 self.tx.set_payload_limit(max_frame as usize);
-                let ceiling = max_frame.saturating_sub(CHUNK_MESSAGE_OVERHEAD as u32);
+                let key = |direction| {
+                    SessionKey::derive(
+                        self.config.key,
+                        &self.session.client_nonce,
+                        &self.session.server_nonce,
+                        self.config.device,
+                        direction,
+                    )
+                };
+                let sealer = Sealer::new(key(Direction::ClientToServer));
+                self.session.opener = Some(Opener::new(key(Direction::ServerToClient)));
+                self.tx.set_sealer(Some(sealer));
+                let ceiling =
+                    max_frame.saturating_sub((CHUNK_MESSAGE_OVERHEAD + TRAILER_LEN) as u32);
                 self.sizer =
                     ChunkSizer::new(self.config.adaptive_chunks, self.config.min_chunk, ceiling);
                 self.session.last_tx_ms = now;

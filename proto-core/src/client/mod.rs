@@ -219,6 +219,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
         let core = &mut self.core;
         core.now_ms = now;
         core.tx.clear();
+        core.tx.set_sealer(None);
         core.tx.set_payload_limit(MIN_FRAME as usize);
         core.upload = None;
         core.download = None;
@@ -279,7 +280,14 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
             },
             Feed::Frame { payload, remaining } => {
                 let consumed = input.len() - remaining.len();
-                let event = self.core.on_frame(now, payload);
+                let (payload, authentic) = match &mut self.core.session.opener {
+                    Some(opener) => match opener.open(payload) {
+                        Ok(message) => (message, Ok(())),
+                        Err(error) => (payload, Err(error)),
+                    },
+                    None => (payload, Ok(())),
+                };
+                let event = self.core.on_frame(now, payload, authentic);
                 Received { consumed, event }
             }
         }

@@ -5,6 +5,7 @@
 
 use super::fmt::debug;
 use crate::auth::ContentHasher;
+use crate::framing::mac::Opener;
 use crate::message::{Nonce, RequestId, MIN_FRAME};
 
 /// Where the session stands.
@@ -84,6 +85,8 @@ pub(crate) struct Session {
     pub last_rx_ms: u64,
     /// Last time bytes were handed to the driver.
     pub last_tx_ms: u64,
+    /// Checks the server's frames after `Welcome`.
+    pub opener: Option<Opener>,
     next_id: RequestId,
 }
 
@@ -106,6 +109,7 @@ impl Session {
             last_ping_ms: 0,
             last_rx_ms: 0,
             last_tx_ms: 0,
+            opener: None,
             next_id: 1,
         }
     }

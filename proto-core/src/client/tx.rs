@@ -12,6 +12,7 @@ use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
 
 use super::error::ClientError;
 use super::store::{FileId, FileStore};
+use crate::framing::mac::{Sealer, TRAILER_LEN};
 use crate::framing::{cobs, Framing};
 use crate::message::{ClientFrame, ClientMessage, CodecError, RequestId, TransferId};
 
@@ -117,6 +118,8 @@ pub(crate) struct TxQueue<B> {
     handed_out: bool,
     framing: Framing,
     payload_limit: usize,
+    /// Seals every frame after `Welcome`.
+    sealer: Option<Sealer>,
 }
 
 impl<B: AsMut<[u8]>> TxQueue<B> {
@@ -128,6 +131,7 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
             handed_out: false,
             framing,
             payload_limit,
+            sealer: None,
         }
     }
 
@@ -139,6 +143,11 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
     /// Sets the largest payload to send (the negotiated frame size).
     pub fn set_payload_limit(&mut self, limit: usize) {
         self.payload_limit = limit;
+    }
+
+    /// Seals every frame queued from now on (`Some` after `Welcome`, `None` for a new handshake).
+    pub fn set_sealer(&mut self, sealer: Option<Sealer>) {
+        self.sealer = sealer;
     }
 
     /// Forgets bytes handed to the driver (they were written) and anything queued.
@@ -187,12 +196,19 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
         Ok(())
     }
 
-    /// The free region, the largest payload it takes, and the payload's headroom.
+    /// The free region, the largest message it takes (the payload limit less
+    /// the trailer when sealing), and the payload's headroom.
     fn region(&mut self) -> (&mut [u8], usize, usize) {
         let framing = self.framing;
+        let trailer = if self.sealer.is_some() {
+            TRAILER_LEN
+        } else {
+            0
+        };
         let region = &mut self.buf.as_mut()[self.len..];
-        let limit = max_payload(framing, region.len()).min(self.payload_limit);
-        (region, limit, headroom(framing, limit))
+        let payload = max_payload(framing, region.len()).min(self.payload_limit);
+        let limit = payload.saturating_sub(trailer);
+        (region, limit, headroom(framing, limit + trailer))
     }
 
     /// Maps a full region to the right error: the queue is busy, or the message is too large.
@@ -260,6 +276,13 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
     fn commit(&mut self, head: usize, payload_len: usize) {
         let framing = self.framing;
         let region = &mut self.buf.as_mut()[self.len..];
+        let payload_len = match &mut self.sealer {
+            // `region` leaves the trailer room after every message (`region()`).
+            Some(sealer) => sealer
+                .seal(&mut region[head..], payload_len)
+                .unwrap_or(payload_len),
+            None => payload_len,
+        };
         let framed = match framing {
             Framing::Length => {
                 // `payload_len` fits a u32: it is below the negotiated frame size.

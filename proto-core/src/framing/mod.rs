@@ -5,11 +5,15 @@
 //!   the stream resynchronises at the next delimiter.
 //! * [`Framing::Length`] for TCP: a 4-byte little-endian length, then the payload.
 //!
+//! After `Welcome` every payload ends in a trailer that authenticates it
+//! ([`mac`]).
+//!
 //! Both sides announce their largest payload in the handshake; the smaller wins
 //! ([`negotiate_max_frame`]).
 
 pub mod cobs;
 mod length;
+pub mod mac;
 mod serial;
 
 pub use length::LengthAccumulator;
@@ -67,6 +71,9 @@ pub enum FrameError {
     TooShort,
     /// The output buffer is too small to frame this payload.
     BufferFull,
+    /// The frame's authentication trailer did not verify: forged, replayed,
+    /// older than one already accepted, or from another session.
+    Unauthentic,
 }
 
 impl FrameError {
@@ -89,6 +96,10 @@ impl FrameError {
             FrameError::BufferFull => text!(
                 "frame buffer full",
                 "frame does not fit the output buffer; use a smaller payload"
+            ),
+            FrameError::Unauthentic => text!(
+                "frame not authentic",
+                "frame failed authentication (forged, replayed or from another session); it was dropped"
             ),
         }
     }

@@ -206,6 +206,9 @@ impl Tap {
                 Feed::Consumed => return,
                 Feed::Error { remaining, .. } => bytes = remaining,
                 Feed::Frame { payload, remaining } => {
+                    let payload = crate::frame_filter::message_of(payload, |p| {
+                        ClientFrame::decode(p).is_ok()
+                    });
                     if let Ok(frame) = ClientFrame::decode(payload) {
                         let wire = match frame.message {
                             ClientMessage::UploadOpen { name, .. } => {
@@ -255,6 +258,9 @@ impl Tap {
                     bytes = remaining;
                 }
                 Feed::Frame { payload, remaining } => {
+                    let payload = crate::frame_filter::message_of(payload, |p| {
+                        ServerFrame::decode(p).is_ok()
+                    });
                     if let Ok(frame) = ServerFrame::decode(payload) {
                         let name = self.opens.get(&frame.id).cloned();
                         let wire = match (frame.message, name) {

@@ -115,7 +115,7 @@ fn goodput(bit_error_rate: f64, len: usize, seed: u64) -> f64 {
 }
 
 #[test]
-fn serial_upload_keeps_ninety_percent_goodput_at_a_bit_error_rate_of_1e5() {
+fn serial_upload_keeps_eighty_eight_percent_goodput_at_a_bit_error_rate_of_1e5() {
     let clean = goodput(0.0, 50_000, 1);
     assert!(clean > 0.97, "clean line: {clean:.3}");
     let runs: Vec<f64> = (0..3).map(|seed| goodput(1e-5, 150_000, seed)).collect();
@@ -124,5 +124,7 @@ fn serial_upload_keeps_ninety_percent_goodput_at_a_bit_error_rate_of_1e5() {
         "goodput at BER 1e-5 with 1 KiB frames: {:.1} % (runs {runs:.3?})",
         mean * 100.0
     );
-    assert!(mean >= 0.90, "goodput {mean:.3} below 90 %");
+    // 91.3 % before frames were authenticated; the 9-byte trailer (and the
+    // 9 data bytes less per chunk) costs about 1.6 points here.
+    assert!(mean >= 0.88, "goodput {mean:.3} below 88 %");
 }

@@ -3,9 +3,10 @@
 use std::vec::Vec;
 
 use super::{content, seen, test_config, Seen, DEVICE, KEY};
-use crate::auth::{client_tag, server_tag};
+use crate::auth::{client_tag, server_tag, ContentHasher};
 use crate::client::{Client, ClientError, Event, FileId, LinkState, RamFile, RamStore};
 use crate::error::ErrorCode;
+use crate::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use crate::framing::{Accumulator, Feed, Framing};
 use crate::message::{
     ByteRange, ClientFrame, ClientMessage, RequestId, ServerFrame, ServerMessage, EVENT_ID,
@@ -21,6 +22,10 @@ struct Scripted<'s, 'a> {
     framing: Framing,
     now: u64,
     from_client: Accumulator<Vec<u8>>,
+    /// Seals the server's frames after `Welcome`.
+    sealer: Option<Sealer>,
+    /// Checks the client's frames after `Welcome`.
+    opener: Option<Opener>,
 }
 
 impl<'s, 'a> Scripted<'s, 'a> {
@@ -33,6 +38,8 @@ impl<'s, 'a> Scripted<'s, 'a> {
             framing,
             now: 10,
             from_client: Accumulator::new(framing, std::vec![0; 70_000]),
+            sealer: None,
+            opener: None,
         }
     }
 
@@ -48,6 +55,10 @@ impl<'s, 'a> Scripted<'s, 'a> {
             match self.from_client.feed(rest) {
                 Feed::Consumed => break,
                 Feed::Frame { payload, remaining } => {
+                    let payload = match &mut self.opener {
+                        Some(opener) => opener.open(payload).expect("the client seals its frames"),
+                        None => payload,
+                    };
                     frames.push(payload.to_vec());
                     rest = remaining;
                 }
@@ -57,12 +68,15 @@ impl<'s, 'a> Scripted<'s, 'a> {
         frames
     }
 
-    fn wire(&self, id: RequestId, message: ServerMessage<'_>) -> Vec<u8> {
+    fn wire(&mut self, id: RequestId, message: ServerMessage<'_>) -> Vec<u8> {
         let mut payload = std::vec![0u8; 70_000];
-        let n = ServerFrame { id, message }
+        let mut n = ServerFrame { id, message }
             .encode(&mut payload)
             .unwrap()
             .len();
+        if let Some(sealer) = &mut self.sealer {
+            n = sealer.seal(&mut payload, n).unwrap();
+        }
         let mut wire = std::vec![0u8; self.framing.max_wire_len(n)];
         let n = self.framing.encode(&payload[..n], &mut wire).unwrap();
         wire.truncate(n);
@@ -72,8 +86,28 @@ impl<'s, 'a> Scripted<'s, 'a> {
     /// Feeds one server frame and returns every event it caused.
     fn feed(&mut self, id: RequestId, message: ServerMessage<'_>) -> Vec<Seen> {
         let wire = self.wire(id, message);
+        self.feed_wire(&wire)
+    }
+
+    /// Feeds a frame as an attacker without the session keys builds it: right framing,
+    /// a trailer of zeros; returns every event it caused.
+    fn feed_forged(&mut self, id: RequestId, message: ServerMessage<'_>) -> Vec<Seen> {
+        let mut payload = std::vec![0u8; 70_000];
+        let n = ServerFrame { id, message }
+            .encode(&mut payload)
+            .unwrap()
+            .len();
+        let forged = n + crate::framing::mac::TRAILER_LEN;
+        payload[n..forged].fill(0);
+        let mut wire = std::vec![0u8; self.framing.max_wire_len(forged)];
+        let n = self.framing.encode(&payload[..forged], &mut wire).unwrap();
+        self.feed_wire(&wire[..n])
+    }
+
+    /// Feeds wire bytes and returns every event they caused.
+    fn feed_wire(&mut self, wire: &[u8]) -> Vec<Seen> {
         let mut events = Vec::new();
-        let mut rest = &wire[..];
+        let mut rest = wire;
         loop {
             let received = self.client.receive(self.now, rest);
             rest = &rest[received.consumed..];
@@ -114,6 +148,9 @@ impl<'s, 'a> Scripted<'s, 'a> {
             },
         );
         assert_eq!(events, std::vec![Seen::Connected { max_frame }]);
+        let key = |direction| SessionKey::derive(KEY, &nonce, &SERVER_NONCE, DEVICE, direction);
+        self.sealer = Some(Sealer::new(key(Direction::ServerToClient)));
+        self.opener = Some(Opener::new(key(Direction::ClientToServer)));
     }
 }
 
@@ -285,13 +322,19 @@ fn a_server_that_forgot_the_session_closes_it_so_the_driver_says_hello_again() {
     s.handshake();
     let id = s.client.ping().unwrap();
     s.sent();
-    let events = s.feed(
-        id,
-        ServerMessage::Error {
-            code: ErrorCode::NotAuthenticated,
-            message: "",
-        },
-    );
+    // The restarted server has no keys: its answer is not sealed, yet it is heard.
+    s.sealer = None;
+    let forgot = |message| ServerMessage::Error {
+        code: ErrorCode::NotAuthenticated,
+        message,
+    };
+    // Any other unsealed frame is dropped.
+    let other = ServerMessage::Error {
+        code: ErrorCode::Busy,
+        message: "",
+    };
+    assert_eq!(s.feed(id, other), std::vec![Seen::FrameDropped]);
+    let events = s.feed(id, forgot(""));
     assert_eq!(
         events,
         std::vec![Seen::Closed(ClientError::Rejected(
@@ -428,6 +471,56 @@ fn download_data_past_the_end_stops_the_download_and_cancels_it() {
 }
 
 #[test]
+fn forged_or_replayed_server_frames_are_dropped_and_the_download_gets_only_real_bytes() {
+    let real = b"the real bytes";
+    let forged = b"forged bytes!!";
+    let mut target = [0u8; 100];
+    let mut files = [RamFile::empty("d", &mut target)];
+    let mut s = Scripted::new(Framing::Serial, 5000, RamStore::new(&mut files));
+    s.handshake();
+    let id = s.client.download(FileId(0), false).unwrap();
+    s.sent();
+    let ready = |hash| ServerMessage::DownloadReady {
+        download: 77,
+        record: 3,
+        size: real.len() as u64,
+        hash,
+        offset: 0,
+    };
+    // A reply with the forged content's hash, from someone without the keys: dropped.
+    let forged_ready = ready(ContentHasher::digest(forged));
+    assert_eq!(
+        s.feed_forged(id, forged_ready),
+        std::vec![Seen::FrameDropped]
+    );
+    // The server's own reply is taken once; the same bytes again are a replay.
+    let genuine = s.wire(id, ready(ContentHasher::digest(real)));
+    assert_eq!(
+        s.feed_wire(&genuine),
+        std::vec![Seen::DownloadStarted { offset: 0 }]
+    );
+    assert_eq!(s.feed_wire(&genuine), std::vec![Seen::FrameDropped]);
+    let data = |data| ServerMessage::DownloadData {
+        download: 77,
+        offset: 0,
+        data,
+    };
+    assert_eq!(
+        s.feed_forged(id, data(forged)),
+        std::vec![Seen::FrameDropped]
+    );
+    let mut events = s.feed(id, data(real));
+    s.sent();
+    events.extend(s.feed_wire(&[]));
+    assert!(
+        events.contains(&Seen::DownloadDone { verified: true }),
+        "{events:?}"
+    );
+    drop(s);
+    assert_eq!(&target[..real.len()], real);
+}
+
+#[test]
 fn serial_chunk_size_shrinks_on_a_reported_loss_and_grows_back_on_clean_acks() {
     let mut data = content(800_000, 3);
     let mut files = [RamFile::with_content("big", &mut data)];
@@ -541,8 +634,10 @@ fn a_one_kib_serial_client_is_its_two_buffers_and_about_a_kib_of_state() {
     std::println!(
         "client with 1 KiB serial frames: {total} bytes, of which {state} state on a board"
     );
-    // 1,108 bytes on thumbv6m (3,176 in all); a little more with 64-bit pointers.
-    assert!(state < 1280, "client state grew to {state} bytes");
+    // 1,108 bytes on thumbv6m (3,176 in all) before the two session keys and
+    // sequence numbers of authenticated frames (96 bytes); a little more with
+    // 64-bit pointers.
+    assert!(state < 1376, "client state grew to {state} bytes");
     let mut files: [RamFile<'_>; 0] = [];
     let config = test_config(Framing::Serial, 1024);
     let client = Client::new(config, RamStore::new(&mut files), [0u8; 1034], [0u8; 1034]).unwrap();

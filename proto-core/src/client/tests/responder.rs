@@ -9,6 +9,7 @@ use std::vec::Vec;
 
 use crate::auth::{client_tag, server_tag, tags_equal, ContentHasher};
 use crate::error::ErrorCode;
+use crate::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LEN};
 use crate::framing::{Accumulator, Feed, Framing};
 use crate::message::{
     ByteRange, ClientFrame, ClientMessage, Nonce, RequestId, ServerFrame, ServerMessage,
@@ -121,6 +122,10 @@ pub struct Responder {
     pub session: u32,
     nonce_counter: u8,
     pub bad_frames: usize,
+    /// Seals our frames after `Welcome`.
+    sealer: Option<Sealer>,
+    /// Checks the client's frames after `Welcome`.
+    opener: Option<Opener>,
 }
 
 impl Responder {
@@ -162,6 +167,8 @@ impl Responder {
             session: 0,
             nonce_counter: 0,
             bad_frames: 0,
+            sealer: None,
+            opener: None,
         }
     }
 
@@ -191,6 +198,8 @@ impl Responder {
         self.authed = false;
         self.hello_seen = false;
         self.subscribed = false;
+        self.sealer = None;
+        self.opener = None;
         self.rx.reset();
         self.out.clear();
     }
@@ -223,10 +232,13 @@ impl Responder {
 
     fn send(&mut self, id: RequestId, message: ServerMessage<'_>) {
         let mut payload = std::vec![0u8; self.negotiated.max(MIN_FRAME) as usize + 64];
-        let used = ServerFrame { id, message }
+        let mut used = ServerFrame { id, message }
             .encode(&mut payload)
             .expect("responder frame fits")
             .len();
+        if let Some(sealer) = &mut self.sealer {
+            used = sealer.seal(&mut payload, used).expect("the trailer fits");
+        }
         let mut wire = std::vec![0u8; self.framing.max_wire_len(used)];
         let n = self.framing.encode(&payload[..used], &mut wire).unwrap();
         self.out.extend_from_slice(&wire[..n]);
@@ -289,7 +301,16 @@ impl Responder {
             match self.rx.feed(input) {
                 Feed::Consumed => break,
                 Feed::Frame { payload, remaining } => {
-                    frames.push(payload.to_vec());
+                    let opened = match &mut self.opener {
+                        Some(opener) => opener.open(payload),
+                        None => Ok(payload),
+                    };
+                    match opened {
+                        Ok(payload) => frames.push(payload.to_vec()),
+                        // A new handshake's Hello is not sealed.
+                        Err(_) if is_hello(payload) => frames.push(payload.to_vec()),
+                        Err(_) => self.bad_frames += 1,
+                    }
                     input = remaining;
                 }
                 Feed::Error { remaining, .. } => {
@@ -394,6 +415,17 @@ impl Responder {
                         mac,
                     },
                 );
+                let key = |direction| {
+                    SessionKey::derive(
+                        &self.key,
+                        &self.client_nonce,
+                        &self.server_nonce,
+                        &self.device,
+                        direction,
+                    )
+                };
+                self.sealer = Some(Sealer::new(key(Direction::ServerToClient)));
+                self.opener = Some(Opener::new(key(Direction::ClientToServer)));
                 let pending: Vec<usize> = (0..self.files.len())
                     .filter(|&i| {
                         self.files[i].state == UploadState::Uploaded
@@ -887,7 +919,7 @@ impl Responder {
             dl.last_progress = now;
         }
         let room = (self.negotiated as usize)
-            .saturating_sub(32)
+            .saturating_sub(32 + TRAILER_LEN)
             .min(self.download_chunk);
         let mut frames = Vec::new();
         while let Some((start, end)) = dl.resend.pop_front() {
@@ -926,4 +958,15 @@ impl Responder {
         let dl = self.download.as_ref()?;
         (dl.acked < self.files[dl.file].size).then_some(dl.last_progress + self.rto_ms)
     }
+}
+
+/// True for a payload that is a `Hello` (a new handshake, never sealed).
+fn is_hello(payload: &[u8]) -> bool {
+    matches!(
+        ClientFrame::decode(payload),
+        Ok(ClientFrame {
+            message: ClientMessage::Hello { .. },
+            ..
+        })
+    )
 }
