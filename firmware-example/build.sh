@@ -22,6 +22,10 @@
 # the protocol part needs python3 and llvm-symbolizer (Debian: llvm).
 set -euo pipefail
 cd "$(dirname "$0")"
+# Panic locations embed source paths, so the image's size would depend on
+# where the checkout lives: map it to one fixed path, so the sizes (and the
+# README's size report checked below) are the same in every clone.
+export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$(cd .. && pwd)=/statesync"
 
 update_readme=false
 which=all
