@@ -20,6 +20,7 @@ mod byte_slice;
 pub mod client;
 mod decode;
 pub mod driver;
+mod encode;
 pub mod error;
 pub mod framing;
 pub mod message;
