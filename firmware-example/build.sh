@@ -2,8 +2,8 @@
 # Lints (clippy, warnings are errors) and builds the firmware for one or both
 # boards, each in two profiles: the full client (default features) and the
 # upload-only board (`--no-default-features`), then prints their flash and RAM
-# use and checks the protocol part of each image against budget.toml. CI runs
-# `./build.sh all`.
+# use and checks the protocol part of each image, and the core::fmt code
+# linked into it, against budget.toml. CI runs `./build.sh all`.
 #
 #   ./build.sh [qemu|pico|all] [--update-readme]      (default: all)
 #
@@ -114,27 +114,44 @@ protocol_part() {
   done
 }
 
-# The budget of `image` from budget.toml (a `name = bytes` line).
+# The budget of `image` in budget.toml's section `section` (a `name = bytes` line).
 budget_of() {
-  sed -n "s/^$1 *= *\([0-9_]*\).*/\1/p" budget.toml | tr -d _
+  awk -v section="[$1]" -v image="$2" '
+    /^\[/ { in_section = ($1 == section); next }
+    in_section && $1 == image && $2 == "=" { gsub(/_/, "", $3); print $3 }' budget.toml
 }
 
-# Fails when an image's protocol part (from protocol_part's report) exceeds
-# its budget in budget.toml, or has none.
+# Fails when an image's protocol part, or the core::fmt code and data linked
+# into it (from protocol_part's report), exceeds its budget in budget.toml,
+# or has none.
 check_budgets() {
-  local report="$1" image bytes budget failed=false
+  local report="$1" image bytes fmt budget fmt_budget failed=false
   for image in "${images[@]}"; do
     bytes="$(grep -A1 -x "$image" <<<"$report" | sed -n 's/^  protocol part.* = \([0-9]*\) bytes.*/\1/p')"
-    budget="$(budget_of "$image")"
-    if [ -z "$budget" ]; then
-      echo "budget.toml has no budget for $image (its protocol part is $bytes bytes)" >&2
+    fmt="$(grep -A5 -x "$image" <<<"$report" | sed -n 's/^ *of which core::fmt: code \([0-9]*\) + rodata \([0-9]*\).*/\1 + \2/p' | head -n1)"
+    fmt=$((fmt))
+    budget="$(budget_of protocol-part "$image")"
+    fmt_budget="$(budget_of core-fmt "$image")"
+    if [ -z "$budget" ] || [ -z "$fmt_budget" ]; then
+      echo "budget.toml has no protocol-part or core-fmt budget for $image" \
+        "(its protocol part is $bytes bytes, its core::fmt $fmt bytes)" >&2
       failed=true
-    elif [ "$bytes" -gt "$budget" ]; then
+      continue
+    fi
+    if [ "$bytes" -gt "$budget" ]; then
       echo "$image: the protocol part is $bytes bytes, over its budget of $budget bytes in budget.toml;" \
         "make it smaller, or raise the budget and say in the commit why the client grew" >&2
       failed=true
     else
       echo "$image: protocol part $bytes bytes, within its budget of $budget"
+    fi
+    if [ "$fmt" -gt "$fmt_budget" ]; then
+      echo "$image: $fmt bytes of core::fmt are linked, over the $fmt_budget bytes budget.toml allows;" \
+        "something new formats (a panic message with arguments, a Debug or Display impl, write!):" \
+        "find it with './size-by-crate.py ELF --symbols 60' and remove it" >&2
+      failed=true
+    else
+      echo "$image: core::fmt $fmt bytes, within its budget of $fmt_budget"
     fi
   done
   ! $failed

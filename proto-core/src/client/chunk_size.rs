@@ -42,7 +42,8 @@ impl ChunkSizer {
         let ceiling = ceiling.max(1);
         ChunkSizer {
             adaptive,
-            floor: floor.clamp(1, ceiling),
+            // max/min, not clamp: clamp's bounds assertion would link panic formatting.
+            floor: floor.max(1).min(ceiling),
             ceiling,
             current: ceiling,
             bytes: PRIOR,
@@ -84,7 +85,7 @@ impl ChunkSizer {
                 isqrt(overhead * self.bytes * LOSS_ONE / losses)
             }
         };
-        let next = best.clamp(u64::from(self.floor), u64::from(self.ceiling)) as u32;
+        let next = best.max(self.floor.into()).min(self.ceiling.into()) as u32;
         if next != self.current {
             debug!("chunk size {} -> {}", self.current, next);
             self.current = next;

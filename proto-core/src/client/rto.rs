@@ -9,53 +9,69 @@
 //! `upload.rs`).
 
 /// Smoothed round-trip estimate and the timeout derived from it, in ms.
+///
+/// Kept in `u32` (49 days of ms; samples and bounds beyond that saturate):
+/// 64-bit multiplication and division cost a Cortex-M0+ a library call each.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Rto {
-    min_ms: u64,
-    max_ms: u64,
-    srtt_ms: Option<u64>,
-    rttvar_ms: u64,
-    current_ms: u64,
+    min_ms: u32,
+    max_ms: u32,
+    srtt_ms: Option<u32>,
+    rttvar_ms: u32,
+    current_ms: u32,
+}
+
+/// `ms` in `u32`, saturating.
+fn saturate(ms: u64) -> u32 {
+    u32::try_from(ms).unwrap_or(u32::MAX)
 }
 
 impl Rto {
     /// A timer starting at `initial_ms`, kept within `min_ms..=max_ms`.
     pub fn new(initial_ms: u64, min_ms: u64, max_ms: u64) -> Self {
-        let max_ms = max_ms.max(min_ms);
-        Rto {
+        let min_ms = saturate(min_ms);
+        let max_ms = saturate(max_ms).max(min_ms);
+        let mut rto = Rto {
             min_ms,
             max_ms,
             srtt_ms: None,
             rttvar_ms: 0,
-            current_ms: initial_ms.clamp(min_ms, max_ms),
-        }
+            current_ms: 0,
+        };
+        rto.set(saturate(initial_ms));
+        rto
     }
 
     /// The current timeout.
     pub fn timeout_ms(&self) -> u64 {
-        self.current_ms
+        self.current_ms.into()
     }
 
     /// Takes a round-trip sample.
     pub fn sample(&mut self, rtt_ms: u64) {
+        let rtt_ms = saturate(rtt_ms);
         let (srtt, rttvar) = match self.srtt_ms {
             None => (rtt_ms, rtt_ms / 2),
             Some(srtt) => {
-                let rttvar = (3 * self.rttvar_ms + srtt.abs_diff(rtt_ms)) / 4;
-                ((7 * srtt + rtt_ms) / 8, rttvar)
+                // Weighted means of u32 values, summed in u64 so they cannot overflow.
+                let rttvar = (3 * u64::from(self.rttvar_ms) + u64::from(srtt.abs_diff(rtt_ms))) / 4;
+                let srtt = (7 * u64::from(srtt) + u64::from(rtt_ms)) / 8;
+                (srtt as u32, rttvar as u32)
             }
         };
         self.srtt_ms = Some(srtt);
         self.rttvar_ms = rttvar;
-        self.current_ms = (srtt + 4 * rttvar).clamp(self.min_ms, self.max_ms);
+        self.set(srtt.saturating_add(rttvar.saturating_mul(4)));
     }
 
     /// A timeout fired: wait twice as long next time.
     pub fn back_off(&mut self) {
-        self.current_ms = self
-            .current_ms
-            .saturating_mul(2)
-            .clamp(self.min_ms, self.max_ms);
+        self.set(self.current_ms.saturating_mul(2));
+    }
+
+    /// Sets the timeout to `ms`, kept within the bounds.
+    fn set(&mut self, ms: u32) {
+        self.current_ms = ms.max(self.min_ms).min(self.max_ms);
     }
 }
 

@@ -1,0 +1,244 @@
+//! The encoder of client frames, written out by hand.
+//!
+//! It writes the bytes serde's derived `Serialize` writes through postcard
+//! (canonical varints, text and bytes behind a varint length, bools as 0 or 1,
+//! option tags, variant indices as varints) and reports a buffer that is too
+//! small the same way. The derived encoder inlines postcard's varint and
+//! buffer-full checks into every field; here each kind of field is one call
+//! (`tests/encoder.rs` checks that both write the same bytes).
+
+use crate::message::{ByteRange, ClientFrame, ClientMessage, CodecError};
+use crate::model::ContentHash;
+
+/// Encodes `frame` into `out`, returning the used prefix.
+pub(crate) fn client_frame<'b>(
+    frame: &ClientFrame<'_>,
+    out: &'b mut [u8],
+) -> Result<&'b mut [u8], CodecError> {
+    let mut writer = Writer {
+        out,
+        len: 0,
+        full: false,
+    };
+    writer.varint(frame.id.into());
+    writer.client_message(&frame.message);
+    let Writer { out, len, full } = writer;
+    if full {
+        Err(CodecError::BufferFull)
+    } else {
+        Ok(&mut out[..len])
+    }
+}
+
+/// The buffer, how much of it is written, and whether something did not fit.
+///
+/// A write that does not fit sets `full` and writes nothing; the frame is
+/// refused once it is written. So every field is one call with no error
+/// branch after it.
+struct Writer<'b> {
+    out: &'b mut [u8],
+    len: usize,
+    full: bool,
+}
+
+impl Writer<'_> {
+    /// Not inlined (nor is any writer below that is called more than once):
+    /// one copy serves every field, which is the point of this module.
+    #[inline(never)]
+    fn bytes_raw(&mut self, bytes: &[u8]) {
+        match self.out.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) if !self.full => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.full = true,
+        }
+    }
+
+    /// A varint: seven bits a byte, least significant first, the high bit
+    /// set on every byte but the last.
+    #[inline(never)]
+    fn varint(&mut self, mut value: u64) {
+        let mut encoded = [0u8; 10];
+        let mut len = 0;
+        loop {
+            let low = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                encoded[len] = low;
+                len += 1;
+                break;
+            }
+            encoded[len] = low | 0x80;
+            len += 1;
+        }
+        self.bytes_raw(&encoded[..len]);
+    }
+
+    fn u32(&mut self, value: u32) {
+        self.varint(value.into());
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.varint(value);
+    }
+
+    /// A 0 or a 1: a bool, or whether an option holds a value.
+    fn bool(&mut self, value: bool) {
+        self.bytes_raw(&[u8::from(value)]);
+    }
+
+    /// Bytes behind their length.
+    #[inline(never)]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.varint(bytes.len() as u64);
+        self.bytes_raw(bytes);
+    }
+
+    fn str(&mut self, text: &str) {
+        self.bytes(text.as_bytes());
+    }
+
+    fn hash(&mut self, hash: &ContentHash) {
+        self.bytes_raw(&hash.0);
+    }
+
+    fn client_message(&mut self, message: &ClientMessage<'_>) {
+        // A fieldless enum's `as` value is its declaration index: its wire tag.
+        match *message {
+            ClientMessage::Hello {
+                version,
+                max_frame,
+                device,
+                nonce,
+            } => {
+                self.u32(0);
+                self.u32(version.into());
+                self.u32(max_frame);
+                self.str(device);
+                self.bytes_raw(&nonce);
+            }
+            ClientMessage::Authenticate { mac } => {
+                self.u32(1);
+                self.bytes_raw(&mac);
+            }
+            ClientMessage::ManifestBegin { batch, files } => {
+                self.u32(2);
+                self.str(batch);
+                self.u32(files);
+            }
+            ClientMessage::ManifestEntry {
+                index,
+                name,
+                kind,
+                size,
+                hash,
+            } => {
+                self.u32(3);
+                self.u32(index);
+                self.str(name);
+                self.u32(kind as u32);
+                self.u64(size);
+                self.hash(&hash);
+            }
+            ClientMessage::ManifestEnd => self.u32(4),
+            ClientMessage::UploadOpen {
+                name,
+                kind,
+                size,
+                hash,
+            } => {
+                self.u32(5);
+                self.str(name);
+                self.u32(kind as u32);
+                self.u64(size);
+                self.hash(&hash);
+            }
+            ClientMessage::UploadChunk {
+                upload,
+                offset,
+                data,
+            } => {
+                self.u32(6);
+                self.u32(upload);
+                self.u64(offset);
+                self.bytes(data);
+            }
+            ClientMessage::UploadClose { upload } => {
+                self.u32(7);
+                self.u32(upload);
+            }
+            ClientMessage::UploadAbort { upload } => {
+                self.u32(8);
+                self.u32(upload);
+            }
+            ClientMessage::List { since, filter } => {
+                self.u32(9);
+                self.u64(since);
+                self.u32(filter as u32);
+            }
+            ClientMessage::Batches => self.u32(10),
+            ClientMessage::Subscribe {
+                filter,
+                full_list_every_secs,
+            } => {
+                self.u32(11);
+                self.u32(filter as u32);
+                self.u32(full_list_every_secs);
+            }
+            ClientMessage::Unsubscribe => self.u32(12),
+            ClientMessage::DownloadOpen {
+                name,
+                offset,
+                window,
+                notify,
+            } => {
+                self.u32(13);
+                self.str(name);
+                self.u64(offset);
+                self.u32(window);
+                self.bool(notify);
+            }
+            ClientMessage::DownloadAck {
+                download,
+                durable,
+                missing,
+            } => {
+                self.u32(14);
+                self.u32(download);
+                self.u64(durable);
+                self.bool(missing.is_some());
+                if let Some(ByteRange { offset, len }) = missing {
+                    self.u64(offset);
+                    self.u32(len);
+                }
+            }
+            ClientMessage::DownloadCancel { download } => {
+                self.u32(15);
+                self.u32(download);
+            }
+            ClientMessage::DownloadReport { record, state } => {
+                self.u32(16);
+                self.u64(record);
+                self.u32(state as u32);
+            }
+            ClientMessage::Devices => self.u32(17),
+            ClientMessage::History { since, limit } => {
+                self.u32(18);
+                self.u64(since);
+                self.u32(limit);
+            }
+            ClientMessage::Downloads => self.u32(19),
+            ClientMessage::Delete { name } => {
+                self.u32(20);
+                self.str(name);
+            }
+            ClientMessage::Retry { name } => {
+                self.u32(21);
+                self.str(name);
+            }
+            ClientMessage::Ping => self.u32(22),
+            ClientMessage::Bye => self.u32(23),
+        }
+    }
+}
