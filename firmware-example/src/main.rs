@@ -12,6 +12,7 @@ mod identity;
 mod app;
 mod board;
 mod buffers;
+mod nv_page;
 mod samples;
 mod stack;
 mod store;

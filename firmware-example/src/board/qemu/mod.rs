@@ -4,6 +4,7 @@
 //! QEMU's standard output) and the exit code. Time comes from SysTick.
 
 mod clock;
+mod identity_page;
 mod pl011;
 
 use core::fmt;
@@ -12,6 +13,7 @@ use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln, syscall};
 
 pub use clock::now_us;
+pub use identity_page::IdentityPage;
 pub use cortex_m_rt::entry;
 pub use pl011::Pl011;
 
@@ -35,6 +37,8 @@ pub type Uart = Pl011;
 pub struct Board {
     /// UART0 at 115200 8N1.
     pub uart: Uart,
+    /// Where the device's identity is kept across resets.
+    pub identity_page: IdentityPage,
 }
 
 /// Brings up SysTick and UART0.
@@ -47,7 +51,10 @@ pub fn init() -> Board {
     // SAFETY: 0x4000_C000 is UART0, a PL011, on this chip, and this is the
     // only place that creates a driver for it.
     let uart = unsafe { Pl011::new(UART0_BASE, SYSTEM_CLOCK_HZ, BAUD, now_us) };
-    Board { uart }
+    Board {
+        uart,
+        identity_page: IdentityPage::new(),
+    }
 }
 
 /// Bits for nonces. QEMU has no random generator: mix the host's wall clock
