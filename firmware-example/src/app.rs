@@ -32,8 +32,8 @@ use crate::store::BoardStore;
 use crate::store::{Placement, RAM_SLOT_BYTES};
 use crate::{board, stack};
 
-/// Largest frame payload the board offers (the serial default).
-const MAX_FRAME: usize = 1024;
+/// Largest frame payload the board offers (its RAM decides).
+const MAX_FRAME: usize = board::MAX_FRAME;
 /// Receive and send buffer size for frames of [`MAX_FRAME`] bytes.
 pub const FRAME_BUFFER: usize = Framing::Serial.max_wire_len(MAX_FRAME);
 /// Pause before saying `Hello` again after a session ended.

@@ -20,7 +20,7 @@ mod store;
 use proto_core::client::{FileId, FileStore};
 use store::BoardStore;
 
-#[cfg(feature = "board-pico")]
+#[cfg(feature = "log-defmt")]
 use defmt_rtt as _;
 
 #[board::entry]

@@ -28,8 +28,12 @@ impl NvError {
     pub fn message(self) -> &'static str {
         match self {
             NvError::BadLength => "the record does not fit the page (a firmware bug)",
-            NvError::WriteFailed => "the store refused the erase or write; try again, or the part may be worn out",
-            NvError::VerifyFailed => "the page reads back different from what was written; try again",
+            NvError::WriteFailed => {
+                "the store refused the erase or write; try again, or the part may be worn out"
+            }
+            NvError::VerifyFailed => {
+                "the page reads back different from what was written; try again"
+            }
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The identity page of QEMU's `lm3s6965evb`: a reserved RAM page.
+//! The identity page of the QEMU boards whose flash a program cannot write
+//! (`lm3s6965evb`, `lm3s811evb`, `sifive_e`): a reserved RAM page.
 //!
 //! QEMU models the LM3S6965's flash as ROM and does not emulate its flash
 //! controller (FMA/FMD/FMC at `0x400F_D000`), so a program cannot write
-//! flash there. `memory/qemu.x` therefore keeps the last 256 bytes of RAM out
+//! flash there (nor on the LM3S811, nor the FE310's SPI flash). The board's
+//! `memory.x` therefore keeps the last 256 bytes of RAM out
 //! of the `RAM` region: no section is ever placed there, so neither QEMU's
 //! loader (which re-copies the image's sections at every system reset) nor
 //! cortex-m-rt's start-up code (which zeroes `.bss`) touches it, and what
@@ -17,7 +19,7 @@
 use crate::nv_page::{NvError, NvPage};
 
 extern "C" {
-    /// Start of the reserved page ([`IdentityPage::LEN`] bytes), from `memory/qemu.x`.
+    /// Start of the reserved page ([`IdentityPage::LEN`] bytes), from the board's `memory.x`.
     static __identity_page_start: u8;
 }
 
@@ -37,7 +39,7 @@ impl IdentityPage {
 }
 
 impl NvPage for IdentityPage {
-    /// The size of `IDENTITY_PAGE` in `memory/qemu.x`.
+    /// The size of `IDENTITY_PAGE` in the board's `memory.x`.
     const LEN: usize = 256;
     const WRITE_UNIT: usize = 4;
 
