@@ -12,6 +12,9 @@
 //! retransmission and hash checks are the driver's and the client's. This file
 //! only decides what to ask for next and reports what happened.
 
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use heapless::String;
 use proto_core::auth::ContentHasher;
 use proto_core::client::{
@@ -25,7 +28,7 @@ use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
-use crate::buffers::FrameBuffer;
+use crate::buffers::{Buffers, FrameBuffer};
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
 use crate::store::BoardStore;
 #[cfg(feature = "full")]
@@ -173,23 +176,18 @@ struct Plan {
 }
 
 /// Runs the board forever: connects, syncs, reconnects.
-pub fn run(
-    uart: board::Uart,
-    store: BoardStore,
-    rx: &'static mut FrameBuffer,
-    tx: &'static mut FrameBuffer,
-) -> ! {
+pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
+    let driver = start_driver(uart, buffers);
+    let store = driver.client().store();
     let samples = store.samples();
-    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
-    let client = match Client::new(config, store, rx, tx) {
-        Ok(client) => client,
-        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
-        Err(error) => {
-            error!("the client cannot start: {}", error);
-            panic!("the client cannot start");
+    for file in samples.clone() {
+        if let Ok(meta) = store.meta(FileId(file)) {
+            info!(
+                "holds {} ({} bytes) sha256 {}",
+                meta.name, meta.size, meta.hash
+            );
         }
-    };
-    let mut driver: Driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
+    }
     let mut nonces = Nonces { counter: 0 };
     let mut plan = Plan {
         manifest_done: false,
@@ -215,19 +213,55 @@ pub fn run(
     info!("connecting as `{}`", DEVICE_NAME);
     driver.connect(nonces.next());
     loop {
-        let happening = step(&mut driver, &mut plan);
-        plan.apply(happening, &mut driver);
+        let happening = step(driver, &mut plan);
+        plan.apply(happening, driver);
         let now = BoardClock.now_ms();
         if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
             plan.reconnect_at_ms = None;
             info!("saying Hello again");
             driver.connect(nonces.next());
         }
-        plan.make_requests(&mut driver, now);
-        if is_idle(&mut driver, now) {
+        plan.make_requests(driver, now);
+        if is_idle(driver, now) {
             board::wait_for_interrupt();
         }
     }
+}
+
+/// The driver's home: `.bss`, not `run`'s stack frame, which would otherwise
+/// hold it (and, around the moves that build it, copies of it) for good: on
+/// an 8 KiB part that is the difference between fitting and not.
+static mut DRIVER: MaybeUninit<Driver> = MaybeUninit::uninit();
+/// Set once [`DRIVER`] is built.
+static DRIVER_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Builds the store, the client and its driver into [`DRIVER`], in a stack
+/// frame of its own that is gone before the main loop runs.
+#[inline(never)]
+fn start_driver(uart: board::Uart, buffers: Buffers) -> &'static mut Driver {
+    // Load and store under a critical section: thumbv6m and rv32imc have no atomic swap.
+    let first = critical_section::with(|_| {
+        let started = DRIVER_STARTED.load(Ordering::Relaxed);
+        DRIVER_STARTED.store(true, Ordering::Relaxed);
+        !started
+    });
+    if !first {
+        panic!("the driver is started once");
+    }
+    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
+    let store = BoardStore::new(buffers.slots);
+    let client = match Client::new(config, store, buffers.rx, buffers.tx) {
+        Ok(client) => client,
+        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
+        Err(error) => {
+            error!("the client cannot start: {}", error);
+            panic!("the client cannot start");
+        }
+    };
+    // SAFETY: `first` is true exactly once (tested and set with interrupts
+    // off on a single core), so this is the only reference ever made to DRIVER.
+    let slot = unsafe { &mut *core::ptr::addr_of_mut!(DRIVER) };
+    slot.write(BlockingDriver::new(client, uart, BoardClock, [0u8; 64]))
 }
 
 /// True when neither the UART nor the client needs the CPU before the next interrupt.
@@ -238,6 +272,9 @@ fn is_idle(driver: &mut Driver, now: u64) -> bool {
 }
 
 /// One driver step; logs the event and copies out what the plan needs.
+/// Not inlined (nor are the plan's steps): siblings inlined into `run` would
+/// add their temporaries up in its frame.
+#[inline(never)]
 fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
     let event = match driver.poll() {
         Ok(Some(event)) => event,
@@ -422,6 +459,7 @@ fn published(record: &Record<'_>) -> Happening {
 
 impl Plan {
     /// Updates the to-do list after one step.
+    #[inline(never)]
     fn apply(&mut self, happening: Happening, driver: &mut Driver) {
         match happening {
             Happening::Nothing => {}
@@ -558,6 +596,7 @@ impl Plan {
     }
 
     /// Makes the next requests the client has room for.
+    #[inline(never)]
     fn make_requests(&mut self, driver: &mut Driver, now: u64) {
         // Nothing new while a new session is due: the old one may look alive to the client.
         let ready = matches!(driver.client().state(), LinkState::Ready);

@@ -17,9 +17,6 @@ mod samples;
 mod stack;
 mod store;
 
-use proto_core::client::{FileId, FileStore};
-use store::BoardStore;
-
 #[cfg(feature = "log-defmt")]
 use defmt_rtt as _;
 
@@ -37,14 +34,5 @@ fn main() -> ! {
     let Some(buffers) = buffers::take() else {
         panic!("buffers taken twice");
     };
-    let store = BoardStore::new(buffers.slots);
-    for file in store.samples() {
-        if let Ok(meta) = store.meta(FileId(file)) {
-            info!(
-                "holds {} ({} bytes) sha256 {}",
-                meta.name, meta.size, meta.hash
-            );
-        }
-    }
-    app::run(board.uart, store, buffers.rx, buffers.tx)
+    app::run(board.uart, buffers)
 }
