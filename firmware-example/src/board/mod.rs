@@ -35,6 +35,11 @@ mod lm3s811;
 #[cfg(feature = "board-lm3s811")]
 pub use lm3s811::*;
 
+#[cfg(feature = "board-microbit")]
+mod microbit;
+#[cfg(feature = "board-microbit")]
+pub use microbit::*;
+
 #[cfg(feature = "board-pico")]
 mod pico;
 #[cfg(feature = "board-pico")]

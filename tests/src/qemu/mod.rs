@@ -53,6 +53,15 @@ impl Machine {
         package: "qemu-system-arm",
     };
 
+    /// QEMU `microbit`: BBC micro:bit v1, nRF51822 (Cortex-M0), 256 KiB flash, 16 KiB RAM.
+    pub const MICROBIT: Machine = Machine {
+        board: "microbit",
+        target: "thumbv6m-none-eabi",
+        qemu: "qemu-system-arm",
+        machine_args: &["-machine", "microbit"],
+        package: "qemu-system-arm",
+    };
+
     /// Fails with a message saying what to install when the board's QEMU is missing.
     pub fn require_qemu(&self) -> Result<(), String> {
         match std::process::Command::new(self.qemu)
