@@ -40,6 +40,11 @@ mod microbit;
 #[cfg(feature = "board-microbit")]
 pub use microbit::*;
 
+#[cfg(feature = "board-sifive_e")]
+mod sifive_e;
+#[cfg(feature = "board-sifive_e")]
+pub use sifive_e::*;
+
 #[cfg(feature = "board-pico")]
 mod pico;
 #[cfg(feature = "board-pico")]

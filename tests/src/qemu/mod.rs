@@ -62,6 +62,15 @@ impl Machine {
         package: "qemu-system-arm",
     };
 
+    /// QEMU `sifive_e`: SiFive FE310 (RISC-V rv32imac), 16 KiB RAM.
+    pub const SIFIVE_E: Machine = Machine {
+        board: "sifive_e",
+        target: "riscv32imac-unknown-none-elf",
+        qemu: "qemu-system-riscv32",
+        machine_args: &["-machine", "sifive_e"],
+        package: "qemu-system-misc",
+    };
+
     /// Fails with a message saying what to install when the board's QEMU is missing.
     pub fn require_qemu(&self) -> Result<(), String> {
         match std::process::Command::new(self.qemu)
