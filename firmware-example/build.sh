@@ -30,7 +30,7 @@ cd "$(dirname "$0")"
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$(cd .. && pwd)=/statesync"
 
 # Every board, in the order of the size report.
-all_boards=(qemu pico)
+all_boards=(qemu pico lm3s811 microbit sifive_e)
 
 update_readme=false
 boards=("${all_boards[@]}")
@@ -96,13 +96,14 @@ section_table() {
     "$tool" -A "$(elf_of "$image")" | awk -v image="$image" '
       { size[$1] = $2 }
       END {
-        text = size[".text"] + size[".vector_table"] + size[".boot2"]
-        flash = text + size[".rodata"] + size[".data"]
+        text = size[".text"] + size[".vector_table"] + size[".boot2"] + size[".init.rust"]
+        rodata = size[".rodata"] + size[".eh_frame"]
+        flash = text + rodata + size[".data"]
         ram = size[".data"] + size[".bss"] + size[".uninit"]
-        printf "%-20s %8d %8d %8d %8d %10d %8d\n", image, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
+        printf "%-20s %8d %8d %8d %8d %10d %8d\n", image, text, rodata, size[".data"], size[".bss"] + size[".uninit"], flash, ram
       }'
   done
-  echo "(.text includes the vector table and boot2; RAM excludes the stack)"
+  echo "(.text includes the vector table, boot2 and riscv-rt's .init.rust; .rodata includes RISC-V's .eh_frame; RAM excludes the stack)"
 }
 
 # The protocol part: flash that proto-core and the crates it brings in put

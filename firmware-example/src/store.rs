@@ -168,7 +168,7 @@ impl BoardStore {
                 Some(free) => free,
                 None => {
                     let oldest = self.next_eviction;
-                    self.next_eviction = (oldest + 1) % RAM_SLOTS.max(1);
+                    self.next_eviction = (oldest + 1) % self.ram.len().max(1);
                     oldest
                 }
             },
@@ -210,7 +210,7 @@ impl BoardStore {
 
     fn ram_index(&self, file: FileId) -> Option<usize> {
         let index = usize::from(file.0.checked_sub(FIRST_RAM_SLOT)?);
-        (index < RAM_SLOTS).then_some(index)
+        (index < self.ram.len()).then_some(index)
     }
 }
 
