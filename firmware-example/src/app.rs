@@ -20,7 +20,11 @@ use proto_core::auth::ContentHasher;
 use proto_core::client::{
     Client, ClientError, Config, Event, FileId, FileStore, LinkState, ListItem,
 };
-use proto_core::driver::{BlockingDriver, Clock};
+#[cfg(not(feature = "async-driver"))]
+use proto_core::driver::BlockingDriver;
+#[cfg(feature = "async-driver")]
+use proto_core::driver::{AsyncClock, AsyncDriver};
+use proto_core::driver::{Clock, DriverError};
 use proto_core::framing::Framing;
 use proto_core::message::{Nonce, RequestId};
 #[cfg(feature = "full")]
@@ -28,7 +32,11 @@ use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
+#[cfg(feature = "async-driver")]
+use crate::async_uart::AsyncUart;
 use crate::buffers::{Buffers, FrameBuffer};
+#[cfg(feature = "async-driver")]
+use crate::executor::{self, Either};
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
 use crate::store::BoardStore;
 #[cfg(feature = "full")]
@@ -52,6 +60,8 @@ type Name = String<NAME_CAPACITY>;
 
 // `Plan::uploads_pending` has one bit per sample.
 const _: () = assert!(crate::samples::FILES.len() <= 32);
+/// proto-core's blocking driver over the board's UART (the default).
+#[cfg(not(feature = "async-driver"))]
 type Driver = BlockingDriver<
     'static,
     BoardStore,
@@ -60,6 +70,21 @@ type Driver = BlockingDriver<
     BoardClock,
     [u8; 64],
 >;
+/// proto-core's async driver over the board's UART (feature `async-driver`),
+/// each step run by [`crate::executor::block_on`].
+#[cfg(feature = "async-driver")]
+type Driver =
+    AsyncDriver<'static, BoardStore, &'static mut FrameBuffer, AsyncUart, BoardClock, [u8; 64]>;
+/// The driver's name, for the boot log.
+const DRIVER_KIND: &str = if cfg!(feature = "async-driver") {
+    "async driver (embedded-io-async)"
+} else {
+    "blocking driver (embedded-io)"
+};
+/// Longest an async step waits for input before the plan gets a turn (its
+/// own timers: reconnecting, retrying an upload).
+#[cfg(feature = "async-driver")]
+const ASYNC_STEP_MS: u64 = 10;
 
 /// RAM the protocol takes: both frame buffers and the driver's state (client,
 /// framing, transfer windows, input buffer), without the board's file store
@@ -68,6 +93,9 @@ type Driver = BlockingDriver<
 pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>()
     - core::mem::size_of::<BoardStore>()
     - core::mem::size_of::<board::Uart>();
+// The async driver's stream is the board's UART in a wrapper of the same size.
+#[cfg(feature = "async-driver")]
+const _: () = assert!(core::mem::size_of::<AsyncUart>() == core::mem::size_of::<board::Uart>());
 const _: () = assert!(
     PROTOCOL_RAM <= 8 * 1024,
     "the protocol must fit in 8 KiB of RAM"
@@ -86,9 +114,59 @@ const _: () = assert!(
 /// The board's millisecond clock for the driver.
 struct BoardClock;
 
+impl BoardClock {
+    /// Milliseconds since boot (the one clock both driver traits read).
+    fn now_ms(&self) -> u64 {
+        board::now_us() / 1_000
+    }
+}
+
 impl Clock for BoardClock {
     fn now_ms(&mut self) -> u64 {
-        board::now_us() / 1_000
+        BoardClock::now_ms(self)
+    }
+}
+
+#[cfg(feature = "async-driver")]
+impl AsyncClock for BoardClock {
+    fn now_ms(&mut self) -> u64 {
+        BoardClock::now_ms(self)
+    }
+
+    /// Ready once the clock reached `at_ms`; the executor polls again after
+    /// every tick.
+    fn sleep_until(&mut self, at_ms: u64) -> impl core::future::Future<Output = ()> {
+        core::future::poll_fn(move |_| {
+            if BoardClock.now_ms() >= at_ms {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+    }
+}
+
+/// One step of the blocking driver.
+#[cfg(not(feature = "async-driver"))]
+fn poll_driver(
+    driver: &mut Driver,
+) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
+    driver.poll()
+}
+
+/// One step of the async driver, run to completion by the executor; it waits
+/// for input at most [`ASYNC_STEP_MS`], then gives the plan its turn.
+#[cfg(feature = "async-driver")]
+fn poll_driver(
+    driver: &mut Driver,
+) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
+    let turn_ends = BoardClock.now_ms() + ASYNC_STEP_MS;
+    match executor::block_on(executor::first_of(
+        driver.poll(),
+        AsyncClock::sleep_until(&mut BoardClock, turn_ends),
+    )) {
+        Either::First(polled) => polled,
+        Either::Second(()) => Ok(None),
     }
 }
 
@@ -210,7 +288,10 @@ pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
         PROTOCOL_RAM - 2 * FRAME_BUFFER,
         PROTOCOL_RAM_AT_512
     );
-    info!("connecting as `{}`", DEVICE_NAME);
+    info!(
+        "connecting as `{}` through the {}",
+        DEVICE_NAME, DRIVER_KIND
+    );
     driver.connect(nonces.next());
     loop {
         let happening = step(driver, &mut plan);
@@ -261,7 +342,11 @@ fn start_driver(uart: board::Uart, buffers: Buffers) -> &'static mut Driver {
     // SAFETY: `first` is true exactly once (tested and set with interrupts
     // off on a single core), so this is the only reference ever made to DRIVER.
     let slot = unsafe { &mut *core::ptr::addr_of_mut!(DRIVER) };
-    slot.write(BlockingDriver::new(client, uart, BoardClock, [0u8; 64]))
+    #[cfg(not(feature = "async-driver"))]
+    let driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
+    #[cfg(feature = "async-driver")]
+    let driver = AsyncDriver::new(client, AsyncUart(uart), BoardClock, [0u8; 64]);
+    slot.write(driver)
 }
 
 /// True when neither the UART nor the client needs the CPU before the next interrupt.
@@ -276,7 +361,7 @@ fn is_idle(driver: &mut Driver, now: u64) -> bool {
 /// add their temporaries up in its frame.
 #[inline(never)]
 fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
-    let event = match driver.poll() {
+    let event = match poll_driver(driver) {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
         Err(error) => {

@@ -10,8 +10,12 @@ mod fmt;
 mod identity;
 
 mod app;
+#[cfg(feature = "async-driver")]
+mod async_uart;
 mod board;
 mod buffers;
+#[cfg(feature = "async-driver")]
+mod executor;
 mod nv_page;
 mod samples;
 mod stack;

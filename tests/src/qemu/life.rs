@@ -177,8 +177,21 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// downloaded after the server's notification and verified on the board.
 /// Fails (does not skip) without the machine's QEMU.
 pub async fn resumes_after_reboot_and_server_crash_and_fetches_published_files(machine: Machine) {
+    board_life(machine, FirmwareProfile::Full).await;
+}
+
+/// The same life with the firmware on proto-core's async driver
+/// (`AsyncDriver` over `embedded-io-async`, feature `async-driver`).
+pub async fn async_driver_board_resumes_after_reboot_and_server_crash_and_fetches_published_files(
+    machine: Machine,
+) {
+    board_life(machine, FirmwareProfile::AsyncDriver).await;
+}
+
+/// A board's life with the full client of `profile`.
+async fn board_life(machine: Machine, profile: FirmwareProfile) {
     let started = Instant::now();
-    let mut rig = Rig::start(machine, FirmwareProfile::Full).await;
+    let mut rig = Rig::start(machine, profile).await;
     eprintln!("firmware built after {:?}", started.elapsed());
     let device = rig.device.clone();
     let large = rig.file("logs/large.bin");
@@ -186,6 +199,14 @@ pub async fn resumes_after_reboot_and_server_crash_and_fetches_published_files(m
 
     // Boot 1: the board authenticates and announces its batch.
     let mut board = rig.boot().await;
+    let driver = match profile {
+        FirmwareProfile::AsyncDriver => "through the async driver",
+        FirmwareProfile::Full | FirmwareProfile::UploadOnly => "through the blocking driver",
+    };
+    board
+        .wait_for_line(&["connecting as", driver], STEP)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     board
         .wait_for_line(&[connected.as_str()], STEP)
         .await

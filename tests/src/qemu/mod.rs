@@ -108,6 +108,9 @@ pub enum FirmwareProfile {
     Full,
     /// An upload-only board (`--no-default-features`): announces and uploads.
     UploadOnly,
+    /// The full client on proto-core's async driver (feature `async-driver`:
+    /// `AsyncDriver` over `embedded-io-async`, under the firmware's executor).
+    AsyncDriver,
 }
 
 /// Builds the full `lm3s6965evb` firmware for `device` with `key_hex` baked in and returns the ELF.
@@ -122,8 +125,9 @@ pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
 /// Uses the firmware's own `Cargo.lock` and target directory, and the same
 /// `RUSTFLAGS` as its `build.sh`, so the dependencies CI built there are
 /// reused and only the firmware crate itself rebuilds for a new key. Each
-/// image is copied out to `target/images/e2e-BOARD[-upload-only]`, so boards
-/// that share a target never overwrite each other's image.
+/// image is copied out to `target/images/e2e-BOARD[-PROFILE]`, so boards
+/// that share a target never overwrite each other's image
+/// (`-upload-only` and `-async` for the other profiles).
 pub fn build_board_firmware(
     machine: Machine,
     profile: FirmwareProfile,
@@ -163,12 +167,16 @@ fn cargo_build(
         .ok_or("the firmware directory has no parent")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = std::process::Command::new(cargo);
+    let features = match profile {
+        FirmwareProfile::AsyncDriver => format!("board-{},async-driver", machine.board),
+        FirmwareProfile::Full | FirmwareProfile::UploadOnly => format!("board-{}", machine.board),
+    };
     command.current_dir(&dir).args([
         "build",
         "--release",
         "--locked",
         "--features",
-        &format!("board-{}", machine.board),
+        &features,
         "--target",
         machine.target,
     ]);
@@ -201,6 +209,7 @@ fn cargo_build(
     let suffix = match profile {
         FirmwareProfile::Full => "",
         FirmwareProfile::UploadOnly => "-upload-only",
+        FirmwareProfile::AsyncDriver => "-async",
     };
     let elf = images.join(format!("e2e-{}{suffix}", machine.board));
     let built = dir
