@@ -16,6 +16,8 @@ mod board;
 mod buffers;
 #[cfg(feature = "async-driver")]
 mod executor;
+// Read and written by run-time provisioning (issue 18), which builds on it.
+#[allow(dead_code)]
 mod nv_page;
 mod samples;
 mod stack;
