@@ -344,9 +344,28 @@ async fn board_life(machine: Machine, profile: FirmwareProfile) {
         .wait_for_line(&["waiting for the server's notification"], STEP)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    // Which file waited depends on how far the push had got when the board
+    // asked (the board may see one already complete): the notified one must
+    // be downloaded after its notification.
+    let notified = board
+        .wait_for_line(&[format!("notified: inbox/{device}/").as_str()], STEP)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let notified_name = notified
+        .split("notified: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" is uploaded now").next())
+        .expect("the notification names the file")
+        .to_owned();
+    let notified_at = board
+        .log()
+        .iter()
+        .position(|line| *line == notified)
+        .expect("the notification is in the log");
     board
-        .wait_for_line(
-            &[format!("notified: inbox/{device}/blob.bin is uploaded now").as_str()],
+        .wait_for_line_after(
+            notified_at,
+            &[format!("downloaded {notified_name} (").as_str()],
             STEP,
         )
         .await
