@@ -1,62 +1,82 @@
-//! Build script: picks the board's memory map and linker scripts, bakes the
-//! device identity into the image and generates the large sample file.
+//! Build script: picks the board's memory map and linker scripts (from its
+//! folder, `src/board/NAME/`, named by the feature `board-NAME`) and bakes
+//! the device identity into the image.
 //!
 //! Environment (read at build time, a change rebuilds):
 //! * `STATESYNC_DEVICE_NAME`: the device name the server knows (default
-//!   `qemu-board` or `pico-board`).
+//!   the board's `default-device-name` in its `board.toml`).
 //! * `STATESYNC_DEVICE_KEY`: the device key as hex, as printed by
 //!   `host-server device add NAME` (default: the public demo key below, for
 //!   the QEMU demo only; anyone can read it from this file).
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The public demo key (`00 01 02 … 1f`): fine for a throw-away QEMU demo, never for a real board.
 const DEMO_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
-/// Size of the generated `large.bin` sample: about 6 s on a 115200 baud line.
-const LARGE_SAMPLE_LEN: usize = 64 * 1024;
-
-#[derive(Clone, Copy, PartialEq)]
-enum Board {
-    Qemu,
-    Pico,
+/// The board chosen by its feature, `board-NAME`, and what its
+/// `src/board/NAME/board.toml` says about it.
+struct Board {
+    /// The folder name under `src/board/`.
+    name: String,
+    /// The target the board builds for.
+    target: String,
+    /// The device name when `STATESYNC_DEVICE_NAME` is not set.
+    default_device_name: String,
+    /// Linker scripts passed with `-T`, in order.
+    linker_scripts: Vec<String>,
+    /// True for the QEMU boards (`demo-key = "allowed"`): building them with
+    /// the public demo key is normal, so it does not warn.
+    allows_demo_key: bool,
 }
 
 impl Board {
     fn from_features() -> Board {
-        let qemu = env::var_os("CARGO_FEATURE_BOARD_QEMU").is_some();
-        let pico = env::var_os("CARGO_FEATURE_BOARD_PICO").is_some();
-        match (qemu, pico) {
-            (true, false) => Board::Qemu,
-            (false, true) => Board::Pico,
-            _ => fail(
-                "choose exactly one board: `--features board-qemu` (thumbv7m-none-eabi) \
-                 or `--features board-pico` (thumbv6m-none-eabi); see README.md",
-            ),
+        let chosen: Vec<String> = env::vars()
+            .filter_map(|(key, _)| {
+                let name = key.strip_prefix("CARGO_FEATURE_BOARD_")?;
+                Some(name.to_ascii_lowercase())
+            })
+            .collect();
+        let [name] = chosen.as_slice() else {
+            fail(
+                "choose exactly one board with `--features board-NAME`, NAME one of the folders \
+                 under src/board/ (see README.md; `./build.sh` builds them all)",
+            );
+        };
+        let folder = Path::new("src/board").join(name);
+        let settings_path = folder.join("board.toml");
+        println!("cargo:rerun-if-changed={}", settings_path.display());
+        let settings = fs::read_to_string(&settings_path)
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", settings_path.display())));
+        let optional = |key: &str| {
+            settings
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .find(|(k, _)| k.trim() == key)
+                .map(|(_, value)| value.trim().trim_matches('"').to_owned())
+        };
+        let setting = |key: &str| {
+            optional(key)
+                .unwrap_or_else(|| fail(&format!("{} has no `{key}`", settings_path.display())))
+        };
+        let linker_scripts: Vec<String> = setting("linker-scripts")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        Board {
+            name: name.clone(),
+            target: setting("target"),
+            default_device_name: setting("default-device-name"),
+            allows_demo_key: optional("demo-key").as_deref() == Some("allowed"),
+            linker_scripts,
         }
     }
 
-    fn target(self) -> &'static str {
-        match self {
-            Board::Qemu => "thumbv7m-none-eabi",
-            Board::Pico => "thumbv6m-none-eabi",
-        }
-    }
-
-    fn memory_file(self) -> &'static str {
-        match self {
-            Board::Qemu => "memory/qemu.x",
-            Board::Pico => "memory/pico.x",
-        }
-    }
-
-    fn default_device_name(self) -> &'static str {
-        match self {
-            Board::Qemu => "qemu-board",
-            Board::Pico => "pico-board",
-        }
+    fn memory_file(&self) -> PathBuf {
+        Path::new("src/board").join(&self.name).join("memory.x")
     }
 }
 
@@ -68,39 +88,38 @@ fn fail(message: &str) -> ! {
 fn main() {
     let board = Board::from_features();
     let target = env::var("TARGET").unwrap_or_default();
-    if target != board.target() {
+    if target != board.target {
         fail(&format!(
-            "this board builds for `--target {}`, not `{target}`; use the cargo aliases in .cargo/config.toml",
-            board.target()
+            "board `{}` builds for `--target {}`, not `{target}`; use the cargo aliases in .cargo/config.toml",
+            board.name, board.target
         ));
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    // Memory map: cortex-m-rt's link.x includes `memory.x` from the search path.
+    // Memory map: the runtime's link.x includes `memory.x` from the search
+    // path (cortex-m-rt), or the board names it among its scripts (riscv-rt).
     let memory = fs::read(board.memory_file()).expect("memory map is part of the crate");
     fs::write(out.join("memory.x"), memory).expect("OUT_DIR is writable");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed={}", board.memory_file());
+    println!("cargo:rerun-if-changed={}", board.memory_file().display());
     println!("cargo:rustc-link-arg-bins=--nmagic");
-    println!("cargo:rustc-link-arg-bins=-Tlink.x");
+    for script in &board.linker_scripts {
+        println!("cargo:rustc-link-arg-bins=-T{script}");
+    }
     // Keep the relocations in the ELF (not in flash: the image is byte for
     // byte the same) so `size-by-crate.py` can tell who points at `.rodata`.
     println!("cargo:rustc-link-arg-bins=--emit-relocs");
-    if board == Board::Pico {
-        println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
-    }
 
-    write_identity(board, &out);
-    write_large_sample(&out);
+    write_identity(&board, &out);
     println!("cargo:rerun-if-changed=build.rs");
 }
 
 /// Writes `identity.rs`: the device name and key constants.
-fn write_identity(board: Board, out: &std::path::Path) {
+fn write_identity(board: &Board, out: &Path) {
     println!("cargo:rerun-if-env-changed=STATESYNC_DEVICE_NAME");
     println!("cargo:rerun-if-env-changed=STATESYNC_DEVICE_KEY");
-    let name = env::var("STATESYNC_DEVICE_NAME")
-        .unwrap_or_else(|_| board.default_device_name().to_owned());
+    let name =
+        env::var("STATESYNC_DEVICE_NAME").unwrap_or_else(|_| board.default_device_name.clone());
     let valid_name = !name.is_empty()
         && name.len() <= 32
         && name
@@ -114,7 +133,7 @@ fn write_identity(board: Board, out: &std::path::Path) {
     let key_hex = match env::var("STATESYNC_DEVICE_KEY") {
         Ok(hex) => hex.trim().to_owned(),
         Err(_) => {
-            if board == Board::Pico {
+            if !board.allows_demo_key {
                 println!(
                     "cargo:warning=STATESYNC_DEVICE_KEY is not set: using the public demo key; \
                      set it to the key `host-server device add {name}` printed"
@@ -157,19 +176,4 @@ fn parse_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Writes `large.bin`: deterministic pseudo-random bytes (xorshift32), so every
-/// build of the firmware announces the same content hash.
-fn write_large_sample(out: &std::path::Path) {
-    let mut state: u32 = 0x5EED_1234;
-    let mut bytes = Vec::with_capacity(LARGE_SAMPLE_LEN);
-    while bytes.len() < LARGE_SAMPLE_LEN {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(LARGE_SAMPLE_LEN);
-    fs::write(out.join("large.bin"), bytes).expect("OUT_DIR is writable");
 }

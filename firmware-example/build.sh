@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# Lints (clippy, warnings are errors) and builds the firmware for one or both
-# boards, each in two profiles: the full client (default features) and the
+# Lints (clippy, warnings are errors) and builds the firmware for one or every
+# board, each in two profiles: the full client (default features) and the
 # upload-only board (`--no-default-features`), then prints their flash and RAM
 # use and checks the protocol part of each image, and the core::fmt code
 # linked into it, against budget.toml. CI runs `./build.sh all`.
 #
-#   ./build.sh [qemu|pico|all] [--update-readme]      (default: all)
+#   ./build.sh [BOARD|all] [--update-readme]      (default: all; BOARD from the list below)
 #
-# Images: `qemu` and `pico` (full client; the ELF at cargo's usual path) and
-# `qemu-upload-only` and `pico-upload-only` (the ELF copied beside it with
-# the suffix `-upload-only`).
+# Images: `BOARD` (full client) and `BOARD-upload-only`, their ELF files
+# copied to target/images/ under those names.
+# A board is the folder src/board/BOARD/ (feature `board-BOARD`); its target
+# comes from its board.toml.
 #
 # README.md's "Size" section shows this script's size report between the
-# markers below. After building both boards with the default device name and
+# markers below. After building every board with the default device name and
 # key, the script compares that block with what it just measured and fails
 # when they differ (by more than 64 B a figure: see same_report), so the
 # published figures are always those of the source;
@@ -28,20 +29,25 @@ cd "$(dirname "$0")"
 # README's size report checked below) are the same in every clone.
 export RUSTFLAGS="${RUSTFLAGS:-} --remap-path-prefix=$(cd .. && pwd)=/statesync"
 
+# Every board, in the order of the size report.
+all_boards=(qemu pico lm3s811 microbit sifive_e)
+
 update_readme=false
-which=all
+boards=("${all_boards[@]}")
 for arg in "$@"; do
   case "$arg" in
-    qemu|pico|all) which=$arg ;;
+    all) boards=("${all_boards[@]}") ;;
     --update-readme) update_readme=true ;;
-    *) echo "usage: $0 [qemu|pico|all] [--update-readme]" >&2; exit 2 ;;
+    *)
+      if [[ " ${all_boards[*]} " == *" $arg "* ]]; then
+        boards=("$arg")
+      else
+        echo "usage: $0 [$(IFS='|'; echo "${all_boards[*]}")|all] [--update-readme]" >&2
+        exit 2
+      fi
+      ;;
   esac
 done
-case "$which" in
-  qemu) boards=(qemu) ;;
-  pico) boards=(pico) ;;
-  all) boards=(qemu pico) ;;
-esac
 
 readme_begin='<!-- build.sh sizes begin -->'
 readme_end='<!-- build.sh sizes end -->'
@@ -52,29 +58,28 @@ size_tool() {
   if [ -x "$llvm" ]; then echo "$llvm"; elif command -v arm-none-eabi-size >/dev/null; then echo arm-none-eabi-size; fi
 }
 
+# The target of a board or image, from the board's board.toml.
 target_of() {
-  case "$1" in
-    qemu*) echo thumbv7m-none-eabi ;;
-    pico*) echo thumbv6m-none-eabi ;;
-  esac
+  sed -n 's/^target *= *"\(.*\)".*/\1/p' "src/board/${1%-upload-only}/board.toml"
 }
 
+# Where an image's ELF is kept: boards that share a target share cargo's
+# output path, so each image is copied out under its own name.
 elf_of() {
-  case "$1" in
-    *-upload-only) echo "target/$(target_of "$1")/release/statesync-firmware-upload-only" ;;
-    *) echo "target/$(target_of "$1")/release/statesync-firmware" ;;
-  esac
+  echo "target/images/$1"
 }
 
 images=()
 for board in "${boards[@]}"; do
   target="$(target_of "$board")"
-  # Upload-only first, so the full client's ELF stays at cargo's usual path.
+  # Upload-only first, so cargo's usual path holds the full client afterwards (as `cargo run` expects).
   cargo clippy --release --locked --no-default-features --features "board-$board" --target "$target" -- -D warnings
   cargo build --release --locked --no-default-features --features "board-$board" --target "$target"
-  cp "$(elf_of "$board")" "$(elf_of "$board-upload-only")"
+  mkdir -p target/images
+  cp "target/$target/release/statesync-firmware" "$(elf_of "$board-upload-only")"
   cargo clippy --release --locked --features "board-$board" --target "$target" -- -D warnings
-  cargo "build-$board" --locked
+  cargo build --release --locked --features "board-$board" --target "$target"
+  cp "target/$target/release/statesync-firmware" "$(elf_of "$board")"
   images+=("$board" "$board-upload-only")
 done
 
@@ -86,18 +91,19 @@ fi
 
 # The sections of each image, one line per image.
 section_table() {
-  printf '%-16s %8s %8s %8s %8s %10s %8s\n' image .text .rodata .data .bss flash RAM
+  printf '%-20s %8s %8s %8s %8s %10s %8s\n' image .text .rodata .data .bss flash RAM
   for image in "${images[@]}"; do
     "$tool" -A "$(elf_of "$image")" | awk -v image="$image" '
       { size[$1] = $2 }
       END {
-        text = size[".text"] + size[".vector_table"] + size[".boot2"]
-        flash = text + size[".rodata"] + size[".data"]
+        text = size[".text"] + size[".vector_table"] + size[".boot2"] + size[".init.rust"]
+        rodata = size[".rodata"] + size[".eh_frame"]
+        flash = text + rodata + size[".data"]
         ram = size[".data"] + size[".bss"] + size[".uninit"]
-        printf "%-16s %8d %8d %8d %8d %10d %8d\n", image, text, size[".rodata"], size[".data"], size[".bss"] + size[".uninit"], flash, ram
+        printf "%-20s %8d %8d %8d %8d %10d %8d\n", image, text, rodata, size[".data"], size[".bss"] + size[".uninit"], flash, ram
       }'
   done
-  echo "(.text includes the vector table and boot2; .rodata includes the 64 KiB sample file; RAM excludes the stack)"
+  echo "(.text includes the vector table, boot2 and riscv-rt's .init.rust; .rodata includes RISC-V's .eh_frame; RAM excludes the stack)"
 }
 
 # The protocol part: flash that proto-core and the crates it brings in put
@@ -169,9 +175,9 @@ else
   echo "(the protocol part needs python3 and a working llvm-symbolizer: ./size-by-crate.py ELF; budgets not checked)"
 fi
 
-# README.md's block holds the report of both boards, built with the default
+# README.md's block holds the report of every board, built with the default
 # device name (its length is part of .rodata) and key.
-if [ "${#boards[@]}" -ne 2 ] || [ -n "${STATESYNC_DEVICE_NAME:-}${STATESYNC_DEVICE_KEY:-}" ]; then
+if [ "${#boards[@]}" -ne "${#all_boards[@]}" ] || [ -n "${STATESYNC_DEVICE_NAME:-}${STATESYNC_DEVICE_KEY:-}" ]; then
   echo "(README.md's sizes are those of './build.sh all' with the default device name and key: not compared)"
   exit 0
 fi

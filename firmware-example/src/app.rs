@@ -12,12 +12,19 @@
 //! retransmission and hash checks are the driver's and the client's. This file
 //! only decides what to ask for next and reports what happened.
 
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicBool, Ordering};
+
 use heapless::String;
 use proto_core::auth::ContentHasher;
 use proto_core::client::{
     Client, ClientError, Config, Event, FileId, FileStore, LinkState, ListItem,
 };
-use proto_core::driver::{BlockingDriver, Clock};
+#[cfg(not(feature = "async-driver"))]
+use proto_core::driver::BlockingDriver;
+#[cfg(feature = "async-driver")]
+use proto_core::driver::{AsyncClock, AsyncDriver};
+use proto_core::driver::{Clock, DriverError};
 use proto_core::framing::Framing;
 use proto_core::message::{Nonce, RequestId};
 #[cfg(feature = "full")]
@@ -25,15 +32,19 @@ use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
-use crate::buffers::FrameBuffer;
+#[cfg(feature = "async-driver")]
+use crate::async_uart::AsyncUart;
+use crate::buffers::{Buffers, FrameBuffer};
+#[cfg(feature = "async-driver")]
+use crate::executor::{self, Either};
 use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
 use crate::store::BoardStore;
 #[cfg(feature = "full")]
 use crate::store::{Placement, RAM_SLOT_BYTES};
 use crate::{board, stack};
 
-/// Largest frame payload the board offers (the serial default).
-const MAX_FRAME: usize = 1024;
+/// Largest frame payload the board offers (its RAM decides).
+const MAX_FRAME: usize = board::MAX_FRAME;
 /// Receive and send buffer size for frames of [`MAX_FRAME`] bytes.
 pub const FRAME_BUFFER: usize = Framing::Serial.max_wire_len(MAX_FRAME);
 /// Pause before saying `Hello` again after a session ended.
@@ -49,6 +60,8 @@ type Name = String<NAME_CAPACITY>;
 
 // `Plan::uploads_pending` has one bit per sample.
 const _: () = assert!(crate::samples::FILES.len() <= 32);
+/// proto-core's blocking driver over the board's UART (the default).
+#[cfg(not(feature = "async-driver"))]
 type Driver = BlockingDriver<
     'static,
     BoardStore,
@@ -57,6 +70,21 @@ type Driver = BlockingDriver<
     BoardClock,
     [u8; 64],
 >;
+/// proto-core's async driver over the board's UART (feature `async-driver`),
+/// each step run by [`crate::executor::block_on`].
+#[cfg(feature = "async-driver")]
+type Driver =
+    AsyncDriver<'static, BoardStore, &'static mut FrameBuffer, AsyncUart, BoardClock, [u8; 64]>;
+/// The driver's name, for the boot log.
+const DRIVER_KIND: &str = if cfg!(feature = "async-driver") {
+    "async driver (embedded-io-async)"
+} else {
+    "blocking driver (embedded-io)"
+};
+/// Longest an async step waits for input before the plan gets a turn (its
+/// own timers: reconnecting, retrying an upload).
+#[cfg(feature = "async-driver")]
+const ASYNC_STEP_MS: u64 = 10;
 
 /// RAM the protocol takes: both frame buffers and the driver's state (client,
 /// framing, transfer windows, input buffer), without the board's file store
@@ -65,6 +93,9 @@ type Driver = BlockingDriver<
 pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>()
     - core::mem::size_of::<BoardStore>()
     - core::mem::size_of::<board::Uart>();
+// The async driver's stream is the board's UART in a wrapper of the same size.
+#[cfg(feature = "async-driver")]
+const _: () = assert!(core::mem::size_of::<AsyncUart>() == core::mem::size_of::<board::Uart>());
 const _: () = assert!(
     PROTOCOL_RAM <= 8 * 1024,
     "the protocol must fit in 8 KiB of RAM"
@@ -83,9 +114,59 @@ const _: () = assert!(
 /// The board's millisecond clock for the driver.
 struct BoardClock;
 
+impl BoardClock {
+    /// Milliseconds since boot (the one clock both driver traits read).
+    fn now_ms(&self) -> u64 {
+        board::now_us() / 1_000
+    }
+}
+
 impl Clock for BoardClock {
     fn now_ms(&mut self) -> u64 {
-        board::now_us() / 1_000
+        BoardClock::now_ms(self)
+    }
+}
+
+#[cfg(feature = "async-driver")]
+impl AsyncClock for BoardClock {
+    fn now_ms(&mut self) -> u64 {
+        BoardClock::now_ms(self)
+    }
+
+    /// Ready once the clock reached `at_ms`; the executor polls again after
+    /// every tick.
+    fn sleep_until(&mut self, at_ms: u64) -> impl core::future::Future<Output = ()> {
+        core::future::poll_fn(move |_| {
+            if BoardClock.now_ms() >= at_ms {
+                core::task::Poll::Ready(())
+            } else {
+                core::task::Poll::Pending
+            }
+        })
+    }
+}
+
+/// One step of the blocking driver.
+#[cfg(not(feature = "async-driver"))]
+fn poll_driver(
+    driver: &mut Driver,
+) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
+    driver.poll()
+}
+
+/// One step of the async driver, run to completion by the executor; it waits
+/// for input at most [`ASYNC_STEP_MS`], then gives the plan its turn.
+#[cfg(feature = "async-driver")]
+fn poll_driver(
+    driver: &mut Driver,
+) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
+    let turn_ends = BoardClock.now_ms() + ASYNC_STEP_MS;
+    match executor::block_on(executor::first_of(
+        driver.poll(),
+        AsyncClock::sleep_until(&mut BoardClock, turn_ends),
+    )) {
+        Either::First(polled) => polled,
+        Either::Second(()) => Ok(None),
     }
 }
 
@@ -173,23 +254,18 @@ struct Plan {
 }
 
 /// Runs the board forever: connects, syncs, reconnects.
-pub fn run(
-    uart: board::Uart,
-    store: BoardStore,
-    rx: &'static mut FrameBuffer,
-    tx: &'static mut FrameBuffer,
-) -> ! {
+pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
+    let driver = start_driver(uart, buffers);
+    let store = driver.client().store();
     let samples = store.samples();
-    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
-    let client = match Client::new(config, store, rx, tx) {
-        Ok(client) => client,
-        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
-        Err(error) => {
-            error!("the client cannot start: {}", error);
-            panic!("the client cannot start");
+    for file in samples.clone() {
+        if let Ok(meta) = store.meta(FileId(file)) {
+            info!(
+                "holds {} ({} bytes) sha256 {}",
+                meta.name, meta.size, meta.hash
+            );
         }
-    };
-    let mut driver: Driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
+    }
     let mut nonces = Nonces { counter: 0 };
     let mut plan = Plan {
         manifest_done: false,
@@ -212,22 +288,65 @@ pub fn run(
         PROTOCOL_RAM - 2 * FRAME_BUFFER,
         PROTOCOL_RAM_AT_512
     );
-    info!("connecting as `{}`", DEVICE_NAME);
+    info!(
+        "connecting as `{}` through the {}",
+        DEVICE_NAME, DRIVER_KIND
+    );
     driver.connect(nonces.next());
     loop {
-        let happening = step(&mut driver, &mut plan);
-        plan.apply(happening, &mut driver);
+        let happening = step(driver, &mut plan);
+        plan.apply(happening, driver);
         let now = BoardClock.now_ms();
         if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
             plan.reconnect_at_ms = None;
             info!("saying Hello again");
             driver.connect(nonces.next());
         }
-        plan.make_requests(&mut driver, now);
-        if is_idle(&mut driver, now) {
+        plan.make_requests(driver, now);
+        if is_idle(driver, now) {
             board::wait_for_interrupt();
         }
     }
+}
+
+/// The driver's home: `.bss`, not `run`'s stack frame, which would otherwise
+/// hold it (and, around the moves that build it, copies of it) for good: on
+/// an 8 KiB part that is the difference between fitting and not.
+static mut DRIVER: MaybeUninit<Driver> = MaybeUninit::uninit();
+/// Set once [`DRIVER`] is built.
+static DRIVER_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Builds the store, the client and its driver into [`DRIVER`], in a stack
+/// frame of its own that is gone before the main loop runs.
+#[inline(never)]
+fn start_driver(uart: board::Uart, buffers: Buffers) -> &'static mut Driver {
+    // Load and store under a critical section: thumbv6m and rv32imc have no atomic swap.
+    let first = critical_section::with(|_| {
+        let started = DRIVER_STARTED.load(Ordering::Relaxed);
+        DRIVER_STARTED.store(true, Ordering::Relaxed);
+        !started
+    });
+    if !first {
+        panic!("the driver is started once");
+    }
+    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
+    let store = BoardStore::new(buffers.slots);
+    let client = match Client::new(config, store, buffers.rx, buffers.tx) {
+        Ok(client) => client,
+        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
+        Err(error) => {
+            error!("the client cannot start: {}", error);
+            panic!("the client cannot start");
+        }
+    };
+    // SAFETY: `first` is true exactly once (tested and set with interrupts
+    // off on a single core), so this is the only reference ever made to DRIVER.
+    let slot = unsafe { &mut *core::ptr::addr_of_mut!(DRIVER) };
+    #[cfg(not(feature = "async-driver"))]
+    let driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
+    #[cfg(feature = "async-driver")]
+    let driver = AsyncDriver::new(client, AsyncUart(uart), BoardClock, [0u8; 64]);
+    slot.write(driver)
 }
 
 /// True when neither the UART nor the client needs the CPU before the next interrupt.
@@ -238,8 +357,11 @@ fn is_idle(driver: &mut Driver, now: u64) -> bool {
 }
 
 /// One driver step; logs the event and copies out what the plan needs.
+/// Not inlined (nor are the plan's steps): siblings inlined into `run` would
+/// add their temporaries up in its frame.
+#[inline(never)]
 fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
-    let event = match driver.poll() {
+    let event = match poll_driver(driver) {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
         Err(error) => {
@@ -422,6 +544,7 @@ fn published(record: &Record<'_>) -> Happening {
 
 impl Plan {
     /// Updates the to-do list after one step.
+    #[inline(never)]
     fn apply(&mut self, happening: Happening, driver: &mut Driver) {
         match happening {
             Happening::Nothing => {}
@@ -558,6 +681,7 @@ impl Plan {
     }
 
     /// Makes the next requests the client has room for.
+    #[inline(never)]
     fn make_requests(&mut self, driver: &mut Driver, now: u64) {
         // Nothing new while a new session is due: the old one may look alive to the client.
         let ready = matches!(driver.client().state(), LinkState::Ready);

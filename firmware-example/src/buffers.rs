@@ -31,8 +31,8 @@ static TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// The buffers; `None` after the first call.
 pub fn take() -> Option<Buffers> {
-    // Load and store under a critical section: thumbv6m has no atomic swap.
-    let first = cortex_m::interrupt::free(|_| {
+    // Load and store under a critical section: thumbv6m and rv32imc have no atomic swap.
+    let first = critical_section::with(|_| {
         let taken = TAKEN.load(Ordering::Relaxed);
         TAKEN.store(true, Ordering::Relaxed);
         !taken

@@ -10,16 +10,20 @@ mod fmt;
 mod identity;
 
 mod app;
+#[cfg(feature = "async-driver")]
+mod async_uart;
 mod board;
 mod buffers;
+#[cfg(feature = "async-driver")]
+mod executor;
+// Read and written by run-time provisioning (issue 18), which builds on it.
+#[allow(dead_code)]
+mod nv_page;
 mod samples;
 mod stack;
 mod store;
 
-use proto_core::client::{FileId, FileStore};
-use store::BoardStore;
-
-#[cfg(feature = "board-pico")]
+#[cfg(feature = "log-defmt")]
 use defmt_rtt as _;
 
 #[board::entry]
@@ -36,14 +40,5 @@ fn main() -> ! {
     let Some(buffers) = buffers::take() else {
         panic!("buffers taken twice");
     };
-    let store = BoardStore::new(buffers.slots);
-    for file in store.samples() {
-        if let Ok(meta) = store.meta(FileId(file)) {
-            info!(
-                "holds {} ({} bytes) sha256 {}",
-                meta.name, meta.size, meta.hash
-            );
-        }
-    }
-    app::run(board.uart, store, buffers.rx, buffers.tx)
+    app::run(board.uart, buffers)
 }

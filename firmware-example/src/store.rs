@@ -11,20 +11,26 @@
 //!   back; the next attempt starts over.
 //!
 //! An upload-only board (without the `full` feature) never places a download,
-//! so the slots stay empty there.
+//! so it has no RAM slots.
 #![cfg_attr(not(feature = "full"), allow(dead_code))]
 
 use proto_core::client::{FileId, FileMeta, FileStore, StoreError};
 use proto_core::model::{ContentHash, FileKind};
 use proto_core::name::MAX_NAME_LEN;
 
+use crate::board;
 use crate::samples::{SampleFile, FILES};
 
-/// How many published files the board keeps in RAM at once.
-pub const RAM_SLOTS: usize = 2;
+/// How many published files the board keeps in RAM at once (its RAM decides;
+/// none on an upload-only board, which never downloads).
+pub const RAM_SLOTS: usize = if cfg!(feature = "full") {
+    board::DOWNLOAD_SLOTS
+} else {
+    0
+};
 
-/// Largest published file kept in RAM (the LM3S6965 has 64 KiB of RAM in all).
-pub const RAM_SLOT_BYTES: usize = 8 * 1024;
+/// Largest published file kept in RAM.
+pub const RAM_SLOT_BYTES: usize = board::DOWNLOAD_SLOT_BYTES;
 
 /// Longest inbox file name the board can hold.
 const NAME_BYTES: usize = 96;
@@ -122,9 +128,7 @@ impl BoardStore {
     /// A store over the built-in samples (hashed now) and `buffers` for downloads.
     pub fn new(buffers: &'static mut [[u8; RAM_SLOT_BYTES]; RAM_SLOTS]) -> BoardStore {
         BoardStore {
-            sample_hashes: FILES
-                .each_ref()
-                .map(|file| proto_core::auth::ContentHasher::digest(file.content)),
+            sample_hashes: FILES.each_ref().map(SampleFile::hash),
             ram: buffers.each_mut().map(|data| RamSlot {
                 name: Name::EMPTY,
                 data,
@@ -148,7 +152,7 @@ impl BoardStore {
     /// Chooses where the published file `name` of `size` bytes goes and names
     /// that slot after it, so [`FileStore::lookup`] finds it from now on.
     pub fn place(&mut self, name: &str, size: u64) -> Result<Placement, PlaceError> {
-        if size > RAM_SLOT_BYTES as u64 {
+        if size > RAM_SLOT_BYTES as u64 || RAM_SLOTS == 0 {
             // A name lives in one slot only, so `lookup` finds the right one.
             for slot in self.ram.iter_mut().filter(|slot| slot.name.is(name)) {
                 slot.name = Name::EMPTY;
@@ -164,7 +168,7 @@ impl BoardStore {
                 Some(free) => free,
                 None => {
                     let oldest = self.next_eviction;
-                    self.next_eviction = (oldest + 1) % RAM_SLOTS;
+                    self.next_eviction = (oldest + 1) % self.ram.len().max(1);
                     oldest
                 }
             },
@@ -206,7 +210,7 @@ impl BoardStore {
 
     fn ram_index(&self, file: FileId) -> Option<usize> {
         let index = usize::from(file.0.checked_sub(FIRST_RAM_SLOT)?);
-        (index < RAM_SLOTS).then_some(index)
+        (index < self.ram.len()).then_some(index)
     }
 }
 
@@ -226,7 +230,7 @@ impl FileStore for BoardStore {
             return Ok(FileMeta {
                 name: sample.name,
                 kind: FileKind::File,
-                size: sample.content.len() as u64,
+                size: sample.size() as u64,
                 hash,
             });
         }
@@ -252,8 +256,8 @@ impl FileStore for BoardStore {
 
     fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
         if let Some((sample, _)) = self.sample(file) {
-            let range = span(offset, buf.len(), sample.content.len())?;
-            buf.copy_from_slice(&sample.content[range]);
+            let range = span(offset, buf.len(), sample.size())?;
+            sample.read(range.start, buf);
             return Ok(());
         }
         if let Some(index) = self.ram_index(file) {

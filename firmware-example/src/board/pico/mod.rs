@@ -27,6 +27,13 @@ pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 /// The board's name, for the boot banner.
 pub const NAME: &str = "Raspberry Pi Pico";
 
+/// Largest frame payload the board offers (the serial default).
+pub const MAX_FRAME: usize = 1024;
+/// How many published files the board keeps in RAM at once.
+pub const DOWNLOAD_SLOTS: usize = 2;
+/// Largest published file kept in RAM (264 KiB of RAM in all).
+pub const DOWNLOAD_SLOT_BYTES: usize = 8 * 1024;
+
 /// The Pico's crystal.
 const XOSC_HZ: u32 = 12_000_000;
 

@@ -3,20 +3,32 @@
 //! UART0 (a PL011) carries the protocol; semihosting carries log lines (on
 //! QEMU's standard output) and the exit code. Time comes from SysTick.
 
-mod clock;
+#[path = "../parts/pl011.rs"]
 mod pl011;
+// Used by run-time provisioning (issue 18), which builds on it.
+#[allow(dead_code)]
+#[path = "../parts/ram_identity_page.rs"]
+mod ram_identity_page;
+#[path = "../parts/arm_semihosting.rs"]
+mod semihosting;
+#[path = "../parts/systick.rs"]
+mod systick;
 
 use core::fmt;
 
-use cortex_m_rt::{exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln, syscall};
-
-pub use clock::now_us;
 pub use cortex_m_rt::entry;
-pub use pl011::Pl011;
+pub use ram_identity_page::IdentityPage;
+pub use systick::now_us;
 
 /// The board's name, for the boot banner.
 pub const NAME: &str = "QEMU lm3s6965evb";
+
+/// Largest frame payload the board offers (the serial default).
+pub const MAX_FRAME: usize = 1024;
+/// How many published files the board keeps in RAM at once.
+pub const DOWNLOAD_SLOTS: usize = 2;
+/// Largest published file kept in RAM (64 KiB of RAM in all).
+pub const DOWNLOAD_SLOT_BYTES: usize = 8 * 1024;
 
 /// UART0 of the LM3S6965.
 const UART0_BASE: usize = 0x4000_C000;
@@ -29,12 +41,16 @@ const SYSTEM_CLOCK_HZ: u32 = 12_500_000;
 pub const BAUD: u32 = 115_200;
 
 /// The UART type the protocol driver runs on.
-pub type Uart = Pl011;
+pub type Uart = pl011::Pl011;
 
 /// The board's peripherals, brought up.
 pub struct Board {
     /// UART0 at 115200 8N1.
     pub uart: Uart,
+    /// Where the device's identity is kept across resets (read by run-time
+    /// provisioning, issue 18; this build's identity is in the image).
+    #[allow(dead_code)]
+    pub identity_page: IdentityPage,
 }
 
 /// Brings up SysTick and UART0.
@@ -43,20 +59,21 @@ pub fn init() -> Board {
     let Some(core) = cortex_m::Peripherals::take() else {
         panic!("board::init called twice");
     };
-    clock::start(core.SYST, SYSTEM_CLOCK_HZ);
+    systick::start(core.SYST, SYSTEM_CLOCK_HZ);
     // SAFETY: 0x4000_C000 is UART0, a PL011, on this chip, and this is the
     // only place that creates a driver for it.
-    let uart = unsafe { Pl011::new(UART0_BASE, SYSTEM_CLOCK_HZ, BAUD, now_us) };
-    Board { uart }
+    let uart = unsafe { pl011::Pl011::new(UART0_BASE, SYSTEM_CLOCK_HZ, BAUD, now_us) };
+    Board {
+        uart,
+        identity_page: IdentityPage::new(),
+    }
 }
 
 /// Bits for nonces. QEMU has no random generator: mix the host's wall clock
 /// (semihosting `SYS_TIME`) with the microsecond clock, which differ on every
 /// boot and every call. Unique, not secret, which is what nonces need here.
 pub fn entropy() -> u64 {
-    // SAFETY: SYS_TIME takes no argument block and returns seconds since 1970.
-    let host_seconds = unsafe { syscall!(TIME) } as u64;
-    (host_seconds << 32) ^ now_us().rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
+    (semihosting::host_seconds() << 32) ^ now_us().rotate_left(17) ^ 0x9E37_79B9_7F4A_7C15
 }
 
 /// Sleeps until the next interrupt (SysTick wakes the core every millisecond).
@@ -66,38 +83,5 @@ pub fn wait_for_interrupt() {
 
 /// Prints one log line through semihosting (QEMU's standard output).
 pub fn log_line(level: &str, args: fmt::Arguments<'_>) {
-    let millis = now_us() / 1_000;
-    hprintln!(
-        "[{:>5}.{:03}] {} {}",
-        millis / 1_000,
-        millis % 1_000,
-        level,
-        args
-    );
-}
-
-/// Ends the emulation with an exit code: 0 if `success`, 1 otherwise.
-pub fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached without a debugger/QEMU to take the request.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    cortex_m::interrupt::disable();
-    hprintln!("PANIC {}", info);
-    exit(false)
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("HARD FAULT at pc={:#010x}", frame.pc());
-    exit(false)
+    semihosting::log_line(now_us(), level, args);
 }

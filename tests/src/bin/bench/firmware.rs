@@ -1,7 +1,8 @@
-//! Firmware: flash and RAM of the QEMU and Pico images, and the goodput of the
-//! QEMU board's upload over its UART. QEMU's UART is not throttled, so the
-//! board's line runs through the link simulator at the bench's baud rate
-//! ([`tests::qemu::UartCable::through_line`]) to a release `host-server --serial`.
+//! Firmware: flash and RAM of the QEMU and Pico images, and the goodput of
+//! every QEMU board's upload over its UART. The boards pace their UARTs to
+//! 115200 baud themselves; the line also runs through the link simulator at
+//! the bench's baud rate ([`tests::qemu::UartCable::through_line`]) to a
+//! release `host-server --serial`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,12 +11,22 @@ use std::time::{Duration, Instant};
 
 use ::tests::link::LineModel;
 use ::tests::process::{Profile, ServerProcess};
-use ::tests::qemu::{build_firmware, firmware_dir, require_qemu, QemuBoard, UartCable};
+use ::tests::qemu::{
+    build_board_firmware, build_firmware, firmware_dir, FirmwareProfile, Machine, QemuBoard,
+    UartCable,
+};
 
 use crate::report::Row;
 
-/// The device name the QEMU board registers as.
+/// The device name the QEMU boards register as.
 const BOARD: &str = "bench-board";
+/// The boards whose upload goodput is measured.
+const GOODPUT_BOARDS: [Machine; 4] = [
+    Machine::LM3S6965EVB,
+    Machine::LM3S811EVB,
+    Machine::MICROBIT,
+    Machine::SIFIVE_E,
+];
 /// The host device that asks the board to upload again between repetitions.
 const LAPTOP: &str = "bench-laptop";
 /// Uploads smaller than this are not timed (the board's small sample files).
@@ -26,7 +37,7 @@ const STEP: Duration = Duration::from_secs(180);
 /// How the firmware figures are obtained, for the report.
 pub fn method(baud: u32, reps: usize) -> String {
     format!(
-        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`, built with the bench's device key; Pico: `thumbv6m-none-eabi`), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: the QEMU board (`lm3s6965evb`) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. Repetition 1 is the first boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is rebooted. {reps} repetitions.",
+        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`, Pico: `thumbv6m-none-eabi`, both with the public demo key, which has the length of every key), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: each QEMU board (`lm3s6965evb`, `lm3s811evb`, `microbit`, `sifive_e`; full client) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. Repetition 1 is the first boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is rebooted. {reps} repetitions.",
         baud / 10
     )
 }
@@ -191,10 +202,11 @@ async fn watch_log<T>(
 
 /// One boot: times the board's first large upload.
 async fn timed_upload(
+    machine: Machine,
     elf: &Path,
     cable: &UartCable,
 ) -> Result<(QemuBoard, String, u64, Duration), String> {
-    let board = QemuBoard::boot(elf, cable.board_addr()).await?;
+    let board = QemuBoard::boot_on(machine, elf, cable.board_addr()).await?;
     let ((name, bytes), started) = watch_log(&board, 0, "a large upload", |line| {
         upload_started(line).filter(|(_, bytes)| *bytes >= TIMED_AT_LEAST)
     })
@@ -222,17 +234,12 @@ pub async fn run(baud: u32, reps: usize) -> String {
     let mut out = String::from(
         "| image | flash | RAM (without stack) | .text | .rodata | .data | .bss |\n|---|---|---|---|---|---|---|\n",
     );
-    let cable = UartCable::through_line(LineModel::clean(baud)).await;
-    let serial = cable
-        .as_ref()
-        .map(|(cable, _, _)| format!("{}:{baud}", cable.pty_path()));
-    let server = tokio::task::block_in_place(|| match &serial {
-        Ok(serial) => ServerProcess::start(Profile::Release, &["--serial", serial]),
-        Err(_) => ServerProcess::start(Profile::Release, &[]),
+    let qemu = tokio::task::block_in_place(|| {
+        build_firmware(
+            BOARD,
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+        )
     });
-    let board_key = server.add_device(BOARD);
-    let laptop_key = server.add_device(LAPTOP);
-    let qemu = tokio::task::block_in_place(|| build_firmware(BOARD, &board_key));
     let pico = tokio::task::block_in_place(build_pico);
     for (image, elf) in [
         ("QEMU lm3s6965evb (thumbv7m)", &qemu),
@@ -258,8 +265,32 @@ pub async fn run(baud: u32, reps: usize) -> String {
             }
         }
     }
-    let mut row = upload_row(baud, 0);
-    let ready = match (&cable, &qemu, require_qemu()) {
+    let mut rows = Vec::new();
+    for machine in GOODPUT_BOARDS {
+        rows.push(board_goodput(machine, baud, reps).await);
+    }
+    out.push('\n');
+    out.push_str(&crate::report::markdown(&rows));
+    out
+}
+
+/// The goodput row of one board: `reps` boots, each timing its large upload.
+async fn board_goodput(machine: Machine, baud: u32, reps: usize) -> Row {
+    let mut row = upload_row(machine, baud, 0);
+    let cable = UartCable::through_line(LineModel::clean(baud)).await;
+    let serial = cable
+        .as_ref()
+        .map(|(cable, _, _)| format!("{}:{baud}", cable.pty_path()));
+    let server = tokio::task::block_in_place(|| match &serial {
+        Ok(serial) => ServerProcess::start(Profile::Release, &["--serial", serial]),
+        Err(_) => ServerProcess::start(Profile::Release, &[]),
+    });
+    let board_key = server.add_device(BOARD);
+    let laptop_key = server.add_device(LAPTOP);
+    let elf = tokio::task::block_in_place(|| {
+        build_board_firmware(machine, FirmwareProfile::Full, BOARD, &board_key)
+    });
+    let ready = match (&cable, &elf, machine.require_qemu()) {
         (Ok((cable, stats, _)), Ok(elf), Ok(())) => Some((cable, stats, elf)),
         (Err(e), ..) => {
             row.note = format!("failure: no pseudo-terminal: {e}");
@@ -267,7 +298,7 @@ pub async fn run(baud: u32, reps: usize) -> String {
         }
         (_, Err(e), _) => {
             eprintln!("firmware bench: {e}");
-            row.note = "failure: the QEMU firmware did not build".into();
+            row.note = format!("failure: the {} firmware did not build", machine.board);
             None
         }
         (.., Err(e)) => {
@@ -299,7 +330,7 @@ pub async fn run(baud: u32, reps: usize) -> String {
                         continue;
                     }
                 }
-                match timed_upload(elf, cable).await {
+                match timed_upload(machine, elf, cable).await {
                     Ok((booted, name, bytes, elapsed)) => {
                         row.bytes = bytes;
                         row.times.push(elapsed);
@@ -329,15 +360,13 @@ pub async fn run(baud: u32, reps: usize) -> String {
         }
         None => row.failures = reps,
     }
-    out.push('\n');
-    out.push_str(&crate::report::markdown(std::slice::from_ref(&row)));
-    out
+    row
 }
 
-fn upload_row(baud: u32, bytes: u64) -> Row {
+fn upload_row(machine: Machine, baud: u32, bytes: u64) -> Row {
     Row {
         bench: format!("firmware uart {baud}"),
-        tool: "QEMU board upload".into(),
+        tool: format!("QEMU {} board upload", machine.board),
         condition: "clean".into(),
         bytes,
         times: Vec::new(),

@@ -1,0 +1,342 @@
+//! The example firmware under QEMU, for end-to-end tests: the boards QEMU
+//! emulates ([`Machine`]), cross-building the firmware for one (once per test
+//! process and identity), booting it, reading its semihosting log, and wiring
+//! its UART to a pseudo-terminal that `host-server --serial` can open
+//! ([`UartCable`]). [`life`] holds the scenarios every board's test runs.
+
+mod cable;
+pub mod life;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+pub use cable::UartCable;
+
+/// A board QEMU emulates and the firmware supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The firmware's board: its folder `src/board/BOARD/` and feature `board-BOARD`.
+    pub board: &'static str,
+    /// The Rust target the board builds for.
+    pub target: &'static str,
+    /// The QEMU binary.
+    pub qemu: &'static str,
+    /// QEMU's machine arguments (`-machine …`, `-cpu …`).
+    pub machine_args: &'static [&'static str],
+    /// The Debian package that has [`Machine::qemu`].
+    pub package: &'static str,
+}
+
+impl Machine {
+    /// QEMU `lm3s6965evb`: Cortex-M3, 256 KiB flash, 64 KiB RAM (the firmware's `qemu` board).
+    pub const LM3S6965EVB: Machine = Machine {
+        board: "qemu",
+        target: "thumbv7m-none-eabi",
+        qemu: "qemu-system-arm",
+        machine_args: &["-cpu", "cortex-m3", "-machine", "lm3s6965evb"],
+        package: "qemu-system-arm",
+    };
+
+    /// QEMU `lm3s811evb`: Cortex-M3, 64 KiB flash, 8 KiB RAM.
+    pub const LM3S811EVB: Machine = Machine {
+        board: "lm3s811",
+        target: "thumbv7m-none-eabi",
+        qemu: "qemu-system-arm",
+        machine_args: &["-machine", "lm3s811evb"],
+        package: "qemu-system-arm",
+    };
+
+    /// QEMU `microbit`: BBC micro:bit v1, nRF51822 (Cortex-M0), 256 KiB flash, 16 KiB RAM.
+    pub const MICROBIT: Machine = Machine {
+        board: "microbit",
+        target: "thumbv6m-none-eabi",
+        qemu: "qemu-system-arm",
+        machine_args: &["-machine", "microbit"],
+        package: "qemu-system-arm",
+    };
+
+    /// QEMU `sifive_e`: SiFive FE310 (RISC-V rv32imac), 16 KiB RAM.
+    pub const SIFIVE_E: Machine = Machine {
+        board: "sifive_e",
+        target: "riscv32imac-unknown-none-elf",
+        qemu: "qemu-system-riscv32",
+        machine_args: &["-machine", "sifive_e"],
+        package: "qemu-system-misc",
+    };
+
+    /// Fails with a message saying what to install when the board's QEMU is missing.
+    pub fn require_qemu(&self) -> Result<(), String> {
+        match std::process::Command::new(self.qemu)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Ok(status) if status.success() => Ok(()),
+            _ => Err(format!(
+                "`{}` is not installed or does not run; install it (Debian: `apt-get install {}`, \
+                 which .ci/run does) to run the firmware test",
+                self.qemu, self.package
+            )),
+        }
+    }
+}
+
+/// The firmware crate (outside the workspace).
+pub fn firmware_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("firmware-example")
+}
+
+/// Fails with a message saying what to install when `qemu-system-arm` is missing.
+pub fn require_qemu() -> Result<(), String> {
+    Machine::LM3S6965EVB.require_qemu()
+}
+
+/// Which firmware profile to build (the firmware's `full` feature).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FirmwareProfile {
+    /// The full client: uploads, subscribes, lists and downloads its inbox.
+    Full,
+    /// An upload-only board (`--no-default-features`): announces and uploads.
+    UploadOnly,
+    /// The full client on proto-core's async driver (feature `async-driver`:
+    /// `AsyncDriver` over `embedded-io-async`, under the firmware's executor).
+    AsyncDriver,
+}
+
+/// Builds the full `lm3s6965evb` firmware for `device` with `key_hex` baked in and returns the ELF.
+pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
+    build_board_firmware(Machine::LM3S6965EVB, FirmwareProfile::Full, device, key_hex)
+}
+
+/// Builds the firmware of `profile` for `machine`, for `device` with
+/// `key_hex` baked in, and returns the ELF. Built once per test process for
+/// each board, profile and identity.
+///
+/// Uses the firmware's own `Cargo.lock` and target directory, and the same
+/// `RUSTFLAGS` as its `build.sh`, so the dependencies CI built there are
+/// reused and only the firmware crate itself rebuilds for a new key. Each
+/// image is copied out to `target/images/e2e-BOARD[-PROFILE]`, so boards
+/// that share a target never overwrite each other's image
+/// (`-upload-only` and `-async` for the other profiles).
+pub fn build_board_firmware(
+    machine: Machine,
+    profile: FirmwareProfile,
+    device: &str,
+    key_hex: &str,
+) -> Result<PathBuf, String> {
+    type Built = HashMap<(&'static str, FirmwareProfile, String, String), PathBuf>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
+    let built = BUILT.get_or_init(Mutex::default);
+    let mut built = built
+        .lock()
+        .map_err(|_| "a firmware build panicked".to_owned())?;
+    let key = (
+        machine.board,
+        profile,
+        device.to_owned(),
+        key_hex.to_owned(),
+    );
+    if let Some(elf) = built.get(&key) {
+        return Ok(elf.clone());
+    }
+    let elf = cargo_build(machine, profile, device, key_hex)?;
+    built.insert(key, elf.clone());
+    Ok(elf)
+}
+
+fn cargo_build(
+    machine: Machine,
+    profile: FirmwareProfile,
+    device: &str,
+    key_hex: &str,
+) -> Result<PathBuf, String> {
+    let dir = firmware_dir();
+    let repository = dir
+        .parent()
+        .and_then(|root| root.canonicalize().ok())
+        .ok_or("the firmware directory has no parent")?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    let features = match profile {
+        FirmwareProfile::AsyncDriver => format!("board-{},async-driver", machine.board),
+        FirmwareProfile::Full | FirmwareProfile::UploadOnly => format!("board-{}", machine.board),
+    };
+    command.current_dir(&dir).args([
+        "build",
+        "--release",
+        "--locked",
+        "--features",
+        &features,
+        "--target",
+        machine.target,
+    ]);
+    if profile == FirmwareProfile::UploadOnly {
+        command.arg("--no-default-features");
+    }
+    let output = command
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .env("STATESYNC_DEVICE_NAME", device)
+        .env("STATESYNC_DEVICE_KEY", key_hex)
+        // As build.sh sets it: the same flags reuse the same artefacts.
+        .env(
+            "RUSTFLAGS",
+            format!(" --remap-path-prefix={}=/statesync", repository.display()),
+        )
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .map_err(|e| format!("cannot run cargo to build the firmware: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building the {} firmware failed (is `rustup target add {}` done?):\n{}",
+            machine.board,
+            machine.target,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let images = dir.join("target/images");
+    std::fs::create_dir_all(&images).map_err(|e| format!("cannot create {images:?}: {e}"))?;
+    let suffix = match profile {
+        FirmwareProfile::Full => "",
+        FirmwareProfile::UploadOnly => "-upload-only",
+        FirmwareProfile::AsyncDriver => "-async",
+    };
+    let elf = images.join(format!("e2e-{}{suffix}", machine.board));
+    let built = dir
+        .join("target")
+        .join(machine.target)
+        .join("release/statesync-firmware");
+    std::fs::copy(&built, &elf).map_err(|e| format!("cannot copy {built:?} to {elf:?}: {e}"))?;
+    Ok(elf)
+}
+
+/// One boot of the firmware under QEMU.
+pub struct QemuBoard {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl QemuBoard {
+    /// Boots `elf` on the `lm3s6965evb` with its UART connected to `uart` (a [`UartCable`]'s board address).
+    pub async fn boot(elf: &Path, uart: SocketAddr) -> Result<QemuBoard, String> {
+        QemuBoard::boot_on(Machine::LM3S6965EVB, elf, uart).await
+    }
+
+    /// Boots `elf` on `machine` with its UART connected to `uart` (a [`UartCable`]'s board address).
+    pub async fn boot_on(
+        machine: Machine,
+        elf: &Path,
+        uart: SocketAddr,
+    ) -> Result<QemuBoard, String> {
+        machine.require_qemu()?;
+        let mut child = Command::new(machine.qemu)
+            .args(machine.machine_args)
+            .args([
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-semihosting-config",
+                "enable=on,target=native",
+                "-serial",
+                &format!("tcp:{uart},nodelay=on"),
+                "-kernel",
+            ])
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", machine.qemu))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stdout) = child.stdout.take() {
+            tokio::spawn(collect_lines(stdout, "board", Arc::clone(&log)));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(collect_lines(stderr, "qemu", Arc::clone(&log)));
+        }
+        Ok(QemuBoard { child, log })
+    }
+
+    /// Every line the board (semihosting) and QEMU (stderr) printed so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a log line contains every one of `needles`; returns that line.
+    pub async fn wait_for_line(
+        &mut self,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<String, String> {
+        self.wait_for_line_after(0, needles, timeout).await
+    }
+
+    /// How many lines the log holds now (a mark for [`QemuBoard::wait_for_line_after`]).
+    pub fn log_len(&self) -> usize {
+        self.log.lock().map(|log| log.len()).unwrap_or(0)
+    }
+
+    /// Like [`QemuBoard::wait_for_line`], looking only at lines after the first `skip`.
+    pub async fn wait_for_line_after(
+        &mut self,
+        skip: usize,
+        needles: &[&str],
+        timeout: Duration,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .log()
+                .into_iter()
+                .skip(skip)
+                .find(|line| needles.iter().all(|needle| line.contains(needle)))
+            {
+                return Ok(line);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "QEMU exited ({status}) before the board printed {needles:?}; its log:\n{}",
+                    self.log().join("\n")
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the board did not print {needles:?} within {timeout:?}; its log:\n{}",
+                    self.log().join("\n")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Powers the board off (kills QEMU) and waits until it is gone.
+    pub async fn power_off(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+async fn collect_lines<R>(stream: R, source: &'static str, log: Arc<Mutex<Vec<String>>>)
+where
+    R: AsyncRead + Unpin,
+{
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = format!("[{source}] {line}");
+        eprintln!("{line}");
+        if let Ok(mut log) = log.lock() {
+            log.push(line);
+        }
+    }
+}
