@@ -293,6 +293,35 @@ fn subscription_pushes_changes_and_the_full_list_periodically() {
     }
 }
 
+/// `serve --full-list-every`: a subscriber that asks for no period of its own
+/// still gets the full list pushed (id 0, closed by a `ListEnd` with its count).
+#[test]
+fn serve_full_list_every_pushes_the_list_to_subscribers_that_ask_for_no_period() {
+    let server = Server::start_on(BACKEND, &["--full-list-every", "1"]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("a.txt", b"a");
+    d1.upload("b.txt", b"b");
+    d1.bye();
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::All, 0);
+    let mut pushed = Vec::new();
+    let count = loop {
+        let item = d2.wait(|frame| match frame.message {
+            ServerMessage::RecordItem(r) if frame.id == 0 => Some(Ok(r.name.to_string())),
+            ServerMessage::ListEnd { count, .. } if frame.id == 0 => Some(Err(count)),
+            _ => None,
+        });
+        match item {
+            Ok(name) => pushed.push(name),
+            Err(count) => break count,
+        }
+    };
+    pushed.sort();
+    assert_eq!(pushed, ["a.txt", "b.txt"]);
+    assert_eq!(count, 2);
+}
+
 /// §1.6: a download of an unfinished file is rejected with its state, then notified and served.
 #[test]
 fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
