@@ -94,7 +94,10 @@ fn push_of_a_copy_reports_already_on_the_server_and_sends_no_byte_of_it() {
     );
     assert!(text.contains("backup/new.bin: uploaded"), "{text}");
     let copy = cli.record("backup/a-copy.bin").unwrap();
-    assert_eq!((copy["bits"].as_str(), copy["received"].as_u64()), (Some("11"), Some(200_000)));
+    assert_eq!(
+        (copy["bits"].as_str(), copy["received"].as_u64()),
+        (Some("11"), Some(200_000))
+    );
 
     write_pattern(&dir.path().join("again/b-copy.bin"), 200_000, 5);
     let pushed = cli.json(&["push", dir.path().join("again").to_str().unwrap()]);

@@ -22,9 +22,9 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
-    Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow, DeviceUsage,
-    DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow,
-    Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow,
+    DeviceUsage, DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage,
+    RecordRow, Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -992,7 +992,14 @@ mod tests {
     fn every_change_takes_a_new_revision() {
         let (_dir, store) = store();
         let outcome = store
-            .announce_batch("d1", "b", &[file("a", b"a"), file("b", b"b")], &QUOTA, ContentReuse::OwnDevice, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("a", b"a"), file("b", b"b")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         assert_eq!((outcome.records, outcome.conflicts), (2, 0));
         let revisions: Vec<u64> = outcome.changed.iter().map(|r| r.revision).collect();
@@ -1017,7 +1024,14 @@ mod tests {
     fn entries_whose_content_the_device_already_uploaded_are_uploaded_at_once() {
         let (_dir, store) = store();
         let first = store
-            .announce_batch("d1", "b", &[file("a", b"same")], &QUOTA, ContentReuse::OwnDevice, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("a", b"same")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         assert!(first.held.is_empty());
         let a = store.record("a").unwrap().unwrap();
@@ -1033,14 +1047,31 @@ mod tests {
         assert_eq!(x.state, UploadState::Needed);
         // Another device's content counts only when the server shares it across devices.
         let own_only = store
-            .announce_batch("d2", "d", &[file("t1", b"same")], &QUOTA, ContentReuse::OwnDevice, 4)
+            .announce_batch(
+                "d2",
+                "d",
+                &[file("t1", b"same")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                4,
+            )
             .unwrap();
         assert!(own_only.held.is_empty());
         let shared = store
-            .announce_batch("d2", "e", &[file("t2", b"same")], &QUOTA, ContentReuse::AnyDevice, 5)
+            .announce_batch(
+                "d2",
+                "e",
+                &[file("t2", b"same")],
+                &QUOTA,
+                ContentReuse::AnyDevice,
+                5,
+            )
             .unwrap();
         assert_eq!(shared.held.len(), 1);
-        assert_eq!(store.record("t2").unwrap().unwrap().state, UploadState::Uploaded);
+        assert_eq!(
+            store.record("t2").unwrap().unwrap().state,
+            UploadState::Uploaded
+        );
     }
 
     #[test]
@@ -1078,7 +1109,14 @@ mod tests {
         assert_eq!((batches[1].expected, batches[1].counts.needed), (2, 1));
         // The owner's new content replaces its own record.
         let third = store
-            .announce_batch("d1", "b", &[file("clash", b"3")], &QUOTA, ContentReuse::OwnDevice, 3)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("clash", b"3")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                3,
+            )
             .unwrap();
         assert_eq!(third.replaced.len(), 1);
         assert_eq!(
@@ -1091,10 +1129,24 @@ mod tests {
     fn a_conflict_announced_again_by_the_same_device_is_logged_once() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("clash", b"1")], &QUOTA, ContentReuse::OwnDevice, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("clash", b"1")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         store
-            .announce_batch("d2", "b", &[file("clash", b"2")], &QUOTA, ContentReuse::OwnDevice, 2)
+            .announce_batch(
+                "d2",
+                "b",
+                &[file("clash", b"2")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                2,
+            )
             .unwrap();
         // The push that follows a manifest opens the same upload: the same announcement.
         let opened = store
@@ -1206,7 +1258,14 @@ mod tests {
     fn pending_downloads_queue_notifications_on_completion() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("f", b"f")], &QUOTA, ContentReuse::OwnDevice, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("f", b"f")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         let gate = store.request_download("d2", "f", true, 2).unwrap();
         assert!(matches!(gate, DownloadGate::Rejected { notify: true, .. }));
@@ -1296,7 +1355,8 @@ mod tests {
         store
             .announce_batch("d1", "b", &three[..1], &small, ContentReuse::OwnDevice, 2)
             .unwrap();
-        let again = store.announce_batch("d1", "c", &three[1..2], &small, ContentReuse::OwnDevice, 3);
+        let again =
+            store.announce_batch("d1", "c", &three[1..2], &small, ContentReuse::OwnDevice, 3);
         assert!(matches!(
             again,
             Err(StoreError::QuotaReached {
@@ -1331,7 +1391,9 @@ mod tests {
     fn a_notice_is_queued_once_per_device_and_record_and_read_in_pages() {
         let (_dir, store) = store();
         let files: Vec<Announced> = (0..5).map(|i| file(&format!("f{i}"), b"f")).collect();
-        store.announce_batch("d1", "b", &files, &QUOTA, ContentReuse::OwnDevice, 1).unwrap();
+        store
+            .announce_batch("d1", "b", &files, &QUOTA, ContentReuse::OwnDevice, 1)
+            .unwrap();
         for round in 0..3 {
             for i in 0..5 {
                 store

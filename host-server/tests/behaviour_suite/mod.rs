@@ -65,7 +65,10 @@ fn manifest_entry_whose_content_the_device_already_uploaded_is_uploaded_at_once(
     assert_eq!(held, vec![(0, copy.id)]);
     assert_ne!(copy.id, original.id);
     assert_eq!((copy.state, copy.received), (UploadState::Uploaded, 40_000));
-    assert_eq!(d1.record("copies/new.jpg").unwrap().state, UploadState::Needed);
+    assert_eq!(
+        d1.record("copies/new.jpg").unwrap().state,
+        UploadState::Needed
+    );
     // Announcing it again joins the record that is `11` already: held again.
     let (_, again) = d1.announce_held("copies", &files[..1]).unwrap();
     assert_eq!(again, vec![(0, copy.id)]);
@@ -77,13 +80,18 @@ fn manifest_entry_whose_content_the_device_already_uploaded_is_uploaded_at_once(
         .announce_held("theirs", &[("theirs/a.jpg", &bytes)])
         .unwrap();
     assert!(theirs.is_empty(), "another device's content is private");
-    assert_eq!(d2.record("theirs/a.jpg").unwrap().state, UploadState::Needed);
+    assert_eq!(
+        d2.record("theirs/a.jpg").unwrap().state,
+        UploadState::Needed
+    );
     let history = d2.history();
     assert!(
-        history.iter().any(|(device, kind, subject, detail)| device == "d1"
-            && *kind == HistoryKind::Uploaded
-            && subject == "copies/a.jpg"
-            && detail.contains("already on the server")),
+        history
+            .iter()
+            .any(|(device, kind, subject, detail)| device == "d1"
+                && *kind == HistoryKind::Uploaded
+                && subject == "copies/a.jpg"
+                && detail.contains("already on the server")),
         "{history:?}"
     );
 }
@@ -101,7 +109,10 @@ fn shared_content_across_devices_makes_another_devices_copy_uploaded_at_once() {
     let (_, held) = d2.announce_held("b", &[("theirs.bin", &bytes)]).unwrap();
     let theirs = d2.record("theirs.bin").unwrap();
     assert_eq!(held, vec![(0, theirs.id)]);
-    assert_eq!((theirs.state, theirs.owner.as_str()), (UploadState::Uploaded, "d2"));
+    assert_eq!(
+        (theirs.state, theirs.owner.as_str()),
+        (UploadState::Uploaded, "d2")
+    );
     assert_eq!(d2.download("theirs.bin", false).unwrap(), bytes);
 }
 

@@ -847,7 +847,11 @@ impl Client {
             match answer {
                 Err(entry) => held.push(entry),
                 Ok((created, count)) => {
-                    assert_eq!(count as usize, held.len(), "BatchCreated counts the EntryHelds");
+                    assert_eq!(
+                        count as usize,
+                        held.len(),
+                        "BatchCreated counts the EntryHelds"
+                    );
                     return Ok((created, held));
                 }
             }

@@ -49,10 +49,9 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, ContentReuse,
-    DeletedRecord,
-    Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow, ForeignChanges,
-    HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, SharedStore, Store,
-    StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow,
+    ForeignChanges, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried,
+    SharedStore, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =

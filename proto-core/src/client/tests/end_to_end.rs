@@ -24,7 +24,13 @@ fn manifest_entry_whose_content_the_server_holds_is_reported_held_before_the_bat
     sim.connect();
     let batch = sim.client.send_manifest("logs", 0..2).unwrap();
     let created = sim.run_until(1000, |e| matches!(e, Seen::BatchCreated { .. }));
-    assert_eq!(created, Seen::BatchCreated { id: batch, records: 2 });
+    assert_eq!(
+        created,
+        Seen::BatchCreated {
+            id: batch,
+            records: 2
+        }
+    );
     let held: std::vec::Vec<_> = sim
         .log
         .iter()
