@@ -346,6 +346,9 @@ impl Link for PtyMaster {
     }
 }
 
+/// A `BatchCreated` answer: (batch id, records, conflicts).
+pub type BatchAnswer = (u64, u32, u32);
+
 /// An owned copy of a record, for assertions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rec {
@@ -816,7 +819,7 @@ impl Client {
         &mut self,
         batch: &str,
         files: &[(&str, &[u8])],
-    ) -> Result<((u64, u32, u32), Vec<(u32, u64)>), Refused> {
+    ) -> Result<(BatchAnswer, Vec<(u32, u64)>), Refused> {
         let begin = self.request(ClientMessage::ManifestBegin {
             batch,
             files: files.len() as u32,
