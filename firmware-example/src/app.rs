@@ -231,6 +231,10 @@ enum Happening {
     RetryRequested {
         file: FileId,
     },
+    /// The server already holds this file's content: it is `11`, nothing to upload.
+    Held {
+        file: FileId,
+    },
 }
 
 /// The board's to-do list.
@@ -515,6 +519,10 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             info!("subscribed at revision {}", revision);
             Happening::Nothing
         }
+        Event::EntryHeld { file, record, .. } => {
+            info!("file {} already on the server (record {})", file.0, record);
+            Happening::Held { file }
+        }
         Event::FrameDropped { error } => {
             warn!("frame dropped: {}", error);
             Happening::Nothing
@@ -578,6 +586,7 @@ impl Plan {
                 self.manifest_id = None;
                 self.manifest_done = true;
             }
+            Happening::Held { file } => self.uploads_pending &= !(1 << file.0),
             Happening::RequestFailed { id } => {
                 if self.manifest_id == Some(id) {
                     // Uploads work without a manifest too (direct upload).

@@ -41,7 +41,7 @@ const LIST_ATTEMPTS: usize = 6;
 const FORGOTTEN_IDS: usize = 16;
 
 /// The answer to a manifest.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BatchCreated {
     /// Server id of the batch.
     pub batch: u64,
@@ -49,6 +49,9 @@ pub struct BatchCreated {
     pub records: u32,
     /// Entries that clash with another device's file.
     pub conflicts: u32,
+    /// Positions (in the announced files) of the files whose content the server
+    /// already held: their records are `11` and they need no upload.
+    pub held: Vec<usize>,
 }
 
 /// How an upload ended (link failures are errors instead).
@@ -70,6 +73,9 @@ pub enum UploadOutcome {
         /// The record.
         record: RecordView,
     },
+    /// The server said after the manifest that it already held this content
+    /// (`EntryHeld`): the record is `11` and no upload was opened.
+    Held,
     /// The server or the local file refused (conflict, unreadable file, ...).
     Refused(CliError),
 }
@@ -141,6 +147,7 @@ enum Reply {
     Ok(RequestId),
     Failed(RequestId, ErrorCode, String),
     BatchCreated(RequestId, BatchCreated),
+    EntryHeld(RequestId, u32),
     UploadStarted(RequestId, u64),
     UploadProgress(RequestId, u64),
     UploadDone(RequestId, RecordView),
@@ -169,6 +176,7 @@ impl Reply {
             Reply::Ok(id)
             | Reply::Failed(id, ..)
             | Reply::BatchCreated(id, _)
+            | Reply::EntryHeld(id, _)
             | Reply::UploadStarted(id, _)
             | Reply::UploadProgress(id, _)
             | Reply::UploadDone(id, _)
@@ -449,14 +457,19 @@ impl Session {
                     batch,
                     records,
                     conflicts,
+                    ..
                 } => self.replies.push_back(Reply::BatchCreated(
                     id,
                     BatchCreated {
                         batch,
                         records,
                         conflicts,
+                        held: Vec::new(),
                     },
                 )),
+                Event::EntryHeld { id, index, .. } => {
+                    self.replies.push_back(Reply::EntryHeld(id, index));
+                }
                 Event::UploadStarted { id, offset, .. } => {
                     self.replies.push_back(Reply::UploadStarted(id, offset));
                 }
@@ -781,9 +794,20 @@ impl Session {
             .client
             .send_manifest(batch, range)
             .map_err(|e| self.request_error(&format!("announce batch `{batch}`"), e))?;
+        let mut held = Vec::new();
         loop {
             match self.reply(id)? {
-                Reply::BatchCreated(_, created) => return Ok(created),
+                Reply::EntryHeld(_, index) => {
+                    let index = index as usize;
+                    if index < files.len() && !held.contains(&index) {
+                        held.push(index);
+                    }
+                }
+                Reply::BatchCreated(_, mut created) => {
+                    held.sort_unstable();
+                    created.held = held;
+                    return Ok(created);
+                }
                 Reply::Failed(_, code, message) => {
                     return Err(Self::server_error(
                         format!("the server refused batch `{batch}`"),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::store::DeviceQuota;
+use crate::store::{ContentReuse, DeviceQuota};
 
 /// Limits every session is held to, and server-wide switches.
 #[derive(Clone, Debug)]
@@ -24,6 +24,10 @@ pub struct Limits {
     /// Let any device ask for a re-upload of any record; when false (the default), only
     /// the owner may, since a retry discards the record's bytes.
     pub allow_foreign_retry: bool,
+    /// A manifest entry whose content any device's finished record holds is `11` at
+    /// once; when false (the default), only the announcing device's own records count,
+    /// so no device learns what content another device holds.
+    pub share_content_across_devices: bool,
     /// Most uploads open at once on one session.
     pub max_uploads_per_session: usize,
     /// Most downloads open at once on one session.
@@ -72,6 +76,7 @@ impl Default for Limits {
             full_list_every: Duration::ZERO,
             allow_foreign_delete: false,
             allow_foreign_retry: false,
+            share_content_across_devices: false,
             max_uploads_per_session: 4,
             max_downloads_per_session: 4,
             max_download_window: 8 * 1024 * 1024,
@@ -97,6 +102,15 @@ impl Limits {
         max_frame
             .saturating_mul(32)
             .clamp(8 * 1024, 8 * 1024 * 1024)
+    }
+
+    /// Whose finished records may supply an announced file's content.
+    pub fn content_reuse(&self) -> ContentReuse {
+        if self.share_content_across_devices {
+            ContentReuse::AnyDevice
+        } else {
+            ContentReuse::OwnDevice
+        }
     }
 
     /// What one device may hold in the store.

@@ -278,6 +278,7 @@ impl<'a> Reader<'a> {
                 batch: self.u64(),
                 records: self.u32(),
                 conflicts: self.u32(),
+                held: self.u32(),
             },
             5 => ServerMessage::UploadReady {
                 upload: self.u32(),
@@ -389,6 +390,10 @@ impl<'a> Reader<'a> {
             },
             23 => ServerMessage::Pong,
             24 => ServerMessage::Goodbye { reason: self.str() },
+            25 => ServerMessage::EntryHeld {
+                index: self.u32(),
+                record: self.u64(),
+            },
             _ => {
                 self.fail();
                 ServerMessage::Ok

@@ -15,7 +15,7 @@ use crate::state::UploadState;
 use crate::text::text;
 
 /// The protocol version this crate speaks; exchanged first by both sides.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The smallest frame any peer must accept (a record with the longest names fits).
 pub const MIN_FRAME: u32 = 512;
@@ -283,6 +283,9 @@ pub enum ServerMessage<'a> {
         records: u32,
         /// Entries that clash with another device's file of the same name.
         conflicts: u32,
+        /// Entries whose content the server already held: each was answered with
+        /// [`ServerMessage::EntryHeld`] before this message, and is not uploaded.
+        held: u32,
     },
     /// An upload is open; send bytes from `offset`.
     UploadReady {
@@ -448,6 +451,15 @@ pub enum ServerMessage<'a> {
     Goodbye {
         /// Why, for a person.
         reason: &'a str,
+    },
+    /// Answer to `ManifestEnd`, one per entry the server does not need the bytes
+    /// of (it already holds that content), before [`ServerMessage::BatchCreated`]:
+    /// the entry's record is `11` already; do not upload it.
+    EntryHeld {
+        /// The entry's `index` in the manifest.
+        index: u32,
+        /// Its record, `11`.
+        record: u64,
     },
 }
 

@@ -218,6 +218,28 @@ fn examples() -> BTreeMap<&'static str, Frame> {
             ),
         ),
         (
+            "entry-held",
+            server(
+                5,
+                S::EntryHeld {
+                    index: 0,
+                    record: 42,
+                },
+            ),
+        ),
+        (
+            "batch-created",
+            server(
+                5,
+                S::BatchCreated {
+                    batch: 3,
+                    records: 1,
+                    conflicts: 0,
+                    held: 1,
+                },
+            ),
+        ),
+        (
             "upload-ready",
             server(
                 6,

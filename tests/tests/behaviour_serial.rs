@@ -71,6 +71,44 @@ async fn manifest_creates_needed_records_and_batch_progress_outlives_the_device(
     assert_eq!(summary.2.needed, 1, "{summary:?}");
 }
 
+/// The server says what it needs, over a serial line: after a manifest, a file
+/// whose content the board already uploaded is reported held (`EntryHeld`) and
+/// is `11` at once; the other file of the manifest is still needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_entry_the_board_already_uploaded_is_held_over_a_serial_line() {
+    let mut rig = Rig::start(&serial_lines(1), &[]);
+    let mut observer = rig.observer("observer").await;
+    let mut store = MemStore::new();
+    let first = store.add_file("logs/a.csv", content(3, 6 * 1024));
+    let copy = store.add_file("copies/a.csv", content(3, 6 * 1024));
+    store.add_file("copies/b.csv", content(4, 1024));
+    let mut board = rig.serial_device(0, "board", store, DeviceOptions::default());
+    board.connect().await.unwrap();
+    board.upload(first).await.unwrap();
+    board.manifest("copies", 1..3).await.unwrap();
+    let held: Vec<_> = board
+        .drain_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            DeviceEvent::EntryHeld { file, .. } => Some(file),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(held, [copy]);
+    let listed = observer.list(0, ListFilter::All).await.unwrap();
+    let state = |name: &str| {
+        listed
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| (r.state, r.received))
+    };
+    assert_eq!(
+        state("copies/a.csv"),
+        Some((UploadState::Uploaded, 6 * 1024))
+    );
+    assert_eq!(state("copies/b.csv"), Some((UploadState::Needed, 0)));
+}
+
 /// §1.2 and §1.3: a direct upload creates its record in `10`, `received`
 /// advances live, and the hash check turns it `11`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

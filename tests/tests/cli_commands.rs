@@ -77,6 +77,37 @@ fn push_announces_and_uploads_then_ls_shows_every_field() {
 }
 
 #[test]
+fn push_of_a_copy_reports_already_on_the_server_and_sends_no_byte_of_it() {
+    let server = Server::start(&["laptop"]);
+    let cli = server.cli("laptop");
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("photos/a.bin"), 200_000, 5);
+    cli.ok(&["push", dir.path().join("photos").to_str().unwrap()]);
+    write_pattern(&dir.path().join("backup/a-copy.bin"), 200_000, 5);
+    write_pattern(&dir.path().join("backup/new.bin"), 1000, 6);
+
+    let text = cli.ok(&["push", dir.path().join("backup").to_str().unwrap()]);
+    assert!(text.contains("1 already on the server"), "{text}");
+    assert!(
+        text.contains("backup/a-copy.bin: already on the server"),
+        "{text}"
+    );
+    assert!(text.contains("backup/new.bin: uploaded"), "{text}");
+    let copy = cli.record("backup/a-copy.bin").unwrap();
+    assert_eq!(
+        (copy["bits"].as_str(), copy["received"].as_u64()),
+        (Some("11"), Some(200_000))
+    );
+
+    write_pattern(&dir.path().join("again/b-copy.bin"), 200_000, 5);
+    let pushed = cli.json(&["push", dir.path().join("again").to_str().unwrap()]);
+    let report = &pushed[0];
+    assert_eq!(report["result"], "already-uploaded", "{report}");
+    assert_eq!(report["wire_bytes"], 0, "{report}");
+    assert!(report["lowest_sent"].is_null(), "{report}");
+}
+
+#[test]
 fn pull_verifies_writes_atomically_and_skips_files_already_present() {
     let server = Server::start(&["laptop", "tv"]);
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use proto_core::UploadState;
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -72,17 +73,27 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let created = session.announce(&batch, &files)?;
     if !settings.json {
         outln!(
-            "batch {batch} (#{}): {} files announced ({} records{})",
+            "batch {batch} (#{}): {} files announced ({} records{}{})",
             created.batch,
             files.len(),
             created.records,
+            match created.held.len() {
+                0 => String::new(),
+                n => format!(", {n} already on the server"),
+            },
             match created.conflicts {
                 0 => String::new(),
                 n => format!(", {n} in conflict with another device's files"),
             }
         );
     }
-    let reports = upload_all(&mut session, &files, settings.json, args.limit_rate)?;
+    let reports = upload_all(
+        &mut session,
+        &files,
+        &created.held,
+        settings.json,
+        args.limit_rate,
+    )?;
     session.close();
     if settings.json {
         print_json(&reports);
@@ -97,10 +108,13 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// Uploads `files` one after the other with one progress bar over all bytes.
+/// Uploads `files` one after the other with one progress bar over all bytes,
+/// except those at the positions in `held` (the server already holds their
+/// content, so their records are `11`): those are reported "already on the server".
 pub fn upload_all(
     session: &mut Session,
     files: &[LocalFile],
+    held: &[usize],
     json: bool,
     limit_rate: Option<u64>,
 ) -> CliResult<Vec<PushReport>> {
@@ -108,11 +122,15 @@ pub fn upload_all(
     let bar = TransferBar::new(total, json);
     let mut done_before = 0u64;
     let mut reports = Vec::with_capacity(files.len());
-    for file in files {
+    for (index, file) in files.iter().enumerate() {
         bar.set_file(&file.name);
-        let outcome = session.upload(file, limit_rate, &mut |durable| {
-            bar.set_position(done_before + durable)
-        })?;
+        let outcome = if held.contains(&index) {
+            UploadOutcome::Held
+        } else {
+            session.upload(file, limit_rate, &mut |durable| {
+                bar.set_position(done_before + durable)
+            })?
+        };
         done_before += file.size;
         bar.set_position(done_before);
         let report = report(file, outcome);
@@ -164,6 +182,12 @@ fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
             report.resumed_from = file.size;
             report.state = record.state;
             report.bits = record.bits;
+        }
+        UploadOutcome::Held => {
+            report.result = "already-uploaded";
+            report.resumed_from = file.size;
+            report.state = UploadState::Uploaded.word();
+            report.bits = UploadState::Uploaded.bit_str();
         }
         UploadOutcome::Refused(error) => report.error = error.to_string(),
     }

@@ -103,8 +103,8 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     let mut pushed = Vec::new();
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
-        session.announce(&batch, &to_push)?;
-        pushed = push::upload_all(&mut session, &to_push, json, None)?;
+        let created = session.announce(&batch, &to_push)?;
+        pushed = push::upload_all(&mut session, &to_push, &created.held, json, None)?;
     }
     let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
     let mut pulled = Vec::new();

@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// a retry puts the record back to 01 and discards its bytes).
     #[arg(long)]
     pub allow_foreign_retry: bool,
+    /// Do not ask a device for bytes that ANY device already uploaded (by default only
+    /// its own finished files count). A privacy trade-off: a device then learns whether
+    /// someone else holds a file with exactly the content it announces.
+    #[arg(long)]
+    pub share_content_across_devices: bool,
     /// Close connections that have not completed the handshake (and TLS) within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 20)]
     pub handshake_timeout: u64,
@@ -127,6 +132,7 @@ impl ServeArgs {
             full_list_every: Duration::from_secs(self.full_list_every),
             allow_foreign_delete: self.allow_foreign_delete,
             allow_foreign_retry: self.allow_foreign_retry,
+            share_content_across_devices: self.share_content_across_devices,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             failed_logins_allowed: self.max_failed_logins,
             lease: Duration::from_secs(self.lease),

@@ -166,11 +166,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let name = batch.clone();
         let now = unix_now();
         let quota = self.service.limits.device_quota();
-        let outcome = match self
+        let reuse = self.service.limits.content_reuse();
+        // Held under the blob lock: a record made `11` on another record's blob cannot
+        // meet that blob's removal between the check and the commit.
+        let blobs = self.service.blob_lock().await;
+        let outcome = self
             .service
-            .db(move |s| s.announce_batch(&device, &name, &entries, &quota, now))
-            .await
-        {
+            .db(move |s| s.announce_batch(&device, &name, &entries, &quota, reuse, now))
+            .await;
+        drop(blobs);
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(error) => return self.store_error(id, error),
         };
@@ -189,15 +194,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             batch = ?batch,
             records = outcome.records,
             conflicts = outcome.conflicts,
+            held = outcome.held.len(),
             begun_by = request,
             "batch announced"
         );
+        for &(index, record) in &outcome.held {
+            self.push(id, ServerMessage::EntryHeld { index, record });
+        }
         self.push(
             id,
             ServerMessage::BatchCreated {
                 batch: outcome.batch,
                 records: outcome.records,
                 conflicts: outcome.conflicts,
+                held: outcome.held.len() as u32,
             },
         );
     }

@@ -10,8 +10,8 @@ use proto_core::model::{DownloadState, HistoryKind};
 use proto_core::{ContentHash, UploadState};
 
 use super::{
-    Announced, BatchOutcome, Completion, Deletion, DeviceQuota, DeviceUsage, DownloadGate,
-    NotificationKind, RecordRow, Retried, StoreError, StoreResult, UploadOpening,
+    Announced, BatchOutcome, Completion, ContentReuse, Deletion, DeviceQuota, DeviceUsage,
+    DownloadGate, NotificationKind, RecordRow, Retried, StoreError, StoreResult, UploadOpening,
 };
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
@@ -113,6 +113,14 @@ pub(crate) trait Ledger {
     ) -> StoreResult<()>;
     /// Removes `device`'s queued `DownloadAvailable` notifications about `record`.
     fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()>;
+    /// A record in `11` with content `hash` and `size`, owned by `owner` (by any
+    /// device when `None`): its blob holds those bytes.
+    fn uploaded_with_content(
+        &mut self,
+        hash: &ContentHash,
+        size: u64,
+        owner: Option<&str>,
+    ) -> StoreResult<Option<u64>>;
 }
 
 /// The record named `name` (else `NoSuchRecord`).
@@ -203,6 +211,37 @@ fn quota_reached(device: &str, what: &'static str, flag: &'static str, limit: u6
     }
 }
 
+/// Makes `record` (just created or reset for `file`) `11` when the server already
+/// holds `file`'s content in another finished record `reuse` allows; the record
+/// then, else `None`.
+fn finish_if_held(
+    ledger: &mut impl Ledger,
+    record: &RecordRow,
+    file: &Announced,
+    reuse: ContentReuse,
+    now: u64,
+) -> StoreResult<Option<RecordRow>> {
+    let owner = match reuse {
+        ContentReuse::OwnDevice => Some(record.owner.as_str()),
+        ContentReuse::AnyDevice => None,
+    };
+    let Some(source) = ledger.uploaded_with_content(&file.hash, file.size, owner)? else {
+        return Ok(None);
+    };
+    let held = ledger.set_state(record.id, UploadState::Uploaded, file.size, "", now)?;
+    ledger.history(
+        &record.owner,
+        HistoryKind::Uploaded,
+        &held.name,
+        &format!(
+            "{} bytes, sha256 {}: already on the server (record {source})",
+            held.size, held.hash
+        ),
+        now,
+    )?;
+    Ok(Some(held))
+}
+
 /// [`super::Store::announce_batch`].
 pub(crate) fn announce_batch(
     ledger: &mut impl Ledger,
@@ -210,6 +249,7 @@ pub(crate) fn announce_batch(
     batch: &str,
     entries: &[Announced],
     quota: &DeviceQuota,
+    reuse: ContentReuse,
     now: u64,
 ) -> StoreResult<BatchOutcome> {
     let mut usage = ledger.device_usage(owner)?;
@@ -232,10 +272,11 @@ pub(crate) fn announce_batch(
         batch: batch_id,
         records: 0,
         conflicts: 0,
+        held: Vec::new(),
         changed: Vec::new(),
         replaced: Vec::new(),
     };
-    for file in entries {
+    for (index, file) in (0u32..).zip(entries) {
         let member = match decide(ledger, owner, file)? {
             Decision(Reconciliation::Create, _) | Decision(_, None) => {
                 if usage.records >= quota.records {
@@ -245,14 +286,33 @@ pub(crate) fn announce_batch(
                 usage.records += 1;
                 let record =
                     ledger.insert_record(file, UploadState::Needed, owner, batch_id, now)?;
+                let record = match finish_if_held(ledger, &record, file, reuse, now)? {
+                    Some(held) => {
+                        outcome.held.push((index, held.id));
+                        held
+                    }
+                    None => record,
+                };
                 let id = record.id;
                 outcome.changed.push(record);
                 Some(id)
             }
-            Decision(Reconciliation::Join, Some(record)) => Some(record.id),
+            Decision(Reconciliation::Join, Some(record)) => {
+                if record.state.is_uploaded() {
+                    outcome.held.push((index, record.id));
+                }
+                Some(record.id)
+            }
             Decision(Reconciliation::Replace, Some(record)) => {
                 outcome.replaced.push((record.id, record.hash));
                 let record = ledger.replace_content(record.id, file, UploadState::Needed, now)?;
+                let record = match finish_if_held(ledger, &record, file, reuse, now)? {
+                    Some(held) => {
+                        outcome.held.push((index, held.id));
+                        held
+                    }
+                    None => record,
+                };
                 let id = record.id;
                 outcome.changed.push(record);
                 Some(id)

@@ -428,10 +428,25 @@ pub struct BatchOutcome {
     pub records: u32,
     /// Entries that clash with another device's file.
     pub conflicts: u32,
+    /// Entries whose content the server already held, so their records are `11`
+    /// and their bytes not needed: `(index in the manifest, record id)`, in order.
+    pub held: Vec<(u32, u64)>,
     /// Records created, reset or flagged (to publish).
     pub changed: Vec<RecordRow>,
     /// Records whose content was replaced by the owner: `(id, old hash)`, so old bytes can go.
     pub replaced: Vec<(u64, ContentHash)>,
+}
+
+/// Whose finished records may supply a manifest entry's content, so that the
+/// server does not ask for bytes it already holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentReuse {
+    /// Only the announcing device's own records (the default: a device learns
+    /// nothing about other devices' files).
+    OwnDevice,
+    /// Any device's records (`serve --share-content-across-devices`): saves
+    /// uplink, but tells a device whether anyone holds a content it can guess.
+    AnyDevice,
 }
 
 /// What `open_upload` decided.
@@ -619,6 +634,7 @@ pub trait Store: Send + Sync {
         batch: &str,
         entries: &[Announced],
         quota: &DeviceQuota,
+        reuse: ContentReuse,
         now: u64,
     ) -> StoreResult<BatchOutcome>;
     /// Finds or creates the record an upload writes into.

@@ -22,9 +22,9 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
-    Announced, BatchOutcome, BatchRow, Completion, Deletion, DeviceQuota, DeviceRow, DeviceUsage,
-    DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow,
-    Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow,
+    DeviceUsage, DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage,
+    RecordRow, Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -559,6 +559,21 @@ impl Ledger for Transaction<'_> {
         ])?;
         Ok(())
     }
+
+    fn uploaded_with_content(
+        &mut self,
+        hash: &ContentHash,
+        size: u64,
+        owner: Option<&str>,
+    ) -> StoreResult<Option<u64>> {
+        Ok(self
+            .prepare_cached(
+                "SELECT id FROM records WHERE hash = ?1 AND size = ?2 AND state = 3
+                 AND (?3 IS NULL OR owner = ?3) ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![&hash.0[..], size, owner], |row| row.get(0))
+            .optional()?)
+    }
 }
 
 impl Store for SqliteStore {
@@ -686,9 +701,10 @@ impl Store for SqliteStore {
         batch: &str,
         entries: &[Announced],
         quota: &DeviceQuota,
+        reuse: ContentReuse,
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|tx| ledger::announce_batch(tx, owner, batch, entries, quota, now))
+        self.write(|tx| ledger::announce_batch(tx, owner, batch, entries, quota, reuse, now))
     }
 
     fn open_upload(
@@ -976,7 +992,14 @@ mod tests {
     fn every_change_takes_a_new_revision() {
         let (_dir, store) = store();
         let outcome = store
-            .announce_batch("d1", "b", &[file("a", b"a"), file("b", b"b")], &QUOTA, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("a", b"a"), file("b", b"b")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         assert_eq!((outcome.records, outcome.conflicts), (2, 0));
         let revisions: Vec<u64> = outcome.changed.iter().map(|r| r.revision).collect();
@@ -998,6 +1021,60 @@ mod tests {
     }
 
     #[test]
+    fn entries_whose_content_the_device_already_uploaded_are_uploaded_at_once() {
+        let (_dir, store) = store();
+        let first = store
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("a", b"same")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
+            .unwrap();
+        assert!(first.held.is_empty());
+        let a = store.record("a").unwrap().unwrap();
+        store.upload_completed(a.id, &a.hash, "d1", 2).unwrap();
+        let entries = [file("x", b"new"), file("copy", b"same"), file("a", b"same")];
+        let second = store
+            .announce_batch("d1", "c", &entries, &QUOTA, ContentReuse::OwnDevice, 3)
+            .unwrap();
+        let copy = store.record("copy").unwrap().unwrap();
+        assert_eq!(second.held, vec![(1, copy.id), (2, a.id)]);
+        assert_eq!((copy.state, copy.received), (UploadState::Uploaded, 4));
+        let x = store.record("x").unwrap().unwrap();
+        assert_eq!(x.state, UploadState::Needed);
+        // Another device's content counts only when the server shares it across devices.
+        let own_only = store
+            .announce_batch(
+                "d2",
+                "d",
+                &[file("t1", b"same")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                4,
+            )
+            .unwrap();
+        assert!(own_only.held.is_empty());
+        let shared = store
+            .announce_batch(
+                "d2",
+                "e",
+                &[file("t2", b"same")],
+                &QUOTA,
+                ContentReuse::AnyDevice,
+                5,
+            )
+            .unwrap();
+        assert_eq!(shared.held.len(), 1);
+        assert_eq!(
+            store.record("t2").unwrap().unwrap().state,
+            UploadState::Uploaded
+        );
+    }
+
+    #[test]
     fn overlapping_manifests_join_and_conflict() {
         let (_dir, store) = store();
         store
@@ -1006,6 +1083,7 @@ mod tests {
                 "b",
                 &[file("same", b"s"), file("clash", b"1")],
                 &QUOTA,
+                ContentReuse::OwnDevice,
                 1,
             )
             .unwrap();
@@ -1015,6 +1093,7 @@ mod tests {
                 "b",
                 &[file("same", b"s"), file("clash", b"2")],
                 &QUOTA,
+                ContentReuse::OwnDevice,
                 2,
             )
             .unwrap();
@@ -1030,7 +1109,14 @@ mod tests {
         assert_eq!((batches[1].expected, batches[1].counts.needed), (2, 1));
         // The owner's new content replaces its own record.
         let third = store
-            .announce_batch("d1", "b", &[file("clash", b"3")], &QUOTA, 3)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("clash", b"3")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                3,
+            )
             .unwrap();
         assert_eq!(third.replaced.len(), 1);
         assert_eq!(
@@ -1043,10 +1129,24 @@ mod tests {
     fn a_conflict_announced_again_by_the_same_device_is_logged_once() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("clash", b"1")], &QUOTA, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("clash", b"1")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         store
-            .announce_batch("d2", "b", &[file("clash", b"2")], &QUOTA, 2)
+            .announce_batch(
+                "d2",
+                "b",
+                &[file("clash", b"2")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                2,
+            )
             .unwrap();
         // The push that follows a manifest opens the same upload: the same announcement.
         let opened = store
@@ -1158,7 +1258,14 @@ mod tests {
     fn pending_downloads_queue_notifications_on_completion() {
         let (_dir, store) = store();
         store
-            .announce_batch("d1", "b", &[file("f", b"f")], &QUOTA, 1)
+            .announce_batch(
+                "d1",
+                "b",
+                &[file("f", b"f")],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
             .unwrap();
         let gate = store.request_download("d2", "f", true, 2).unwrap();
         assert!(matches!(gate, DownloadGate::Rejected { notify: true, .. }));
@@ -1231,7 +1338,7 @@ mod tests {
             file("c", b"c"),
             file("d", b"d"),
         ];
-        let refused = store.announce_batch("d1", "b", &four, &small, 1);
+        let refused = store.announce_batch("d1", "b", &four, &small, ContentReuse::OwnDevice, 1);
         assert!(
             matches!(
                 refused,
@@ -1246,9 +1353,10 @@ mod tests {
         assert!(store.record("a").unwrap().is_none(), "rolled back");
         let three = &four[..3];
         store
-            .announce_batch("d1", "b", &three[..1], &small, 2)
+            .announce_batch("d1", "b", &three[..1], &small, ContentReuse::OwnDevice, 2)
             .unwrap();
-        let again = store.announce_batch("d1", "c", &three[1..2], &small, 3);
+        let again =
+            store.announce_batch("d1", "c", &three[1..2], &small, ContentReuse::OwnDevice, 3);
         assert!(matches!(
             again,
             Err(StoreError::QuotaReached {
@@ -1259,7 +1367,7 @@ mod tests {
         // A batch left without records makes room for a new one.
         store.delete_record("d1", "a", false, 4).unwrap();
         store
-            .announce_batch("d1", "c", &three[1..2], &small, 5)
+            .announce_batch("d1", "c", &three[1..2], &small, ContentReuse::OwnDevice, 5)
             .unwrap();
         // One unfinished upload at a time: `x` is new (in `10`), `b` (in `01`) would be a second.
         store
@@ -1283,7 +1391,9 @@ mod tests {
     fn a_notice_is_queued_once_per_device_and_record_and_read_in_pages() {
         let (_dir, store) = store();
         let files: Vec<Announced> = (0..5).map(|i| file(&format!("f{i}"), b"f")).collect();
-        store.announce_batch("d1", "b", &files, &QUOTA, 1).unwrap();
+        store
+            .announce_batch("d1", "b", &files, &QUOTA, ContentReuse::OwnDevice, 1)
+            .unwrap();
         for round in 0..3 {
             for i in 0..5 {
                 store

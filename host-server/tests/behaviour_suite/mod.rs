@@ -49,6 +49,73 @@ fn manifest_of_three_files_is_seen_by_another_device_as_three_expected_none_uplo
     assert!(d2.list(0, ListFilter::UploadedOnly).0.is_empty());
 }
 
+/// The server says what it needs: an entry whose content the device already
+/// uploaded is `11` at once (on the same blob) and is not asked for; another
+/// device's identical content is asked for, as sharing is off by default.
+#[test]
+fn manifest_entry_whose_content_the_device_already_uploaded_is_uploaded_at_once() {
+    let (server, k1, k2) = server_with_two_devices();
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(40_000, 7);
+    let original = d1.upload("photos/a.jpg", &bytes);
+    let files: [(&str, &[u8]); 2] = [("copies/a.jpg", &bytes), ("copies/new.jpg", b"new")];
+    let ((_, records, _), held) = d1.announce_held("copies", &files).unwrap();
+    assert_eq!(records, 2);
+    let copy = d1.record("copies/a.jpg").unwrap();
+    assert_eq!(held, vec![(0, copy.id)]);
+    assert_ne!(copy.id, original.id);
+    assert_eq!((copy.state, copy.received), (UploadState::Uploaded, 40_000));
+    assert_eq!(
+        d1.record("copies/new.jpg").unwrap().state,
+        UploadState::Needed
+    );
+    // Announcing it again joins the record that is `11` already: held again.
+    let (_, again) = d1.announce_held("copies", &files[..1]).unwrap();
+    assert_eq!(again, vec![(0, copy.id)]);
+    d1.bye();
+
+    let mut d2 = server.connect("d2", &k2);
+    assert_eq!(d2.download("copies/a.jpg", false).unwrap(), bytes);
+    let (_, theirs) = d2
+        .announce_held("theirs", &[("theirs/a.jpg", &bytes)])
+        .unwrap();
+    assert!(theirs.is_empty(), "another device's content is private");
+    assert_eq!(
+        d2.record("theirs/a.jpg").unwrap().state,
+        UploadState::Needed
+    );
+    let history = d2.history();
+    assert!(
+        history
+            .iter()
+            .any(|(device, kind, subject, detail)| device == "d1"
+                && *kind == HistoryKind::Uploaded
+                && subject == "copies/a.jpg"
+                && detail.contains("already on the server")),
+        "{history:?}"
+    );
+}
+
+/// `--share-content-across-devices`: another device's finished copy counts too.
+#[test]
+fn shared_content_across_devices_makes_another_devices_copy_uploaded_at_once() {
+    let server = Server::start_on(BACKEND, &["--share-content-across-devices"]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    let bytes = content(10_000, 9);
+    d1.upload("mine.bin", &bytes);
+    d1.bye();
+    let mut d2 = server.connect("d2", &k2);
+    let (_, held) = d2.announce_held("b", &[("theirs.bin", &bytes)]).unwrap();
+    let theirs = d2.record("theirs.bin").unwrap();
+    assert_eq!(held, vec![(0, theirs.id)]);
+    assert_eq!(
+        (theirs.state, theirs.owner.as_str()),
+        (UploadState::Uploaded, "d2")
+    );
+    assert_eq!(d2.download("theirs.bin", false).unwrap(), bytes);
+}
+
 /// §1.2 and §1.3: a direct upload creates the record in `10`, `received` grows, then `11`.
 #[test]
 fn direct_upload_goes_from_uploading_to_uploaded_live() {
@@ -235,6 +302,35 @@ fn subscription_pushes_changes_and_the_full_list_periodically() {
             }
         }
     }
+}
+
+/// `serve --full-list-every`: a subscriber that asks for no period of its own
+/// still gets the full list pushed (id 0, closed by a `ListEnd` with its count).
+#[test]
+fn serve_full_list_every_pushes_the_list_to_subscribers_that_ask_for_no_period() {
+    let server = Server::start_on(BACKEND, &["--full-list-every", "1"]);
+    let (k1, k2) = two_devices(&server);
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("a.txt", b"a");
+    d1.upload("b.txt", b"b");
+    d1.bye();
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::All, 0);
+    let mut pushed = Vec::new();
+    let count = loop {
+        let item = d2.wait(|frame| match frame.message {
+            ServerMessage::RecordItem(r) if frame.id == 0 => Some(Ok(r.name.to_string())),
+            ServerMessage::ListEnd { count, .. } if frame.id == 0 => Some(Err(count)),
+            _ => None,
+        });
+        match item {
+            Ok(name) => pushed.push(name),
+            Err(count) => break count,
+        }
+    };
+    pushed.sort();
+    assert_eq!(pushed, ["a.txt", "b.txt"]);
+    assert_eq!(count, 2);
 }
 
 /// §1.6: a download of an unfinished file is rejected with its state, then notified and served.

@@ -346,6 +346,9 @@ impl Link for PtyMaster {
     }
 }
 
+/// A `BatchCreated` answer: (batch id, records, conflicts).
+pub type BatchAnswer = (u64, u32, u32);
+
 /// An owned copy of a record, for assertions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rec {
@@ -801,12 +804,22 @@ impl Client {
         }
     }
 
-    /// Announces a batch of (name, content) files.
+    /// Announces a batch of (name, content) files: (batch, records, conflicts).
     pub fn announce(
         &mut self,
         batch: &str,
         files: &[(&str, &[u8])],
     ) -> Result<(u64, u32, u32), Refused> {
+        self.announce_held(batch, files).map(|(created, _)| created)
+    }
+
+    /// Announces a batch of (name, content) files: (batch, records, conflicts) and
+    /// the entries the server already held, `(index, record)`, as `EntryHeld` said.
+    pub fn announce_held(
+        &mut self,
+        batch: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<(BatchAnswer, Vec<(u32, u64)>), Refused> {
         let begin = self.request(ClientMessage::ManifestBegin {
             batch,
             files: files.len() as u32,
@@ -822,14 +835,30 @@ impl Client {
             });
         }
         let end = self.request(ClientMessage::ManifestEnd);
-        self.reply(end, |m| match m {
-            ServerMessage::BatchCreated {
-                batch,
-                records,
-                conflicts,
-            } => Some((*batch, *records, *conflicts)),
-            _ => None,
-        })
+        let mut held = Vec::new();
+        loop {
+            let answer = self.reply(end, |m| match m {
+                ServerMessage::EntryHeld { index, record } => Some(Err((*index, *record))),
+                ServerMessage::BatchCreated {
+                    batch,
+                    records,
+                    conflicts,
+                    held,
+                } => Some(Ok(((*batch, *records, *conflicts), *held))),
+                _ => None,
+            })?;
+            match answer {
+                Err(entry) => held.push(entry),
+                Ok((created, count)) => {
+                    assert_eq!(
+                        count as usize,
+                        held.len(),
+                        "BatchCreated counts the EntryHelds"
+                    );
+                    return Ok((created, held));
+                }
+            }
+        }
     }
 
     /// Opens an upload: `Ok(Ok((upload, offset, window)))` when ready, `Ok(Err(record))` when already uploaded.

@@ -197,6 +197,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 batch,
                 records,
                 conflicts,
+                held,
             } => {
                 let id = match self.manifest.take_if(|m| m.is_end(id)) {
                     Some(manifest) => manifest.handle,
@@ -207,6 +208,17 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                     batch,
                     records,
                     conflicts,
+                    held,
+                })
+            }
+            ServerMessage::EntryHeld { index, record } => {
+                let manifest = self.manifest.as_ref().filter(|m| m.is_end(id))?;
+                let file = manifest.file(index)?;
+                Some(Event::EntryHeld {
+                    id: manifest.handle,
+                    index,
+                    file,
+                    record,
                 })
             }
             ServerMessage::UploadReady {

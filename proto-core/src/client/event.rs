@@ -66,6 +66,8 @@ pub enum Event<'a> {
         records: u32,
         /// Entries that clash with another device's file.
         conflicts: u32,
+        /// Entries the server already held (each came as [`Event::EntryHeld`] first).
+        held: u32,
     },
     /// The server accepted an upload and wants bytes from `offset` (a resume if > 0).
     UploadStarted {
@@ -232,6 +234,18 @@ pub enum Event<'a> {
     Presence {
         /// The device.
         device: DeviceInfo<'a>,
+    },
+    /// The server already holds the content of a manifest entry: its record is
+    /// `11` and the file must not be uploaded ("already on the server").
+    EntryHeld {
+        /// The manifest (the id [`super::Client::send_manifest`] returned).
+        id: RequestId,
+        /// The entry's position in the manifest.
+        index: u32,
+        /// The file in the store.
+        file: FileId,
+        /// Its record, `11`.
+        record: u64,
     },
 }
 

@@ -155,6 +155,11 @@ impl Manifest {
         (self.sent < self.count()).then(|| (self.sent, FileId(self.files.start + self.sent as u16)))
     }
 
+    /// The file of entry `index`, if the manifest has one.
+    pub fn file(&self, index: u32) -> Option<FileId> {
+        (index < self.count()).then(|| FileId(self.files.start + index as u16))
+    }
+
     /// When the answer to `ManifestEnd` is overdue, if the manifest retries.
     pub fn deadline(&self, rto_ms: u64) -> Option<u64> {
         (self.retry && self.ended).then_some(self.last_sent_ms + rto_ms)
@@ -191,6 +196,8 @@ mod tests {
         assert_eq!(manifest.handle, 3);
         assert!(manifest.owns(65_534) && manifest.owns(3) && !manifest.owns(4));
         assert_eq!(manifest.next_entry(), Some((0, FileId(10))));
+        assert_eq!(manifest.file(2), Some(FileId(12)));
+        assert_eq!(manifest.file(3), None);
         manifest.restart(4);
         assert!(manifest.stale_owns(1) && manifest.owns(8) && !manifest.owns(9));
         assert!(manifest.is_end(3) && manifest.is_end(8));

@@ -364,11 +364,12 @@ pub fn server_variants() -> Vec<BoxedStrategy<ServerMessage<'static>>> {
         (error_code(), text(80))
             .prop_map(|(code, message)| S::Error { code, message })
             .boxed(),
-        (varint_u64(), varint_u32(), varint_u32())
-            .prop_map(|(batch, records, conflicts)| S::BatchCreated {
+        (varint_u64(), varint_u32(), varint_u32(), varint_u32())
+            .prop_map(|(batch, records, conflicts, held)| S::BatchCreated {
                 batch,
                 records,
                 conflicts,
+                held,
             })
             .boxed(),
         (varint_u32(), varint_u64(), varint_u64(), varint_u32())
@@ -461,6 +462,9 @@ pub fn server_variants() -> Vec<BoxedStrategy<ServerMessage<'static>>> {
             .boxed(),
         Just(S::Pong).boxed(),
         text(80).prop_map(|reason| S::Goodbye { reason }).boxed(),
+        (varint_u32(), varint_u64())
+            .prop_map(|(index, record)| S::EntryHeld { index, record })
+            .boxed(),
     ]
 }
 

@@ -192,6 +192,8 @@ pub enum DeviceEvent {
         records: u32,
         /// Entries in conflict with another device's file.
         conflicts: u32,
+        /// Entries whose content the server already held.
+        held: u32,
     },
     /// An upload was accepted from `offset` on.
     UploadStarted {
@@ -342,6 +344,15 @@ pub enum DeviceEvent {
         /// True: active; false: silent.
         active: bool,
     },
+    /// The server already holds a manifest entry's content: its record is `11`.
+    EntryHeld {
+        /// The manifest.
+        id: RequestId,
+        /// The file.
+        file: FileId,
+        /// Its record.
+        record: u64,
+    },
 }
 
 impl From<&Event<'_>> for DeviceEvent {
@@ -372,11 +383,13 @@ impl From<&Event<'_>> for DeviceEvent {
                 batch,
                 records,
                 conflicts,
+                held,
             } => DeviceEvent::BatchCreated {
                 id,
                 batch,
                 records,
                 conflicts,
+                held,
             },
             Event::UploadStarted {
                 id,
@@ -490,6 +503,9 @@ impl From<&Event<'_>> for DeviceEvent {
                 name: device.name.to_owned(),
                 active: device.active,
             },
+            Event::EntryHeld {
+                id, file, record, ..
+            } => DeviceEvent::EntryHeld { id, file, record },
         }
     }
 }

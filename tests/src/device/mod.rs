@@ -559,6 +559,7 @@ impl Device {
                 batch,
                 records,
                 conflicts,
+                ..
             } if *i == id => Some((*batch, *records, *conflicts)),
             _ => None,
         })

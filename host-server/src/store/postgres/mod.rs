@@ -48,10 +48,10 @@ use super::codes::{
 };
 use super::ledger::{self, Ledger};
 use super::{
-    redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, DeletedRecord,
-    Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow, ForeignChanges,
-    HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried, SharedStore, Store,
-    StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, ContentReuse,
+    DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow,
+    ForeignChanges, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried,
+    SharedStore, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
@@ -377,6 +377,20 @@ impl Ledger for Work<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    fn uploaded_with_content(
+        &mut self,
+        hash: &ContentHash,
+        size: u64,
+        owner: Option<&str>,
+    ) -> StoreResult<Option<u64>> {
+        let row = self.tx.query_opt(
+            "SELECT id FROM records WHERE hash = $1 AND size = $2 AND state = 3
+             AND ($3::TEXT IS NULL OR owner = $3) ORDER BY id LIMIT 1",
+            &[&&hash.0[..] as &(dyn ToSql + Sync), &int(size), &owner],
+        )?;
+        Ok(row.map(|row| get_u64(&row, 0)).transpose()?)
     }
 }
 
@@ -907,9 +921,10 @@ impl Store for PostgresStore {
         batch: &str,
         entries: &[Announced],
         quota: &DeviceQuota,
+        reuse: ContentReuse,
         now: u64,
     ) -> StoreResult<BatchOutcome> {
-        self.write(|w| ledger::announce_batch(w, owner, batch, entries, quota, now))
+        self.write(|w| ledger::announce_batch(w, owner, batch, entries, quota, reuse, now))
     }
 
     fn open_upload(

@@ -8,6 +8,44 @@ use crate::model::ListFilter;
 use crate::state::UploadState;
 
 #[test]
+fn manifest_entry_whose_content_the_server_holds_is_reported_held_before_the_batch() {
+    let mut kept = content(5_000, 3);
+    let mut fresh = content(6_000, 4);
+    let mut files = [
+        RamFile::with_content("logs/kept.bin", &mut kept),
+        RamFile::with_content("logs/fresh.bin", &mut fresh),
+    ];
+    let mut sim = Sim::new(
+        test_config(Framing::Length, 4 * 1024),
+        RamStore::new(&mut files),
+        11,
+    );
+    sim.server.publish("logs/kept.bin", &content(5_000, 3));
+    sim.connect();
+    let batch = sim.client.send_manifest("logs", 0..2).unwrap();
+    let created = sim.run_until(1000, |e| matches!(e, Seen::BatchCreated { .. }));
+    assert_eq!(
+        created,
+        Seen::BatchCreated {
+            id: batch,
+            records: 2
+        }
+    );
+    let held: std::vec::Vec<_> = sim
+        .log
+        .iter()
+        .filter(|e| matches!(e, Seen::EntryHeld { .. }))
+        .collect();
+    assert_eq!(
+        held,
+        [&Seen::EntryHeld {
+            id: batch,
+            file: FileId(0)
+        }]
+    );
+}
+
+#[test]
 fn tcp_session_announces_uploads_downloads_lists_and_repairs() {
     let mut upload = content(70_000, 1);
     let published = content(50_000, 2);

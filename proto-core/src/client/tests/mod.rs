@@ -45,6 +45,7 @@ pub(crate) enum Seen {
     ListEnd(RequestId),
     Subscribed(RequestId),
     RecordChanged { name: String, state: UploadState },
+    EntryHeld { id: RequestId, file: FileId },
     Other,
 }
 
@@ -78,6 +79,7 @@ pub(crate) fn seen(event: &Event<'_>) -> Seen {
         Event::Item { id, .. } => Seen::Item(id),
         Event::ListEnd { id, .. } => Seen::ListEnd(id),
         Event::Subscribed { id, .. } => Seen::Subscribed(id),
+        Event::EntryHeld { id, file, .. } => Seen::EntryHeld { id, file },
         Event::RecordChanged { record } => Seen::RecordChanged {
             name: record.name.to_string(),
             state: record.state,

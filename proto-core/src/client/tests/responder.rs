@@ -495,9 +495,28 @@ impl Responder {
                     );
                     return;
                 }
-                for (name, size, hash) in &entries {
-                    if self.file_named(name).is_none() {
-                        self.create(name, *size, *hash);
+                let mut held = 0;
+                for (index, (name, size, hash)) in entries.iter().enumerate() {
+                    match self.file_named(name) {
+                        None => {
+                            self.create(name, *size, *hash);
+                        }
+                        // The same content already `11`: the server does not need the bytes.
+                        Some(i)
+                            if self.files[i].hash == *hash
+                                && self.files[i].state == UploadState::Uploaded =>
+                        {
+                            held += 1;
+                            let record = self.files[i].id;
+                            self.send(
+                                id,
+                                ServerMessage::EntryHeld {
+                                    index: index as u32,
+                                    record,
+                                },
+                            );
+                        }
+                        Some(_) => {}
                     }
                 }
                 self.send(
@@ -506,6 +525,7 @@ impl Responder {
                         batch: 1,
                         records: expected,
                         conflicts: 0,
+                        held,
                     },
                 );
             }
