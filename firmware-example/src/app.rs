@@ -13,20 +13,20 @@
 //! only decides what to ask for next and reports what happened.
 
 use heapless::String;
-use proto_core::auth::ContentHasher;
 use proto_core::client::{
     Client, ClientError, Config, Event, FileId, FileStore, LinkState, ListItem,
 };
 use proto_core::driver::{BlockingDriver, Clock};
 use proto_core::framing::Framing;
-use proto_core::message::{Nonce, RequestId};
+use proto_core::message::RequestId;
 #[cfg(feature = "full")]
 use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
 use crate::buffers::FrameBuffer;
-use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
+use crate::identity::Identity;
+use crate::nonces::Nonces;
 use crate::store::BoardStore;
 #[cfg(feature = "full")]
 use crate::store::{Placement, RAM_SLOT_BYTES};
@@ -49,8 +49,8 @@ type Name = String<NAME_CAPACITY>;
 
 // `Plan::uploads_pending` has one bit per sample.
 const _: () = assert!(crate::samples::FILES.len() <= 32);
-type Driver = BlockingDriver<
-    'static,
+type Driver<'k> = BlockingDriver<
+    'k,
     BoardStore,
     &'static mut FrameBuffer,
     board::Uart,
@@ -62,7 +62,7 @@ type Driver = BlockingDriver<
 /// framing, transfer windows, input buffer), without the board's file store
 /// and UART that the driver holds by value. Logged at boot; checked here
 /// against the 8 KiB budget.
-pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>()
+pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver<'static>>()
     - core::mem::size_of::<BoardStore>()
     - core::mem::size_of::<board::Uart>();
 const _: () = assert!(
@@ -86,25 +86,6 @@ struct BoardClock;
 impl Clock for BoardClock {
     fn now_ms(&mut self) -> u64 {
         board::now_us() / 1_000
-    }
-}
-
-/// Fresh handshake nonces: SHA-256 over the board's entropy and a counter.
-struct Nonces {
-    counter: u64,
-}
-
-impl Nonces {
-    fn next(&mut self) -> Nonce {
-        self.counter += 1;
-        let mut hasher = ContentHasher::new();
-        hasher.update(b"statesync-firmware-nonce");
-        hasher.update(&board::entropy().to_le_bytes());
-        hasher.update(&self.counter.to_le_bytes());
-        let digest = hasher.finish();
-        let mut nonce = [0u8; 16];
-        nonce.copy_from_slice(&digest.0[..16]);
-        nonce
     }
 }
 
@@ -172,25 +153,26 @@ struct Plan {
     upload_quarter_logged: u64,
 }
 
-/// Runs the board forever: connects, syncs, reconnects.
+/// Runs the board forever as `identity`: connects, syncs, reconnects.
 pub fn run(
+    identity: &Identity,
+    nonces: &mut Nonces,
     uart: board::Uart,
     store: BoardStore,
     rx: &'static mut FrameBuffer,
     tx: &'static mut FrameBuffer,
 ) -> ! {
     let samples = store.samples();
-    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
+    let config = Config::serial(identity.name(), identity.key());
     let client = match Client::new(config, store, rx, tx) {
         Ok(client) => client,
-        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
+        // Only a bad device name (`Identity` checks it) or small buffers (a constant) get here.
         Err(error) => {
             error!("the client cannot start: {}", error);
             panic!("the client cannot start");
         }
     };
-    let mut driver: Driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
-    let mut nonces = Nonces { counter: 0 };
+    let mut driver: Driver<'_> = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
     let mut plan = Plan {
         manifest_done: false,
         manifest_due: false,
@@ -212,10 +194,10 @@ pub fn run(
         PROTOCOL_RAM - 2 * FRAME_BUFFER,
         PROTOCOL_RAM_AT_512
     );
-    info!("connecting as `{}`", DEVICE_NAME);
+    info!("connecting as `{}`", identity.name());
     driver.connect(nonces.next());
     loop {
-        let happening = step(&mut driver, &mut plan);
+        let happening = step(&mut driver, &mut plan, identity.inbox_prefix());
         plan.apply(happening, &mut driver);
         let now = BoardClock.now_ms();
         if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
@@ -231,14 +213,14 @@ pub fn run(
 }
 
 /// True when neither the UART nor the client needs the CPU before the next interrupt.
-fn is_idle(driver: &mut Driver, now: u64) -> bool {
+fn is_idle(driver: &mut Driver<'_>, now: u64) -> bool {
     let input = embedded_io::ReadReady::read_ready(driver.io()).unwrap_or(true);
     let timer_due = driver.client().poll_at().is_some_and(|at| at <= now);
     !input && !timer_due
 }
 
 /// One driver step; logs the event and copies out what the plan needs.
-fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
+fn step(driver: &mut Driver<'_>, plan: &mut Plan, inbox_prefix: &str) -> Happening {
     let event = match driver.poll() {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
@@ -330,7 +312,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             item: ListItem::Record(record),
             ..
         }
-        | Event::RecordChanged { record } => published(&record),
+        | Event::RecordChanged { record } => published(&record, inbox_prefix),
         Event::DownloadAvailable {
             name, size, hash, ..
         } => {
@@ -402,8 +384,8 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
 }
 
 /// An inbox record seen in a list or a change: the board may want it.
-fn published(record: &Record<'_>) -> Happening {
-    if !record.name.starts_with(INBOX_PREFIX) {
+fn published(record: &Record<'_>, inbox_prefix: &str) -> Happening {
+    if !record.name.starts_with(inbox_prefix) {
         return Happening::Nothing;
     }
     match Name::try_from(record.name) {
@@ -422,7 +404,7 @@ fn published(record: &Record<'_>) -> Happening {
 
 impl Plan {
     /// Updates the to-do list after one step.
-    fn apply(&mut self, happening: Happening, driver: &mut Driver) {
+    fn apply(&mut self, happening: Happening, driver: &mut Driver<'_>) {
         match happening {
             Happening::Nothing => {}
             Happening::Connected => {
@@ -558,7 +540,7 @@ impl Plan {
     }
 
     /// Makes the next requests the client has room for.
-    fn make_requests(&mut self, driver: &mut Driver, now: u64) {
+    fn make_requests(&mut self, driver: &mut Driver<'_>, now: u64) {
         // Nothing new while a new session is due: the old one may look alive to the client.
         let ready = matches!(driver.client().state(), LinkState::Ready);
         if !ready || self.reconnect_at_ms.is_some() {
@@ -567,7 +549,9 @@ impl Plan {
         let client = driver.client();
         if self.manifest_due {
             let samples = client.store().samples();
-            match client.send_manifest(DEVICE_NAME, samples) {
+            // The batch is named after the device.
+            let batch = client.config().device;
+            match client.send_manifest(batch, samples) {
                 Ok(id) => {
                     self.manifest_id = Some(id);
                     self.manifest_due = false;
@@ -608,7 +592,7 @@ impl Plan {
 
     /// Subscribes and lists (the full client).
     #[cfg(feature = "full")]
-    fn make_sync_requests(&mut self, driver: &mut Driver) {
+    fn make_sync_requests(&mut self, driver: &mut Driver<'_>) {
         let client = driver.client();
         if self.subscribe_due {
             match client.subscribe(ListFilter::All, 0) {
@@ -628,7 +612,7 @@ impl Plan {
 
     /// Starts the download of the first inbox file not waiting for a notification.
     #[cfg(feature = "full")]
-    fn start_next_download(&mut self, driver: &mut Driver) {
+    fn start_next_download(&mut self, driver: &mut Driver<'_>) {
         let Some(index) = self
             .inbox
             .iter()
@@ -687,7 +671,7 @@ impl Plan {
 }
 
 /// Reports a finished download: verified or not, kept or streamed.
-fn report_download(driver: &mut Driver, file: FileId, verified: bool) {
+fn report_download(driver: &mut Driver<'_>, file: FileId, verified: bool) {
     let store = driver.client().store();
     let Ok(meta) = store.meta(file) else { return };
     if !verified {

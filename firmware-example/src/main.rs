@@ -1,23 +1,28 @@
 //! statesync example firmware: a board that uploads its built-in files and
 //! downloads what the host publishes for it, over a UART.
 //!
-//! Board-specific code lives in `board/` (UART, clocks, time, logging); the
-//! protocol is proto-core's blocking `embedded-io` driver.
+//! Board-specific code lives in `board/` (UART, clocks, time, logging, the
+//! identity page); the protocol is proto-core's blocking `embedded-io` driver.
+//! At boot the board reads its identity from its identity page, or waits to be
+//! provisioned over its UART (`provisioning.rs`), then syncs (`app.rs`).
 #![no_std]
 #![no_main]
 
 mod fmt;
-mod identity;
 
 mod app;
 mod board;
 mod buffers;
+mod identity;
+mod nonces;
 mod nv_page;
+mod provisioning;
 mod samples;
 mod stack;
 mod store;
 
 use proto_core::client::{FileId, FileStore};
+use nonces::Nonces;
 use store::BoardStore;
 
 #[cfg(feature = "board-pico")]
@@ -25,19 +30,14 @@ use defmt_rtt as _;
 
 #[board::entry]
 fn main() -> ! {
-    let board = board::init();
-    info!(
-        "statesync firmware on {}: device `{}`",
-        board::NAME,
-        identity::DEVICE_NAME
-    );
-    if identity::USES_DEMO_KEY {
-        warn!("using the public demo key: set STATESYNC_DEVICE_KEY for anything but a demo");
-    }
+    let mut board = board::init();
+    info!("statesync firmware on {}", board::NAME);
+    let mut nonces = Nonces::new();
+    let identity = provisioning::run(&mut board.uart, &mut board.identity_page, &mut nonces);
     let Some(buffers) = buffers::take() else {
         panic!("buffers taken twice");
     };
-    let store = BoardStore::new(buffers.slots);
+    let store = BoardStore::new(identity.name(), buffers.slots);
     for file in store.samples() {
         if let Ok(meta) = store.meta(FileId(file)) {
             info!(
@@ -46,5 +46,5 @@ fn main() -> ! {
             );
         }
     }
-    app::run(board.uart, store, buffers.rx, buffers.tx)
+    app::run(&identity, &mut nonces, board.uart, store, buffers.rx, buffers.tx)
 }

@@ -1,12 +1,17 @@
 //! The example firmware under QEMU, for end-to-end tests: cross-build it, boot
 //! it on the `lm3s6965evb` machine, read its semihosting log, and wire its UART
-//! to a pseudo-terminal that `host-server --serial` can open.
+//! to a pseudo-terminal that `host-server --serial` (or `host-server device add
+//! --provision`) can open.
 //!
 //! QEMU's UART is a TCP chardev that connects to a [`UartCable`]; the cable
 //! pumps it to and from a [`PtyBridge`]. The pty outlives QEMU, so the test can
-//! reboot the board (kill QEMU, boot again) while the server keeps the same
-//! serial port open — like a board that resets while its cable stays plugged.
+//! power the board off and boot it again while the server keeps the same
+//! serial port open — like a board whose cable stays plugged.
 //! [`UartCable::through_line`] puts the link simulator into the cable.
+//!
+//! The image carries no identity: a fresh board waits to be provisioned over
+//! its UART, and keeps its identity in a RAM page that survives a system reset
+//! ([`QemuBoard::reset`], QEMU's `system_reset`) but not QEMU exiting.
 
 use std::io;
 use std::net::SocketAddr;
@@ -57,22 +62,17 @@ pub enum FirmwareProfile {
     UploadOnly,
 }
 
-/// Builds the full QEMU firmware for `device` with `key_hex` baked in and returns the ELF.
+/// Builds the full QEMU firmware and returns the ELF.
 ///
-/// Uses the firmware's own `Cargo.lock` and target directory; only the
-/// firmware crate itself rebuilds when the key changes.
-pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
-    build_firmware_profile(device, key_hex, FirmwareProfile::Full)
+/// Uses the firmware's own `Cargo.lock` and target directory.
+pub fn build_firmware() -> Result<PathBuf, String> {
+    build_firmware_profile(FirmwareProfile::Full)
 }
 
-/// Builds the QEMU firmware of `profile` for `device` with `key_hex` baked in
-/// and returns the ELF. The upload-only image has a target directory of its
-/// own (`target/upload-only`), so a full build never overwrites it.
-pub fn build_firmware_profile(
-    device: &str,
-    key_hex: &str,
-    profile: FirmwareProfile,
-) -> Result<PathBuf, String> {
+/// Builds the QEMU firmware of `profile` and returns the ELF. The upload-only
+/// image has a target directory of its own (`target/upload-only`), so a full
+/// build never overwrites it.
+pub fn build_firmware_profile(profile: FirmwareProfile) -> Result<PathBuf, String> {
     let dir = firmware_dir();
     let target_dir = match profile {
         FirmwareProfile::Full => dir.join("target"),
@@ -94,8 +94,6 @@ pub fn build_firmware_profile(
     }
     let output = command
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("STATESYNC_DEVICE_NAME", device)
-        .env("STATESYNC_DEVICE_KEY", key_hex)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
@@ -211,12 +209,20 @@ where
 pub struct QemuBoard {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// Holds QEMU's monitor socket (`monitor.sock`), for [`QemuBoard::reset`].
+    monitor_dir: tempfile::TempDir,
 }
 
 impl QemuBoard {
     /// Boots `elf` with its UART connected to `uart` (a [`UartCable`]'s board address).
     pub async fn boot(elf: &Path, uart: SocketAddr) -> Result<QemuBoard, String> {
         require_qemu()?;
+        let monitor_dir =
+            tempfile::tempdir().map_err(|e| format!("no temp dir for QEMU's monitor: {e}"))?;
+        let monitor = format!(
+            "unix:{},server=on,wait=off",
+            monitor_dir.path().join("monitor.sock").display()
+        );
         let mut child = Command::new(QEMU)
             .args([
                 "-cpu",
@@ -226,7 +232,7 @@ impl QemuBoard {
                 "-display",
                 "none",
                 "-monitor",
-                "none",
+                &monitor,
                 "-semihosting-config",
                 "enable=on,target=native",
                 "-serial",
@@ -247,7 +253,40 @@ impl QemuBoard {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(collect_lines(stderr, "qemu", Arc::clone(&log)));
         }
-        Ok(QemuBoard { child, log })
+        Ok(QemuBoard {
+            child,
+            log,
+            monitor_dir,
+        })
+    }
+
+    /// Resets the board (QEMU's `system_reset`, as a reset button would): the
+    /// firmware starts again from its reset vector; RAM outside the image's
+    /// sections (the identity page) keeps what it held.
+    pub async fn reset(&self) -> Result<(), String> {
+        let path = self.monitor_dir.path().join("monitor.sock");
+        let mut monitor = tokio::net::UnixStream::connect(&path)
+            .await
+            .map_err(|e| format!("cannot reach QEMU's monitor at {}: {e}", path.display()))?;
+        monitor
+            .write_all(b"system_reset\n")
+            .await
+            .map_err(|e| format!("QEMU's monitor did not take system_reset: {e}"))?;
+        // The monitor echoes the command, runs it, then prompts again.
+        let ran = |seen: &[u8]| {
+            let text = String::from_utf8_lossy(seen);
+            text.rsplit_once("system_reset")
+                .is_some_and(|(_, after)| after.contains("(qemu)"))
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !ran(&seen) {
+            match tokio::time::timeout(Duration::from_secs(10), monitor.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => return Err("QEMU's monitor did not confirm system_reset".into()),
+            }
+        }
+        Ok(())
     }
 
     /// Every line the board (semihosting) and QEMU (stderr) printed so far.
@@ -320,4 +359,32 @@ where
             log.push(line);
         }
     }
+}
+
+/// Provisions the board on `pty` as `device` with `host-server device add
+/// --provision` on `server`'s data directory (which must not be serving that
+/// port) and returns what it printed as JSON. Fails when the tool fails, or
+/// when its output carries a key: a key is never printed.
+pub fn provision(
+    server: &crate::process::ServerProcess,
+    device: &str,
+    pty: &str,
+) -> Result<serde_json::Value, String> {
+    let output = server.provision_device(device, pty);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("provisioning `{device}` failed: {stderr}"));
+    }
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "device add --provision printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    if printed.get("key").is_some() || stderr.contains("key=") {
+        return Err(format!(
+            "device add --provision showed a key: {printed} {stderr}"
+        ));
+    }
+    Ok(printed)
 }

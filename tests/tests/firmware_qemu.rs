@@ -6,10 +6,12 @@
 //! outlives QEMU, so powering the board off and on looks to the server like a
 //! board that reset while its cable stayed plugged in.
 //!
-//! The one test walks through a board's life: its batch appears, it is
-//! powered off in the middle of the large upload and resumes after the reboot,
-//! the server crashes and restarts under it and it resumes again, the host
-//! pulls its files with the announced hashes, and files published for it are
+//! The one test walks through a board's life: the fresh board (the image
+//! carries no identity) waits on its line until `host-server device add
+//! --provision` gives it its name and key, its batch appears, it is reset in
+//! the middle of the large upload and resumes with the identity it kept, the
+//! server crashes and restarts under it and it resumes again, the host pulls
+//! its files with the announced hashes, and files published for it are
 //! downloaded after the server's notification and verified on the board.
 //!
 //! Needs `qemu-system-arm` and the `thumbv7m-none-eabi` target; `.ci/run`
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use proto_core::auth::ContentHasher;
 use serde_json::Value;
 use tests::process::{Profile, ServerProcess};
-use tests::qemu::{build_firmware, require_qemu, QemuBoard, UartCable};
+use tests::qemu::{build_firmware, provision, require_qemu, QemuBoard, UartCable};
 
 const BOARD: &str = "qemu-board";
 const LAPTOP: &str = "laptop";
@@ -128,21 +130,32 @@ async fn qemu_board_resumes_after_reboot_and_server_crash_and_fetches_published_
         panic!("{message}");
     }
 
-    // Host side: a pty for the board's UART, the server on it, two devices.
+    // Host side: a pty for the board's UART, the server on it, the laptop.
     let cable = UartCable::new().await.expect("pty and board socket");
     let serial = format!("{}:115200", cable.pty_path());
-    let server = tokio::task::block_in_place(|| {
+    let mut server = tokio::task::block_in_place(|| {
         ServerProcess::start(Profile::Debug, &["--serial", &serial])
     });
-    let board_key = server.add_device(BOARD);
+    // Until the board has its identity, the line is the provisioning tool's.
+    tokio::task::block_in_place(|| server.kill_hard());
     let laptop_key = server.add_device(LAPTOP);
-    let mut host = Host { server, laptop_key };
-    let elf = tokio::task::block_in_place(|| build_firmware(BOARD, &board_key))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let elf = tokio::task::block_in_place(build_firmware).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("firmware built after {:?}", started.elapsed());
 
-    // Boot 1: the board authenticates and announces its batch.
+    // Boot 1: the fresh board has no identity and says so; provisioning gives it one.
     let mut board = QemuBoard::boot(&elf, cable.board_addr())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    board
+        .wait_for_line(&["no identity: waiting to be provisioned"], STEP)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::task::block_in_place(|| provision(&server, BOARD, &cable.pty_path()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::task::block_in_place(|| server.restart());
+    let mut host = Host { server, laptop_key };
+    board
+        .wait_for_line(&["provisioned as `qemu-board`"], STEP)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     board
@@ -159,32 +172,37 @@ async fn qemu_board_resumes_after_reboot_and_server_crash_and_fetches_published_
         "status shows no batch of 3 expected files for the board: {batches:?}"
     );
 
-    // Power the board off in the middle of the large upload.
+    // Reset the board in the middle of the large upload.
     board
         .wait_for_line(&["uploading", LARGE], STEP)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let before_reboot = eventually("part of the large file to be durable on the server", || {
+    let before_reset = eventually("part of the large file to be durable on the server", || {
         let record = host.record(LARGE)?;
         let received = record["received"].as_u64()?;
         (received > 0 && received < 65_536).then_some((received, record["id"].as_u64()?))
     })
     .await;
-    let (received_before, large_id) = before_reboot;
-    board.power_off().await;
-    eprintln!("board powered off with {received_before} of 65536 bytes on the server");
+    let (received_before, large_id) = before_reset;
+    let reset_mark = board.log_len();
+    board.reset().await.unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("board reset with {received_before} of 65536 bytes on the server");
     let record = host.record(LARGE).expect("the large file's record");
-    assert_ne!(
-        record["bits"], "11",
-        "the upload finished before the reboot"
-    );
+    assert_ne!(record["bits"], "11", "the upload finished before the reset");
 
-    // Boot 2: the upload resumes where the server stands, it does not restart.
-    let mut board = QemuBoard::boot(&elf, cable.board_addr())
+    // After the reset: the board still has its identity, and the upload
+    // resumes where the server stands, it does not restart.
+    board
+        .wait_for_line_after(
+            reset_mark,
+            &["identity `qemu-board` from the identity page"],
+            STEP,
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let resumed = board
-        .wait_for_line(
+        .wait_for_line_after(
+            reset_mark,
             &[&format!("upload of record {large_id} resumes at byte")],
             STEP,
         )
@@ -234,8 +252,9 @@ async fn qemu_board_resumes_after_reboot_and_server_crash_and_fetches_published_
         !board
             .log()
             .iter()
+            .skip(reset_mark)
             .any(|line| line.contains(&format!("upload of record {large_id} starts"))),
-        "the large upload started over after the reboot or the server restart"
+        "the large upload started over after the reset or the server restart"
     );
 
     // The host sees the batch complete and pulls every file with its announced hash.

@@ -31,8 +31,7 @@ impl IdentityPage {
     }
 
     fn base(&self) -> *mut u8 {
-        // SAFETY: only the symbol's address is taken.
-        unsafe { core::ptr::addr_of!(__identity_page_start) as *mut u8 }
+        core::ptr::addr_of!(__identity_page_start) as *mut u8
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ::tests::link::LineModel;
 use ::tests::process::{Profile, ServerProcess};
-use ::tests::qemu::{build_firmware, firmware_dir, require_qemu, QemuBoard, UartCable};
+use ::tests::qemu::{build_firmware, firmware_dir, provision, require_qemu, QemuBoard, UartCable};
 
 use crate::report::Row;
 
@@ -26,7 +26,7 @@ const STEP: Duration = Duration::from_secs(180);
 /// How the firmware figures are obtained, for the report.
 pub fn method(baud: u32, reps: usize) -> String {
     format!(
-        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`, built with the bench's device key; Pico: `thumbv6m-none-eabi`), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: the QEMU board (`lm3s6965evb`) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. Repetition 1 is the first boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is rebooted. {reps} repetitions.",
+        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`; Pico: `thumbv6m-none-eabi`), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: the QEMU board (`lm3s6965evb`) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. The board is provisioned once at its first boot (`host-server device add --provision`); repetition 1 is that boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is reset (QEMU's `system_reset`). {reps} repetitions.",
         baud / 10
     )
 }
@@ -142,8 +142,6 @@ fn build_pico() -> Result<PathBuf, String> {
             "thumbv6m-none-eabi",
         ])
         .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env_remove("STATESYNC_DEVICE_KEY")
-        .env_remove("STATESYNC_DEVICE_NAME")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
@@ -189,19 +187,36 @@ async fn watch_log<T>(
     }
 }
 
-/// One boot: times the board's first large upload.
-async fn timed_upload(
+/// Boots the board and provisions it as [`BOARD`] on `server`'s data
+/// directory; `server` is stopped while the tool has the line and restarted after.
+async fn boot_provisioned(
     elf: &Path,
     cable: &UartCable,
-) -> Result<(QemuBoard, String, u64, Duration), String> {
+    server: &mut ServerProcess,
+) -> Result<QemuBoard, String> {
     let board = QemuBoard::boot(elf, cable.board_addr()).await?;
-    let ((name, bytes), started) = watch_log(&board, 0, "a large upload", |line| {
+    watch_log(&board, 0, "that it has no identity", |line| {
+        line.contains("no identity: waiting to be provisioned").then_some(())
+    })
+    .await?;
+    tokio::task::block_in_place(|| {
+        server.kill_hard();
+        let provisioned = provision(server, BOARD, &cable.pty_path());
+        server.restart();
+        provisioned
+    })?;
+    Ok(board)
+}
+
+/// One boot (the log after `skip`): times the board's first large upload.
+async fn timed_upload(board: &QemuBoard, skip: usize) -> Result<(String, u64, Duration), String> {
+    let ((name, bytes), started) = watch_log(board, skip, "a large upload", |line| {
         upload_started(line).filter(|(_, bytes)| *bytes >= TIMED_AT_LEAST)
     })
     .await?;
     let done = format!("uploaded {name} (");
     let failed = format!("upload of {name} ended");
-    let (ok, finished) = watch_log(&board, 0, &done, |line| {
+    let (ok, finished) = watch_log(board, skip, &done, |line| {
         if line.contains(&done) {
             Some(true)
         } else if line.contains(&failed) {
@@ -214,7 +229,7 @@ async fn timed_upload(
     if !ok {
         return Err(format!("the board's upload of {name} failed"));
     }
-    Ok((board, name, bytes, finished - started))
+    Ok((name, bytes, finished - started))
 }
 
 /// The firmware section's results: a size table and a goodput table.
@@ -226,13 +241,12 @@ pub async fn run(baud: u32, reps: usize) -> String {
     let serial = cable
         .as_ref()
         .map(|(cable, _, _)| format!("{}:{baud}", cable.pty_path()));
-    let server = tokio::task::block_in_place(|| match &serial {
+    let mut server = tokio::task::block_in_place(|| match &serial {
         Ok(serial) => ServerProcess::start(Profile::Release, &["--serial", serial]),
         Err(_) => ServerProcess::start(Profile::Release, &[]),
     });
-    let board_key = server.add_device(BOARD);
     let laptop_key = server.add_device(LAPTOP);
-    let qemu = tokio::task::block_in_place(|| build_firmware(BOARD, &board_key));
+    let qemu = tokio::task::block_in_place(build_firmware);
     let pico = tokio::task::block_in_place(build_pico);
     for (image, elf) in [
         ("QEMU lm3s6965evb (thumbv7m)", &qemu),
@@ -278,13 +292,21 @@ pub async fn run(baud: u32, reps: usize) -> String {
     match ready {
         Some((cable, stats, elf)) => {
             let before = stats.snapshot().offered;
-            let mut board: Option<QemuBoard> = None;
             let mut timed_name: Option<String> = None;
-            for rep in 0..reps {
-                eprintln!("firmware bench: repetition {} of {reps}", rep + 1);
-                if let Some(old) = board.take() {
-                    old.power_off().await;
+            let board = boot_provisioned(elf, cable, &mut server).await;
+            let board = match board {
+                Ok(board) => Some(board),
+                Err(e) => {
+                    eprintln!("firmware bench: {e}");
+                    row.failures = reps;
+                    row.note = format!("failure: {}", e.lines().next().unwrap_or_default());
+                    None
                 }
+            };
+            for rep in 0..reps {
+                let Some(board) = &board else { break };
+                eprintln!("firmware bench: repetition {} of {reps}", rep + 1);
+                let mark = board.log_len();
                 if let Some(name) = &timed_name {
                     // Ask for the file again; the board hears it when it connects.
                     let retry = tokio::task::block_in_place(|| {
@@ -298,13 +320,17 @@ pub async fn run(baud: u32, reps: usize) -> String {
                         );
                         continue;
                     }
+                    if let Err(e) = board.reset().await {
+                        row.failures += 1;
+                        row.note = format!("failure: {e}");
+                        continue;
+                    }
                 }
-                match timed_upload(elf, cable).await {
-                    Ok((booted, name, bytes, elapsed)) => {
+                match timed_upload(board, mark).await {
+                    Ok((name, bytes, elapsed)) => {
                         row.bytes = bytes;
                         row.times.push(elapsed);
                         timed_name = Some(name);
-                        board = Some(booted);
                     }
                     Err(e) => {
                         eprintln!("firmware bench: {e}");
