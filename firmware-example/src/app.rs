@@ -49,14 +49,8 @@ type Name = String<NAME_CAPACITY>;
 
 // `Plan::uploads_pending` has one bit per sample.
 const _: () = assert!(crate::samples::FILES.len() <= 32);
-type Driver<'k> = BlockingDriver<
-    'k,
-    BoardStore,
-    &'static mut FrameBuffer,
-    board::Uart,
-    BoardClock,
-    [u8; 64],
->;
+type Driver<'k> =
+    BlockingDriver<'k, BoardStore, &'static mut FrameBuffer, board::Uart, BoardClock, [u8; 64]>;
 
 /// RAM the protocol takes: both frame buffers and the driver's state (client,
 /// framing, transfer windows, input buffer), without the board's file store

@@ -21,8 +21,8 @@ mod samples;
 mod stack;
 mod store;
 
-use proto_core::client::{FileId, FileStore};
 use nonces::Nonces;
+use proto_core::client::{FileId, FileStore};
 use store::BoardStore;
 
 #[cfg(feature = "board-pico")]
@@ -46,5 +46,12 @@ fn main() -> ! {
             );
         }
     }
-    app::run(&identity, &mut nonces, board.uart, store, buffers.rx, buffers.tx)
+    app::run(
+        &identity,
+        &mut nonces,
+        board.uart,
+        store,
+        buffers.rx,
+        buffers.tx,
+    )
 }

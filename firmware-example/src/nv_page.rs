@@ -25,7 +25,9 @@ impl NvError {
     pub fn message(self) -> &'static str {
         match self {
             NvError::BadLength => "the record does not fit the page (a firmware bug)",
-            NvError::VerifyFailed => "the page reads back different from what was written; try again",
+            NvError::VerifyFailed => {
+                "the page reads back different from what was written; try again"
+            }
         }
     }
 }

@@ -14,9 +14,9 @@
 //! so the slots stay empty there.
 #![cfg_attr(not(feature = "full"), allow(dead_code))]
 
+use heapless::String;
 use proto_core::client::{FileId, FileMeta, FileStore, StoreError};
 use proto_core::model::{ContentHash, FileKind};
-use heapless::String;
 use proto_core::name::{MAX_DEVICE_NAME_LEN, MAX_NAME_LEN};
 
 use crate::samples::{SampleFile, FILES, LONGEST_NAME};

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use proto_core::auth::tags_equal;
 use proto_core::framing::{Feed, Framing, SerialAccumulator};
 use proto_core::message::Nonce;
-use proto_core::provision::{accepted_proof, request, DeviceKey, ProvisionMessage, Refusal, MAX_PAYLOAD};
+use proto_core::provision::{
+    accepted_proof, request, DeviceKey, ProvisionMessage, Refusal, MAX_PAYLOAD,
+};
 
 /// How long the board may take to answer a request (it erases and writes a flash page).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -209,7 +211,14 @@ impl<L: Read + Write> Line<L> {
         while Instant::now() < deadline {
             let read = match self.line.read(&mut buf) {
                 Ok(read) => read,
-                Err(error) if matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted) => 0,
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+                    ) =>
+                {
+                    0
+                }
                 Err(error) => return Err(ProvisionError::Line(error)),
             };
             if read == 0 {
@@ -324,7 +333,9 @@ mod tests {
     #[test]
     fn a_fresh_board_is_provisioned_with_the_name_and_key() {
         let mut line = Line::new(FakeBoard::new(NONCE, None));
-        let offer = line.wait_for_offer(Duration::from_secs(1)).expect("an offer");
+        let offer = line
+            .wait_for_offer(Duration::from_secs(1))
+            .expect("an offer");
         assert_eq!(offer.device, None);
         line.provision(&offer, None, "board-1", &[4; 32])
             .expect("accepted");
@@ -334,11 +345,16 @@ mod tests {
     #[test]
     fn a_provisioned_board_takes_a_new_identity_signed_with_its_key_only() {
         let mut line = Line::new(FakeBoard::new(NONCE, Some(("old", [1; 32]))));
-        let offer = line.wait_for_offer(Duration::from_secs(1)).expect("an offer");
+        let offer = line
+            .wait_for_offer(Duration::from_secs(1))
+            .expect("an offer");
         assert_eq!(offer.device.as_deref(), Some("old"));
         let refused = line.provision(&offer, Some(&[2; 32]), "new", &[3; 32]);
         assert!(
-            matches!(refused, Err(ProvisionError::Refused(Refusal::NotAuthorized))),
+            matches!(
+                refused,
+                Err(ProvisionError::Refused(Refusal::NotAuthorized))
+            ),
             "{refused:?}"
         );
         assert_eq!(line.line.stored, None);
@@ -350,7 +366,9 @@ mod tests {
     #[test]
     fn serial_urls_give_path_and_baud() {
         assert_eq!(
-            "serial:///dev/ttyACM0?baud=921600".parse::<ProvisionTarget>().ok(),
+            "serial:///dev/ttyACM0?baud=921600"
+                .parse::<ProvisionTarget>()
+                .ok(),
             Some(ProvisionTarget {
                 path: "/dev/ttyACM0".into(),
                 baud: 921_600
@@ -363,7 +381,12 @@ mod tests {
                 baud: 115_200
             })
         );
-        for bad in ["/dev/ttyUSB0", "serial://", "serial:///dev/x?baud=0", "tcp://a:1"] {
+        for bad in [
+            "/dev/ttyUSB0",
+            "serial://",
+            "serial:///dev/x?baud=0",
+            "tcp://a:1",
+        ] {
             assert!(bad.parse::<ProvisionTarget>().is_err(), "{bad}");
         }
     }

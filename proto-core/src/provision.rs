@@ -136,9 +136,7 @@ impl<'a> ProvisionMessage<'a> {
 
     /// Decodes a whole payload: [`MAGIC`], then exactly one message.
     pub fn decode(bytes: &'a [u8]) -> Result<ProvisionMessage<'a>, CodecError> {
-        let body = bytes
-            .strip_prefix(&MAGIC)
-            .ok_or(CodecError::Malformed)?;
+        let body = bytes.strip_prefix(&MAGIC).ok_or(CodecError::Malformed)?;
         match postcard::take_from_bytes(body) {
             Ok((message, [])) => Ok(message),
             _ => Err(CodecError::Malformed),

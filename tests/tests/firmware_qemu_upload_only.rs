@@ -56,9 +56,8 @@ async fn upload_only_board_uploads_its_batch_and_never_subscribes_or_downloads()
     // Until the board has its identity, the line is the provisioning tool's.
     tokio::task::block_in_place(|| server.kill_hard());
     let laptop_key = server.add_device(LAPTOP);
-    let elf =
-        tokio::task::block_in_place(|| build_firmware_profile(FirmwareProfile::UploadOnly))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let elf = tokio::task::block_in_place(|| build_firmware_profile(FirmwareProfile::UploadOnly))
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let mut board = QemuBoard::boot(&elf, cable.board_addr())
         .await
@@ -156,7 +155,10 @@ fn answer_next_offer(
     let mut frames = SerialAccumulator::new(vec![0u8; Framing::Serial.max_wire_len(MAX_PAYLOAD)]);
     let mut buf = [0u8; 256];
     loop {
-        assert!(Instant::now() < deadline, "the board did not answer within {STEP:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the board did not answer within {STEP:?}"
+        );
         let read = match port.read(&mut buf) {
             Ok(read) => read,
             Err(error) if error.kind() == ErrorKind::WouldBlock => 0,
@@ -187,7 +189,8 @@ fn answer_next_offer(
                     let payload = ask.encode(&mut payload).expect("a request fits");
                     let mut wire = vec![0u8; Framing::Serial.max_wire_len(payload.len())];
                     let len = Framing::Serial.encode(payload, &mut wire).expect("fits");
-                    port.write_all(&wire[..len]).expect("the pty takes the request");
+                    port.write_all(&wire[..len])
+                        .expect("the pty takes the request");
                 }
                 Ok(ProvisionMessage::Accepted { device, .. }) => return Ok(device.to_string()),
                 Ok(ProvisionMessage::Refused { reason }) => return Err(reason),
@@ -207,9 +210,8 @@ async fn board_keeps_its_identity_across_resets_and_takes_a_new_one_only_signed_
     let pty = cable.pty_path();
     // No `--serial`: the provisioning tool and the test have the line.
     let server = tokio::task::block_in_place(|| ServerProcess::start(Profile::Debug, &[]));
-    let elf =
-        tokio::task::block_in_place(|| build_firmware_profile(FirmwareProfile::UploadOnly))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let elf = tokio::task::block_in_place(|| build_firmware_profile(FirmwareProfile::UploadOnly))
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut board = QemuBoard::boot(&elf, cable.board_addr())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -277,7 +279,8 @@ async fn board_keeps_its_identity_across_resets_and_takes_a_new_one_only_signed_
         let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
         (tool.wait_with_output(), said + &rest)
     });
-    let (output, stderr) = tokio::task::block_in_place(|| reprovision.join()).expect("the tool ends");
+    let (output, stderr) =
+        tokio::task::block_in_place(|| reprovision.join()).expect("the tool ends");
     let output = output.expect("host-server ends");
     assert!(
         output.status.success(),

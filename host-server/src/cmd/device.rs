@@ -42,7 +42,12 @@ pub enum DeviceCommand {
         #[arg(long, value_name = "URL")]
         provision: Option<ProvisionTarget>,
         /// How long `--provision` waits for the board to offer itself, in seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 60, requires = "provision")]
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = 60,
+            requires = "provision"
+        )]
         wait: u64,
     },
     /// Register COUNT devices named PREFIX-0 … PREFIX-(COUNT-1) and print
@@ -84,7 +89,14 @@ pub fn run(
         } => {
             validate_label(&name, MAX_DEVICE_NAME_LEN)
                 .with_context(|| format!("device name `{}` is not usable", name.escape_debug()))?;
-            provision(&*store, &name, &target, Duration::from_secs(wait), json, now)?;
+            provision(
+                &*store,
+                &name,
+                &target,
+                Duration::from_secs(wait),
+                json,
+                now,
+            )?;
         }
         DeviceCommand::Add {
             name,
@@ -208,9 +220,9 @@ fn provision(
     if rekey {
         store.remove_device(name, now)?;
     }
-    store
-        .add_device(name, &key, now)
-        .with_context(|| format!("the board now holds `{name}`, but the database did not take it"))?;
+    store.add_device(name, &key, now).with_context(|| {
+        format!("the board now holds `{name}`, but the database did not take it")
+    })?;
     tracing::info!(device = name, port = %target.path, replaced = ?offer.device, "board provisioned");
     if json {
         println!(

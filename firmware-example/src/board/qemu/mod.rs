@@ -13,8 +13,8 @@ use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hprintln, syscall};
 
 pub use clock::now_us;
-pub use identity_page::IdentityPage;
 pub use cortex_m_rt::entry;
+pub use identity_page::IdentityPage;
 pub use pl011::Pl011;
 
 /// The board's name, for the boot banner.

@@ -196,7 +196,8 @@ async fn boot_provisioned(
 ) -> Result<QemuBoard, String> {
     let board = QemuBoard::boot(elf, cable.board_addr()).await?;
     watch_log(&board, 0, "that it has no identity", |line| {
-        line.contains("no identity: waiting to be provisioned").then_some(())
+        line.contains("no identity: waiting to be provisioned")
+            .then_some(())
     })
     .await?;
     tokio::task::block_in_place(|| {
