@@ -1,20 +1,11 @@
 //! Build script: picks the board's memory map and linker scripts (from its
-//! folder, `src/board/NAME/`, named by the feature `board-NAME`) and bakes
-//! the device identity into the image.
-//!
-//! Environment (read at build time, a change rebuilds):
-//! * `STATESYNC_DEVICE_NAME`: the device name the server knows (default
-//!   the board's `default-device-name` in its `board.toml`).
-//! * `STATESYNC_DEVICE_KEY`: the device key as hex, as printed by
-//!   `host-server device add NAME` (default: the public demo key below, for
-//!   the QEMU demo only; anyone can read it from this file).
+//! folder, `src/board/NAME/`, named by the feature `board-NAME`). The image
+//! carries no identity: a board gets its name and key at run time
+//! (provisioning, see README.md), so one image serves every board of a kind.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// The public demo key (`00 01 02 … 1f`): fine for a throw-away QEMU demo, never for a real board.
-const DEMO_KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// The board chosen by its feature, `board-NAME`, and what its
 /// `src/board/NAME/board.toml` says about it.
@@ -23,13 +14,8 @@ struct Board {
     name: String,
     /// The target the board builds for.
     target: String,
-    /// The device name when `STATESYNC_DEVICE_NAME` is not set.
-    default_device_name: String,
     /// Linker scripts passed with `-T`, in order.
     linker_scripts: Vec<String>,
-    /// True for the QEMU boards (`demo-key = "allowed"`): building them with
-    /// the public demo key is normal, so it does not warn.
-    allows_demo_key: bool,
 }
 
 impl Board {
@@ -69,8 +55,6 @@ impl Board {
         Board {
             name: name.clone(),
             target: setting("target"),
-            default_device_name: setting("default-device-name"),
-            allows_demo_key: optional("demo-key").as_deref() == Some("allowed"),
             linker_scripts,
         }
     }
@@ -110,70 +94,5 @@ fn main() {
     // byte the same) so `size-by-crate.py` can tell who points at `.rodata`.
     println!("cargo:rustc-link-arg-bins=--emit-relocs");
 
-    write_identity(&board, &out);
     println!("cargo:rerun-if-changed=build.rs");
-}
-
-/// Writes `identity.rs`: the device name and key constants.
-fn write_identity(board: &Board, out: &Path) {
-    println!("cargo:rerun-if-env-changed=STATESYNC_DEVICE_NAME");
-    println!("cargo:rerun-if-env-changed=STATESYNC_DEVICE_KEY");
-    let name =
-        env::var("STATESYNC_DEVICE_NAME").unwrap_or_else(|_| board.default_device_name.clone());
-    let valid_name = !name.is_empty()
-        && name.len() <= 32
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && name != "."
-        && name != "..";
-    if !valid_name {
-        fail("STATESYNC_DEVICE_NAME must be 1 to 32 characters of A-Z, a-z, 0-9, `-`, `_` or `.`");
-    }
-    let key_hex = match env::var("STATESYNC_DEVICE_KEY") {
-        Ok(hex) => hex.trim().to_owned(),
-        Err(_) => {
-            if !board.allows_demo_key {
-                println!(
-                    "cargo:warning=STATESYNC_DEVICE_KEY is not set: using the public demo key; \
-                     set it to the key `host-server device add {name}` printed"
-                );
-            }
-            DEMO_KEY_HEX.to_owned()
-        }
-    };
-    let key = parse_hex(&key_hex).unwrap_or_else(|| {
-        fail("STATESYNC_DEVICE_KEY must be 32 to 128 hex digits (16 to 64 bytes), as printed by `host-server device add`")
-    });
-
-    let key_len = key.len();
-    let uses_demo_key = key_hex.eq_ignore_ascii_case(DEMO_KEY_HEX);
-    let code = format!(
-        r#"/// The device name the server knows this board by.
-pub const DEVICE_NAME: &str = "{name}";
-/// The pre-shared device key (from `STATESYNC_DEVICE_KEY`).
-pub const DEVICE_KEY: [u8; {key_len}] = {key:?};
-/// True when the image carries the public demo key.
-pub const USES_DEMO_KEY: bool = {uses_demo_key};
-/// Where the host publishes files for this board.
-pub const INBOX_PREFIX: &str = "inbox/{name}/";
-/// `device_path!("a.txt")` is `"DEVICE/a.txt"`: the board's own files live in its folder.
-macro_rules! device_path {{
-    ($name:literal) => {{
-        concat!("{name}/", $name)
-    }};
-}}
-"#
-    );
-    fs::write(out.join("identity.rs"), code).expect("OUT_DIR is writable");
-}
-
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !(32..=128).contains(&text.len()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -13,13 +13,11 @@
 # comes from its board.toml.
 #
 # README.md's "Size" section shows this script's size report between the
-# markers below. After building every board with the default device name and
-# key, the script compares that block with what it just measured and fails
+# markers below. After building every board, the script compares that block with what it just measured and fails
 # when they differ (by more than 64 B a figure: see same_report), so the
 # published figures are always those of the source;
 # `--update-readme` writes the new report into README.md instead.
 #
-# STATESYNC_DEVICE_NAME and STATESYNC_DEVICE_KEY are passed through to build.rs.
 # Sizes come from llvm-size (rustup component llvm-tools) or arm-none-eabi-size;
 # the protocol part needs python3 and llvm-symbolizer (Debian: llvm).
 set -euo pipefail
@@ -175,10 +173,9 @@ else
   echo "(the protocol part needs python3 and a working llvm-symbolizer: ./size-by-crate.py ELF; budgets not checked)"
 fi
 
-# README.md's block holds the report of every board, built with the default
-# device name (its length is part of .rodata) and key.
-if [ "${#boards[@]}" -ne "${#all_boards[@]}" ] || [ -n "${STATESYNC_DEVICE_NAME:-}${STATESYNC_DEVICE_KEY:-}" ]; then
-  echo "(README.md's sizes are those of './build.sh all' with the default device name and key: not compared)"
+# README.md's block holds the report of every board.
+if [ "${#boards[@]}" -ne "${#all_boards[@]}" ]; then
+  echo "(README.md's sizes are those of './build.sh all': not compared)"
   exit 0
 fi
 readme_block() {

@@ -16,7 +16,6 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use heapless::String;
-use proto_core::auth::ContentHasher;
 use proto_core::client::{
     Client, ClientError, Config, Event, FileId, FileStore, LinkState, ListItem,
 };
@@ -26,7 +25,7 @@ use proto_core::driver::BlockingDriver;
 use proto_core::driver::{AsyncClock, AsyncDriver};
 use proto_core::driver::{Clock, DriverError};
 use proto_core::framing::Framing;
-use proto_core::message::{Nonce, RequestId};
+use proto_core::message::RequestId;
 #[cfg(feature = "full")]
 use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
@@ -37,7 +36,8 @@ use crate::async_uart::AsyncUart;
 use crate::buffers::{Buffers, FrameBuffer};
 #[cfg(feature = "async-driver")]
 use crate::executor::{self, Either};
-use crate::identity::{DEVICE_KEY, DEVICE_NAME, INBOX_PREFIX};
+use crate::identity::Identity;
+use crate::nonces::Nonces;
 use crate::store::BoardStore;
 #[cfg(feature = "full")]
 use crate::store::{Placement, RAM_SLOT_BYTES};
@@ -170,25 +170,6 @@ fn poll_driver(
     }
 }
 
-/// Fresh handshake nonces: SHA-256 over the board's entropy and a counter.
-struct Nonces {
-    counter: u64,
-}
-
-impl Nonces {
-    fn next(&mut self) -> Nonce {
-        self.counter += 1;
-        let mut hasher = ContentHasher::new();
-        hasher.update(b"statesync-firmware-nonce");
-        hasher.update(&board::entropy().to_le_bytes());
-        hasher.update(&self.counter.to_le_bytes());
-        let digest = hasher.finish();
-        let mut nonce = [0u8; 16];
-        nonce.copy_from_slice(&digest.0[..16]);
-        nonce
-    }
-}
-
 /// A file published in the inbox that the board wants.
 struct Wanted {
     name: Name,
@@ -257,9 +238,14 @@ struct Plan {
     upload_quarter_logged: u64,
 }
 
-/// Runs the board forever: connects, syncs, reconnects.
-pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
-    let driver = start_driver(uart, buffers);
+/// Runs the board forever as `identity`: connects, syncs, reconnects.
+pub fn run(
+    identity: &'static Identity,
+    mut nonces: Nonces,
+    uart: board::Uart,
+    buffers: Buffers,
+) -> ! {
+    let driver = start_driver(identity, uart, buffers);
     let store = driver.client().store();
     let samples = store.samples();
     for file in samples.clone() {
@@ -270,7 +256,6 @@ pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
             );
         }
     }
-    let mut nonces = Nonces { counter: 0 };
     let mut plan = Plan {
         manifest_done: false,
         manifest_due: false,
@@ -294,11 +279,12 @@ pub fn run(uart: board::Uart, buffers: Buffers) -> ! {
     );
     info!(
         "connecting as `{}` through the {}",
-        DEVICE_NAME, DRIVER_KIND
+        identity.name(),
+        DRIVER_KIND
     );
     driver.connect(nonces.next());
     loop {
-        let happening = step(driver, &mut plan);
+        let happening = step(driver, &mut plan, identity.inbox_prefix());
         plan.apply(happening, driver);
         let now = BoardClock.now_ms();
         if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
@@ -320,10 +306,17 @@ static mut DRIVER: MaybeUninit<Driver> = MaybeUninit::uninit();
 /// Set once [`DRIVER`] is built.
 static DRIVER_STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Builds the store, the client and its driver into [`DRIVER`], in a stack
-/// frame of its own that is gone before the main loop runs.
+/// Builds the store, the client (as `identity`) and its driver into
+/// [`DRIVER`], in a stack frame of its own that is gone before the main loop
+/// runs.
 #[inline(never)]
-fn start_driver(uart: board::Uart, buffers: Buffers) -> &'static mut Driver {
+// The mutable reference is to DRIVER, made once (see below), not one derived from `identity`.
+#[allow(clippy::mut_from_ref)]
+fn start_driver(
+    identity: &'static Identity,
+    uart: board::Uart,
+    buffers: Buffers,
+) -> &'static mut Driver {
     // Load and store under a critical section: thumbv6m and rv32imc have no atomic swap.
     let first = critical_section::with(|_| {
         let started = DRIVER_STARTED.load(Ordering::Relaxed);
@@ -333,19 +326,19 @@ fn start_driver(uart: board::Uart, buffers: Buffers) -> &'static mut Driver {
     if !first {
         panic!("the driver is started once");
     }
-    let config = Config::serial(DEVICE_NAME, &DEVICE_KEY);
-    let store = BoardStore::new(buffers.slots);
+    // SAFETY: `first` is true exactly once (tested and set with interrupts
+    // off on a single core), so this is the only reference ever made to DRIVER.
+    let slot = unsafe { &mut *core::ptr::addr_of_mut!(DRIVER) };
+    let config = Config::serial(identity.name(), identity.key());
+    let store = BoardStore::new(identity.name(), buffers.slots);
     let client = match Client::new(config, store, buffers.rx, buffers.tx) {
         Ok(client) => client,
-        // Only a bad device name (build.rs checks it) or small buffers (a constant) get here.
+        // Only a bad device name (`Identity` checks it) or small buffers (a constant) get here.
         Err(error) => {
             error!("the client cannot start: {}", error);
             panic!("the client cannot start");
         }
     };
-    // SAFETY: `first` is true exactly once (tested and set with interrupts
-    // off on a single core), so this is the only reference ever made to DRIVER.
-    let slot = unsafe { &mut *core::ptr::addr_of_mut!(DRIVER) };
     #[cfg(not(feature = "async-driver"))]
     let driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
     #[cfg(feature = "async-driver")]
@@ -364,7 +357,7 @@ fn is_idle(driver: &mut Driver, now: u64) -> bool {
 /// Not inlined (nor are the plan's steps): siblings inlined into `run` would
 /// add their temporaries up in its frame.
 #[inline(never)]
-fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
+fn step(driver: &mut Driver, plan: &mut Plan, inbox_prefix: &str) -> Happening {
     let event = match poll_driver(driver) {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
@@ -456,7 +449,7 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
             item: ListItem::Record(record),
             ..
         }
-        | Event::RecordChanged { record } => published(&record),
+        | Event::RecordChanged { record } => published(&record, inbox_prefix),
         Event::DownloadAvailable {
             name, size, hash, ..
         } => {
@@ -532,8 +525,8 @@ fn step(driver: &mut Driver, plan: &mut Plan) -> Happening {
 }
 
 /// An inbox record seen in a list or a change: the board may want it.
-fn published(record: &Record<'_>) -> Happening {
-    if !record.name.starts_with(INBOX_PREFIX) {
+fn published(record: &Record<'_>, inbox_prefix: &str) -> Happening {
+    if !record.name.starts_with(inbox_prefix) {
         return Happening::Nothing;
     }
     match Name::try_from(record.name) {
@@ -700,7 +693,9 @@ impl Plan {
         let client = driver.client();
         if self.manifest_due {
             let samples = client.store().samples();
-            match client.send_manifest(DEVICE_NAME, samples) {
+            // The batch is named after the device.
+            let batch = client.config().device;
+            match client.send_manifest(batch, samples) {
                 Ok(id) => {
                     self.manifest_id = Some(id);
                     self.manifest_due = false;

@@ -16,9 +16,6 @@ pub enum NvError {
     /// More bytes than the page holds, or a length that is not a multiple of
     /// [`NvPage::WRITE_UNIT`]: a bug in the caller, nothing was written.
     BadLength,
-    /// The store reported that the erase or the write failed (locked or worn
-    /// out): the page may be torn; write it again or replace the part.
-    WriteFailed,
     /// What reads back differs from what was written: the page may be torn.
     VerifyFailed,
 }
@@ -28,9 +25,6 @@ impl NvError {
     pub fn message(self) -> &'static str {
         match self {
             NvError::BadLength => "the record does not fit the page (a firmware bug)",
-            NvError::WriteFailed => {
-                "the store refused the erase or write; try again, or the part may be worn out"
-            }
             NvError::VerifyFailed => {
                 "the page reads back different from what was written; try again"
             }

@@ -6,8 +6,9 @@
 //! down to the 64 KiB-flash LM3S811, uploads the same 64 KiB. The board hashes
 //! it once at boot, like the others.
 //!
-//! Names start with the device name, so several boards can share a server
-//! without their files colliding.
+//! Their record names start with the device name (`DEVICE/hello.txt`, made
+//! at boot by the store from the provisioned name), so several boards can
+//! share a server without their files colliding.
 
 use proto_core::auth::ContentHasher;
 use proto_core::model::ContentHash;
@@ -25,7 +26,7 @@ pub enum Content {
 
 /// One built-in file.
 pub struct SampleFile {
-    /// The record name: `DEVICE/…`.
+    /// The name inside the device's folder: the record name is `DEVICE/` and this.
     pub name: &'static str,
     /// Its bytes.
     pub content: Content,
@@ -87,20 +88,31 @@ fn generated_byte(offset: usize) -> u8 {
 /// Every built-in file, in manifest order.
 pub const FILES: [SampleFile; 3] = [
     SampleFile {
-        name: device_path!("hello.txt"),
+        name: "hello.txt",
         content: Content::Flash(b"Hello from a statesync example board.\n"),
     },
     SampleFile {
-        name: device_path!("config/settings.json"),
+        name: "config/settings.json",
         content: Content::Flash(
             br#"{"sample_rate_hz": 50, "channels": ["temperature", "humidity"], "upload": "on-boot"}
 "#,
         ),
     },
     SampleFile {
-        name: device_path!("logs/large.bin"),
+        name: "logs/large.bin",
         content: Content::Generated {
             len: LARGE_SAMPLE_LEN,
         },
     },
 ];
+
+/// Longest [`SampleFile::name`], checked below.
+pub const LONGEST_NAME: usize = 24;
+
+const _: () = {
+    let mut index = 0;
+    while index < FILES.len() {
+        assert!(FILES[index].name.len() <= LONGEST_NAME);
+        index += 1;
+    }
+};

@@ -14,12 +14,13 @@
 //! so it has no RAM slots.
 #![cfg_attr(not(feature = "full"), allow(dead_code))]
 
+use heapless::String;
 use proto_core::client::{FileId, FileMeta, FileStore, StoreError};
 use proto_core::model::{ContentHash, FileKind};
-use proto_core::name::MAX_NAME_LEN;
+use proto_core::name::{MAX_DEVICE_NAME_LEN, MAX_NAME_LEN};
 
 use crate::board;
-use crate::samples::{SampleFile, FILES};
+use crate::samples::{SampleFile, FILES, LONGEST_NAME};
 
 /// How many published files the board keeps in RAM at once (its RAM decides;
 /// none on an upload-only board, which never downloads).
@@ -40,6 +41,9 @@ const FIRST_RAM_SLOT: u16 = SAMPLES;
 const STREAM_SLOT: u16 = SAMPLES + RAM_SLOTS as u16;
 
 const _: () = assert!(NAME_BYTES <= MAX_NAME_LEN);
+
+/// A sample's record name: `DEVICE/` and the sample's name.
+type SampleName = String<{ MAX_DEVICE_NAME_LEN + 1 + LONGEST_NAME }>;
 
 /// Where a published file goes, from [`BoardStore::place`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +121,7 @@ struct StreamSlot {
 
 /// Samples in flash plus RAM and streaming slots for downloads.
 pub struct BoardStore {
+    sample_names: [SampleName; SAMPLES as usize],
     sample_hashes: [ContentHash; SAMPLES as usize],
     ram: [RamSlot; RAM_SLOTS],
     stream: StreamSlot,
@@ -125,9 +130,22 @@ pub struct BoardStore {
 }
 
 impl BoardStore {
-    /// A store over the built-in samples (hashed now) and `buffers` for downloads.
-    pub fn new(buffers: &'static mut [[u8; RAM_SLOT_BYTES]; RAM_SLOTS]) -> BoardStore {
+    /// A store over the built-in samples (hashed now, named in the folder of
+    /// `device`) and `buffers` for downloads.
+    pub fn new(
+        device: &str,
+        buffers: &'static mut [[u8; RAM_SLOT_BYTES]; RAM_SLOTS],
+    ) -> BoardStore {
         BoardStore {
+            sample_names: FILES.each_ref().map(|file| {
+                let mut name = SampleName::new();
+                // Fits: a device name has at most MAX_DEVICE_NAME_LEN bytes and
+                // a sample name at most LONGEST_NAME (samples.rs checks it).
+                let _ = name.push_str(device);
+                let _ = name.push('/');
+                let _ = name.push_str(file.name);
+                name
+            }),
             sample_hashes: FILES.each_ref().map(SampleFile::hash),
             ram: buffers.each_mut().map(|data| RamSlot {
                 name: Name::EMPTY,
@@ -203,9 +221,13 @@ impl BoardStore {
         }
     }
 
-    fn sample(&self, file: FileId) -> Option<(&'static SampleFile, ContentHash)> {
+    fn sample(&self, file: FileId) -> Option<(&'static SampleFile, &str, ContentHash)> {
         let index = usize::from(file.0);
-        Some((FILES.get(index)?, *self.sample_hashes.get(index)?))
+        Some((
+            FILES.get(index)?,
+            self.sample_names.get(index)?,
+            *self.sample_hashes.get(index)?,
+        ))
     }
 
     fn ram_index(&self, file: FileId) -> Option<usize> {
@@ -226,9 +248,9 @@ fn span(offset: u64, len: usize, limit: usize) -> Result<core::ops::Range<usize>
 
 impl FileStore for BoardStore {
     fn meta(&self, file: FileId) -> Result<FileMeta<'_>, StoreError> {
-        if let Some((sample, hash)) = self.sample(file) {
+        if let Some((sample, name, hash)) = self.sample(file) {
             return Ok(FileMeta {
-                name: sample.name,
+                name,
                 kind: FileKind::File,
                 size: sample.size() as u64,
                 hash,
@@ -255,7 +277,7 @@ impl FileStore for BoardStore {
     }
 
     fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
-        if let Some((sample, _)) = self.sample(file) {
+        if let Some((sample, _, _)) = self.sample(file) {
             let range = span(offset, buf.len(), sample.size())?;
             sample.read(range.start, buf);
             return Ok(());
@@ -332,7 +354,7 @@ impl FileStore for BoardStore {
     }
 
     fn lookup(&self, name: &str) -> Option<FileId> {
-        if let Some(index) = FILES.iter().position(|file| file.name == name) {
+        if let Some(index) = self.sample_names.iter().position(|sample| sample == name) {
             return Some(FileId(index as u16));
         }
         if let Some(index) = self.ram.iter().position(|slot| slot.name.is(name)) {

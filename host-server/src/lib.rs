@@ -18,6 +18,7 @@ pub mod http;
 pub mod hub;
 pub mod listener;
 pub mod names;
+pub mod provision;
 pub mod reconcile;
 pub mod repair;
 pub mod serial;

@@ -26,6 +26,7 @@ pub mod framing;
 pub mod message;
 pub mod model;
 pub mod name;
+pub mod provision;
 pub mod state;
 mod text;
 

@@ -30,6 +30,7 @@ use proto_core::model::{
     BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
     HistoryKind, LinkKind, ListFilter, Record,
 };
+use proto_core::provision::{accepted_proof, request, ProvisionMessage, Refusal};
 use proto_core::state::{StateCounts, UploadState};
 
 use schema::{struct_fields, variants, Shape};
@@ -56,11 +57,24 @@ const FILE_SIZE: u64 = 1 << 20;
 /// 2026-03-01T00:00:00Z.
 const MARCH_FIRST: u64 = 1_772_323_200;
 
-/// A golden example: a frame of either direction.
+/// The provisioning examples' board nonce: b0 b1 … bf.
+const BOARD_NONCE: [u8; 16] = [
+    0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
+];
+/// The provisioning examples' new device.
+const NEW_DEVICE: &str = "board-2";
+/// The provisioning examples' new key: 20 21 … 3f.
+const NEW_KEY: [u8; 32] = [
+    0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f,
+    0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f,
+];
+
+/// A golden example: a frame of either direction, or a provisioning frame.
 #[derive(Clone, Copy, Debug)]
 enum Frame {
     Client(ClientFrame<'static>),
     Server(ServerFrame<'static>),
+    Provision(ProvisionMessage<'static>),
 }
 
 impl Frame {
@@ -69,6 +83,7 @@ impl Frame {
         let len = match self {
             Frame::Client(frame) => frame.encode(&mut out).map(|used| used.len()),
             Frame::Server(frame) => frame.encode(&mut out).map(|used| used.len()),
+            Frame::Provision(message) => message.encode(&mut out).map(|used| used.len()),
         }
         .expect("examples fit 2 KiB");
         out.truncate(len);
@@ -88,6 +103,7 @@ impl Frame {
         match self {
             Frame::Client(_) => Direction::ClientToServer,
             Frame::Server(_) => Direction::ServerToClient,
+            Frame::Provision(_) => unreachable!("provisioning frames are never sealed"),
         }
     }
 
@@ -95,6 +111,7 @@ impl Frame {
         match self {
             Frame::Client(frame) => ClientFrame::decode(bytes) == Ok(*frame),
             Frame::Server(frame) => ServerFrame::decode(bytes) == Ok(*frame),
+            Frame::Provision(message) => ProvisionMessage::decode(bytes) == Ok(*message),
         }
     }
 }
@@ -326,6 +343,30 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                     message: "board-2 owns this name",
                 },
             ),
+        ),
+        (
+            "provision-offer",
+            Frame::Provision(ProvisionMessage::Offer {
+                nonce: BOARD_NONCE,
+                device: Some(DEVICE),
+            }),
+        ),
+        (
+            "provision-request",
+            Frame::Provision(request(BOARD_NONCE, Some(KEY), NEW_DEVICE, &NEW_KEY)),
+        ),
+        (
+            "provision-accepted",
+            Frame::Provision(ProvisionMessage::Accepted {
+                device: NEW_DEVICE,
+                proof: accepted_proof(&NEW_KEY, &BOARD_NONCE, NEW_DEVICE),
+            }),
+        ),
+        (
+            "provision-refused",
+            Frame::Provision(ProvisionMessage::Refused {
+                reason: Refusal::NotAuthorized,
+            }),
         ),
     ])
 }
@@ -709,6 +750,12 @@ fn model_tables_list_every_field_and_variant_in_wire_order() {
     check_enum_table::<ListFilter>("ListFilter");
     check_enum_table::<LinkKind>("LinkKind");
     check_enum_table::<HistoryKind>("HistoryKind");
+}
+
+#[test]
+fn provisioning_tables_list_every_variant_with_its_tag_and_fields() {
+    check_enum_table::<ProvisionMessage<'static>>("ProvisionMessage");
+    check_enum_table::<Refusal>("Refusal");
 }
 
 #[test]

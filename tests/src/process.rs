@@ -125,6 +125,21 @@ impl ServerProcess {
         json["key"].as_str().expect("a key").to_owned()
     }
 
+    /// Runs `host-server --json device add NAME --provision serial://PORT?baud=115200`:
+    /// registers `name` and gives the board on the serial port `port` its
+    /// identity (see `host-server/src/provision.rs`). Returns the output; the
+    /// caller asserts on it.
+    pub fn provision_device(&self, name: &str, port: &str) -> Output {
+        Command::new(self.bins.join("host-server"))
+            .arg("--data")
+            .arg(self.data.path())
+            .args(["--json", "device", "add", name, "--provision"])
+            .arg(format!("serial://{port}?baud=115200"))
+            .args(["--wait", "60"])
+            .output()
+            .expect("host-server device add --provision runs")
+    }
+
     /// Registers `count` devices named `PREFIX-0`, `PREFIX-1`, … with one
     /// `device add-many` and returns what it prints: one `{"name", "key"}`
     /// JSON object per line (see [`crate::fleet::parse_key_lines`]).

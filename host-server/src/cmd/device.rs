@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -14,9 +15,10 @@ use rand::RngCore;
 use serde_json::json;
 
 use crate::config::Limits;
+use crate::provision::{Line, ProvisionError, ProvisionTarget};
 use crate::server::DataDir;
 use crate::service::unix_now;
-use crate::store::Database;
+use crate::store::{Database, Store};
 
 /// Bytes of a new device key.
 const KEY_LEN: usize = proto_core::auth::DEVICE_KEY_LEN;
@@ -27,10 +29,26 @@ const MAX_ADD_MANY: u32 = 1_000_000;
 /// Device subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Register a device and print its new key (shown only this once).
+    /// Register a device and print its new key (shown only this once); with
+    /// `--provision`, write the name and key to a board on a serial line
+    /// instead, and print no key.
     Add {
         /// The device's name (at most 32 bytes, no `/`).
         name: String,
+        /// Give the new identity to the board on this line:
+        /// `serial://PATH[?baud=N]` (default 115200). A board that already has
+        /// an identity takes a new one only signed with its current key, which
+        /// this server's database must hold; it offers itself just after a reset.
+        #[arg(long, value_name = "URL")]
+        provision: Option<ProvisionTarget>,
+        /// How long `--provision` waits for the board to offer itself, in seconds.
+        #[arg(
+            long,
+            value_name = "SECS",
+            default_value_t = 60,
+            requires = "provision"
+        )]
+        wait: u64,
     },
     /// Register COUNT devices named PREFIX-0 … PREFIX-(COUNT-1) and print
     /// each name and new key on a line of its own (with `--json`, one JSON
@@ -64,7 +82,27 @@ pub fn run(
     };
     let now = unix_now();
     match command {
-        DeviceCommand::Add { name } => {
+        DeviceCommand::Add {
+            name,
+            provision: Some(target),
+            wait,
+        } => {
+            validate_label(&name, MAX_DEVICE_NAME_LEN)
+                .with_context(|| format!("device name `{}` is not usable", name.escape_debug()))?;
+            provision(
+                &*store,
+                &name,
+                &target,
+                Duration::from_secs(wait),
+                json,
+                now,
+            )?;
+        }
+        DeviceCommand::Add {
+            name,
+            provision: None,
+            ..
+        } => {
             validate_label(&name, MAX_DEVICE_NAME_LEN)
                 .with_context(|| format!("device name `{}` is not usable", name.escape_debug()))?;
             let mut key = [0u8; KEY_LEN];
@@ -137,6 +175,64 @@ pub fn run(
             } else {
                 println!("device `{name}` removed");
             }
+        }
+    }
+    Ok(())
+}
+
+/// `device add NAME --provision URL`: waits for the board's offer, gives it
+/// the new identity (signed with its current key, from the database, when it
+/// has one) and registers the device once the board proved it stored the key.
+/// The key is never printed.
+fn provision(
+    store: &dyn Store,
+    name: &str,
+    target: &ProvisionTarget,
+    wait: Duration,
+    json: bool,
+    now: u64,
+) -> anyhow::Result<()> {
+    let mut line = Line::new(target.open()?);
+    eprintln!(
+        "waiting up to {} s for the board on {} (a board that already has an identity offers itself just after a reset)",
+        wait.as_secs(),
+        target.path
+    );
+    let offer = line.wait_for_offer(wait)?;
+    let current_key = match &offer.device {
+        None => None,
+        Some(current) => Some(
+            store
+                .device_key(current)?
+                .ok_or_else(|| ProvisionError::UnknownCurrent(current.clone()))?,
+        ),
+    };
+    let rekey = offer.device.as_deref() == Some(name);
+    if !rekey && store.device_key(name)?.is_some() {
+        anyhow::bail!(
+            "device `{name}` already exists; choose another name, or remove it first (`host-server device remove {name}`)"
+        );
+    }
+    let mut key = [0u8; KEY_LEN];
+    rand::thread_rng().fill_bytes(&mut key);
+    line.provision(&offer, current_key.as_deref(), name, &key)?;
+    // The board holds the new key now: register it (a new key for the same name replaces the old).
+    if rekey {
+        store.remove_device(name, now)?;
+    }
+    store.add_device(name, &key, now).with_context(|| {
+        format!("the board now holds `{name}`, but the database did not take it")
+    })?;
+    tracing::info!(device = name, port = %target.path, replaced = ?offer.device, "board provisioned");
+    if json {
+        println!(
+            "{}",
+            json!({ "name": name, "provisioned": target.path, "replaced": offer.device })
+        );
+    } else {
+        println!("device `{name}` added and provisioned on {}", target.path);
+        if let Some(old) = offer.device.as_deref().filter(|old| *old != name) {
+            eprintln!("the board was `{old}`; that device stays registered: `host-server device remove {old}` if nothing else uses it");
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey, TRAILER_LE
 use proto_core::framing::{negotiate_max_frame, FrameError, Framing};
 use proto_core::message::{Nonce, MIN_FRAME};
 use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
+use proto_core::provision::is_provisioning;
 use proto_core::{
     ClientFrame, ClientMessage, ContentHash, ErrorCode, ServerMessage, PROTOCOL_VERSION,
 };
@@ -62,6 +63,11 @@ async fn next_payload<R: AsyncRead + Unpin>(
     loop {
         while let Some(frame) = reader.next_frame() {
             match frame {
+                // A board offering itself for provisioning is not saying Hello: leave
+                // it to `host-server device add --provision` (docs/PROTOCOL.md).
+                Frame::Payload(payload) if is_provisioning(payload) => {
+                    tracing::debug!("a board's provisioning offer before the handshake: ignored")
+                }
                 Frame::Payload(payload) if !payload.is_empty() => return Ok(payload.to_vec()),
                 Frame::Payload(_) => {}
                 // On TCP nothing damages frames: an oversized one is a peer to drop, not to

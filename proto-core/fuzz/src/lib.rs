@@ -8,12 +8,13 @@
 use proto_core::framing::{Feed, Framing, LengthAccumulator, SerialAccumulator};
 use proto_core::message::{ClientFrame, ServerFrame};
 use proto_core::name::{validate, validate_label, MAX_DEVICE_NAME_LEN, MAX_NAME_LEN};
+use proto_core::provision::{check_request, request, ProvisionMessage, MAX_PAYLOAD};
 
 /// A harness: takes one fuzz input, panics if proto-core broke a promise.
 pub type Harness = fn(&[u8]);
 
 /// Every harness by the name of its fuzz target (and corpus directory).
-pub const HARNESSES: [(&str, Harness); 7] = [
+pub const HARNESSES: [(&str, Harness); 8] = [
     ("serial_accumulator", serial_accumulator),
     ("length_accumulator", length_accumulator),
     ("client_frame_decode", client_frame_decode),
@@ -21,6 +22,7 @@ pub const HARNESSES: [(&str, Harness); 7] = [
     ("name_validate", name_validate),
     ("round_trip", round_trip),
     ("frame_open", frame_open),
+    ("provision_decode", provision_decode),
 ];
 
 /// Feeds a stream to the serial (COBS + CRC-32) accumulator in pieces.
@@ -114,6 +116,48 @@ pub fn client_frame_decode(data: &[u8]) {
 /// Decodes the input as a server frame (what a device receives).
 pub fn server_frame_decode(data: &[u8]) {
     let _ = ServerFrame::decode(data);
+}
+
+/// A provisioning payload as a board or a host receives it. Layout: byte 0 picks the board's
+/// state (even: no identity; odd: the current key is `[byte 1; 32]`), bytes 2..18 are the
+/// board's nonce, the rest is the payload.
+///
+/// Checks: no panic; what decodes re-encodes to bytes that decode to the same message (the
+/// decoder takes padded varints the encoder never writes); a request the board
+/// accepts carries its nonce and, when it has a key, is exactly the request the holder of that
+/// key would have made (so nobody else can make one).
+pub fn provision_decode(data: &[u8]) {
+    let (Some(&state), Some(&key_byte), Some(nonce), Some(payload)) =
+        (data.first(), data.get(1), data.get(2..18), data.get(18..))
+    else {
+        return;
+    };
+    let Ok(message) = ProvisionMessage::decode(payload) else {
+        return;
+    };
+    let mut out = [0u8; 2 * MAX_PAYLOAD];
+    let encoded = message.encode(&mut out).expect("a decoded message encodes");
+    assert_eq!(
+        ProvisionMessage::decode(encoded),
+        Ok(message),
+        "decode, encode, decode is not stable"
+    );
+    let nonce: [u8; 16] = nonce.try_into().expect("16 bytes");
+    let current = [key_byte; 32];
+    let current_key = (state % 2 == 1).then_some(&current[..]);
+    if let Some(Ok((device, key))) = check_request(&message, &nonce, current_key) {
+        let ProvisionMessage::Provision { nonce: asked, .. } = message else {
+            panic!("only a Provision is a request");
+        };
+        assert_eq!(asked, nonce, "a request for another nonce was accepted");
+        if current_key.is_some() {
+            assert_eq!(
+                message,
+                request(nonce, current_key, device, &key),
+                "an accepted request differs from the one the key holder makes"
+            );
+        }
+    }
 }
 
 fn harmless_characters(name: &str) -> bool {

@@ -3,9 +3,11 @@
 //! `host-cli`. Each board's test file in `tests/tests/` calls these.
 //!
 //! The board's UART is a QEMU TCP chardev carried to a pseudo-terminal
-//! ([`UartCable`]) that the server opens with `--serial`; the pty outlives
-//! QEMU, so powering the board off and on looks to the server like a board
-//! that reset while its cable stayed plugged in.
+//! ([`UartCable`]) that the server opens with `--serial`. The image carries
+//! no identity: every scenario starts with the fresh board waiting on its
+//! line until `host-server device add --provision` gives it its name and key
+//! (the server is off the line meanwhile), and a reset (QEMU's
+//! `system_reset`) keeps that identity in the board's identity page.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use proto_core::auth::ContentHasher;
 use serde_json::Value;
 
-use super::{build_board_firmware, FirmwareProfile, Machine, QemuBoard, UartCable};
+use super::{build_board_firmware, provision, FirmwareProfile, Machine, QemuBoard, UartCable};
 use crate::process::{Profile, ServerProcess};
 
 const LAPTOP: &str = "laptop";
@@ -29,7 +31,8 @@ pub fn device_name(machine: Machine) -> String {
 }
 
 /// A server with the board's pty attached, the laptop's CLI, and the board's
-/// firmware built for its device: what every scenario starts from.
+/// firmware (one image for every board of its kind): what every scenario
+/// starts from.
 pub struct Rig {
     /// The board's machine.
     pub machine: Machine,
@@ -41,29 +44,29 @@ pub struct Rig {
     pub server: ServerProcess,
     /// The laptop's device key.
     pub laptop_key: String,
-    /// The firmware image with the board's key baked in.
+    /// The firmware image, without identity.
     pub elf: std::path::PathBuf,
 }
 
 impl Rig {
-    /// Starts the server on a fresh cable, registers the board and the
-    /// laptop, and builds the board's firmware of `profile`.
+    /// Starts the server on a fresh cable, registers the laptop, and builds
+    /// the board's firmware of `profile`. The server is stopped until
+    /// [`Rig::boot_and_provision`] has given the board its identity.
     pub async fn start(machine: Machine, profile: FirmwareProfile) -> Rig {
         if let Err(message) = machine.require_qemu() {
             panic!("{message}");
         }
         let cable = UartCable::new().await.expect("pty and board socket");
         let serial = format!("{}:115200", cable.pty_path());
-        let server = tokio::task::block_in_place(|| {
+        let mut server = tokio::task::block_in_place(|| {
             ServerProcess::start(Profile::Debug, &["--serial", &serial])
         });
+        // Until the board has its identity, the line is the provisioning tool's.
+        tokio::task::block_in_place(|| server.kill_hard());
         let device = device_name(machine);
-        let board_key = server.add_device(&device);
         let laptop_key = server.add_device(LAPTOP);
-        let elf = tokio::task::block_in_place(|| {
-            build_board_firmware(machine, profile, &device, &board_key)
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let elf = tokio::task::block_in_place(|| build_board_firmware(machine, profile))
+            .unwrap_or_else(|e| panic!("{e}"));
         Rig {
             machine,
             device,
@@ -74,11 +77,27 @@ impl Rig {
         }
     }
 
-    /// Boots the board (again).
-    pub async fn boot(&self) -> QemuBoard {
-        QemuBoard::boot_on(self.machine, &self.elf, self.cable.board_addr())
+    /// Boots the fresh board, which waits to be provisioned; gives it its
+    /// identity with `host-server device add --provision` on the cable's pty,
+    /// then starts the server on that pty again.
+    pub async fn boot_and_provision(&mut self) -> QemuBoard {
+        let mut board = QemuBoard::boot_on(self.machine, &self.elf, self.cable.board_addr())
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        board
+            .wait_for_line(&["no identity: waiting to be provisioned"], STEP)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tokio::task::block_in_place(|| {
+            provision(&self.server, &self.device, &self.cable.pty_path())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        tokio::task::block_in_place(|| self.server.restart());
+        board
+            .wait_for_line(&[&format!("provisioned as `{}`", self.device)], STEP)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        board
     }
 
     /// `DEVICE/NAME`: one of the board's own files.
@@ -170,8 +189,8 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-/// A board's life, the full client: its batch appears, it is powered off in
-/// the middle of the large upload and resumes after the reboot, the server
+/// A board's life, the full client: its batch appears, it is reset in
+/// the middle of the large upload and resumes after the reset, the server
 /// crashes and restarts under it and it resumes again, the host pulls its
 /// files with the announced hashes, and files published for it are
 /// downloaded after the server's notification and verified on the board.
@@ -197,8 +216,8 @@ async fn board_life(machine: Machine, profile: FirmwareProfile) {
     let large = rig.file("logs/large.bin");
     let connected = format!("connected as `{device}`");
 
-    // Boot 1: the board authenticates and announces its batch.
-    let mut board = rig.boot().await;
+    // Boot 1: the fresh board is provisioned, authenticates and announces its batch.
+    let mut board = rig.boot_and_provision().await;
     let driver = match profile {
         FirmwareProfile::AsyncDriver => "through the async driver",
         FirmwareProfile::Full | FirmwareProfile::UploadOnly => "through the blocking driver",
@@ -221,30 +240,37 @@ async fn board_life(machine: Machine, profile: FirmwareProfile) {
         "status shows no batch of 3 expected files for the board: {batches:?}"
     );
 
-    // Power the board off in the middle of the large upload.
+    // Reset the board in the middle of the large upload.
     board
         .wait_for_line(&["uploading", large.as_str()], STEP)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let before_reboot = eventually("part of the large file to be durable on the server", || {
+    let before_reset = eventually("part of the large file to be durable on the server", || {
         let record = rig.record(&large)?;
         let received = record["received"].as_u64()?;
         (received > 0 && received < LARGE_SIZE).then_some((received, record["id"].as_u64()?))
     })
     .await;
-    let (received_before, large_id) = before_reboot;
-    board.power_off().await;
-    eprintln!("board powered off with {received_before} of {LARGE_SIZE} bytes on the server");
+    let (received_before, large_id) = before_reset;
+    let reset_mark = board.log_len();
+    board.reset().await.unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("board reset with {received_before} of {LARGE_SIZE} bytes on the server");
     let record = rig.record(&large).expect("the large file's record");
-    assert_ne!(
-        record["bits"], "11",
-        "the upload finished before the reboot"
-    );
+    assert_ne!(record["bits"], "11", "the upload finished before the reset");
 
-    // Boot 2: the upload resumes where the server stands, it does not restart.
-    let mut board = rig.boot().await;
+    // After the reset: the board still has its identity, and the upload
+    // resumes where the server stands, it does not restart.
+    board
+        .wait_for_line_after(
+            reset_mark,
+            &[&format!("identity `{device}` from the identity page")],
+            STEP,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let resumed = board
-        .wait_for_line(
+        .wait_for_line_after(
+            reset_mark,
             &[&format!("upload of record {large_id} resumes at byte")],
             STEP,
         )
@@ -294,8 +320,9 @@ async fn board_life(machine: Machine, profile: FirmwareProfile) {
         !board
             .log()
             .iter()
+            .skip(reset_mark)
             .any(|line| line.contains(&format!("upload of record {large_id} starts"))),
-        "the large upload started over after the reboot or the server restart"
+        "the large upload started over after the reset or the server restart"
     );
 
     // The host sees the batch complete and pulls every file with its announced hash.
@@ -430,8 +457,8 @@ fn announced(board: &QemuBoard) -> Vec<(String, String)> {
 pub async fn upload_only_board_uploads_its_batch_and_never_subscribes_or_downloads(
     machine: Machine,
 ) {
-    let rig = Rig::start(machine, FirmwareProfile::UploadOnly).await;
-    let mut board = rig.boot().await;
+    let mut rig = Rig::start(machine, FirmwareProfile::UploadOnly).await;
+    let mut board = rig.boot_and_provision().await;
     board
         .wait_for_line(&["batch", "3 files expected"], STEP)
         .await

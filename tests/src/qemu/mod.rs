@@ -1,8 +1,13 @@
 //! The example firmware under QEMU, for end-to-end tests: the boards QEMU
 //! emulates ([`Machine`]), cross-building the firmware for one (once per test
-//! process and identity), booting it, reading its semihosting log, and wiring
-//! its UART to a pseudo-terminal that `host-server --serial` can open
-//! ([`UartCable`]). [`life`] holds the scenarios every board's test runs.
+//! process), booting it, resetting it ([`QemuBoard::reset`]), reading its
+//! semihosting log, wiring its UART to a pseudo-terminal that `host-server
+//! --serial` (or `host-server device add --provision`, [`provision`]) can
+//! open ([`UartCable`]). [`life`] holds the scenarios every board's test runs.
+//!
+//! The image carries no identity: a fresh board waits to be provisioned over
+//! its UART, and keeps its identity in its identity page, which survives a
+//! reset but not QEMU exiting.
 
 mod cable;
 pub mod life;
@@ -14,7 +19,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub use cable::UartCable;
@@ -113,53 +118,37 @@ pub enum FirmwareProfile {
     AsyncDriver,
 }
 
-/// Builds the full `lm3s6965evb` firmware for `device` with `key_hex` baked in and returns the ELF.
-pub fn build_firmware(device: &str, key_hex: &str) -> Result<PathBuf, String> {
-    build_board_firmware(Machine::LM3S6965EVB, FirmwareProfile::Full, device, key_hex)
+/// Builds the full `lm3s6965evb` firmware and returns the ELF.
+pub fn build_firmware() -> Result<PathBuf, String> {
+    build_board_firmware(Machine::LM3S6965EVB, FirmwareProfile::Full)
 }
 
-/// Builds the firmware of `profile` for `machine`, for `device` with
-/// `key_hex` baked in, and returns the ELF. Built once per test process for
-/// each board, profile and identity.
+/// Builds the firmware of `profile` for `machine` and returns the ELF. Built
+/// once per test process for each board and profile.
 ///
 /// Uses the firmware's own `Cargo.lock` and target directory, and the same
 /// `RUSTFLAGS` as its `build.sh`, so the dependencies CI built there are
-/// reused and only the firmware crate itself rebuilds for a new key. Each
+/// reused. Each
 /// image is copied out to `target/images/e2e-BOARD[-PROFILE]`, so boards
 /// that share a target never overwrite each other's image
 /// (`-upload-only` and `-async` for the other profiles).
-pub fn build_board_firmware(
-    machine: Machine,
-    profile: FirmwareProfile,
-    device: &str,
-    key_hex: &str,
-) -> Result<PathBuf, String> {
-    type Built = HashMap<(&'static str, FirmwareProfile, String, String), PathBuf>;
+pub fn build_board_firmware(machine: Machine, profile: FirmwareProfile) -> Result<PathBuf, String> {
+    type Built = HashMap<(&'static str, FirmwareProfile), PathBuf>;
     static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     let built = BUILT.get_or_init(Mutex::default);
     let mut built = built
         .lock()
         .map_err(|_| "a firmware build panicked".to_owned())?;
-    let key = (
-        machine.board,
-        profile,
-        device.to_owned(),
-        key_hex.to_owned(),
-    );
+    let key = (machine.board, profile);
     if let Some(elf) = built.get(&key) {
         return Ok(elf.clone());
     }
-    let elf = cargo_build(machine, profile, device, key_hex)?;
+    let elf = cargo_build(machine, profile)?;
     built.insert(key, elf.clone());
     Ok(elf)
 }
 
-fn cargo_build(
-    machine: Machine,
-    profile: FirmwareProfile,
-    device: &str,
-    key_hex: &str,
-) -> Result<PathBuf, String> {
+fn cargo_build(machine: Machine, profile: FirmwareProfile) -> Result<PathBuf, String> {
     let dir = firmware_dir();
     let repository = dir
         .parent()
@@ -185,8 +174,6 @@ fn cargo_build(
     }
     let output = command
         .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env("STATESYNC_DEVICE_NAME", device)
-        .env("STATESYNC_DEVICE_KEY", key_hex)
         // As build.sh sets it: the same flags reuse the same artefacts.
         .env(
             "RUSTFLAGS",
@@ -224,6 +211,8 @@ fn cargo_build(
 pub struct QemuBoard {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// Holds QEMU's monitor socket (`monitor.sock`), for [`QemuBoard::reset`].
+    monitor_dir: tempfile::TempDir,
 }
 
 impl QemuBoard {
@@ -239,13 +228,19 @@ impl QemuBoard {
         uart: SocketAddr,
     ) -> Result<QemuBoard, String> {
         machine.require_qemu()?;
+        let monitor_dir =
+            tempfile::tempdir().map_err(|e| format!("no temp dir for QEMU's monitor: {e}"))?;
+        let monitor = format!(
+            "unix:{},server=on,wait=off",
+            monitor_dir.path().join("monitor.sock").display()
+        );
         let mut child = Command::new(machine.qemu)
             .args(machine.machine_args)
             .args([
                 "-display",
                 "none",
                 "-monitor",
-                "none",
+                &monitor,
                 "-semihosting-config",
                 "enable=on,target=native",
                 "-serial",
@@ -266,7 +261,40 @@ impl QemuBoard {
         if let Some(stderr) = child.stderr.take() {
             tokio::spawn(collect_lines(stderr, "qemu", Arc::clone(&log)));
         }
-        Ok(QemuBoard { child, log })
+        Ok(QemuBoard {
+            child,
+            log,
+            monitor_dir,
+        })
+    }
+
+    /// Resets the board (QEMU's `system_reset`, as a reset button would): the
+    /// firmware starts again from its reset vector; the identity page keeps
+    /// what it held.
+    pub async fn reset(&self) -> Result<(), String> {
+        let path = self.monitor_dir.path().join("monitor.sock");
+        let mut monitor = tokio::net::UnixStream::connect(&path)
+            .await
+            .map_err(|e| format!("cannot reach QEMU's monitor at {}: {e}", path.display()))?;
+        monitor
+            .write_all(b"system_reset\n")
+            .await
+            .map_err(|e| format!("QEMU's monitor did not take system_reset: {e}"))?;
+        // The monitor echoes the command, runs it, then prompts again.
+        let ran = |seen: &[u8]| {
+            let text = String::from_utf8_lossy(seen);
+            text.rsplit_once("system_reset")
+                .is_some_and(|(_, after)| after.contains("(qemu)"))
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while !ran(&seen) {
+            match tokio::time::timeout(Duration::from_secs(10), monitor.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => return Err("QEMU's monitor did not confirm system_reset".into()),
+            }
+        }
+        Ok(())
     }
 
     /// Every line the board (semihosting) and QEMU (stderr) printed so far.
@@ -339,4 +367,32 @@ where
             log.push(line);
         }
     }
+}
+
+/// Provisions the board on `pty` as `device` with `host-server device add
+/// --provision` on `server`'s data directory (which must not be serving that
+/// port) and returns what it printed as JSON. Fails when the tool fails, or
+/// when its output carries a key: a key is never printed.
+pub fn provision(
+    server: &crate::process::ServerProcess,
+    device: &str,
+    pty: &str,
+) -> Result<serde_json::Value, String> {
+    let output = server.provision_device(device, pty);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("provisioning `{device}` failed: {stderr}"));
+    }
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        format!(
+            "device add --provision printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    if printed.get("key").is_some() || stderr.contains("key=") {
+        return Err(format!(
+            "device add --provision showed a key: {printed} {stderr}"
+        ));
+    }
+    Ok(printed)
 }

@@ -9,8 +9,6 @@
 //! Sizing for 16 KiB: the serial default of 1024-byte frames and one 2 KiB
 //! RAM slot for published files (larger ones are verified as they stream).
 
-// Used by run-time provisioning (issue 18), which builds on it.
-#[allow(dead_code)]
 mod identity_page;
 #[path = "../parts/line_pacer.rs"]
 mod line_pacer;
@@ -46,9 +44,8 @@ pub type Uart = uart::Nrf51Uart;
 pub struct Board {
     /// UART0 at 115200 8N1.
     pub uart: Uart,
-    /// Where the device's identity is kept across resets (read by run-time
-    /// provisioning, issue 18; this build's identity is in the image).
-    #[allow(dead_code)]
+    /// Where the device's identity is kept across resets (read and written
+    /// by run-time provisioning, `provisioning.rs`).
     pub identity_page: IdentityPage,
 }
 

@@ -3,6 +3,7 @@
 //! UART0 on GP0 (TX) and GP1 (RX) carries the protocol; logs go out as defmt
 //! over RTT (the debug probe). Time is the RP2040's 1 MHz timer.
 
+mod identity_page;
 mod ring;
 mod uart;
 
@@ -16,6 +17,7 @@ use rp2040_hal::rosc::RingOscillator;
 use rp2040_hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
 use rp2040_hal::{pac, Sio, Timer, Watchdog};
 
+pub use identity_page::IdentityPage;
 pub use rp2040_hal::entry;
 pub use uart::PicoUart as Uart;
 
@@ -50,6 +52,8 @@ static SEED: Mutex<Cell<u64>> = Mutex::new(Cell::new(0));
 pub struct Board {
     /// UART0 at 115200 8N1, received bytes buffered by its interrupt.
     pub uart: Uart,
+    /// Where the device's identity is kept across resets.
+    pub identity_page: IdentityPage,
 }
 
 /// Brings up clocks (125 MHz from the 12 MHz crystal), the timer and UART0.
@@ -103,6 +107,7 @@ pub fn init() -> Board {
     peripheral.set_fifos(true);
     Board {
         uart: Uart::new(peripheral),
+        identity_page: IdentityPage::new(),
     }
 }
 

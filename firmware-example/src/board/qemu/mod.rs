@@ -5,8 +5,6 @@
 
 #[path = "../parts/pl011.rs"]
 mod pl011;
-// Used by run-time provisioning (issue 18), which builds on it.
-#[allow(dead_code)]
 #[path = "../parts/ram_identity_page.rs"]
 mod ram_identity_page;
 #[path = "../parts/arm_semihosting.rs"]
@@ -47,9 +45,8 @@ pub type Uart = pl011::Pl011;
 pub struct Board {
     /// UART0 at 115200 8N1.
     pub uart: Uart,
-    /// Where the device's identity is kept across resets (read by run-time
-    /// provisioning, issue 18; this build's identity is in the image).
-    #[allow(dead_code)]
+    /// Where the device's identity is kept across resets (read and written
+    /// by run-time provisioning, `provisioning.rs`).
     pub identity_page: IdentityPage,
 }
 

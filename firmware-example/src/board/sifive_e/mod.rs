@@ -12,8 +12,6 @@
 mod clint;
 #[path = "../parts/line_pacer.rs"]
 mod line_pacer;
-// Used by run-time provisioning (issue 18), which builds on it.
-#[allow(dead_code)]
 #[path = "../parts/ram_identity_page.rs"]
 mod ram_identity_page;
 mod semihosting;
@@ -48,9 +46,8 @@ pub type Uart = uart::SifiveUart;
 pub struct Board {
     /// UART0 at 115200 8N1.
     pub uart: Uart,
-    /// Where the device's identity is kept across resets (read by run-time
-    /// provisioning, issue 18; this build's identity is in the image).
-    #[allow(dead_code)]
+    /// Where the device's identity is kept across resets (read and written
+    /// by run-time provisioning, `provisioning.rs`).
     pub identity_page: IdentityPage,
 }
 

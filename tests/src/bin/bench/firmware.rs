@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use ::tests::link::LineModel;
 use ::tests::process::{Profile, ServerProcess};
 use ::tests::qemu::{
-    build_board_firmware, build_firmware, firmware_dir, FirmwareProfile, Machine, QemuBoard,
-    UartCable,
+    build_board_firmware, build_firmware, firmware_dir, provision, FirmwareProfile, Machine,
+    QemuBoard, UartCable,
 };
 
 use crate::report::Row;
@@ -37,7 +37,7 @@ const STEP: Duration = Duration::from_secs(180);
 /// How the firmware figures are obtained, for the report.
 pub fn method(baud: u32, reps: usize) -> String {
     format!(
-        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`, Pico: `thumbv6m-none-eabi`, both with the public demo key, which has the length of every key), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: each QEMU board (`lm3s6965evb`, `lm3s811evb`, `microbit`, `sifive_e`; full client) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. Repetition 1 is the first boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is rebooted. {reps} repetitions.",
+        "- **firmware**: sizes of the release ELF files in `firmware-example/target` (QEMU: `thumbv7m-none-eabi`, Pico: `thumbv6m-none-eabi`), read with `llvm-size -A`: flash = `.vector_table` + `.boot2` + `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + `.uninit` (the stack is not included; see `firmware-example/build.sh`); `.rodata` holds the board's 64 KiB sample file. Goodput: each QEMU board (`lm3s6965evb`, `lm3s811evb`, `microbit`, `sifive_e`; full client) boots with its UART carried through the link simulator (clean 8N1 line at {baud} baud, {} B/s, both directions) to a pseudo-terminal opened by a release `host-server --serial PTY:{baud}`; the time of the board's largest upload is from its log line `uploading NAME` to `uploaded NAME` (semihosting log, polled every 5 ms), so it includes the upload's open and the server's final hash check. Each board is provisioned once at its first boot (`host-server device add --provision`); repetition 1 is that boot; before each further one, another device asks for the file again (`host-cli retry`) and the board is reset (QEMU's `system_reset`). {reps} repetitions.",
         baud / 10
     )
 }
@@ -137,7 +137,7 @@ fn image_size(elf: &Path) -> Result<ImageSize, String> {
     ImageSize::from_sysv(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Builds the Pico image (the public demo key: its size does not depend on the key).
+/// Builds the Pico image.
 fn build_pico() -> Result<PathBuf, String> {
     let dir = firmware_dir();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -153,8 +153,6 @@ fn build_pico() -> Result<PathBuf, String> {
             "thumbv6m-none-eabi",
         ])
         .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env_remove("STATESYNC_DEVICE_KEY")
-        .env_remove("STATESYNC_DEVICE_NAME")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
@@ -200,20 +198,38 @@ async fn watch_log<T>(
     }
 }
 
-/// One boot: times the board's first large upload.
-async fn timed_upload(
+/// Boots the board and provisions it as [`BOARD`] on `server`'s data
+/// directory; `server` is stopped while the tool has the line and restarted after.
+async fn boot_provisioned(
     machine: Machine,
     elf: &Path,
     cable: &UartCable,
-) -> Result<(QemuBoard, String, u64, Duration), String> {
+    server: &mut ServerProcess,
+) -> Result<QemuBoard, String> {
     let board = QemuBoard::boot_on(machine, elf, cable.board_addr()).await?;
-    let ((name, bytes), started) = watch_log(&board, 0, "a large upload", |line| {
+    watch_log(&board, 0, "that it has no identity", |line| {
+        line.contains("no identity: waiting to be provisioned")
+            .then_some(())
+    })
+    .await?;
+    tokio::task::block_in_place(|| {
+        server.kill_hard();
+        let provisioned = provision(server, BOARD, &cable.pty_path());
+        server.restart();
+        provisioned
+    })?;
+    Ok(board)
+}
+
+/// One boot (the log after `skip`): times the board's first large upload.
+async fn timed_upload(board: &QemuBoard, skip: usize) -> Result<(String, u64, Duration), String> {
+    let ((name, bytes), started) = watch_log(board, skip, "a large upload", |line| {
         upload_started(line).filter(|(_, bytes)| *bytes >= TIMED_AT_LEAST)
     })
     .await?;
     let done = format!("uploaded {name} (");
     let failed = format!("upload of {name} ended");
-    let (ok, finished) = watch_log(&board, 0, &done, |line| {
+    let (ok, finished) = watch_log(board, skip, &done, |line| {
         if line.contains(&done) {
             Some(true)
         } else if line.contains(&failed) {
@@ -226,7 +242,7 @@ async fn timed_upload(
     if !ok {
         return Err(format!("the board's upload of {name} failed"));
     }
-    Ok((board, name, bytes, finished - started))
+    Ok((name, bytes, finished - started))
 }
 
 /// The firmware section's results: a size table and a goodput table.
@@ -234,12 +250,7 @@ pub async fn run(baud: u32, reps: usize) -> String {
     let mut out = String::from(
         "| image | flash | RAM (without stack) | .text | .rodata | .data | .bss |\n|---|---|---|---|---|---|---|\n",
     );
-    let qemu = tokio::task::block_in_place(|| {
-        build_firmware(
-            BOARD,
-            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-        )
-    });
+    let qemu = tokio::task::block_in_place(build_firmware);
     let pico = tokio::task::block_in_place(build_pico);
     for (image, elf) in [
         ("QEMU lm3s6965evb (thumbv7m)", &qemu),
@@ -281,15 +292,12 @@ async fn board_goodput(machine: Machine, baud: u32, reps: usize) -> Row {
     let serial = cable
         .as_ref()
         .map(|(cable, _, _)| format!("{}:{baud}", cable.pty_path()));
-    let server = tokio::task::block_in_place(|| match &serial {
+    let mut server = tokio::task::block_in_place(|| match &serial {
         Ok(serial) => ServerProcess::start(Profile::Release, &["--serial", serial]),
         Err(_) => ServerProcess::start(Profile::Release, &[]),
     });
-    let board_key = server.add_device(BOARD);
     let laptop_key = server.add_device(LAPTOP);
-    let elf = tokio::task::block_in_place(|| {
-        build_board_firmware(machine, FirmwareProfile::Full, BOARD, &board_key)
-    });
+    let elf = tokio::task::block_in_place(|| build_board_firmware(machine, FirmwareProfile::Full));
     let ready = match (&cable, &elf, machine.require_qemu()) {
         (Ok((cable, stats, _)), Ok(elf), Ok(())) => Some((cable, stats, elf)),
         (Err(e), ..) => {
@@ -309,13 +317,21 @@ async fn board_goodput(machine: Machine, baud: u32, reps: usize) -> Row {
     match ready {
         Some((cable, stats, elf)) => {
             let before = stats.snapshot().offered;
-            let mut board: Option<QemuBoard> = None;
             let mut timed_name: Option<String> = None;
-            for rep in 0..reps {
-                eprintln!("firmware bench: repetition {} of {reps}", rep + 1);
-                if let Some(old) = board.take() {
-                    old.power_off().await;
+            let board = boot_provisioned(machine, elf, cable, &mut server).await;
+            let board = match board {
+                Ok(board) => Some(board),
+                Err(e) => {
+                    eprintln!("firmware bench: {e}");
+                    row.failures = reps;
+                    row.note = format!("failure: {}", e.lines().next().unwrap_or_default());
+                    None
                 }
+            };
+            for rep in 0..reps {
+                let Some(board) = &board else { break };
+                eprintln!("firmware bench: repetition {} of {reps}", rep + 1);
+                let mark = board.log_len();
                 if let Some(name) = &timed_name {
                     // Ask for the file again; the board hears it when it connects.
                     let retry = tokio::task::block_in_place(|| {
@@ -329,13 +345,17 @@ async fn board_goodput(machine: Machine, baud: u32, reps: usize) -> Row {
                         );
                         continue;
                     }
+                    if let Err(e) = board.reset().await {
+                        row.failures += 1;
+                        row.note = format!("failure: {e}");
+                        continue;
+                    }
                 }
-                match timed_upload(machine, elf, cable).await {
-                    Ok((booted, name, bytes, elapsed)) => {
+                match timed_upload(board, mark).await {
+                    Ok((name, bytes, elapsed)) => {
                         row.bytes = bytes;
                         row.times.push(elapsed);
                         timed_name = Some(name);
-                        board = Some(booted);
                     }
                     Err(e) => {
                         eprintln!("firmware bench: {e}");
