@@ -8,16 +8,21 @@
 //! dashboard on the same state; [`transfer`] holds the
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
 //! overlapping announcements; [`names`] checks names from peers; [`repair`] deletes and re-requests files for
-//! sessions and the dashboard; [`cmd`] is the command line.
+//! sessions and the dashboard; [`cleanup`] expires stale uploads, unused blobs
+//! and old history; [`metrics`] counts and [`probes`] serves them with the
+//! health probes; [`cmd`] is the command line.
 
 pub mod blobs;
+pub mod cleanup;
 pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod http;
 pub mod hub;
 pub mod listener;
+pub mod metrics;
 pub mod names;
+pub mod probes;
 pub mod reconcile;
 pub mod repair;
 pub mod serial;

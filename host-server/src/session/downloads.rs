@@ -121,7 +121,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 adaptive: self.writer.framing() == Framing::Serial,
             },
             self.service.limits.retransmit_after,
-        ));
+        )
+        .counted(self.service.metrics.download_started()));
     }
 
     /// Sends one data frame of the next download whose window allows it (round robin).
@@ -145,14 +146,17 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         })
         .await;
         match read {
-            Ok(Ok(data)) => self.push(
-                request,
-                ServerMessage::DownloadData {
-                    download: id,
-                    offset,
-                    data: &data,
-                },
-            ),
+            Ok(Ok(data)) => {
+                self.service.metrics.bytes_out(data.len());
+                self.push(
+                    request,
+                    ServerMessage::DownloadData {
+                        download: id,
+                        offset,
+                        data: &data,
+                    },
+                )
+            }
             Ok(Err(error)) => {
                 tracing::error!(session = self.id, %error, "reading a blob failed");
                 let message = format!("server could not read the file ({error}); try again later");
