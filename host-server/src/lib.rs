@@ -9,9 +9,10 @@
 //! per-upload writer and per-download window; [`reconcile`] is the rule for
 //! overlapping announcements; [`names`] checks names from peers; [`repair`] deletes and re-requests files for
 //! sessions and the dashboard; [`cleanup`] expires stale uploads, unused blobs
-//! and old history; [`metrics`] counts and [`probes`] serves them with the
+//! and old history; [`backup`] copies a data directory and restores it; [`metrics`] counts and [`probes`] serves them with the
 //! health probes; [`cmd`] is the command line.
 
+pub mod backup;
 pub mod blobs;
 pub mod cleanup;
 pub mod cluster;

@@ -1,7 +1,10 @@
-//! The command line: `serve`, `device add|add-many|list|remove` and `admin token`, one file per command.
+//! The command line: `serve`, `device add|add-many|list|remove`, `admin token`,
+//! `backup` and `restore`, one file per command.
 
 pub mod admin;
+pub mod backup;
 pub mod device;
+pub mod restore;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -40,6 +43,11 @@ pub enum Command {
     /// Manage the web dashboard's admin token.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Copy the data directory (SQLite database, blobs, unfinished uploads) to a
+    /// new directory, consistently, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup back into a data directory no server is using.
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the parsed command.
@@ -51,5 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         // The admin token is a file in the data directory, which servers on one
         // database share: the database is not needed for it.
         Command::Admin(command) => admin::run(&cli.data, cli.json, command),
+        Command::Backup(args) => backup::run(&cli.data, &database, cli.json, args),
+        Command::Restore(args) => restore::run(&cli.data, &database, cli.json, args),
     }
 }
