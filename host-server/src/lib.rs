@@ -10,7 +10,7 @@
 //! overlapping announcements; [`names`] checks names from peers; [`repair`] deletes and re-requests files for
 //! sessions and the dashboard; [`cleanup`] expires stale uploads, unused blobs
 //! and old history; [`backup`] copies a data directory and restores it; [`metrics`] counts and [`probes`] serves them with the
-//! health probes; [`cmd`] is the command line.
+//! health probes; [`systemd`] reports readiness; [`cmd`] is the command line.
 
 pub mod backup;
 pub mod blobs;
@@ -31,4 +31,5 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod systemd;
 pub mod transfer;

@@ -3,13 +3,14 @@
 
 pub mod admin;
 pub mod backup;
+pub mod config_file;
 pub mod device;
 pub mod restore;
 pub mod serve;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The statesync host server: keeps every file's record and upload state and serves devices.
 #[derive(Debug, Parser)]
@@ -48,6 +49,20 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup back into a data directory no server is using.
     Restore(restore::RestoreArgs),
+}
+
+/// Parses the command line, with `serve --config FILE`'s values for the options
+/// it leaves at their defaults; exits with clap's message on a bad command line.
+pub fn parse() -> Result<Cli, config_file::ConfigFileError> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let matches = command.clone().get_matches_from(argv.clone());
+    let extra = config_file::extra_args(&command, &matches)?;
+    if extra.is_empty() {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    }
+    let matches = command.get_matches_from(argv.into_iter().chain(extra));
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// Runs the parsed command.

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// Run clean-up (expired uploads, unused blobs, old history) this often.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::cleanup::parse_duration)]
     pub cleanup_every: Duration,
+    /// Read options from this TOML file (keys are the long options, e.g.
+    /// `max-sessions = 100`); flags and environment variables win over it.
+    #[arg(long, value_name = "FILE", env = "STATESYNC_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -213,6 +217,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             Some(listen) => Some(Probes::bind(listen, server.service()).await?),
             None => None,
         };
+        let signal = shutdown_signal();
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}")?;
         if let Some(probes) = &probes {
@@ -229,6 +234,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         }
         stdout.flush()?;
         drop(stdout);
+        crate::systemd::notify("READY=1");
         tracing::info!(%addr, data = %data.display(), tls = args.tls_cert.is_some(), "serving");
         let (stop_probes, probes_stop) = tokio::sync::oneshot::channel::<()>();
         if let Some(probes) = probes {
@@ -245,7 +251,8 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         });
         server
             .run(async move {
-                shutdown_signal().await;
+                signal.await;
+                crate::systemd::notify("STOPPING=1");
                 let _ = stop_dashboard.send(());
                 let _ = stop_probes.send(());
             })
