@@ -47,7 +47,9 @@ pub enum BackupError {
     #[error("{0} already holds a database; restore into an empty data directory, or pass --force to replace it")]
     TargetInUse(PathBuf),
     /// A copied file does not hold what its name says.
-    #[error("backup file {0} is damaged (its content does not match its hash); use another backup")]
+    #[error(
+        "backup file {0} is damaged (its content does not match its hash); use another backup"
+    )]
     Damaged(PathBuf),
     /// The database engine refused.
     #[error("database error on {path}: {source}")]
@@ -154,8 +156,11 @@ fn copy_referenced(
             .map_err(db_error(snapshot))?,
         ..Copied::default()
     };
-    for hash in hashes(&db, "SELECT DISTINCT hash FROM records WHERE state = 3 AND kind = 0")
-        .map_err(db_error(snapshot))?
+    for hash in hashes(
+        &db,
+        "SELECT DISTINCT hash FROM records WHERE state = 3 AND kind = 0",
+    )
+    .map_err(db_error(snapshot))?
     {
         let to = target.blob_path(&hash);
         if to.exists() {

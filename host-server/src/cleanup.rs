@@ -84,13 +84,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is too long"))
 }
 
-/// Applies every rule every `policy.every` until `stop` fires.
+/// Applies every rule every `policy.every` (the first time one period after
+/// the start) until `stop` fires.
 pub async fn run(
     service: Arc<Service>,
     policy: CleanupPolicy,
     mut stop: tokio::sync::broadcast::Receiver<()>,
 ) {
-    let mut ticks = tokio::time::interval(policy.every);
+    let first = tokio::time::Instant::now() + policy.every;
+    let mut ticks = tokio::time::interval_at(first, policy.every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -168,8 +170,7 @@ pub async fn expire_partial_uploads(service: &Service, ttl: Duration, now: u64) 
 /// Removes blobs no uploaded record uses; returns how many.
 pub async fn collect_unused_blobs(service: &Service) -> usize {
     let blobs = service.blobs.clone();
-    let stored = match tokio::task::spawn_blocking(move || stored_blobs(blobs.blobs_dir())).await
-    {
+    let stored = match tokio::task::spawn_blocking(move || stored_blobs(blobs.blobs_dir())).await {
         Ok(Ok(stored)) => stored,
         Ok(Err(error)) => {
             tracing::warn!(%error, "clean-up cannot list the blobs");

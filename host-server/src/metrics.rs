@@ -28,7 +28,8 @@ const STORE_BUCKETS: [f64; 12] = [
 ];
 
 /// Bucket bounds of the notification latency histogram, in seconds.
-const NOTIFICATION_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+const NOTIFICATION_BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// A latency histogram with fixed buckets (cumulative when rendered).
 pub struct Histogram {
@@ -250,11 +251,17 @@ fn link_label(link: LinkKind) -> &'static str {
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
 }
 
 #[cfg(test)]
@@ -268,11 +275,26 @@ mod tests {
         metrics.store_latency.observe(Duration::from_millis(3));
         metrics.store_latency.observe(Duration::from_secs(10));
         let text = metrics.render(&Snapshot::default());
-        assert!(text.contains("statesync_store_latency_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
-        assert!(text.contains("statesync_store_latency_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
-        assert!(text.contains("statesync_store_latency_seconds_bucket{le=\"2.5\"} 2\n"), "{text}");
-        assert!(text.contains("statesync_store_latency_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
-        assert!(text.contains("statesync_store_latency_seconds_count 3\n"), "{text}");
+        assert!(
+            text.contains("statesync_store_latency_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("statesync_store_latency_seconds_bucket{le=\"0.005\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("statesync_store_latency_seconds_bucket{le=\"2.5\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("statesync_store_latency_seconds_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("statesync_store_latency_seconds_count 3\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -282,9 +304,15 @@ mod tests {
         let second = metrics.download_started();
         drop(first);
         let text = metrics.render(&Snapshot::default());
-        assert!(text.contains("statesync_downloads_in_progress 1\n"), "{text}");
+        assert!(
+            text.contains("statesync_downloads_in_progress 1\n"),
+            "{text}"
+        );
         drop(second);
         let text = metrics.render(&Snapshot::default());
-        assert!(text.contains("statesync_downloads_in_progress 0\n"), "{text}");
+        assert!(
+            text.contains("statesync_downloads_in_progress 0\n"),
+            "{text}"
+        );
     }
 }

@@ -94,13 +94,12 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         )),
     };
     let blobs = service.blobs.clone();
-    let blobs = match tokio::task::spawn_blocking(move || std::fs::read_dir(blobs.blobs_dir()))
-        .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(error)) => Err(format!("blob store: {error}")),
-        Err(error) => Err(format!("blob store: {error}")),
-    };
+    let blobs =
+        match tokio::task::spawn_blocking(move || std::fs::read_dir(blobs.blobs_dir())).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(format!("blob store: {error}")),
+            Err(error) => Err(format!("blob store: {error}")),
+        };
     match (store, blobs) {
         (Ok(()), Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         (store, blobs) => {

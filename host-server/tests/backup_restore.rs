@@ -12,7 +12,11 @@ use proto_core::{ListFilter, UploadState};
 
 /// The content of a file of the load, from its name (`load-N.bin`).
 fn load_content(name: &str) -> Option<Vec<u8>> {
-    let n: u8 = name.strip_prefix("load-")?.strip_suffix(".bin")?.parse().ok()?;
+    let n: u8 = name
+        .strip_prefix("load-")?
+        .strip_suffix(".bin")?
+        .parse()
+        .ok()?;
     Some(content(30_000 + usize::from(n) * 100, n))
 }
 
@@ -22,12 +26,7 @@ fn a_backup_taken_under_load_restores_every_uploaded_file_and_unfinished_uploads
     let (key, load_key) = (server.add_device("cam"), server.add_device("load"));
     let mut client = server.connect("cam", &key);
     let files: Vec<(String, Vec<u8>)> = (0..5u8)
-        .map(|i| {
-            (
-                format!("done-{i}.bin"),
-                content(50_000 + usize::from(i), i),
-            )
-        })
+        .map(|i| (format!("done-{i}.bin"), content(50_000 + usize::from(i), i)))
         .collect();
     for (name, bytes) in &files {
         assert_eq!(client.upload(name, bytes).state, UploadState::Uploaded);
@@ -70,7 +69,10 @@ fn a_backup_taken_under_load_restores_every_uploaded_file_and_unfinished_uploads
     assert!(loaded > 0);
 
     let (ok, _, err) = run_cli(&["restore", dest_arg], &server.data);
-    assert!(!ok, "restore into the running server's directory must be refused");
+    assert!(
+        !ok,
+        "restore into the running server's directory must be refused"
+    );
     assert!(err.contains("in use by another host-server"), "{err}");
     server.stop();
     let (ok, _, err) = run_cli(&["restore", dest_arg], &server.data);
@@ -114,7 +116,11 @@ fn a_backup_taken_under_load_restores_every_uploaded_file_and_unfinished_uploads
             _ => {
                 let (id, opened) = client.open_upload(&record.name, &bytes).unwrap();
                 let (upload, offset, window) = opened.unwrap();
-                assert_eq!(offset, record.received, "{} resumes where it was", record.name);
+                assert_eq!(
+                    offset, record.received,
+                    "{} resumes where it was",
+                    record.name
+                );
                 client.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
                 assert_eq!(client.wait_result(id, upload).state, UploadState::Uploaded);
                 resumed += 1;

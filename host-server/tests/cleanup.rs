@@ -36,18 +36,28 @@ fn an_upload_untouched_past_the_ttl_is_failed_and_its_bytes_freed(backend: Backe
             .filter(|r| r.state == UploadState::Failed && r.received == 0)
     });
     assert!(expired.reason.contains("untouched"), "{}", expired.reason);
-    assert!(partial_files(&server).is_empty(), "{:?}", partial_files(&server));
+    assert!(
+        partial_files(&server).is_empty(),
+        "{:?}",
+        partial_files(&server)
+    );
     let history = watcher.history();
     assert!(
-        history.iter().any(|(device, kind, subject, detail)| device == "cam"
-            && *kind == HistoryKind::UploadFailed
-            && subject == "left.bin"
-            && detail.contains("100000 of 200000 bytes freed")),
+        history
+            .iter()
+            .any(|(device, kind, subject, detail)| device == "cam"
+                && *kind == HistoryKind::UploadFailed
+                && subject == "left.bin"
+                && detail.contains("100000 of 200000 bytes freed")),
         "{history:?}"
     );
 
     let uploaded = watcher.upload("left.bin", &bytes);
-    assert_eq!(uploaded.state, UploadState::Uploaded, "it can be uploaded again");
+    assert_eq!(
+        uploaded.state,
+        UploadState::Uploaded,
+        "it can be uploaded again"
+    );
 }
 
 fn blobs_no_record_uses_are_collected_and_used_ones_stay(backend: Backend) {

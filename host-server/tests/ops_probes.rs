@@ -83,7 +83,10 @@ fn metrics_follow_a_transfer_and_a_notification(backend: Backend) {
     assert_eq!(value(&scrape, "statesync_sessions{link=\"serial\"}"), 0.0);
     assert_eq!(value(&scrape, "statesync_uploads_in_progress"), 1.0);
     assert!(value(&scrape, "statesync_upload_bytes_total") >= half as f64);
-    assert_eq!(value(&scrape, "statesync_records{state=\"uploading\"}"), 1.0);
+    assert_eq!(
+        value(&scrape, "statesync_records{state=\"uploading\"}"),
+        1.0
+    );
     assert_eq!(value(&scrape, "statesync_records{state=\"uploaded\"}"), 0.0);
     assert!(value(&scrape, "statesync_store_latency_seconds_count") > 0.0);
 

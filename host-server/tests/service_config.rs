@@ -39,7 +39,10 @@ fn a_config_file_with_an_unknown_key_or_a_bad_value_is_refused_with_its_name() {
     let config = config_file(dir.path(), "max-sessions = \"many\"\n");
     let (ok, _, err) = run_cli(&["serve", "--config", &config], &data);
     assert!(!ok);
-    assert!(err.contains("--max-sessions") && err.contains("many"), "{err}");
+    assert!(
+        err.contains("--max-sessions") && err.contains("many"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -71,10 +71,12 @@ pub fn extra_args(
         path: path.clone(),
         source,
     })?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigFileError::Syntax {
-        path: path.clone(),
-        detail: e.message().to_string(),
-    })?;
+    let table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigFileError::Syntax {
+                path: path.clone(),
+                detail: e.message().to_string(),
+            })?;
     let serve_command = command
         .find_subcommand("serve")
         .expect("`serve` is a subcommand of the command it was parsed with");
@@ -172,7 +174,10 @@ mod tests {
             assert!(line.contains(expected), "{expected} missing from {line}");
         }
         assert!(!line.contains("--max-sessions"), "the flag wins: {line}");
-        assert!(!line.contains("--allow-foreign-retry"), "false is no flag: {line}");
+        assert!(
+            !line.contains("--allow-foreign-retry"),
+            "false is no flag: {line}"
+        );
     }
 
     #[test]

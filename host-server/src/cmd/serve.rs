@@ -168,10 +168,7 @@ impl ServeArgs {
             !self.partial_ttl.is_zero(),
             "--partial-ttl must be at least 1 second"
         );
-        anyhow::ensure!(
-            self.history_days > 0,
-            "--history-days must be at least 1"
-        );
+        anyhow::ensure!(self.history_days > 0, "--history-days must be at least 1");
         Ok(CleanupPolicy {
             partial_ttl: self.partial_ttl,
             history_days: self.history_days,

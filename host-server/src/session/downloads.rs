@@ -108,21 +108,23 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let chunk = (self.max_frame as usize)
             .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8 + proto_core::framing::mac::TRAILER_LEN)
             .max(1);
-        self.downloads.push(Download::new(
-            download_id,
-            id,
-            record.id,
-            record.size,
-            Arc::new(file),
-            offset,
-            DownloadShape {
-                window: u64::from(window),
-                chunk: chunk as u64,
-                adaptive: self.writer.framing() == Framing::Serial,
-            },
-            self.service.limits.retransmit_after,
-        )
-        .counted(self.service.metrics.download_started()));
+        self.downloads.push(
+            Download::new(
+                download_id,
+                id,
+                record.id,
+                record.size,
+                Arc::new(file),
+                offset,
+                DownloadShape {
+                    window: u64::from(window),
+                    chunk: chunk as u64,
+                    adaptive: self.writer.framing() == Framing::Serial,
+                },
+                self.service.limits.retransmit_after,
+            )
+            .counted(self.service.metrics.download_started()),
+        );
     }
 
     /// Sends one data frame of the next download whose window allows it (round robin).

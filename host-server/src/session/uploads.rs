@@ -370,16 +370,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 window,
             },
         );
-        self.uploads.push(Upload::new(
-            upload_id,
-            id,
-            record,
-            offset,
-            handle,
-            window as usize,
-            lock,
-        )
-        .counted(self.service.metrics.upload_started()));
+        self.uploads.push(
+            Upload::new(upload_id, id, record, offset, handle, window as usize, lock)
+                .counted(self.service.metrics.upload_started()),
+        );
     }
 
     /// The partial file an upload of `record` from this session writes: the owner's

@@ -914,8 +914,10 @@ impl Store for SqliteStore {
 
     fn record_counts(&self) -> StoreResult<StateCounts> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached("SELECT state, COUNT(*) FROM records GROUP BY state")?;
-            let rows = stmt.query_map([], |row| Ok((row.get::<_, u8>(0)?, row.get::<_, u32>(1)?)))?;
+            let mut stmt =
+                tx.prepare_cached("SELECT state, COUNT(*) FROM records GROUP BY state")?;
+            let rows =
+                stmt.query_map([], |row| Ok((row.get::<_, u8>(0)?, row.get::<_, u32>(1)?)))?;
             let mut counts = StateCounts::default();
             for row in rows {
                 let (state, count) = row?;

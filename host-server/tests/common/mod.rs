@@ -228,12 +228,15 @@ impl Server {
     /// The rest of the stdout line that starts with `prefix` (e.g. `ops on `),
     /// waiting for the server to print it.
     pub fn printed(&self, prefix: &str) -> String {
-        eventually(&format!("a line starting with {prefix:?} on stdout"), || {
-            let lines = self.stdout.lock().unwrap();
-            lines
-                .iter()
-                .find_map(|line| line.strip_prefix(prefix).map(str::to_string))
-        })
+        eventually(
+            &format!("a line starting with {prefix:?} on stdout"),
+            || {
+                let lines = self.stdout.lock().unwrap();
+                lines
+                    .iter()
+                    .find_map(|line| line.strip_prefix(prefix).map(str::to_string))
+            },
+        )
     }
 }
 
