@@ -293,26 +293,18 @@ impl Server {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is
-/// called, not when it is first awaited: a SIGTERM right after the server said
-/// it is ready (to systemd, or on stdout) starts a clean shutdown rather than
-/// killing the process. Call it inside the runtime.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let terminate = signal(SignalKind::terminate());
-    let interrupt = signal(SignalKind::interrupt());
-    async move {
-        let wait = |stream: std::io::Result<tokio::signal::unix::Signal>| async move {
-            match stream {
-                Ok(mut stream) => {
-                    stream.recv().await;
-                }
-                Err(_) => std::future::pending().await,
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
             }
-        };
-        tokio::select! {
-            _ = wait(terminate) => {}
-            _ = wait(interrupt) => {}
+            Err(_) => std::future::pending().await,
         }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
     }
 }

@@ -214,7 +214,6 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             Some(listen) => Some(Probes::bind(listen, server.service()).await?),
             None => None,
         };
-        let signal = shutdown_signal();
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}")?;
         if let Some(probes) = &probes {
@@ -248,7 +247,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         });
         server
             .run(async move {
-                signal.await;
+                shutdown_signal().await;
                 crate::systemd::notify("STOPPING=1");
                 let _ = stop_dashboard.send(());
                 let _ = stop_probes.send(());
