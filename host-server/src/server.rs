@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::blobs::BlobDir;
+use crate::cleanup::CleanupPolicy;
 use crate::config::Limits;
 use crate::listener::{TlsError, TlsFiles};
 use crate::serial::{self, SerialError, SerialSpec};
@@ -38,6 +39,8 @@ pub struct ServeOptions {
     /// Where the records live: SQLite in the data directory, or a PostgreSQL
     /// database shared with other servers (which then share the data directory too).
     pub database: Database,
+    /// What clean-up removes and how often.
+    pub cleanup: CleanupPolicy,
 }
 
 /// Why the server could not start.
@@ -151,6 +154,7 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     serial: Vec<SerialSpec>,
+    cleanup: CleanupPolicy,
     /// The store's revision when the server started (for catching up with other servers).
     revision: u64,
     _data: DataDir,
@@ -213,6 +217,7 @@ impl Server {
             tls,
             service,
             serial: options.serial,
+            cleanup: options.cleanup,
             revision,
             _data: data,
         })
@@ -246,6 +251,11 @@ impl Server {
                 .clone()
                 .revoke_stale_credentials(shutdown.subscribe()),
         );
+        tokio::spawn(crate::cleanup::run(
+            self.service.clone(),
+            self.cleanup,
+            shutdown.subscribe(),
+        ));
         tokio::spawn(crate::cluster::run(
             self.service.clone(),
             self.revision,

@@ -108,20 +108,23 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let chunk = (self.max_frame as usize)
             .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8 + proto_core::framing::mac::TRAILER_LEN)
             .max(1);
-        self.downloads.push(Download::new(
-            download_id,
-            id,
-            record.id,
-            record.size,
-            Arc::new(file),
-            offset,
-            DownloadShape {
-                window: u64::from(window),
-                chunk: chunk as u64,
-                adaptive: self.writer.framing() == Framing::Serial,
-            },
-            self.service.limits.retransmit_after,
-        ));
+        self.downloads.push(
+            Download::new(
+                download_id,
+                id,
+                record.id,
+                record.size,
+                Arc::new(file),
+                offset,
+                DownloadShape {
+                    window: u64::from(window),
+                    chunk: chunk as u64,
+                    adaptive: self.writer.framing() == Framing::Serial,
+                },
+                self.service.limits.retransmit_after,
+            )
+            .counted(self.service.metrics.download_started()),
+        );
     }
 
     /// Sends one data frame of the next download whose window allows it (round robin).
@@ -145,14 +148,17 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         })
         .await;
         match read {
-            Ok(Ok(data)) => self.push(
-                request,
-                ServerMessage::DownloadData {
-                    download: id,
-                    offset,
-                    data: &data,
-                },
-            ),
+            Ok(Ok(data)) => {
+                self.service.metrics.bytes_out(data.len());
+                self.push(
+                    request,
+                    ServerMessage::DownloadData {
+                        download: id,
+                        offset,
+                        data: &data,
+                    },
+                )
+            }
             Ok(Err(error)) => {
                 tracing::error!(session = self.id, %error, "reading a blob failed");
                 let message = format!("server could not read the file ({error}); try again later");

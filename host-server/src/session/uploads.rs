@@ -380,15 +380,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 window,
             },
         );
-        self.uploads.push(Upload::new(
-            upload_id,
-            id,
-            record,
-            offset,
-            handle,
-            window as usize,
-            lock,
-        ));
+        self.uploads.push(
+            Upload::new(upload_id, id, record, offset, handle, window as usize, lock)
+                .counted(self.service.metrics.upload_started()),
+        );
     }
 
     /// The partial file an upload of `record` from this session writes: the owner's
@@ -542,7 +537,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         let entry = &mut self.uploads[index];
         let request = entry.request;
-        match entry.accept(offset, data).await {
+        let accepted = entry.accept(offset, data).await;
+        if accepted.is_ok() {
+            self.service.metrics.bytes_in(data.len());
+        }
+        match accepted {
             Ok(None) => {}
             Ok(Some(gap)) => {
                 let durable = entry.acked;
@@ -858,6 +857,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         let result = match result {
             Ok(completion) => {
+                if !completion.notified.is_empty() {
+                    self.service
+                        .metrics
+                        .completed_with_waiters(completion.record.id);
+                }
                 self.service
                     .hub
                     .wake(completion.notified.iter().map(String::as_str));

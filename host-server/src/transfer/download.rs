@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use proto_core::client::ChunkSizer;
 use proto_core::message::{ByteRange, RequestId, TransferId};
 
+use crate::metrics::InProgress;
+
 /// Smallest data frame payload when the size adapts to line errors.
 const MIN_ADAPTIVE_CHUNK: u32 = 128;
 
@@ -49,6 +51,7 @@ pub struct Download {
     resend: Vec<(u64, u64)>,
     last_progress: Instant,
     retransmit_after: Duration,
+    _in_progress: Option<InProgress>,
 }
 
 impl Download {
@@ -80,7 +83,14 @@ impl Download {
             resend: Vec::new(),
             last_progress: Instant::now(),
             retransmit_after,
+            _in_progress: None,
         }
+    }
+
+    /// Counts this download in the metrics until it is dropped.
+    pub fn counted(mut self, in_progress: InProgress) -> Download {
+        self._in_progress = Some(in_progress);
+        self
     }
 
     /// True when a data frame may be sent now.

@@ -114,6 +114,9 @@ pub struct Server {
     pub addr: String,
     child: Child,
     args: Vec<String>,
+    /// What the server printed on stdout after its first line (read by a thread,
+    /// so later lines such as `ops on …` never meet a closed pipe).
+    stdout: Arc<std::sync::Mutex<Vec<String>>>,
     /// The PostgreSQL database, if the server does not use SQLite.
     pub database: Option<Arc<TestDatabase>>,
     _dir: Option<tempfile::TempDir>,
@@ -151,12 +154,13 @@ impl Server {
                 TEST_LEASE_SECS.to_string(),
             ]);
         }
-        let (child, addr) = spawn(data, &args);
+        let (child, addr, stdout) = spawn(data, &args);
         Server {
             data: data.to_path_buf(),
             addr,
             child,
             args,
+            stdout,
             database,
             _dir: None,
         }
@@ -215,9 +219,24 @@ impl Server {
     /// Stops and starts again on the same data directory (same extra args).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, addr) = spawn(&self.data, &self.args);
+        let (child, addr, stdout) = spawn(&self.data, &self.args);
         self.child = child;
         self.addr = addr;
+        self.stdout = stdout;
+    }
+
+    /// The rest of the stdout line that starts with `prefix` (e.g. `ops on `),
+    /// waiting for the server to print it.
+    pub fn printed(&self, prefix: &str) -> String {
+        eventually(
+            &format!("a line starting with {prefix:?} on stdout"),
+            || {
+                let lines = self.stdout.lock().unwrap();
+                lines
+                    .iter()
+                    .find_map(|line| line.strip_prefix(prefix).map(str::to_string))
+            },
+        )
     }
 }
 
@@ -254,7 +273,9 @@ fn log_path(data: &Path) -> PathBuf {
     data.with_extension("log")
 }
 
-fn spawn(data: &Path, args: &[String]) -> (Child, String) {
+type Printed = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn spawn(data: &Path, args: &[String]) -> (Child, String, Printed) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -272,15 +293,22 @@ fn spawn(data: &Path, args: &[String]) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    (child, addr)
+    let printed: Printed = Arc::default();
+    let keep = Arc::clone(&printed);
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            keep.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, printed)
 }
 
 /// Runs the binary with arguments and returns (success, stdout, stderr).
