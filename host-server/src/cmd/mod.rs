@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve devices over TCP and serial ports until Ctrl-C or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Register, list and remove devices.
     #[command(subcommand)]
     Device(device::DeviceCommand),
@@ -46,7 +46,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let database = crate::store::Database::parse(cli.database.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.data, database, args),
+        Command::Serve(args) => serve::run(&cli.data, database, *args),
         Command::Device(command) => device::run(&cli.data, &database, cli.json, command),
         // The admin token is a file in the data directory, which servers on one
         // database share: the database is not needed for it.
