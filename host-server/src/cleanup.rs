@@ -12,8 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto_core::ContentHash;
-
+use crate::blobs::PartialKey;
 use crate::service::{unix_now, Service};
 
 /// Stale uploads handled per pass, at most (the next pass takes the rest).
@@ -154,7 +153,11 @@ pub async fn expire_partial_uploads(service: &Service, ttl: Duration, now: u64) 
         {
             Ok(Some(failed)) => {
                 let _ = service.take_hash(id, &hash);
-                if let Err(error) = service.blobs.remove_partial(id, &hash) {
+                if let Err(error) = service
+                    .blobs
+                    .remove_partial(&PartialKey::owner(id, &hash))
+                    .await
+                {
                     tracing::warn!(%error, record = id, "could not remove an expired upload's bytes");
                 }
                 service.publish_records([failed], false);
@@ -169,14 +172,12 @@ pub async fn expire_partial_uploads(service: &Service, ttl: Duration, now: u64) 
 
 /// Removes blobs no uploaded record uses; returns how many.
 pub async fn collect_unused_blobs(service: &Service) -> usize {
-    let blobs = service.blobs.clone();
-    let stored = match tokio::task::spawn_blocking(move || stored_blobs(blobs.blobs_dir())).await {
-        Ok(Ok(stored)) => stored,
-        Ok(Err(error)) => {
+    let stored = match service.blobs.stored_blobs().await {
+        Ok(stored) => stored,
+        Err(error) => {
             tracing::warn!(%error, "clean-up cannot list the blobs");
             return 0;
         }
-        Err(_) => return 0,
     };
     let mut removed = 0;
     for hash in stored {
@@ -186,25 +187,11 @@ pub async fn collect_unused_blobs(service: &Service) -> usize {
         }
         let _guard = service.blob_lock().await;
         service.remove_blob_if_unused(hash).await;
-        if !service.blobs.blob_path(&hash).exists() {
+        if matches!(service.blobs.holds_blob(&hash).await, Ok(false)) {
             removed += 1;
         }
     }
     removed
-}
-
-/// The content hashes of the blobs in `dir` (files named by 64 hex digits).
-fn stored_blobs(dir: &std::path::Path) -> std::io::Result<Vec<ContentHash>> {
-    let mut hashes = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let mut hash = [0u8; 32];
-        if name.len() == 64 && hex::decode_to_slice(name, &mut hash).is_ok() {
-            hashes.push(ContentHash(hash));
-        }
-    }
-    Ok(hashes)
 }
 
 /// Removes history lines older than `days` before `now`; returns how many.

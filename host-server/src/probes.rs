@@ -93,13 +93,14 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
             READY_WAIT.as_secs()
         )),
     };
-    let blobs = service.blobs.clone();
-    let blobs =
-        match tokio::task::spawn_blocking(move || std::fs::read_dir(blobs.blobs_dir())).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(format!("blob store: {error}")),
-            Err(error) => Err(format!("blob store: {error}")),
-        };
+    let blobs = match tokio::time::timeout(READY_WAIT, service.blobs.check_reachable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("blob store: {error}")),
+        Err(_) => Err(format!(
+            "blob store: no answer within {} s",
+            READY_WAIT.as_secs()
+        )),
+    };
     match (store, blobs) {
         (Ok(()), Ok(())) => (StatusCode::OK, "ready\n").into_response(),
         (store, blobs) => {

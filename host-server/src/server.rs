@@ -12,7 +12,7 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::blobs::BlobDir;
+use crate::blobs::{BlobDir, BlobLocation, Blobs, S3Blobs, S3ConfigError};
 use crate::cleanup::CleanupPolicy;
 use crate::config::Limits;
 use crate::listener::{TlsError, TlsFiles};
@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub database: Database,
     /// What clean-up removes and how often.
     pub cleanup: CleanupPolicy,
+    /// Where blobs live: the data directory, or an object store.
+    pub blobs: BlobLocation,
 }
 
 /// Why the server could not start.
@@ -70,6 +72,9 @@ pub enum StartError {
         /// What to do.
         hint: &'static str,
     },
+    /// The object store for blobs cannot be used.
+    #[error(transparent)]
+    BlobStore(#[from] S3ConfigError),
     /// A serial port cannot be used.
     #[error(transparent)]
     Serial(#[from] SerialError),
@@ -174,10 +179,17 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || database.open(&path, lease))
             .await
             .map_err(|e| StoreError::Interrupted(e.to_string()))??;
-        let blobs = BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
-            path: data.path.clone(),
-            source,
-        })?;
+        let blobs = match &options.blobs {
+            BlobLocation::DataDir => {
+                Blobs::Local(
+                    BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
+                        path: data.path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            BlobLocation::S3(location) => Blobs::S3(S3Blobs::connect(location).await?),
+        };
         for spec in &options.serial {
             serial::probe(spec)?;
         }

@@ -14,7 +14,7 @@ use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::blobs::BlobDir;
+use crate::blobs::Blobs;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
 use crate::metrics::Metrics;
@@ -71,7 +71,7 @@ pub struct Service {
     store: Arc<dyn Store + Send + Sync>,
     store_jobs: std::sync::mpsc::Sender<StoreJob>,
     /// Finished and partial blob files.
-    pub blobs: Arc<BlobDir>,
+    pub blobs: Arc<Blobs>,
     /// Live events and wake-ups.
     pub hub: Hub,
     /// Limits and switches.
@@ -91,7 +91,7 @@ pub struct Service {
 
 impl Service {
     /// A service over `store` and `blobs`.
-    pub fn new(store: Arc<dyn Store + Send + Sync>, blobs: BlobDir, limits: Limits) -> Service {
+    pub fn new(store: Arc<dyn Store + Send + Sync>, blobs: Blobs, limits: Limits) -> Service {
         Service {
             store,
             store_jobs: spawn_store_thread(),
@@ -284,7 +284,7 @@ impl Service {
                     tracing::warn!(%error, %hash, "could not make the store durable; the unused blob stays");
                     return;
                 }
-                if let Err(error) = self.blobs.remove_blob(&hash) {
+                if let Err(error) = self.blobs.remove_blob(&hash).await {
                     tracing::warn!(%error, %hash, "could not remove an unused blob");
                 }
             }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::blobs::{BlobLocation, S3Location};
 use crate::cleanup::CleanupPolicy;
 use crate::config::Limits;
 use crate::http::Dashboard;
@@ -117,9 +118,37 @@ pub struct ServeArgs {
     /// `max-sessions = 100`); flags and environment variables win over it.
     #[arg(long, value_name = "FILE", env = "STATESYNC_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Keep blobs in an S3-compatible object store, `s3://BUCKET/PREFIX`, instead of
+    /// the data directory; servers on one PostgreSQL database then share no
+    /// filesystem. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// (and the other usual AWS_* variables).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", env = "STATESYNC_BLOBS")]
+    pub blobs: Option<String>,
+    /// With --blobs: the store's endpoint, for self-hosted stores
+    /// (`http://127.0.0.1:9000`); AWS when neither this nor AWS_ENDPOINT_URL is set.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+    /// With --blobs: the bucket's region (default us-east-1).
+    #[arg(long, value_name = "REGION", env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// With --blobs: address the bucket as BUCKET.ENDPOINT (virtual-hosted style)
+    /// instead of ENDPOINT/BUCKET (path style, which self-hosted stores expect).
+    #[arg(long, requires = "blobs")]
+    pub s3_virtual_hosted: bool,
 }
 
 impl ServeArgs {
+    fn blobs(&self) -> anyhow::Result<BlobLocation> {
+        let Some(url) = &self.blobs else {
+            return Ok(BlobLocation::DataDir);
+        };
+        let mut location = S3Location::parse(url)?;
+        location.endpoint = self.s3_endpoint.clone();
+        location.region = self.s3_region.clone();
+        location.virtual_hosted = self.s3_virtual_hosted;
+        Ok(BlobLocation::S3(location))
+    }
+
     fn limits(&self) -> anyhow::Result<Limits> {
         anyhow::ensure!(
             self.max_frame >= proto_core::message::MIN_FRAME,
@@ -192,6 +221,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         serial: args.serial.clone(),
         limits: args.limits()?,
         cleanup: args.cleanup()?,
+        blobs: args.blobs()?,
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),

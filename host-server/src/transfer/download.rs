@@ -5,13 +5,13 @@
 //! a board's uploads do ([`ChunkSizer`]): every reported gap is a lost frame,
 //! every acknowledged byte a clean one.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto_core::client::ChunkSizer;
 use proto_core::message::{ByteRange, RequestId, TransferId};
 
+use crate::blobs::BlobReader;
 use crate::metrics::InProgress;
 
 /// Smallest data frame payload when the size adapts to line errors.
@@ -42,7 +42,7 @@ pub struct Download {
     /// Its size.
     pub size: u64,
     /// The blob, read at offsets.
-    pub file: Arc<File>,
+    pub file: Arc<BlobReader>,
     next: u64,
     acked: u64,
     window: u64,
@@ -62,7 +62,7 @@ impl Download {
         request: RequestId,
         record: u64,
         size: u64,
-        file: Arc<File>,
+        file: Arc<BlobReader>,
         offset: u64,
         shape: DownloadShape,
         retransmit_after: Duration,
@@ -195,7 +195,7 @@ mod tests {
     use super::*;
 
     fn download(size: u64, window: u64, chunk: u64, adaptive: bool) -> Download {
-        let file = Arc::new(tempfile::tempfile().unwrap());
+        let file = Arc::new(BlobReader::File(tempfile::tempfile().unwrap()));
         let shape = DownloadShape {
             window,
             chunk,

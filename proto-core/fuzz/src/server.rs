@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use host_server::blobs::BlobDir;
+use host_server::blobs::{BlobDir, Blobs};
 use host_server::config::Limits;
 use host_server::service::Service;
 use host_server::session::{serve_link, LinkInfo};
@@ -70,7 +70,11 @@ impl Rig {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
         };
-        let service = Arc::new(Service::new(store.clone(), blobs.clone(), limits));
+        let service = Arc::new(Service::new(
+            store.clone(),
+            Blobs::Local(blobs.clone()),
+            limits,
+        ));
         Rig {
             _dir: dir,
             data,

@@ -2,11 +2,13 @@
 //! TCP throughput beside rsync and the disk's own limit, scale (thousands of
 //! sessions on one server: memory per session, notification latency), the
 //! firmware (flash, RAM, and the QEMU board's upload goodput over a simulated
-//! UART), and cluster (notification latency across two servers on one
-//! PostgreSQL; only when named, see `cluster.rs`).
+//! UART), cluster (notification latency across two servers on one
+//! PostgreSQL; only when named, see `cluster.rs`) and blobs (push and pull with
+//! blobs in the data directory beside an S3-compatible store; only when named,
+//! see `blobs.rs`).
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster]
+//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster] [blobs]
 //!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
 //!     [--conditions clean,BER,3] [--transfers push,pull,zmodem] [--firmware-baud 115200]
 //!     [--devices 10000] [--waiters 1000] [--out BENCHMARKS.md]
@@ -17,6 +19,7 @@
 //! sections of benches that did not run (see `document.rs`). Timings are
 //! reported, never asserted.
 
+mod blobs;
 mod cluster;
 mod document;
 mod firmware;
@@ -93,7 +96,9 @@ fn parse_args() -> Result<Options, String> {
                         .collect(),
                 )
             }
-            "serial" | "tcp" | "scale" | "firmware" | "cluster" => options.benches.push(arg),
+            "serial" | "tcp" | "scale" | "firmware" | "cluster" | "blobs" => {
+                options.benches.push(arg)
+            }
             "all" => options.benches.extend(ALL.iter().map(|b| b.to_string())),
             "--bench" => {} // passed by `cargo bench`
             other => {
@@ -211,6 +216,15 @@ async fn main() {
             title: "Cluster".into(),
             method: cluster::method(options.waiters),
             results: cluster::run(work.path(), options.waiters).await,
+        });
+    }
+    if wanted("blobs") {
+        let rows = blobs::run(work.path(), options.tcp_bytes, options.reps).await;
+        sections.push(Section {
+            bench: "blobs".into(),
+            title: "Blobs in object storage".into(),
+            method: blobs::method(options.tcp_bytes, options.reps),
+            results: report::markdown(&rows),
         });
     }
     if wanted("firmware") {
