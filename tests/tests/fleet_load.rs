@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use tests::fleet::FleetReport;
+use tests::scale_fleet::FleetReport;
 use tests::process::{Profile, ServerProcess};
 
 #[test]

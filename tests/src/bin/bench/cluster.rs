@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tests::fleet::FleetReport;
+use tests::scale_fleet::FleetReport;
 use tests::process::{bin_dir, Profile};
 
 /// Variables naming the PostgreSQL server, first found wins.
