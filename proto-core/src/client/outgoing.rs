@@ -7,7 +7,7 @@ use super::event::Event;
 use super::fmt::warning;
 use super::session::LinkState;
 use super::store::FileStore;
-use super::tx::ChunkSpec;
+use super::send_queue::ChunkSpec;
 use super::upload::UploadStep;
 use super::{ClientError, Core};
 use crate::auth;
