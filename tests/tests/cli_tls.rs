@@ -53,7 +53,10 @@ fn host_cli_pushes_and_pulls_over_tcps_and_refuses_an_untrusted_certificate() {
     let url = format!("tcps://{}?ca={}", server.addr, certificate.cert.display());
     let cli = server.cli("desk").via(&url);
     cli.ok(&["push", file.to_str().unwrap()]);
-    assert!(cli.record("report.csv").is_some(), "ls over TLS lists the file");
+    assert!(
+        cli.record("report.csv").is_some(),
+        "ls over TLS lists the file"
+    );
     let into = work.path().join("pulled");
     std::fs::create_dir_all(&into).unwrap();
     cli.ok(&["pull", "--dest", into.to_str().unwrap(), "report.csv"]);

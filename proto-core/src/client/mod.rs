@@ -98,8 +98,8 @@ use download::{Download, DOWNLOADS};
 use event::EventQueue;
 use manifest::{IdBlock, Manifest};
 use rto::Rto;
-use session::Session;
 use send_queue::TxQueue;
+use session::Session;
 use upload::Upload;
 
 use crate::framing::{Accumulator, Feed, Framing};

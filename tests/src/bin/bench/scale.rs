@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::scale_fleet::FleetReport;
 use tests::process::{bin_dir, workspace_root, Profile, ServerProcess};
+use tests::scale_fleet::FleetReport;
 
 /// Server memory the whole fleet must stay under.
 const RSS_TARGET_KIB: u64 = 1 << 20;
