@@ -3,7 +3,6 @@
 pub mod browser;
 pub mod dashboard;
 pub mod device;
-pub mod fleet;
 pub mod fleet_sim;
 pub mod frame_filter;
 pub mod invariants;
@@ -12,3 +11,4 @@ pub mod process;
 pub mod pty;
 pub mod qemu;
 pub mod rig;
+pub mod scale_fleet;

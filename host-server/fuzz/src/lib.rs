@@ -1,16 +1,19 @@
-//! Harnesses that drive the real server (`host-server` as a library) with hostile input.
+//! Harnesses that drive the real server (`host-server` as a library) with hostile input: one
+//! function per cargo-fuzz target, each taking the raw input.
 //!
-//! Not part of `lib.rs`, which stays proto-core only: the fuzz targets `session` and
-//! `manifest` include this file with `#[path]`, and so does
-//! `host-server/tests/hardening_fuzz_corpus.rs`, which replays the committed corpus
-//! (`proto-core/fuzz/corpus/{session,manifest}/`) and every crash input kept in
-//! `proto-core/fuzz/artifacts-regressions/` with `cargo test`.
+//! The targets in `fuzz_targets/` only call these, and
+//! `host-server/tests/hardening_fuzz_corpus.rs` (a dev-dependency on this crate without its
+//! `libfuzzer` feature) replays the committed corpus (`host-server/fuzz/corpus/{session,manifest}/`)
+//! and every crash input kept in `host-server/fuzz/artifacts-regressions/` and
+//! `proto-core/fuzz/artifacts-regressions/` through them with `cargo test`.
 //!
 //! Each input runs against a fresh server state (a temporary data directory, in `/dev/shm`
 //! when it exists) on a single-threaded tokio runtime. Time is real: the server's upload
 //! writers run on blocking threads, which stop a paused clock from advancing. A harness panics only when the server broke a promise: it panicked, answered
 //! with a frame that does not decode, served anything before authentication, or left the
 //! store inconsistent with the bytes on disk.
+
+pub mod corpus;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
