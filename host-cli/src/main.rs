@@ -20,6 +20,7 @@ mod link;
 mod local;
 mod positional;
 mod progress;
+mod resilient;
 mod session;
 mod store;
 mod time;

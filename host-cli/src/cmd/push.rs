@@ -13,7 +13,8 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::session::{Session, UploadOutcome};
+use crate::resilient::{is_transient, Reconnecting};
+use crate::session::UploadOutcome;
 use crate::view::{human_bytes, print_json};
 
 /// Arguments of `push`.
@@ -54,6 +55,12 @@ pub struct PushReport {
     pub bits: &'static str,
     /// What went wrong (empty on success).
     pub error: String,
+    /// Sessions opened again for this file after the link was lost.
+    pub reconnects: u32,
+    /// Bytes written beyond one copy of what the server lacked at the start:
+    /// framing, and chunks sent again after a loss or a reconnection (an upper
+    /// bound on the re-sent payload).
+    pub resent_bytes: u64,
 }
 
 /// Announces the files, uploads each, and reports; exit 1 if any failed.
@@ -68,8 +75,8 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         .batch
         .clone()
         .unwrap_or_else(|| default_batch(&args.paths));
-    let mut session = Session::connect(settings)?;
-    let created = session.announce(&batch, &files)?;
+    let mut link = Reconnecting::connect(settings)?;
+    let created = link.attempt(|session| session.announce(&batch, &files))?;
     if !settings.json {
         outln!(
             "batch {batch} (#{}): {} files announced ({} records{})",
@@ -82,8 +89,8 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
             }
         );
     }
-    let reports = upload_all(&mut session, &files, settings.json, args.limit_rate)?;
-    session.close();
+    let reports = upload_all(&mut link, &files, settings.json, args.limit_rate)?;
+    link.close();
     if settings.json {
         print_json(&reports);
     }
@@ -99,7 +106,7 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
 
 /// Uploads `files` one after the other with one progress bar over all bytes.
 pub fn upload_all(
-    session: &mut Session,
+    link: &mut Reconnecting,
     files: &[LocalFile],
     json: bool,
     limit_rate: Option<u64>,
@@ -110,12 +117,12 @@ pub fn upload_all(
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
         bar.set_file(&file.name);
-        let outcome = session.upload(file, limit_rate, &mut |durable| {
+        let attempts = upload_resuming(link, file, limit_rate, &mut |durable| {
             bar.set_position(done_before + durable)
         })?;
         done_before += file.size;
         bar.set_position(done_before);
-        let report = report(file, outcome);
+        let report = report(file, attempts);
         if !json {
             bar.println(&describe(&report));
         }
@@ -125,7 +132,67 @@ pub fn upload_all(
     Ok(reports)
 }
 
-fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
+/// One file's upload over as many sessions as it took.
+struct Attempts {
+    /// How the last attempt ended.
+    outcome: UploadOutcome,
+    /// Where the first attempt resumed (bytes the server held before this run).
+    first_resumed_from: Option<u64>,
+    /// The lowest offset any chunk of any attempt carried.
+    lowest_sent: Option<u64>,
+    /// Bytes written for the file over all attempts.
+    wire_bytes: u64,
+    /// Sessions opened again during the upload.
+    reconnects: u32,
+}
+
+/// Uploads `file`, reconnecting when the link is lost; every new attempt
+/// resumes at the offset the server holds.
+fn upload_resuming(
+    link: &mut Reconnecting,
+    file: &LocalFile,
+    limit_rate: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> CliResult<Attempts> {
+    let reconnects_before = link.reconnects();
+    let mut first_resumed_from = None;
+    let mut lowest_sent: Option<u64> = None;
+    let mut wire_bytes = 0;
+    loop {
+        let session = link.session()?;
+        let written_before = session.written();
+        let result = session.upload(file, limit_rate, progress);
+        wire_bytes += session.written() - written_before;
+        first_resumed_from = first_resumed_from.or(session.upload_resumed_at());
+        if let Some(lowest) = session.upload_lowest_sent() {
+            lowest_sent = Some(lowest_sent.map_or(lowest, |l| l.min(lowest)));
+        }
+        let error = match result {
+            Ok(UploadOutcome::Refused(error)) if is_transient(&error) => error,
+            Ok(outcome) => {
+                return Ok(Attempts {
+                    outcome,
+                    first_resumed_from,
+                    lowest_sent,
+                    wire_bytes,
+                    reconnects: link.reconnects() - reconnects_before,
+                })
+            }
+            Err(error) if is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        link.lost(error)?;
+    }
+}
+
+fn report(file: &LocalFile, attempts: Attempts) -> PushReport {
+    let Attempts {
+        outcome,
+        first_resumed_from,
+        lowest_sent,
+        wire_bytes,
+        reconnects,
+    } = attempts;
     let mut report = PushReport {
         name: file.name.clone(),
         size: file.size,
@@ -137,17 +204,19 @@ fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
         state: "failed",
         bits: "00",
         error: String::new(),
+        reconnects,
+        resent_bytes: 0,
     };
     match outcome {
         UploadOutcome::Uploaded {
             record,
             resumed_from,
-            lowest_sent,
-            wire_bytes,
         } => {
+            let resumed_from = first_resumed_from.unwrap_or(resumed_from);
             report.resumed_from = resumed_from;
             report.lowest_sent = lowest_sent;
             report.wire_bytes = wire_bytes;
+            report.resent_bytes = wire_bytes.saturating_sub(file.size.saturating_sub(resumed_from));
             report.state = record.state;
             report.bits = record.bits;
             if record.upload_state.is_uploaded() {

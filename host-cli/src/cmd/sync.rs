@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::session::Session;
+use crate::resilient::Reconnecting;
 use crate::view::{print_json, RecordView};
 
 /// Arguments of `sync`.
@@ -64,10 +64,10 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         )));
     }
     let local_files = local::collect_tree(&args.dir)?;
-    let mut session = Session::connect(settings)?;
-    let me = session.device().to_owned();
-    let remote: BTreeMap<String, RecordView> = session
-        .list(ListFilter::All)?
+    let mut link = Reconnecting::connect(settings)?;
+    let me = link.device().to_owned();
+    let remote: BTreeMap<String, RecordView> = link
+        .attempt(|session| session.list(ListFilter::All))?
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
@@ -103,14 +103,14 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     let mut pushed = Vec::new();
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
-        session.announce(&batch, &to_push)?;
-        pushed = push::upload_all(&mut session, &to_push, json, None)?;
+        link.attempt(|session| session.announce(&batch, &to_push))?;
+        pushed = push::upload_all(&mut link, &to_push, json, None)?;
     }
     let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
     let mut pulled = Vec::new();
     for record in &to_pull {
         pulled.push(pull::fetch(
-            &mut session,
+            &mut link,
             record,
             &args.dir,
             false,
@@ -119,7 +119,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         )?);
     }
     bar.finish();
-    session.close();
+    link.close();
 
     let failed = pushed.iter().filter(|r| r.result == "failed").count()
         + pulled
