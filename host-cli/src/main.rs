@@ -20,6 +20,7 @@ mod link;
 mod local;
 mod positional;
 mod progress;
+mod quick_check;
 mod resilient;
 mod session;
 mod store;

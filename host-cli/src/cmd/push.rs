@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
+use crate::quick_check::QuickCheck;
 use crate::resilient::{is_transient, Reconnecting};
 use crate::session::UploadOutcome;
 use crate::view::{human_bytes, print_json};
@@ -27,6 +28,9 @@ pub struct PushArgs {
     /// directory is pushed, else `push`]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
+    /// Read and hash every file, not trusting the quick-check index (size, mtime, inode).
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Send at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
@@ -65,7 +69,13 @@ pub struct PushReport {
 
 /// Announces the files, uploads each, and reports; exit 1 if any failed.
 pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
-    let files = local::collect(&args.paths)?;
+    let mut check = if args.checksum {
+        QuickCheck::without_index()
+    } else {
+        QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
+    };
+    let files = local::collect(&args.paths, &mut check)?;
+    check.save();
     if files.is_empty() {
         return Err(CliError::Usage(
             "nothing to push: the paths hold no files".into(),

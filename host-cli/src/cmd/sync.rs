@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
+use crate::quick_check::{QuickCheck, QuickCheckCounts};
 use crate::resilient::Reconnecting;
 use crate::view::{print_json, RecordView};
 
@@ -24,6 +25,9 @@ pub struct SyncArgs {
     /// The shared directory; server names are relative to it.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Read and hash every file, not trusting the quick-check index (size, mtime, inode).
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Name of the batch for pushed files [default: the directory's name]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
@@ -53,6 +57,8 @@ pub struct SyncReport {
     pub conflicts: Vec<Conflict>,
     /// Server files that are not uploaded yet (nothing to pull now).
     pub unfinished: Vec<RecordView>,
+    /// Local files taken unread from the quick-check index, and files read.
+    pub quick_check: QuickCheckCounts,
 }
 
 /// Plans and runs the two-way sync.
@@ -63,7 +69,13 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
             args.dir.display()
         )));
     }
-    let local_files = local::collect_tree(&args.dir)?;
+    let mut check = if args.checksum {
+        QuickCheck::without_index()
+    } else {
+        QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
+    };
+    let local_files = local::collect_tree(&args.dir, &mut check)?;
+    check.save();
     let mut link = Reconnecting::connect(settings)?;
     let me = link.device().to_owned();
     let remote: BTreeMap<String, RecordView> = link
@@ -131,6 +143,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         pulled,
         conflicts,
         unfinished,
+        quick_check: check.counts(),
     };
     if json {
         print_json(&report);
