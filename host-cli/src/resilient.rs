@@ -163,7 +163,10 @@ impl<'s> Reconnecting<'s> {
     /// Runs `step` on the session; when it fails in a way a new session may
     /// cure, reconnects and runs it again, until it gets through or the
     /// failures last.
-    pub fn attempt<T>(&mut self, mut step: impl FnMut(&mut Session) -> CliResult<T>) -> CliResult<T> {
+    pub fn attempt<T>(
+        &mut self,
+        mut step: impl FnMut(&mut Session) -> CliResult<T>,
+    ) -> CliResult<T> {
         loop {
             let session = self.session()?;
             match step(session) {

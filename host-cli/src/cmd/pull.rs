@@ -237,9 +237,11 @@ pub fn fetch(
     bar.set_file(&record.name);
     let start = bar.position();
     let outcome = loop {
-        let result = link.session()?.download(record, &target, notify, &mut |durable| {
-            bar.set_position(start + durable)
-        });
+        let result = link
+            .session()?
+            .download(record, &target, notify, &mut |durable| {
+                bar.set_position(start + durable)
+            });
         // A new session resumes after the bytes already on disk.
         match result {
             Ok(DownloadOutcome::Refused(error)) if is_transient(&error) => link.lost(error)?,
@@ -330,7 +332,8 @@ fn wait_and_fetch(
                     // Events sent while the link was down are gone: subscribe
                     // again, then list what finished meanwhile.
                     link.attempt(|session| session.subscribe(ListFilter::All))?;
-                    let finished = link.attempt(|session| session.list(ListFilter::UploadedOnly))?;
+                    let finished =
+                        link.attempt(|session| session.list(ListFilter::UploadedOnly))?;
                     backlog.extend(
                         finished
                             .into_iter()

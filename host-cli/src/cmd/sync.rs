@@ -122,12 +122,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     let mut pulled = Vec::new();
     for record in &to_pull {
         pulled.push(pull::fetch(
-            &mut link,
-            record,
-            &args.dir,
-            false,
-            &bar,
-            json,
+            &mut link, record, &args.dir, false, &bar, json,
         )?);
     }
     bar.finish();

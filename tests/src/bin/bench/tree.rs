@@ -14,7 +14,13 @@ use crate::report::{self, Row};
 use crate::tcp::RsyncDaemon;
 
 /// How the figures are obtained, for the report.
-pub fn method(files: usize, tree_bytes: u64, cut_bytes: u64, down: Duration, reps: usize) -> String {
+pub fn method(
+    files: usize,
+    tree_bytes: u64,
+    cut_bytes: u64,
+    down: Duration,
+    reps: usize,
+) -> String {
     format!(
         "- **tree**: {files} random files of {} each ({} in all) in 100 folders. `host-cli sync DIR` \
          uploads them once to a fresh release `host-server` (untimed, it also fills the quick-check \
@@ -110,8 +116,16 @@ fn no_change_sync(work: &Path, files: usize, tree_bytes: u64, reps: usize) -> Ve
         cmd.arg(&tree).env("XDG_STATE_HOME", &state);
         cmd
     };
-    let mut ours = row("host-cli sync, nothing changed", &format!("{files} files"), 0);
-    let mut theirs = row("rsync -a (daemon), nothing changed", &format!("{files} files"), 0);
+    let mut ours = row(
+        "host-cli sync, nothing changed",
+        &format!("{files} files"),
+        0,
+    );
+    let mut theirs = row(
+        "rsync -a (daemon), nothing changed",
+        &format!("{files} files"),
+        0,
+    );
     if let Err(e) = timed(sync()) {
         ours.note = format!("first sync failed: {e}");
         return vec![ours];
@@ -162,7 +176,8 @@ fn cut_push(work: &Path, bytes: u64, down: Duration, reps: usize) -> Row {
         let proxy = CutProxy::start(&server.addr, 0);
         proxy.cut_after(Direction::ToServer, bytes / 2, down);
         let mut cmd = server.cli_command(&proxy.url(), "box", &key, &["push", "--json"]);
-        cmd.arg(&file).env("XDG_STATE_HOME", work.join("cli-state-cut"));
+        cmd.arg(&file)
+            .env("XDG_STATE_HOME", work.join("cli-state-cut"));
         match timed(cmd) {
             Ok((elapsed, out)) => {
                 record(&mut result, Ok(elapsed));
