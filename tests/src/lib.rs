@@ -1,6 +1,7 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
 pub mod browser;
+pub mod cut_proxy;
 pub mod dashboard;
 pub mod device;
 pub mod fleet_sim;
