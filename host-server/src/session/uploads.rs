@@ -362,7 +362,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             Err(error) => {
                 tracing::error!(session = self.id, %error, name, "cannot open a partial upload");
                 let message = format!(
-                    "server cannot store `{name}`: {error}; ask the operator to check the blob store"
+                    "server cannot store `{name}`: {error}; ask the operator to check the blob store (its disk, or its object store)"
                 );
                 return self.error(id, ErrorCode::Storage, &message);
             }
