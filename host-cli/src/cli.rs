@@ -54,6 +54,9 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON: one document, or one object per line for streams.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Reconnection after a lost link.
+    #[command(flatten)]
+    pub retry: crate::resilient::RetryArgs,
 }
 
 /// `--device NAME` given after the command name: this client's identity.

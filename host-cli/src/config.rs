@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
+use crate::resilient::RetryPolicy;
 use crate::url::{ServerUrl, DEFAULT_SERVER};
 
 /// The contents of `cli.toml`; every key is optional.
@@ -67,6 +68,8 @@ pub struct Settings {
     pub key: Option<Vec<u8>>,
     /// Print JSON instead of text.
     pub json: bool,
+    /// How a lost or stalled link is handled.
+    pub retry: RetryPolicy,
 }
 
 impl Settings {
@@ -107,6 +110,7 @@ impl Settings {
             device,
             key,
             json: global.json,
+            retry: RetryPolicy::from_args(&global.retry),
         })
     }
 

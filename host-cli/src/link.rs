@@ -36,11 +36,23 @@ pub struct Link {
     pub writer: Box<dyn Write + Send>,
     /// Blocks of received bytes; an `Err` or a closed channel ends the link.
     pub received: Receiver<io::Result<Vec<u8>>>,
+    /// The TCP socket, shut down when the link is dropped so the reader thread
+    /// and the server both see the end of a link given up as stalled.
+    socket: Option<TcpStream>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
 }
 
 impl Link {
-    /// Connects to `server`.
-    pub fn open(server: &ServerUrl) -> Result<Link, CliError> {
+    /// Connects to `server`; on TCP a write that makes no progress for `stall`
+    /// fails (the session then counts the link as lost).
+    pub fn open(server: &ServerUrl, stall: Duration) -> Result<Link, CliError> {
         let unreachable = |source| CliError::Unreachable {
             server: server.to_string(),
             source,
@@ -49,17 +61,22 @@ impl Link {
             ServerUrl::Tcp { address } => {
                 let stream = TcpStream::connect(address.as_str()).map_err(unreachable)?;
                 stream.set_nodelay(true).map_err(unreachable)?;
+                stream.set_write_timeout(Some(stall)).map_err(unreachable)?;
                 let reader = stream.try_clone().map_err(unreachable)?;
+                let socket = stream.try_clone().map_err(unreachable)?;
                 Ok(Link {
                     framing: Framing::Length,
                     max_frame: TCP_MAX_FRAME,
                     writer: Box::new(stream),
                     received: spawn_reader(reader),
+                    socket: Some(socket),
                 })
             }
             ServerUrl::Tls { address, ca } => {
                 let stream = TcpStream::connect(address.as_str()).map_err(unreachable)?;
                 stream.set_nodelay(true).map_err(unreachable)?;
+                stream.set_write_timeout(Some(stall)).map_err(unreachable)?;
+                let socket = stream.try_clone().map_err(unreachable)?;
                 let (reader, writer) = crate::tls::connect(stream, address, ca.as_deref())
                     .map_err(|e| unreachable(io::Error::other(e.to_string())))?;
                 Ok(Link {
@@ -67,6 +84,7 @@ impl Link {
                     max_frame: TCP_MAX_FRAME,
                     writer: Box::new(writer),
                     received: spawn_reader(reader),
+                    socket: Some(socket),
                 })
             }
             ServerUrl::Serial { path, baud } => {
@@ -82,6 +100,7 @@ impl Link {
                     max_frame: SERIAL_MAX_FRAME,
                     writer: Box::new(LinePacer::new(PatientWriter::new(port), *baud)),
                     received: spawn_reader(reader),
+                    socket: None,
                 })
             }
         }

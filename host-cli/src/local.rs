@@ -12,6 +12,7 @@ use proto_core::ContentHash;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{CliError, CliResult};
+use crate::quick_check::QuickCheck;
 
 /// Bytes read per call while hashing.
 const HASH_BUFFER: usize = 1 << 20;
@@ -36,7 +37,8 @@ pub struct LocalFile {
 /// A file is named by its file name; a directory `d` contributes `d/…` for
 /// everything beneath it, like `cp -r`. Empty directories become directory
 /// entries so they sync too. Names are sorted and unique.
-pub fn collect(paths: &[PathBuf]) -> CliResult<Vec<LocalFile>> {
+/// Hashes come from `check` for files that did not change since they were last hashed.
+pub fn collect(paths: &[PathBuf], check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
     let mut found = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| CliError::io("cannot read", path, e))?;
@@ -52,23 +54,23 @@ pub fn collect(paths: &[PathBuf]) -> CliResult<Vec<LocalFile>> {
             )));
         }
     }
-    finish(found)
+    finish(found, check)
 }
 
 /// Collects everything beneath `dir`, named relative to `dir` itself (for `sync`).
-pub fn collect_tree(dir: &Path) -> CliResult<Vec<LocalFile>> {
+pub fn collect_tree(dir: &Path, check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
     let mut found = Vec::new();
     let mut entries = read_dir_sorted(dir)?;
     for entry in entries.drain(..) {
         let name = file_name_text(&entry)?;
         visit(&entry, name, &mut found)?;
     }
-    finish(found)
+    finish(found, check)
 }
 
 type Found = (String, PathBuf, FileKind, u64);
 
-fn finish(mut found: Vec<Found>) -> CliResult<Vec<LocalFile>> {
+fn finish(mut found: Vec<Found>, check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
     found.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(pair) = found.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(CliError::Usage(format!(
@@ -88,7 +90,7 @@ fn finish(mut found: Vec<Found>) -> CliResult<Vec<LocalFile>> {
                 ))
             })?;
             let hash = match kind {
-                FileKind::File => hash_file(&path)?,
+                FileKind::File => check.hash(&path)?,
                 // A directory entry has no content and carries no hash.
                 FileKind::Directory => ContentHash::ZERO,
             };
@@ -215,13 +217,17 @@ mod tests {
         fs::write(tmp.join("notes.txt"), b"abc").unwrap();
         fs::write(tmp.join("photos/.statesync-x.part"), b"partial").unwrap();
 
-        let files = collect(&[tmp.join("photos"), tmp.join("notes.txt")]).unwrap();
+        let files = collect(
+            &[tmp.join("photos"), tmp.join("notes.txt")],
+            &mut QuickCheck::without_index(),
+        )
+        .unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["notes.txt", "photos/2026/cat.jpg", "photos/empty"]);
         assert_eq!(files[0].hash, ContentHasher::digest(b"abc"));
         assert_eq!(files[2].kind, FileKind::Directory);
 
-        let tree = collect_tree(&tmp.join("photos")).unwrap();
+        let tree = collect_tree(&tmp.join("photos"), &mut QuickCheck::without_index()).unwrap();
         let names: Vec<_> = tree.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026/cat.jpg", "empty"]);
         fs::remove_dir_all(&tmp).unwrap();
@@ -231,7 +237,7 @@ mod tests {
     fn decomposed_local_names_go_to_the_server_in_nfc() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("cafe\u{301}.txt"), b"x").unwrap();
-        let files = collect_tree(dir.path()).unwrap();
+        let files = collect_tree(dir.path(), &mut QuickCheck::without_index()).unwrap();
         assert_eq!(files[0].name, "caf\u{e9}.txt");
         assert!(files[0].path.ends_with("cafe\u{301}.txt"));
     }

@@ -20,6 +20,8 @@ mod link;
 mod local;
 mod positional;
 mod progress;
+mod quick_check;
+mod resilient;
 mod session;
 mod store;
 mod time;

@@ -39,6 +39,8 @@ const SERIAL_LIST_SILENCE: Duration = Duration::from_secs(5);
 const LIST_ATTEMPTS: usize = 6;
 /// Abandoned list requests whose late items are dropped, most recent first.
 const FORGOTTEN_IDS: usize = 16;
+/// How often a wait for a reply looks whether the link stalled.
+const STALL_CHECK: Duration = Duration::from_secs(1);
 
 /// The answer to a manifest.
 #[derive(Clone, Debug)]
@@ -63,10 +65,6 @@ pub enum UploadOutcome {
         record: RecordView,
         /// Bytes the server already held when the upload opened.
         resumed_from: u64,
-        /// The lowest offset any chunk of this run carried.
-        lowest_sent: Option<u64>,
-        /// Bytes written to the link during the upload, framing included.
-        wire_bytes: u64,
     },
     /// The server already had this content (`11`, same hash): nothing was sent.
     AlreadyUploaded {
@@ -212,6 +210,12 @@ pub struct Session {
     lowest_sent: Option<u64>,
     /// List requests given up (asked again); their late replies are dropped.
     forgotten: VecDeque<RequestId>,
+    /// Where the server said the running (or last) upload resumes.
+    upload_resumed_at: Option<u64>,
+    /// Silence while a reply is awaited that counts as a lost link.
+    stall: Duration,
+    /// When bytes last arrived from the server.
+    last_input: Instant,
 }
 
 impl Session {
@@ -222,7 +226,7 @@ impl Session {
         let device: &'static str =
             Box::leak(settings.require_device()?.to_owned().into_boxed_str());
         let key: &'static [u8] = Box::leak(settings.require_key()?.to_vec().into_boxed_slice());
-        let link = Link::open(&settings.server)?;
+        let link = Link::open(&settings.server, settings.retry.stall)?;
         let mut config = match link.framing {
             Framing::Length => Config::tcp(device, key),
             Framing::Serial => Config::serial(device, key),
@@ -249,6 +253,9 @@ impl Session {
             lowest_sent: None,
             welcomed: false,
             forgotten: VecDeque::new(),
+            stall: settings.retry.stall,
+            last_input: Instant::now(),
+            upload_resumed_at: None,
         };
         let nonce: [u8; 16] = rand::random();
         let now = session.now();
@@ -257,9 +264,20 @@ impl Session {
         Ok(session)
     }
 
-    /// This client's device name.
-    pub fn device(&self) -> &str {
-        self.device
+    /// Bytes written to the link so far, framing included.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The offset the server gave for the last upload opened on this session,
+    /// even when the link was lost before it ended.
+    pub fn upload_resumed_at(&self) -> Option<u64> {
+        self.upload_resumed_at
+    }
+
+    /// The lowest offset a chunk of the last upload on this session carried.
+    pub fn upload_lowest_sent(&self) -> Option<u64> {
+        self.lowest_sent
     }
 
     fn now(&self) -> u64 {
@@ -430,6 +448,9 @@ impl Session {
 
     /// Feeds bytes (or just the clock) and copies every event out.
     fn feed(&mut self, mut input: &[u8]) -> CliResult<()> {
+        if !input.is_empty() {
+            self.last_input = Instant::now();
+        }
         loop {
             let now = self.now();
             let received = self.client.receive(now, input);
@@ -579,11 +600,22 @@ impl Session {
         self.closed = Some(error);
     }
 
-    /// Runs the loop until a reply for `id` arrives and returns it.
+    /// Runs the loop until a reply for `id` arrives and returns it; a link
+    /// that brings nothing for the stall timeout meanwhile counts as lost.
     fn reply(&mut self, id: RequestId) -> CliResult<Reply> {
+        let waiting_since = Instant::now();
         loop {
-            if let Some(reply) = self.reply_within(id, None)? {
+            if let Some(reply) = self.reply_within(id, Some(STALL_CHECK.min(self.stall)))? {
                 return Ok(reply);
+            }
+            if self.last_input.max(waiting_since).elapsed() >= self.stall {
+                let now = self.now();
+                self.client.disconnected(now);
+                return Err(CliError::Link(format!(
+                    "{} sent nothing for {:.0} s; the link stalled",
+                    self.server,
+                    self.stall.as_secs_f64()
+                )));
             }
         }
     }
@@ -859,8 +891,8 @@ impl Session {
                 ))
             }
         };
-        let wire_start = self.written;
         self.lowest_sent = None;
+        self.upload_resumed_at = None;
         self.pacing = limit_rate.map(|rate| (rate, Instant::now(), self.written));
         let mut resumed_from = None;
         let result = loop {
@@ -874,6 +906,7 @@ impl Session {
             match reply {
                 Reply::UploadStarted(_, offset) => {
                     resumed_from = Some(offset);
+                    self.upload_resumed_at = Some(offset);
                     progress(offset);
                 }
                 Reply::UploadProgress(_, durable) => progress(durable),
@@ -883,8 +916,6 @@ impl Session {
                         Some(resumed_from) => UploadOutcome::Uploaded {
                             record,
                             resumed_from,
-                            lowest_sent: self.lowest_sent,
-                            wire_bytes: self.written - wire_start,
                         },
                     };
                 }

@@ -254,6 +254,18 @@ impl Hub {
         }
     }
 
+    /// Sessions registered (authenticated), counted by link, for metrics.
+    pub fn sessions_by_link(&self) -> Vec<(LinkKind, usize)> {
+        let mut counts: Vec<(LinkKind, usize)> = Vec::new();
+        for member in self.devices().values().flatten() {
+            match counts.iter_mut().find(|(link, _)| *link == member.link) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((member.link, 1)),
+            }
+        }
+        counts
+    }
+
     /// Number of sessions registered (authenticated), for logs.
     pub fn session_count(&self) -> usize {
         self.devices().values().map(Vec::len).sum()

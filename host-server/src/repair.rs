@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::blobs::PartialKey;
 use crate::hub::HubEvent;
 use crate::service::{unix_now, Service};
 use crate::store::{Deletion, Retried, StoreError};
@@ -41,7 +42,11 @@ pub async fn delete(
         .db(move |s| s.delete_record(&actor, &owned, allow_foreign, now))
         .await?;
     let record = &deletion.record;
-    if let Err(error) = service.blobs.remove_partial(record.id, &record.hash) {
+    if let Err(error) = service
+        .blobs
+        .remove_partial(&PartialKey::owner(record.id, &record.hash))
+        .await
+    {
         tracing::warn!(%error, name, "could not remove partial bytes of a deleted record");
     }
     {
@@ -68,7 +73,11 @@ pub async fn retry(service: &Service, actor: &str, name: &str) -> Result<Retried
         .await?;
     let record = &retried.record;
     let _ = service.take_hash(record.id, &retried.old_hash);
-    if let Err(error) = service.blobs.remove_partial(record.id, &retried.old_hash) {
+    if let Err(error) = service
+        .blobs
+        .remove_partial(&PartialKey::owner(record.id, &retried.old_hash))
+        .await
+    {
         tracing::warn!(%error, name, "could not remove partial bytes of a retried record");
     }
     {

@@ -12,7 +12,8 @@ use nix::fcntl::{Flock, FlockArg};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
-use crate::blobs::BlobDir;
+use crate::blobs::{BlobDir, BlobLocation, Blobs, S3Blobs, S3ConfigError};
+use crate::cleanup::CleanupPolicy;
 use crate::config::Limits;
 use crate::listener::{TlsError, TlsFiles};
 use crate::serial::{self, SerialError, SerialSpec};
@@ -38,6 +39,10 @@ pub struct ServeOptions {
     /// Where the records live: SQLite in the data directory, or a PostgreSQL
     /// database shared with other servers (which then share the data directory too).
     pub database: Database,
+    /// What clean-up removes and how often.
+    pub cleanup: CleanupPolicy,
+    /// Where blobs live: the data directory, or an object store.
+    pub blobs: BlobLocation,
 }
 
 /// Why the server could not start.
@@ -67,6 +72,9 @@ pub enum StartError {
         /// What to do.
         hint: &'static str,
     },
+    /// The object store for blobs cannot be used.
+    #[error(transparent)]
+    BlobStore(#[from] S3ConfigError),
     /// A serial port cannot be used.
     #[error(transparent)]
     Serial(#[from] SerialError),
@@ -151,6 +159,7 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     service: Arc<Service>,
     serial: Vec<SerialSpec>,
+    cleanup: CleanupPolicy,
     /// The store's revision when the server started (for catching up with other servers).
     revision: u64,
     _data: DataDir,
@@ -170,10 +179,17 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || database.open(&path, lease))
             .await
             .map_err(|e| StoreError::Interrupted(e.to_string()))??;
-        let blobs = BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
-            path: data.path.clone(),
-            source,
-        })?;
+        let blobs = match &options.blobs {
+            BlobLocation::DataDir => {
+                Blobs::Local(
+                    BlobDir::open(&data.path).map_err(|source| StartError::DataDir {
+                        path: data.path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            BlobLocation::S3(location) => Blobs::S3(S3Blobs::connect(location).await?),
+        };
         for spec in &options.serial {
             serial::probe(spec)?;
         }
@@ -213,6 +229,7 @@ impl Server {
             tls,
             service,
             serial: options.serial,
+            cleanup: options.cleanup,
             revision,
             _data: data,
         })
@@ -246,6 +263,11 @@ impl Server {
                 .clone()
                 .revoke_stale_credentials(shutdown.subscribe()),
         );
+        tokio::spawn(crate::cleanup::run(
+            self.service.clone(),
+            self.cleanup,
+            shutdown.subscribe(),
+        ));
         tokio::spawn(crate::cluster::run(
             self.service.clone(),
             self.revision,

@@ -8,15 +8,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::blobs::BlobDir;
+use crate::blobs::Blobs;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
+use crate::metrics::Metrics;
 use crate::session::device_slots::DeviceSlots;
 use crate::session::logins::FailedLogins;
 use crate::store::{RecordRow, Store, StoreError, StoreResult};
@@ -70,7 +71,7 @@ pub struct Service {
     store: Arc<dyn Store + Send + Sync>,
     store_jobs: std::sync::mpsc::Sender<StoreJob>,
     /// Finished and partial blob files.
-    pub blobs: Arc<BlobDir>,
+    pub blobs: Arc<Blobs>,
     /// Live events and wake-ups.
     pub hub: Hub,
     /// Limits and switches.
@@ -79,6 +80,8 @@ pub struct Service {
     pub failed_logins: FailedLogins,
     /// Sessions per device.
     pub device_slots: DeviceSlots,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
     name_locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     resume: Mutex<HashMap<u64, CachedHash>>,
     live: Mutex<HashMap<u64, u64>>,
@@ -88,7 +91,7 @@ pub struct Service {
 
 impl Service {
     /// A service over `store` and `blobs`.
-    pub fn new(store: Arc<dyn Store + Send + Sync>, blobs: BlobDir, limits: Limits) -> Service {
+    pub fn new(store: Arc<dyn Store + Send + Sync>, blobs: Blobs, limits: Limits) -> Service {
         Service {
             store,
             store_jobs: spawn_store_thread(),
@@ -99,6 +102,7 @@ impl Service {
                 limits.failed_login_window,
             ),
             device_slots: DeviceSlots::new(limits.max_sessions_per_device),
+            metrics: Metrics::default(),
             limits,
             name_locks: Mutex::new(HashMap::new()),
             resume: Mutex::new(HashMap::new()),
@@ -125,12 +129,15 @@ impl Service {
         let job: StoreJob = Box::new(move || {
             let _ = reply.send(call(store.as_ref()));
         });
+        let asked = Instant::now();
         if self.store_jobs.send(job).is_err() {
             return Err(StoreError::Interrupted("the store thread stopped".into()));
         }
-        answer
+        let answer = answer
             .await
-            .unwrap_or_else(|_| Err(StoreError::Interrupted("a store call panicked".into())))
+            .unwrap_or_else(|_| Err(StoreError::Interrupted("a store call panicked".into())));
+        self.metrics.store_latency.observe(asked.elapsed());
+        answer
     }
 
     /// The other servers' signals, when the store is shared with them (see [`crate::cluster`]).
@@ -277,7 +284,7 @@ impl Service {
                     tracing::warn!(%error, %hash, "could not make the store durable; the unused blob stays");
                     return;
                 }
-                if let Err(error) = self.blobs.remove_blob(&hash) {
+                if let Err(error) = self.blobs.remove_blob(&hash).await {
                     tracing::warn!(%error, %hash, "could not remove an unused blob");
                 }
             }

@@ -1,21 +1,18 @@
 //! Replays the server fuzz targets' committed corpus with `cargo test`, so what fuzzing found
 //! keeps being tested without nightly or libFuzzer.
 //!
-//! Every file of `proto-core/fuzz/corpus/session/` goes through the `session` harness, every file
-//! of `proto-core/fuzz/corpus/manifest/` through the `manifest` harness, and every input that once
-//! crashed (`proto-core/fuzz/artifacts-regressions/`) through both — the very code the fuzz
-//! targets run (`proto-core/fuzz/src/server.rs`, included here), with the same checks. (Each
-//! input starts a real server state, so the corpus is not crossed between the two harnesses.) A panic anywhere (this thread, a session task, a blocking
-//! writer thread) fails the test and names the file.
+//! Every file of `host-server/fuzz/corpus/session/` goes through the `session` harness, every
+//! file of `host-server/fuzz/corpus/manifest/` through the `manifest` harness, and every input
+//! that once crashed (`host-server/fuzz/artifacts-regressions/` and
+//! `proto-core/fuzz/artifacts-regressions/`) through both — the very code the fuzz targets run
+//! (the `host-server-fuzz` crate in `fuzz/`, a dev-dependency), with the same checks. (Each
+//! input starts a real server state, so the corpus is not crossed between the two harnesses.)
+//! A panic anywhere (this thread, a session task, a blocking writer thread) fails the test and
+//! names the file.
 
-#[path = "../../proto-core/fuzz/src/server.rs"]
-#[allow(dead_code)]
-mod server;
+use host_server_fuzz as server;
 
-#[path = "../../proto-core/fuzz/src/corpus.rs"]
-mod corpus;
-
-use corpus::files_in;
+use server::corpus::files_in;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +24,7 @@ type Harness = fn(&[u8]);
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto-core/fuzz")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
 #[test]
@@ -44,7 +41,11 @@ fn every_server_corpus_file_and_regression_passes_its_server_harness() {
         "the server targets' corpus is committed"
     );
     let both: [(&str, Harness); 2] = [("session", server::session), ("manifest", server::manifest)];
-    let regressions = files_in(&fuzz_dir().join("artifacts-regressions"));
+    let mut regressions = files_in(&fuzz_dir().join("artifacts-regressions"));
+    // proto-core's crash inputs reach the server as bytes too.
+    regressions.extend(files_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto-core/fuzz/artifacts-regressions"),
+    ));
     let runs = regressions
         .iter()
         .flat_map(|file| both.iter().map(move |harness| (file, *harness)))

@@ -1,14 +1,13 @@
-//! TLS on TCP (`serve --tls-cert --tls-key`, `host-cli --server tcps://…`): the protocol runs
-//! inside TLS, a plain client gets nothing, the CLI checks the certificate, and a bad
-//! certificate or key stops the server at start with a clear error.
+//! TLS on TCP (`serve --tls-cert --tls-key`): the protocol runs inside TLS, a plain client gets
+//! nothing, and a bad certificate or key stops the server at start with a clear error. The CLI's
+//! side (`host-cli --server tcps://…`) is tested in `tests/tests/cli_tls.rs`.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -187,82 +186,4 @@ fn a_missing_or_mismatched_certificate_or_key_is_a_clear_start_error() {
         &data,
     );
     assert!(!ok && err.contains("--tls-key"), "{err}");
-}
-
-/// `target/debug/host-cli`, built once: `cargo test` builds only this package's binaries.
-fn host_cli() -> &'static Path {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let status = Command::new(cargo)
-            .args(["build", "-p", "host-cli"])
-            .current_dir(root)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building host-cli failed");
-        Path::new(binary()).with_file_name("host-cli")
-    })
-}
-
-fn cli(server: &str, key: &[u8], args: &[&str]) -> (bool, String, String) {
-    let home = tempfile::tempdir().unwrap();
-    let out = Command::new(host_cli())
-        .args([
-            "--server",
-            server,
-            "--key",
-            &hex::encode(key),
-            "--device",
-            "desk",
-        ])
-        .args(args)
-        .env("XDG_CONFIG_HOME", home.path())
-        .env("HOME", home.path())
-        .env_remove("STATESYNC_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn host_cli_pushes_and_pulls_over_tcps_and_refuses_an_untrusted_certificate() {
-    let certificate = Certificate::new();
-    let server = start_tls(&certificate);
-    let key = server.add_device("desk");
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("report.csv");
-    let bytes = content(200_000, 9);
-    std::fs::write(&file, &bytes).unwrap();
-
-    let url = format!("tcps://{}?ca={}", server.addr, certificate.cert.display());
-    let (ok, _, err) = cli(&url, &key, &["push", file.to_str().unwrap()]);
-    assert!(ok, "push over TLS failed: {err}");
-    let (ok, out, err) = cli(&url, &key, &["--json", "ls"]);
-    assert!(ok && out.contains("report.csv"), "{out} {err}");
-    let into = work.path().join("pulled");
-    std::fs::create_dir_all(&into).unwrap();
-    let (ok, _, err) = cli(
-        &url,
-        &key,
-        &["pull", "--dest", into.to_str().unwrap(), "report.csv"],
-    );
-    assert!(ok, "pull over TLS failed: {err}");
-    assert_eq!(std::fs::read(into.join("report.csv")).unwrap(), bytes);
-
-    // Another certificate is not trusted: the CLI refuses before sending anything.
-    let stranger = Certificate::new();
-    let untrusted = format!("tcps://{}?ca={}", server.addr, stranger.cert.display());
-    let (ok, _, err) = cli(&untrusted, &key, &["ls"]);
-    assert!(!ok && err.contains("TLS handshake failed"), "{err}");
-    // Without a CA file the public roots do not vouch for a self-signed certificate either.
-    let (ok, _, err) = cli(&format!("tcps://{}", server.addr), &key, &["ls"]);
-    assert!(!ok && err.contains("TLS handshake failed"), "{err}");
-    // Plain tcp:// to a TLS server fails cleanly too.
-    let (ok, _, err) = cli(&format!("tcp://{}", server.addr), &key, &["ls"]);
-    assert!(!ok, "a plain client must not get through: {err}");
 }

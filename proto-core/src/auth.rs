@@ -1,6 +1,7 @@
 //! HMAC-SHA256 handshake tags and the SHA-256 content hasher.
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::framing::mac::hmac_sha256;
 use crate::message::{Mac, Nonce};
@@ -31,10 +32,7 @@ pub fn server_tag(key: &[u8], server_nonce: &Nonce, client_nonce: &Nonce, device
 
 /// Compares two tags in time independent of where they differ.
 pub fn tags_equal(a: &Mac, b: &Mac) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a[..].ct_eq(&b[..]).into()
 }
 
 /// Incremental SHA-256 of a file's content.

@@ -3,16 +3,12 @@
 //!
 //! Every file of `proto-core/fuzz/corpus/<target>/` and of `proto-core/fuzz/artifacts-regressions/`
 //! (inputs that once crashed, if any) goes through every harness: the very code the fuzz targets
-//! run, included from `fuzz/src/lib.rs`, with the same checks. A panic fails the test and names
-//! the file and the harness.
+//! run (the `proto-core-fuzz` crate in `fuzz/`, a dev-dependency), with the same checks. A panic
+//! fails the test and names the file and the harness.
 
-#[path = "../fuzz/src/lib.rs"]
-mod harness;
+use proto_core_fuzz as harness;
 
-#[path = "../fuzz/src/corpus.rs"]
-mod corpus;
-
-use corpus::files_in;
+use harness::corpus::files_in;
 
 use std::path::{Path, PathBuf};
 

@@ -141,7 +141,7 @@ pub struct FleetOutcome {
 pub async fn run(rig: &Rig, plan: &FleetPlan) -> FleetOutcome {
     let members = plan.members();
     let keys = tokio::task::block_in_place(|| rig.server.add_devices("fleet", plan.devices));
-    let keys = crate::fleet::parse_key_lines(&keys).expect("device add-many prints keys");
+    let keys = crate::scale_fleet::parse_key_lines(&keys).expect("device add-many prints keys");
     let mut truth = Truth::new();
     for member in &members {
         truth.insert(&member.file, &member.content);

@@ -1,9 +1,9 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
 pub mod browser;
+pub mod cut_proxy;
 pub mod dashboard;
 pub mod device;
-pub mod fleet;
 pub mod fleet_sim;
 pub mod frame_filter;
 pub mod invariants;
@@ -12,3 +12,4 @@ pub mod process;
 pub mod pty;
 pub mod qemu;
 pub mod rig;
+pub mod scale_fleet;

@@ -142,7 +142,7 @@ impl ServerProcess {
 
     /// Registers `count` devices named `PREFIX-0`, `PREFIX-1`, … with one
     /// `device add-many` and returns what it prints: one `{"name", "key"}`
-    /// JSON object per line (see [`crate::fleet::parse_key_lines`]).
+    /// JSON object per line (see [`crate::scale_fleet::parse_key_lines`]).
     pub fn add_devices(&self, prefix: &str, count: usize) -> String {
         let out = Command::new(self.bins.join("host-server"))
             .arg("--data")

@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
-use tests::fleet::FleetReport;
 use tests::process::{Profile, ServerProcess};
+use tests::scale_fleet::FleetReport;
 
 #[test]
 fn fleet_load_connects_everyone_and_counts_each_notification_once() {

@@ -7,7 +7,7 @@
 //! verified against its hash and renamed into place only then; files already
 //! present with the same hash are skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -19,7 +19,8 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local;
 use crate::progress::TransferBar;
-use crate::session::{DownloadOutcome, Session, SessionEvent};
+use crate::resilient::{is_transient, Reconnecting};
+use crate::session::{DownloadOutcome, SessionEvent};
 use crate::view::{print_json, progress_text, RecordView};
 
 /// Arguments of `pull`.
@@ -70,12 +71,12 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
     } else {
         ListFilter::UploadedOnly
     };
-    let mut session = Session::connect(settings)?;
+    let mut link = Reconnecting::connect(settings)?;
     if args.wait {
         // Subscribe first, so a completion between our list and our request is not missed.
-        session.subscribe(ListFilter::All)?;
+        link.attempt(|session| session.subscribe(ListFilter::All))?;
     }
-    let records = session.list(filter)?;
+    let records = link.attempt(|session| session.list(filter))?;
     let (selected, unknown) = select(&records, &args.names);
     let mut reports: Vec<PullReport> = unknown
         .into_iter()
@@ -109,7 +110,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
     let bar = TransferBar::new(total, json);
     let mut waiting: BTreeMap<String, RecordView> = BTreeMap::new();
     for record in &selected {
-        let report = fetch(&mut session, record, &args.dest, args.wait, &bar, json)?;
+        let report = fetch(&mut link, record, &args.dest, args.wait, &bar, json)?;
         if report.result == "rejected" {
             waiting.insert(record.name.clone(), record.clone());
         }
@@ -125,7 +126,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
             ),
         );
         wait_and_fetch(
-            &mut session,
+            &mut link,
             &mut waiting,
             &mut reports,
             &args.dest,
@@ -134,7 +135,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         )?;
     }
     bar.finish();
-    session.close();
+    link.close();
     if json {
         print_json(&reports);
     }
@@ -189,7 +190,7 @@ fn say(json: bool, line: &str) {
 
 /// Fetches one record into `dest` unless it is already there.
 pub fn fetch(
-    session: &mut Session,
+    link: &mut Reconnecting,
     record: &RecordView,
     dest: &Path,
     notify: bool,
@@ -235,9 +236,21 @@ pub fn fetch(
     }
     bar.set_file(&record.name);
     let start = bar.position();
-    match session.download(record, &target, notify, &mut |durable| {
-        bar.set_position(start + durable)
-    })? {
+    let outcome = loop {
+        let result = link
+            .session()?
+            .download(record, &target, notify, &mut |durable| {
+                bar.set_position(start + durable)
+            });
+        // A new session resumes after the bytes already on disk.
+        match result {
+            Ok(DownloadOutcome::Refused(error)) if is_transient(&error) => link.lost(error)?,
+            Ok(outcome) => break outcome,
+            Err(error) if is_transient(&error) => link.lost(error)?,
+            Err(error) => return Err(error),
+        }
+    };
+    match outcome {
         DownloadOutcome::Fetched { resumed_from } => {
             bar.set_position(start + record.size);
             let resumed = if resumed_from > 0 {
@@ -300,15 +313,39 @@ pub fn already_here(target: &Path, record: &RecordView) -> bool {
 
 /// Waits for notifications (or record changes to `11`) and fetches each waited-for file.
 fn wait_and_fetch(
-    session: &mut Session,
+    link: &mut Reconnecting,
     waiting: &mut BTreeMap<String, RecordView>,
     reports: &mut [PullReport],
     dest: &Path,
     bar: &TransferBar,
     json: bool,
 ) -> CliResult<()> {
+    // Changes learnt by listing again after a reconnection, handled like events.
+    let mut backlog: VecDeque<SessionEvent> = VecDeque::new();
     while !waiting.is_empty() {
-        let ready: Option<RecordView> = match session.next_event(None)? {
+        let event = match backlog.pop_front() {
+            Some(event) => Some(event),
+            None => match link.session()?.next_event(None) {
+                Ok(event) => event,
+                Err(error) if is_transient(&error) => {
+                    link.lost(error)?;
+                    // Events sent while the link was down are gone: subscribe
+                    // again, then list what finished meanwhile.
+                    link.attempt(|session| session.subscribe(ListFilter::All))?;
+                    let finished =
+                        link.attempt(|session| session.list(ListFilter::UploadedOnly))?;
+                    backlog.extend(
+                        finished
+                            .into_iter()
+                            .filter(|r| waiting.contains_key(&r.name))
+                            .map(SessionEvent::RecordChanged),
+                    );
+                    continue;
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        let ready: Option<RecordView> = match event {
             Some(SessionEvent::DownloadAvailable { name, .. }) => waiting.get(&name).cloned(),
             Some(SessionEvent::RecordChanged(record)) => {
                 if !waiting.contains_key(&record.name) {
@@ -352,7 +389,7 @@ fn wait_and_fetch(
         };
         let Some(record) = ready else { continue };
         waiting.remove(&record.name);
-        let report = fetch(session, &record, dest, true, bar, json)?;
+        let report = fetch(link, &record, dest, true, bar, json)?;
         if report.result == "rejected" {
             // Changed again in between (e.g. a retry); keep waiting.
             waiting.insert(record.name.clone(), record);

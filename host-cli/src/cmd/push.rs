@@ -14,7 +14,9 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::session::{Session, UploadOutcome};
+use crate::quick_check::QuickCheck;
+use crate::resilient::{is_transient, Reconnecting};
+use crate::session::UploadOutcome;
 use crate::view::{human_bytes, print_json};
 
 /// Arguments of `push`.
@@ -27,6 +29,9 @@ pub struct PushArgs {
     /// directory is pushed, else `push`]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
+    /// Read and hash every file, not trusting the quick-check index (size, mtime, inode).
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Send at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
@@ -55,11 +60,23 @@ pub struct PushReport {
     pub bits: &'static str,
     /// What went wrong (empty on success).
     pub error: String,
+    /// Sessions opened again for this file after the link was lost.
+    pub reconnects: u32,
+    /// Bytes written beyond one copy of what the server lacked at the start:
+    /// framing, and chunks sent again after a loss or a reconnection (an upper
+    /// bound on the re-sent payload).
+    pub resent_bytes: u64,
 }
 
 /// Announces the files, uploads each, and reports; exit 1 if any failed.
 pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
-    let files = local::collect(&args.paths)?;
+    let mut check = if args.checksum {
+        QuickCheck::without_index()
+    } else {
+        QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
+    };
+    let files = local::collect(&args.paths, &mut check)?;
+    check.save();
     if files.is_empty() {
         return Err(CliError::Usage(
             "nothing to push: the paths hold no files".into(),
@@ -69,8 +86,8 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         .batch
         .clone()
         .unwrap_or_else(|| default_batch(&args.paths));
-    let mut session = Session::connect(settings)?;
-    let created = session.announce(&batch, &files)?;
+    let mut link = Reconnecting::connect(settings)?;
+    let created = link.attempt(|session| session.announce(&batch, &files))?;
     if !settings.json {
         outln!(
             "batch {batch} (#{}): {} files announced ({} records{}{})",
@@ -88,13 +105,13 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         );
     }
     let reports = upload_all(
-        &mut session,
+        &mut link,
         &files,
         &created.held,
         settings.json,
         args.limit_rate,
     )?;
-    session.close();
+    link.close();
     if settings.json {
         print_json(&reports);
     }
@@ -112,7 +129,7 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
 /// except those at the positions in `held` (the server already holds their
 /// content, so their records are `11`): those are reported "already on the server".
 pub fn upload_all(
-    session: &mut Session,
+    link: &mut Reconnecting,
     files: &[LocalFile],
     held: &[usize],
     json: bool,
@@ -124,16 +141,16 @@ pub fn upload_all(
     let mut reports = Vec::with_capacity(files.len());
     for (index, file) in files.iter().enumerate() {
         bar.set_file(&file.name);
-        let outcome = if held.contains(&index) {
-            UploadOutcome::Held
+        let attempts = if held.contains(&index) {
+            Attempts::held()
         } else {
-            session.upload(file, limit_rate, &mut |durable| {
+            upload_resuming(link, file, limit_rate, &mut |durable| {
                 bar.set_position(done_before + durable)
             })?
         };
         done_before += file.size;
         bar.set_position(done_before);
-        let report = report(file, outcome);
+        let report = report(file, attempts);
         if !json {
             bar.println(&describe(&report));
         }
@@ -143,7 +160,80 @@ pub fn upload_all(
     Ok(reports)
 }
 
-fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
+/// One file's upload over as many sessions as it took.
+struct Attempts {
+    /// How the last attempt ended.
+    outcome: UploadOutcome,
+    /// Where the first attempt resumed (bytes the server held before this run).
+    first_resumed_from: Option<u64>,
+    /// The lowest offset any chunk of any attempt carried.
+    lowest_sent: Option<u64>,
+    /// Bytes written for the file over all attempts.
+    wire_bytes: u64,
+    /// Sessions opened again during the upload.
+    reconnects: u32,
+}
+
+impl Attempts {
+    /// No attempt: the server already held the file's content.
+    fn held() -> Attempts {
+        Attempts {
+            outcome: UploadOutcome::Held,
+            first_resumed_from: None,
+            lowest_sent: None,
+            wire_bytes: 0,
+            reconnects: 0,
+        }
+    }
+}
+
+/// Uploads `file`, reconnecting when the link is lost; every new attempt
+/// resumes at the offset the server holds.
+fn upload_resuming(
+    link: &mut Reconnecting,
+    file: &LocalFile,
+    limit_rate: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> CliResult<Attempts> {
+    let reconnects_before = link.reconnects();
+    let mut first_resumed_from = None;
+    let mut lowest_sent: Option<u64> = None;
+    let mut wire_bytes = 0;
+    loop {
+        let session = link.session()?;
+        let written_before = session.written();
+        let result = session.upload(file, limit_rate, progress);
+        wire_bytes += session.written() - written_before;
+        first_resumed_from = first_resumed_from.or(session.upload_resumed_at());
+        if let Some(lowest) = session.upload_lowest_sent() {
+            lowest_sent = Some(lowest_sent.map_or(lowest, |l| l.min(lowest)));
+        }
+        let error = match result {
+            Ok(UploadOutcome::Refused(error)) if is_transient(&error) => error,
+            Ok(outcome) => {
+                return Ok(Attempts {
+                    outcome,
+                    first_resumed_from,
+                    lowest_sent,
+                    wire_bytes,
+                    reconnects: link.reconnects() - reconnects_before,
+                })
+            }
+            Err(error) if is_transient(&error) => error,
+            Err(error) => return Err(error),
+        };
+        link.lost(error)?;
+    }
+}
+
+fn report(file: &LocalFile, attempts: Attempts) -> PushReport {
+    let Attempts {
+        outcome,
+        first_resumed_from,
+        lowest_sent,
+        wire_bytes,
+        reconnects,
+    } = attempts;
     let mut report = PushReport {
         name: file.name.clone(),
         size: file.size,
@@ -155,17 +245,19 @@ fn report(file: &LocalFile, outcome: UploadOutcome) -> PushReport {
         state: "failed",
         bits: "00",
         error: String::new(),
+        reconnects,
+        resent_bytes: 0,
     };
     match outcome {
         UploadOutcome::Uploaded {
             record,
             resumed_from,
-            lowest_sent,
-            wire_bytes,
         } => {
+            let resumed_from = first_resumed_from.unwrap_or(resumed_from);
             report.resumed_from = resumed_from;
             report.lowest_sent = lowest_sent;
             report.wire_bytes = wire_bytes;
+            report.resent_bytes = wire_bytes.saturating_sub(file.size.saturating_sub(resumed_from));
             report.state = record.state;
             report.bits = record.bits;
             if record.upload_state.is_uploaded() {

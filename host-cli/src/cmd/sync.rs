@@ -15,7 +15,8 @@ use crate::config::Settings;
 use crate::error::{CliError, CliResult};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::session::Session;
+use crate::quick_check::{QuickCheck, QuickCheckCounts};
+use crate::resilient::Reconnecting;
 use crate::view::{print_json, RecordView};
 
 /// Arguments of `sync`.
@@ -24,6 +25,9 @@ pub struct SyncArgs {
     /// The shared directory; server names are relative to it.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+    /// Read and hash every file, not trusting the quick-check index (size, mtime, inode).
+    #[arg(long, short = 'c')]
+    pub checksum: bool,
     /// Name of the batch for pushed files [default: the directory's name]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
@@ -53,6 +57,8 @@ pub struct SyncReport {
     pub conflicts: Vec<Conflict>,
     /// Server files that are not uploaded yet (nothing to pull now).
     pub unfinished: Vec<RecordView>,
+    /// Local files taken unread from the quick-check index, and files read.
+    pub quick_check: QuickCheckCounts,
 }
 
 /// Plans and runs the two-way sync.
@@ -63,11 +69,17 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
             args.dir.display()
         )));
     }
-    let local_files = local::collect_tree(&args.dir)?;
-    let mut session = Session::connect(settings)?;
-    let me = session.device().to_owned();
-    let remote: BTreeMap<String, RecordView> = session
-        .list(ListFilter::All)?
+    let mut check = if args.checksum {
+        QuickCheck::without_index()
+    } else {
+        QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
+    };
+    let local_files = local::collect_tree(&args.dir, &mut check)?;
+    check.save();
+    let mut link = Reconnecting::connect(settings)?;
+    let me = link.device().to_owned();
+    let remote: BTreeMap<String, RecordView> = link
+        .attempt(|session| session.list(ListFilter::All))?
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
@@ -103,23 +115,18 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     let mut pushed = Vec::new();
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
-        let created = session.announce(&batch, &to_push)?;
-        pushed = push::upload_all(&mut session, &to_push, &created.held, json, None)?;
+        let created = link.attempt(|session| session.announce(&batch, &to_push))?;
+        pushed = push::upload_all(&mut link, &to_push, &created.held, json, None)?;
     }
     let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
     let mut pulled = Vec::new();
     for record in &to_pull {
         pulled.push(pull::fetch(
-            &mut session,
-            record,
-            &args.dir,
-            false,
-            &bar,
-            json,
+            &mut link, record, &args.dir, false, &bar, json,
         )?);
     }
     bar.finish();
-    session.close();
+    link.close();
 
     let failed = pushed.iter().filter(|r| r.result == "failed").count()
         + pulled
@@ -131,6 +138,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         pulled,
         conflicts,
         unfinished,
+        quick_check: check.counts(),
     };
     if json {
         print_json(&report);

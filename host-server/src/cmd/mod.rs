@@ -1,12 +1,16 @@
-//! The command line: `serve`, `device add|add-many|list|remove` and `admin token`, one file per command.
+//! The command line: `serve`, `device add|add-many|list|remove`, `admin token`,
+//! `backup` and `restore`, one file per command.
 
 pub mod admin;
+pub mod backup;
+pub mod config_file;
 pub mod device;
+pub mod restore;
 pub mod serve;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The statesync host server: keeps every file's record and upload state and serves devices.
 #[derive(Debug, Parser)]
@@ -33,23 +37,44 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve devices over TCP and serial ports until Ctrl-C or SIGTERM.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Register, list and remove devices.
     #[command(subcommand)]
     Device(device::DeviceCommand),
     /// Manage the web dashboard's admin token.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Copy the data directory (SQLite database, blobs, unfinished uploads) to a
+    /// new directory, consistently, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup back into a data directory no server is using.
+    Restore(restore::RestoreArgs),
+}
+
+/// Parses the command line, with `serve --config FILE`'s values for the options
+/// it leaves at their defaults; exits with clap's message on a bad command line.
+pub fn parse() -> Result<Cli, config_file::ConfigFileError> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let matches = command.clone().get_matches_from(argv.clone());
+    let extra = config_file::extra_args(&command, &matches)?;
+    if extra.is_empty() {
+        return Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()));
+    }
+    let matches = command.get_matches_from(argv.into_iter().chain(extra));
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let database = crate::store::Database::parse(cli.database.as_deref())?;
     match cli.command {
-        Command::Serve(args) => serve::run(&cli.data, database, args),
+        Command::Serve(args) => serve::run(&cli.data, database, *args),
         Command::Device(command) => device::run(&cli.data, &database, cli.json, command),
         // The admin token is a file in the data directory, which servers on one
         // database share: the database is not needed for it.
         Command::Admin(command) => admin::run(&cli.data, cli.json, command),
+        Command::Backup(args) => backup::run(&cli.data, &database, cli.json, args),
+        Command::Restore(args) => restore::run(&cli.data, &database, cli.json, args),
     }
 }

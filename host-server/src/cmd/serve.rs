@@ -7,9 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use crate::blobs::{BlobLocation, S3Location};
+use crate::cleanup::CleanupPolicy;
 use crate::config::Limits;
 use crate::http::Dashboard;
 use crate::listener::TlsFiles;
+use crate::probes::Probes;
 use crate::serial::SerialSpec;
 use crate::server::{shutdown_signal, ServeOptions, Server};
 use crate::store::Database;
@@ -96,9 +99,56 @@ pub struct ServeArgs {
     /// cookie is marked `Secure`, so a browser never sends it over plain HTTP.
     #[arg(long, requires = "http")]
     pub behind_tls_proxy: bool,
+    /// Serve /healthz, /readyz and Prometheus /metrics on ADDR (off unless given;
+    /// a bare PORT listens on 127.0.0.1). No authentication: keep it on loopback
+    /// or a private network.
+    #[arg(long, value_name = "ADDR", value_parser = crate::http::parse_listen)]
+    pub ops_listen: Option<String>,
+    /// Fail unfinished uploads untouched this long and free their bytes
+    /// (`7d`, `12h`, `30m`, `45s`).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = crate::cleanup::parse_duration)]
+    pub partial_ttl: Duration,
+    /// Keep history lines this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub history_days: u64,
+    /// Run clean-up (expired uploads, unused blobs, old history) this often.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::cleanup::parse_duration)]
+    pub cleanup_every: Duration,
+    /// Read options from this TOML file (keys are the long options, e.g.
+    /// `max-sessions = 100`); flags and environment variables win over it.
+    #[arg(long, value_name = "FILE", env = "STATESYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Keep blobs in an S3-compatible object store, `s3://BUCKET/PREFIX`, instead of
+    /// the data directory; servers on one PostgreSQL database then share no
+    /// filesystem. Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// (and the other usual AWS_* variables).
+    #[arg(long, value_name = "s3://BUCKET/PREFIX", env = "STATESYNC_BLOBS")]
+    pub blobs: Option<String>,
+    /// With --blobs: the store's endpoint, for self-hosted stores
+    /// (`http://127.0.0.1:9000`); AWS when neither this nor AWS_ENDPOINT_URL is set.
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+    /// With --blobs: the bucket's region (default us-east-1).
+    #[arg(long, value_name = "REGION", env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// With --blobs: address the bucket as BUCKET.ENDPOINT (virtual-hosted style)
+    /// instead of ENDPOINT/BUCKET (path style, which self-hosted stores expect).
+    #[arg(long, requires = "blobs")]
+    pub s3_virtual_hosted: bool,
 }
 
 impl ServeArgs {
+    fn blobs(&self) -> anyhow::Result<BlobLocation> {
+        let Some(url) = &self.blobs else {
+            return Ok(BlobLocation::DataDir);
+        };
+        let mut location = S3Location::parse(url)?;
+        location.endpoint = self.s3_endpoint.clone();
+        location.region = self.s3_region.clone();
+        location.virtual_hosted = self.s3_virtual_hosted;
+        Ok(BlobLocation::S3(location))
+    }
+
     fn limits(&self) -> anyhow::Result<Limits> {
         anyhow::ensure!(
             self.max_frame >= proto_core::message::MIN_FRAME,
@@ -143,6 +193,23 @@ impl ServeArgs {
             ..Limits::default()
         })
     }
+
+    fn cleanup(&self) -> anyhow::Result<CleanupPolicy> {
+        anyhow::ensure!(
+            !self.cleanup_every.is_zero(),
+            "--cleanup-every must be at least 1 second"
+        );
+        anyhow::ensure!(
+            !self.partial_ttl.is_zero(),
+            "--partial-ttl must be at least 1 second"
+        );
+        anyhow::ensure!(self.history_days > 0, "--history-days must be at least 1");
+        Ok(CleanupPolicy {
+            partial_ttl: self.partial_ttl,
+            history_days: self.history_days,
+            every: self.cleanup_every,
+        })
+    }
 }
 
 /// Runs the server until a signal; prints `listening on ADDR` first on stdout.
@@ -153,6 +220,8 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         listen: args.listen.clone(),
         serial: args.serial.clone(),
         limits: args.limits()?,
+        cleanup: args.cleanup()?,
+        blobs: args.blobs()?,
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),
@@ -177,8 +246,18 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             }
             None => None,
         };
+        let probes = match &args.ops_listen {
+            Some(listen) => Some(Probes::bind(listen, server.service()).await?),
+            None => None,
+        };
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {addr}")?;
+        if let Some(probes) = &probes {
+            let ops = probes
+                .local_addr()
+                .context("cannot read the ops listener's address")?;
+            writeln!(stdout, "ops on http://{ops}")?;
+        }
         if let Some(dashboard) = &dashboard {
             let http = dashboard
                 .local_addr()
@@ -187,7 +266,14 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         }
         stdout.flush()?;
         drop(stdout);
+        crate::systemd::notify("READY=1");
         tracing::info!(%addr, data = %data.display(), tls = args.tls_cert.is_some(), "serving");
+        let (stop_probes, probes_stop) = tokio::sync::oneshot::channel::<()>();
+        if let Some(probes) = probes {
+            tokio::spawn(probes.run(async move {
+                let _ = probes_stop.await;
+            }));
+        }
         let (stop_dashboard, dashboard_stops) = tokio::sync::oneshot::channel::<()>();
         let dashboard = dashboard.map(|dashboard| {
             dashboard.warn_about_setup(data);
@@ -198,7 +284,9 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         server
             .run(async move {
                 shutdown_signal().await;
+                crate::systemd::notify("STOPPING=1");
                 let _ = stop_dashboard.send(());
+                let _ = stop_probes.send(());
             })
             .await;
         if let Some(dashboard) = dashboard {

@@ -5,6 +5,8 @@
 //! other state is refused with the state, `received` and `size`, so nothing
 //! half-uploaded ever leaves the server.
 
+use std::sync::Arc;
+
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -14,7 +16,6 @@ use axum::Json;
 use proto_core::name::validate;
 use proto_core::{FileKind, UploadState};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 
 use super::auth::{Admin, Viewer};
 use super::error::ApiError;
@@ -120,25 +121,31 @@ pub(super) async fn content(
                 .with("size", view.size),
         );
     }
-    let path = state.service.blobs.blob_path(&record.hash);
-    let file = tokio::fs::File::open(&path).await.map_err(|error| {
-        tracing::warn!(%error, name, path = %path.display(), "an uploaded file's blob cannot be opened");
+    let file = state.service.blobs.open_blob(&record.hash).await.map_err(|error| {
+        tracing::warn!(%error, name, hash = %record.hash, "an uploaded file's blob cannot be opened");
         ApiError::internal(format!(
             "`{name}` is uploaded but its content cannot be read ({error}); see the server log"
         ))
     })?;
-    let stream =
-        futures::stream::unfold(Some((file, vec![0u8; DOWNLOAD_CHUNK])), |open| async move {
-            let (mut file, mut buffer) = open?;
-            match file.read(&mut buffer).await {
-                Ok(0) => None,
-                Ok(n) => Some((
-                    Ok(Bytes::copy_from_slice(&buffer[..n])),
-                    Some((file, buffer)),
-                )),
-                Err(error) => Some((Err::<Bytes, _>(error), None)),
-            }
-        });
+    let size = record.size;
+    let stream = futures::stream::unfold(Some((Arc::new(file), 0u64)), move |open| async move {
+        let (file, offset) = open?;
+        if offset >= size {
+            return None;
+        }
+        let len = (size - offset).min(DOWNLOAD_CHUNK as u64) as usize;
+        let reader = file.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0u8; len];
+            reader.read_exact_at(&mut buffer, offset).map(|()| buffer)
+        })
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the server is stopping")));
+        match read {
+            Ok(buffer) => Some((Ok(Bytes::from(buffer)), Some((file, offset + len as u64)))),
+            Err(error) => Some((Err::<Bytes, _>(error), None)),
+        }
+    });
     let headers = [
         (
             header::CONTENT_TYPE,

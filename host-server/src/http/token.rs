@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 /// Name of the file, in the data directory, that holds the token's digest.
 pub const TOKEN_FILE: &str = "admin-token.sha256";
@@ -123,10 +124,7 @@ pub fn digest(token: &str) -> ContentHash {
 /// Compares two digests without an early exit, so timing says nothing about
 /// how much of a guess was right.
 pub fn same_digest(a: &ContentHash, b: &ContentHash) -> bool {
-    a.0.iter()
-        .zip(b.0.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.0[..].ct_eq(&b.0[..]).into()
 }
 
 #[cfg(test)]

@@ -482,6 +482,13 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         if self.writer.flush().await.is_err() {
             return false; // still queued: they go out at the next connect
         }
+        for notification in notifications {
+            if notification.kind == NotificationKind::DownloadAvailable {
+                self.service
+                    .metrics
+                    .download_available_sent(notification.record.id);
+            }
+        }
         self.notified.extend(notifications.iter().map(|n| n.id));
         let ids: Vec<u64> = notifications
             .iter()

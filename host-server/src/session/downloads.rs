@@ -1,7 +1,6 @@
 //! Downloads: gating on `11`, pending download states and notification on
 //! completion, windowed data frames, re-sends, and the device's final report.
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use proto_core::framing::Framing;
@@ -89,18 +88,15 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if record.kind == FileKind::Directory || offset == record.size {
             return self.push(id, ready);
         }
-        let blobs = self.service.blobs.clone();
-        let hash = record.hash;
-        let file = match tokio::task::spawn_blocking(move || blobs.open_blob(&hash)).await {
-            Ok(Ok(file)) => file,
-            Ok(Err(error)) => {
+        let file = match self.service.blobs.open_blob(&record.hash).await {
+            Ok(file) => file,
+            Err(error) => {
                 tracing::error!(session = self.id, %error, name, "blob of an uploaded record is missing");
                 let message = format!(
                     "server cannot read `{name}` ({error}); ask the operator, or retry the upload"
                 );
                 return self.error(id, ErrorCode::Storage, &message);
             }
-            Err(_) => return self.error(id, ErrorCode::ShuttingDown, "server is stopping"),
         };
         self.push(id, ready);
         let window = if window == 0 { DEFAULT_WINDOW } else { window }
@@ -108,20 +104,23 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let chunk = (self.max_frame as usize)
             .saturating_sub(CHUNK_MESSAGE_OVERHEAD + 8 + proto_core::framing::mac::TRAILER_LEN)
             .max(1);
-        self.downloads.push(Download::new(
-            download_id,
-            id,
-            record.id,
-            record.size,
-            Arc::new(file),
-            offset,
-            DownloadShape {
-                window: u64::from(window),
-                chunk: chunk as u64,
-                adaptive: self.writer.framing() == Framing::Serial,
-            },
-            self.service.limits.retransmit_after,
-        ));
+        self.downloads.push(
+            Download::new(
+                download_id,
+                id,
+                record.id,
+                record.size,
+                Arc::new(file),
+                offset,
+                DownloadShape {
+                    window: u64::from(window),
+                    chunk: chunk as u64,
+                    adaptive: self.writer.framing() == Framing::Serial,
+                },
+                self.service.limits.retransmit_after,
+            )
+            .counted(self.service.metrics.download_started()),
+        );
     }
 
     /// Sends one data frame of the next download whose window allows it (round robin).
@@ -145,14 +144,17 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         })
         .await;
         match read {
-            Ok(Ok(data)) => self.push(
-                request,
-                ServerMessage::DownloadData {
-                    download: id,
-                    offset,
-                    data: &data,
-                },
-            ),
+            Ok(Ok(data)) => {
+                self.service.metrics.bytes_out(data.len());
+                self.push(
+                    request,
+                    ServerMessage::DownloadData {
+                        download: id,
+                        offset,
+                        data: &data,
+                    },
+                )
+            }
             Ok(Err(error)) => {
                 tracing::error!(session = self.id, %error, "reading a blob failed");
                 let message = format!("server could not read the file ({error}); try again later");

@@ -10,6 +10,7 @@ use proto_core::{ContentHash, ErrorCode, FileKind, ServerMessage, UploadState};
 use tokio::io::AsyncWrite;
 
 use super::active::{ManifestDraft, Session};
+use crate::blobs::PartialKey;
 use crate::service::unix_now;
 use crate::store::{Announced, StoreError, UploadOpening};
 use crate::transfer::upload::{ChunkError, Upload};
@@ -182,7 +183,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !outcome.replaced.is_empty() {
             let _blobs = self.service.blob_lock().await;
             for (record, hash) in &outcome.replaced {
-                let _ = self.service.blobs.remove_partial(*record, hash);
+                let _ = self
+                    .service
+                    .blobs
+                    .remove_partial(&PartialKey::owner(*record, hash))
+                    .await;
                 self.service.remove_blob_if_unused(*hash).await;
             }
         }
@@ -330,7 +335,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let lock = (!joined).then_some(lock);
         if let Some(old) = replaced {
             let _blobs = self.service.blob_lock().await;
-            let _ = self.service.blobs.remove_partial(record.id, &old);
+            let _ = self
+                .service
+                .blobs
+                .remove_partial(&PartialKey::owner(record.id, &old))
+                .await;
             self.service.remove_blob_if_unused(old).await;
         }
         if size == 0 {
@@ -342,20 +351,21 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         } else {
             (record.received, self.service.take_hash(record.id, &hash))
         };
-        let blobs = self.service.blobs.clone();
-        let path = self.partial_path(&record);
-        let partial =
-            tokio::task::spawn_blocking(move || blobs.open_partial(path, resume_at, cached)).await;
+        let key = self.partial_key(&record);
+        let partial = self
+            .service
+            .blobs
+            .open_partial(key, resume_at, size, cached)
+            .await;
         let partial = match partial {
-            Ok(Ok(partial)) => partial,
-            Ok(Err(error)) => {
-                tracing::error!(session = self.id, %error, name, "cannot open a partial file");
+            Ok(partial) => partial,
+            Err(error) => {
+                tracing::error!(session = self.id, %error, name, "cannot open a partial upload");
                 let message = format!(
-                    "server cannot store `{name}`: {error}; ask the operator to check the disk"
+                    "server cannot store `{name}`: {error}; ask the operator to check the blob store (its disk, or its object store)"
                 );
                 return self.error(id, ErrorCode::Storage, &message);
             }
-            Err(_) => return self.error(id, ErrorCode::ShuttingDown, "server is stopping"),
         };
         let offset = partial.offset;
         let window = self.service.limits.upload_window(self.max_frame);
@@ -380,34 +390,28 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 window,
             },
         );
-        self.uploads.push(Upload::new(
-            upload_id,
-            id,
-            record,
-            offset,
-            handle,
-            window as usize,
-            lock,
-        ));
+        self.uploads.push(
+            Upload::new(upload_id, id, record, offset, handle, window as usize, lock)
+                .counted(self.service.metrics.upload_started()),
+        );
     }
 
-    /// The partial file an upload of `record` from this session writes: the owner's
-    /// own, or for a joined upload one of this device alone.
-    fn partial_path(&self, record: &crate::store::RecordRow) -> std::path::PathBuf {
+    /// The partial upload of `record` this session writes: the owner's own, or for
+    /// a joined upload one of this device alone.
+    fn partial_key(&self, record: &crate::store::RecordRow) -> PartialKey {
         if record.owner == self.device {
-            self.service.blobs.partial_path(record.id, &record.hash)
+            PartialKey::owner(record.id, &record.hash)
         } else {
-            let blobs = &self.service.blobs;
-            blobs.joined_partial_path(record.id, &record.hash, &self.device)
+            PartialKey::joined(record.id, &record.hash, &self.device)
         }
     }
 
     /// Ends a joined upload that did not finish: its own partial file goes and the
     /// owner's record is left as it is. Returns the `00` copy of the record that tells
     /// this device its upload failed (kept for repeated closes).
-    fn end_joined(&mut self, index: usize, reason: &str) -> crate::store::RecordRow {
-        let path = self.partial_path(&self.uploads[index].record);
-        if let Err(error) = self.service.blobs.remove_partial_at(&path) {
+    async fn end_joined(&mut self, index: usize, reason: &str) -> crate::store::RecordRow {
+        let key = self.partial_key(&self.uploads[index].record);
+        if let Err(error) = self.service.blobs.remove_partial(&key).await {
             tracing::warn!(session = self.id, %error, "could not remove a joined upload's partial file");
         }
         let mut record = self.uploads[index].record.clone();
@@ -426,7 +430,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let record = &self.uploads[index].record;
         let (name, record_id, hash) = (record.name.clone(), record.id, record.hash);
         if let Some(_lock) = self.service.lock_name(&name, Duration::ZERO).await {
-            if let Err(error) = self.service.blobs.remove_partial(record_id, &hash) {
+            let key = PartialKey::owner(record_id, &hash);
+            if let Err(error) = self.service.blobs.remove_partial(&key).await {
                 tracing::warn!(session = self.id, %error, "could not remove the owner's partial file");
             }
         }
@@ -434,8 +439,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
 
     /// Ends a joined upload that failed and tells this device alone (the `00` copy is
     /// not the record's state, so it is not published).
-    fn fail_joined(&mut self, index: usize, reason: &str) {
-        let record = self.end_joined(index, reason);
+    async fn fail_joined(&mut self, index: usize, reason: &str) {
+        let record = self.end_joined(index, reason).await;
         let (upload, request) = (self.uploads[index].id, self.uploads[index].request);
         self.push(
             request,
@@ -465,11 +470,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 .map(|record| (record, Vec::new()))
         } else {
             if is_file {
-                let blobs = self.service.blobs.clone();
-                let hash = record.hash;
-                if let Ok(Err(error)) =
-                    tokio::task::spawn_blocking(move || blobs.store_empty(&hash)).await
-                {
+                if let Err(error) = self.service.blobs.store_empty(&record.hash).await {
                     let message = format!("server cannot store `{}`: {error}", record.name);
                     return self.error(id, ErrorCode::Storage, &message);
                 }
@@ -542,7 +543,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         let entry = &mut self.uploads[index];
         let request = entry.request;
-        match entry.accept(offset, data).await {
+        let accepted = entry.accept(offset, data).await;
+        if accepted.is_ok() {
+            self.service.metrics.bytes_in(data.len());
+        }
+        match accepted {
             Ok(None) => {}
             Ok(Some(gap)) => {
                 let durable = entry.acked;
@@ -628,7 +633,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         let entry = &mut self.uploads[index];
         let exit = entry.stop().await;
         if entry.joined {
-            self.end_joined(index, reason);
+            self.end_joined(index, reason).await;
             return;
         }
         self.service.set_live_received(entry.record.id, None);
@@ -716,13 +721,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 Some(WriterOutcome::Verified) => self.finish_verified(index).await,
                 Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {
                     self.uploads[index].stop().await;
-                    self.fail_joined(index, "hash mismatch");
+                    self.fail_joined(index, "hash mismatch").await;
                 }
                 Some(WriterOutcome::Failed(error)) if self.uploads[index].joined => {
                     self.uploads[index].stop().await;
                     let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
                     self.error(request, ErrorCode::Storage, &message);
-                    self.fail_joined(index, "server storage error");
+                    self.fail_joined(index, "server storage error").await;
                 }
                 Some(WriterOutcome::HashMismatch) => {
                     let entry = &mut self.uploads[index];
@@ -813,7 +818,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         if !joined {
             self.service.set_live_received(entry.record.id, None);
         }
-        let partial = self.partial_path(&self.uploads[index].record);
+        let key = self.partial_key(&self.uploads[index].record);
         let entry = &self.uploads[index];
         let (record_id, content, device, now) = (
             entry.record.id,
@@ -823,15 +828,14 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         );
         let request = entry.request;
         let blobs_guard = self.service.blob_lock().await;
-        let blobs = self.service.blobs.clone();
-        let promoted = tokio::task::spawn_blocking(move || blobs.promote(&partial, &content)).await;
-        if let Ok(Err(error)) | Err(error) = promoted.map_err(std::io::Error::other) {
+        let promoted = self.service.blobs.promote(&key, &content).await;
+        if let Err(error) = promoted {
             drop(blobs_guard);
             tracing::error!(session = self.id, %error, "promoting a verified upload failed");
             if joined {
                 let message = format!("server could not store the upload ({error}); ask the operator to check the disk");
                 self.error(request, ErrorCode::Storage, &message);
-                return self.fail_joined(index, "server storage error");
+                return self.fail_joined(index, "server storage error").await;
             }
             let durable = self.uploads[index].acked;
             let reason = format!("server storage error: {error}");
@@ -858,6 +862,11 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         let result = match result {
             Ok(completion) => {
+                if !completion.notified.is_empty() {
+                    self.service
+                        .metrics
+                        .completed_with_waiters(completion.record.id);
+                }
                 self.service
                     .hub
                     .wake(completion.notified.iter().map(String::as_str));

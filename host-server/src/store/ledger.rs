@@ -456,6 +456,42 @@ pub(crate) fn upload_failed(
     Ok(record)
 }
 
+/// [`super::Store::expire_partial_upload`].
+pub(crate) fn expire_partial_upload(
+    ledger: &mut impl Ledger,
+    id: u64,
+    hash: &ContentHash,
+    untouched_before: u64,
+    reason: &str,
+    now: u64,
+) -> StoreResult<Option<RecordRow>> {
+    let record = match ledger.same_content(id, hash) {
+        Ok(record) => record,
+        Err(StoreError::NoSuchRecord(_) | StoreError::ContentChanged(_)) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let unfinished = match record.state {
+        UploadState::Uploading => true,
+        UploadState::Failed => record.received > 0,
+        UploadState::Needed | UploadState::Uploaded => false,
+    };
+    if !unfinished || record.updated_at >= untouched_before {
+        return Ok(None);
+    }
+    let expired = ledger.set_state(id, UploadState::Failed, 0, reason, now)?;
+    ledger.history(
+        &record.owner,
+        HistoryKind::UploadFailed,
+        &record.name,
+        &format!(
+            "{reason}; {} of {} bytes freed",
+            record.received, record.size
+        ),
+        now,
+    )?;
+    Ok(Some(expired))
+}
+
 /// [`super::Store::upload_completed`].
 pub(crate) fn upload_completed(
     ledger: &mut impl Ledger,

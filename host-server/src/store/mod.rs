@@ -739,6 +739,31 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<u64>;
     /// Up to `limit` history lines after `since`, oldest first.
     fn history(&self, since: u64, limit: u32) -> StoreResult<Vec<HistoryRow>>;
+
+    /// How many records are in each upload state (for metrics).
+    fn record_counts(&self) -> StoreResult<StateCounts>;
+    /// Unfinished uploads holding bytes (records in `10`, or in `00` with
+    /// `received` above 0) last changed before `untouched_before`, oldest first,
+    /// at most `limit`.
+    fn stale_partial_uploads(
+        &self,
+        untouched_before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>>;
+    /// Fails record `id` (`00`, `received` 0, `reason`) with a history line, if
+    /// it still has content `hash`, is still an unfinished upload holding bytes
+    /// and was still last changed before `untouched_before`; `None` otherwise
+    /// (an upload resumed meanwhile). The caller then removes its partial bytes.
+    fn expire_partial_upload(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        untouched_before: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<Option<RecordRow>>;
+    /// Removes history lines written before `before` (Unix seconds); returns how many.
+    fn trim_history(&self, before: u64) -> StoreResult<u64>;
 }
 
 #[cfg(test)]

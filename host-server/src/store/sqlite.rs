@@ -927,6 +927,57 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+
+    fn record_counts(&self) -> StoreResult<StateCounts> {
+        self.read(|tx| {
+            let mut stmt =
+                tx.prepare_cached("SELECT state, COUNT(*) FROM records GROUP BY state")?;
+            let rows =
+                stmt.query_map([], |row| Ok((row.get::<_, u8>(0)?, row.get::<_, u32>(1)?)))?;
+            let mut counts = StateCounts::default();
+            for row in rows {
+                let (state, count) = row?;
+                match UploadState::from_bits(state & 0b11) {
+                    UploadState::Needed => counts.needed += count,
+                    UploadState::Uploading => counts.uploading += count,
+                    UploadState::Uploaded => counts.uploaded += count,
+                    UploadState::Failed => counts.failed += count,
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn stale_partial_uploads(
+        &self,
+        untouched_before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records
+                 WHERE (state = 2 OR (state = 0 AND received > 0)) AND updated_at < ?1
+                 ORDER BY updated_at, id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![untouched_before, limit], record_from_row)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn expire_partial_upload(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        untouched_before: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<Option<RecordRow>> {
+        self.write(|tx| ledger::expire_partial_upload(tx, id, hash, untouched_before, reason, now))
+    }
+
+    fn trim_history(&self, before: u64) -> StoreResult<u64> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM history WHERE at < ?1", [before])? as u64))
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,14 @@
 //! a board's uploads do ([`ChunkSizer`]): every reported gap is a lost frame,
 //! every acknowledged byte a clean one.
 
-use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proto_core::client::ChunkSizer;
 use proto_core::message::{ByteRange, RequestId, TransferId};
+
+use crate::blobs::BlobReader;
+use crate::metrics::InProgress;
 
 /// Smallest data frame payload when the size adapts to line errors.
 const MIN_ADAPTIVE_CHUNK: u32 = 128;
@@ -40,7 +42,7 @@ pub struct Download {
     /// Its size.
     pub size: u64,
     /// The blob, read at offsets.
-    pub file: Arc<File>,
+    pub file: Arc<BlobReader>,
     next: u64,
     acked: u64,
     window: u64,
@@ -49,6 +51,7 @@ pub struct Download {
     resend: Vec<(u64, u64)>,
     last_progress: Instant,
     retransmit_after: Duration,
+    _in_progress: Option<InProgress>,
 }
 
 impl Download {
@@ -59,7 +62,7 @@ impl Download {
         request: RequestId,
         record: u64,
         size: u64,
-        file: Arc<File>,
+        file: Arc<BlobReader>,
         offset: u64,
         shape: DownloadShape,
         retransmit_after: Duration,
@@ -80,7 +83,14 @@ impl Download {
             resend: Vec::new(),
             last_progress: Instant::now(),
             retransmit_after,
+            _in_progress: None,
         }
+    }
+
+    /// Counts this download in the metrics until it is dropped.
+    pub fn counted(mut self, in_progress: InProgress) -> Download {
+        self._in_progress = Some(in_progress);
+        self
     }
 
     /// True when a data frame may be sent now.
@@ -185,7 +195,7 @@ mod tests {
     use super::*;
 
     fn download(size: u64, window: u64, chunk: u64, adaptive: bool) -> Download {
-        let file = Arc::new(tempfile::tempfile().unwrap());
+        let file = Arc::new(BlobReader::File(tempfile::tempfile().unwrap()));
         let shape = DownloadShape {
             window,
             chunk,

@@ -8,6 +8,7 @@ use proto_core::message::{ByteRange, RequestId, TransferId};
 use tokio::sync::OwnedMutexGuard;
 
 use super::writer::{WriterCommand, WriterExit, WriterHandle, WriterStatus};
+use crate::metrics::InProgress;
 use crate::store::RecordRow;
 
 /// What each chunk held out of order costs against the upload window besides its
@@ -63,6 +64,7 @@ pub struct Upload {
     beyond_report: u64,
     unflushed: bool,
     lock: Option<OwnedMutexGuard<()>>,
+    _in_progress: Option<InProgress>,
 }
 
 impl Upload {
@@ -101,6 +103,7 @@ impl Upload {
             beyond_report: 0,
             unflushed: false,
             lock,
+            _in_progress: None,
         }
     }
 
@@ -129,7 +132,14 @@ impl Upload {
             beyond_report: 0,
             unflushed: false,
             lock: None,
+            _in_progress: None,
         }
+    }
+
+    /// Counts this upload in the metrics until its writer stops.
+    pub fn counted(mut self, in_progress: InProgress) -> Upload {
+        self._in_progress = Some(in_progress);
+        self
     }
 
     /// True while bytes can still arrive.
@@ -270,6 +280,7 @@ impl Upload {
         drop(writer.commands);
         let exit = writer.exit.await.ok();
         self.lock = None;
+        self._in_progress = None;
         exit
     }
 }

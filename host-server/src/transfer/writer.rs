@@ -1,15 +1,18 @@
 //! The blocking writer behind one upload: writes, hashes and syncs the partial
-//! file off the async runtime, then verifies it. The session promotes the
-//! verified file into the blob store (under the service's blob lock).
+//! bytes off the async runtime, then verifies them. The session promotes the
+//! verified upload into the blob store (under the service's blob lock).
 //!
-//! Syncs are batched (group commit) and run on a second thread: the writer
-//! asks for a sync when `sync_every` bytes are unsynced, when the session says
-//! its input is drained, or when the file is complete, and keeps copying and
-//! hashing while the disk syncs — so a fast sender is limited by the disk,
-//! not by fsync latency.
+//! In a local directory, syncs are batched (group commit) and run on a second
+//! thread: the writer asks for a sync when `sync_every` bytes are unsynced,
+//! when the session says its input is drained, or when the file is complete,
+//! and keeps copying and hashing while the disk syncs — so a fast sender is
+//! limited by the disk, not by fsync latency. In an object store, every whole
+//! part is stored as it fills and the bytes after it when the input drains
+//! ([`S3Partial`]); those calls block the writer.
 
 use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
 use proto_core::auth::ContentHasher;
@@ -18,7 +21,7 @@ use proto_core::ContentHash;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::blobs::PartialFile;
+use crate::blobs::{PartialFile, PartialSink, S3Partial};
 
 /// What the session asks of the writer.
 #[derive(Debug)]
@@ -32,9 +35,9 @@ pub enum WriterCommand {
 /// How the upload ended, once it has.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriterOutcome {
-    /// All bytes durable and the hash verified; the partial file is ready to promote.
+    /// All bytes durable and the hash verified; the partial upload is ready to promote.
     Verified,
-    /// All bytes durable but the hash differs; the partial file was removed.
+    /// All bytes durable but the hash differs; the partial bytes were removed.
     HashMismatch,
     /// Writing or syncing failed.
     Failed(String),
@@ -61,7 +64,7 @@ pub struct WriterExit {
 pub struct WriterSpec {
     /// The upload it serves (for logs).
     pub upload: TransferId,
-    /// The partial file, positioned at its end.
+    /// The partial upload, positioned at its end.
     pub partial: PartialFile,
     /// The announced size.
     pub size: u64,
@@ -229,6 +232,123 @@ impl Drop for Syncer {
     }
 }
 
+/// Where the writer's bytes go, and how they are made durable.
+enum Target {
+    /// A local file synced by a [`Syncer`] thread.
+    Local {
+        file: File,
+        syncer: Syncer,
+        path: PathBuf,
+    },
+    /// An object store upload, synced in line.
+    S3(S3Partial),
+}
+
+impl Target {
+    fn start(sink: PartialSink, offset: u64, reporter: &Arc<Reporter>) -> Result<Target, String> {
+        match sink {
+            PartialSink::Local { file, path } => {
+                let clone = file.try_clone().map_err(|e| e.to_string())?;
+                let syncer = Syncer::start(clone, offset, reporter.clone());
+                Ok(Target::Local { file, syncer, path })
+            }
+            PartialSink::S3(partial) => Ok(Target::S3(partial)),
+        }
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), String> {
+        match self {
+            Target::Local { file, .. } => file.write_all(data).map_err(|e| e.to_string()),
+            Target::S3(partial) => {
+                partial.write(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// True when a drained input should sync although nothing was written since
+    /// the last request (an object store keeps the tail for a drained input).
+    fn lagging(&self, written: u64) -> bool {
+        matches!(self, Target::S3(partial) if partial.durable() < written)
+    }
+
+    /// Asks for `written` bytes to be made durable (`drained`: the session's
+    /// input is drained, so the tail matters too).
+    fn request(&mut self, written: u64, drained: bool, reporter: &Reporter) -> Result<(), String> {
+        match self {
+            Target::Local { syncer, .. } => {
+                syncer.request(written);
+                Ok(())
+            }
+            Target::S3(partial) => {
+                let durable = partial.sync(drained).map_err(|e| e.to_string())?;
+                reporter.durable(durable);
+                Ok(())
+            }
+        }
+    }
+
+    fn durable(&self) -> Result<u64, String> {
+        match self {
+            Target::Local { syncer, .. } => syncer.durable(),
+            Target::S3(partial) => Ok(partial.durable()),
+        }
+    }
+
+    /// Makes `written` bytes durable and waits; for the whole file this seals it.
+    fn finish(self, written: u64) -> (Result<u64, String>, Sealed) {
+        match self {
+            Target::Local { file, syncer, path } => {
+                let result = syncer.finish(written);
+                drop(file);
+                (result, Sealed::Local(path))
+            }
+            Target::S3(mut partial) => {
+                let result = partial.finish(written).map_err(|e| e.to_string());
+                (result, Sealed::S3(partial))
+            }
+        }
+    }
+}
+
+/// A finished partial upload, waiting for its hash check.
+enum Sealed {
+    Local(PathBuf),
+    S3(S3Partial),
+}
+
+impl Sealed {
+    /// The hash of the sealed bytes, read back (when the prefix's hash was unknown).
+    fn hash(&self) -> Result<ContentHash, String> {
+        match self {
+            Sealed::Local(path) => {
+                let mut file = File::open(path).map_err(|e| e.to_string())?;
+                let mut hasher = ContentHasher::new();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    match std::io::Read::read(&mut file, &mut buf) {
+                        Ok(0) => return Ok(hasher.finish()),
+                        Ok(n) => hasher.update(&buf[..n]),
+                        Err(error) => return Err(error.to_string()),
+                    }
+                }
+            }
+            Sealed::S3(partial) => partial.hash_sealed().map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Removes the bytes (their hash was wrong).
+    fn discard(&self) {
+        let result = match self {
+            Sealed::Local(path) => std::fs::remove_file(path),
+            Sealed::S3(partial) => partial.discard(),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not remove a mismatched partial upload");
+        }
+    }
+}
+
 fn run(
     spec: WriterSpec,
     mut commands: mpsc::Receiver<WriterCommand>,
@@ -242,23 +362,22 @@ fn run(
         sync_every,
     } = spec;
     let PartialFile {
-        mut file,
+        sink,
         offset,
         mut hasher,
-        path,
     } = partial;
     let reporter = Arc::new(reporter);
     let fail = |durable: u64, error: String| {
-        tracing::error!(upload, %error, path = %path.display(), "writing an upload failed");
+        tracing::error!(upload, %error, "writing an upload failed");
         reporter.outcome(WriterOutcome::Failed(error));
         WriterExit {
             durable,
             hasher: None,
         }
     };
-    let syncer = match file.try_clone() {
-        Ok(clone) => Syncer::start(clone, offset, reporter.clone()),
-        Err(error) => return fail(offset, error.to_string()),
+    let mut target = match Target::start(sink, offset, &reporter) {
+        Ok(target) => target,
+        Err(error) => return fail(offset, error),
     };
     let mut written = offset;
     let mut requested = offset;
@@ -273,14 +392,16 @@ fn run(
                 WriterCommand::Write(data) => {
                     let end = written + data.len() as u64;
                     if end > size {
-                        let durable = syncer.durable().unwrap_or(offset);
+                        let durable = target.durable().unwrap_or(offset);
                         return fail(durable, "bytes beyond the announced size".into());
                     }
-                    if let Err(error) = file.write_all(&data) {
-                        let durable = syncer.durable().unwrap_or(offset);
-                        return fail(durable, error.to_string());
+                    if let Err(error) = target.write(&data) {
+                        let durable = target.durable().unwrap_or(offset);
+                        return fail(durable, error);
                     }
-                    hasher.update(&data);
+                    if let Some(hasher) = hasher.as_mut() {
+                        hasher.update(&data);
+                    }
                     written = end;
                 }
                 WriterCommand::Flush => flush = true,
@@ -290,31 +411,37 @@ fn run(
             }
             next = commands.try_recv().ok();
         }
-        if let Err(error) = syncer.durable() {
+        if let Err(error) = target.durable() {
             return fail(offset, error);
         }
-        if written > requested && (flush || written - requested >= sync_every) {
-            syncer.request(written);
+        let behind = written > requested || (flush && target.lagging(written));
+        if behind && (flush || written - requested >= sync_every) {
+            if let Err(error) = target.request(written, flush, &reporter) {
+                let durable = target.durable().unwrap_or(offset);
+                return fail(durable, error);
+            }
             requested = written;
         }
     }
-    let durable = match syncer.finish(written) {
+    let (durable, sealed) = target.finish(written);
+    let durable = match durable {
         Ok(durable) => durable,
         Err(error) => return fail(offset, error),
     };
     if durable < size {
         // The session went away: what was written is durable now; stop.
         reporter.durable(durable);
-        return WriterExit {
-            durable,
-            hasher: Some(hasher),
-        };
+        return WriterExit { durable, hasher };
     }
-    drop(file);
-    if hasher.finish() != expected {
-        if let Err(error) = std::fs::remove_file(&path) {
-            tracing::warn!(%error, path = %path.display(), "could not remove a mismatched partial file");
-        }
+    let actual = match hasher {
+        Some(hasher) => hasher.finish(),
+        None => match sealed.hash() {
+            Ok(hash) => hash,
+            Err(error) => return fail(offset, error),
+        },
+    };
+    if actual != expected {
+        sealed.discard();
         reporter.outcome(WriterOutcome::HashMismatch);
         return WriterExit {
             durable: 0,

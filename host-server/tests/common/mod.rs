@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod s3;
+
 use proto_core::auth::{client_tag, ContentHasher};
 use proto_core::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use proto_core::framing::{Accumulator, Feed, Framing};
@@ -43,6 +45,9 @@ pub enum Backend {
     Sqlite,
     /// A fresh PostgreSQL database per test.
     Postgres,
+    /// A fresh PostgreSQL database and blobs under a fresh prefix of the test
+    /// object store (`--blobs s3://…`), so servers share no directory.
+    PostgresS3,
 }
 
 impl Backend {
@@ -52,7 +57,14 @@ impl Backend {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres => Some(Arc::new(TestDatabase::create())),
+            Backend::PostgresS3 => Some(Arc::new(TestDatabase::create_with_blobs())),
         }
+    }
+
+    /// True when servers on one database keep blobs in an object store, so each
+    /// may have a data directory of its own.
+    pub fn blobs_in_object_store(self) -> bool {
+        self == Backend::PostgresS3
     }
 }
 
@@ -62,6 +74,8 @@ pub struct TestDatabase {
     name: String,
     /// The URL servers get with `--database`.
     pub url: String,
+    /// The object store prefix servers keep blobs under, if not their data directory.
+    pub blobs: Option<s3::TestBlobs>,
 }
 
 impl TestDatabase {
@@ -93,7 +107,20 @@ impl TestDatabase {
             None => panic!("{TEST_DATABASE_ENV} must end in /DATABASE, got {admin}"),
         };
         let url = format!("{base}/{name}");
-        TestDatabase { admin, name, url }
+        TestDatabase {
+            admin,
+            name,
+            url,
+            blobs: None,
+        }
+    }
+
+    /// [`TestDatabase::create`], with blobs under a fresh prefix of the test object store.
+    pub fn create_with_blobs() -> TestDatabase {
+        let blobs = s3::TestBlobs::create();
+        let mut database = TestDatabase::create();
+        database.blobs = Some(blobs);
+        database
     }
 }
 
@@ -114,6 +141,9 @@ pub struct Server {
     pub addr: String,
     child: Child,
     args: Vec<String>,
+    /// What the server printed on stdout after its first line (read by a thread,
+    /// so later lines such as `ops on …` never meet a closed pipe).
+    stdout: Arc<std::sync::Mutex<Vec<String>>>,
     /// The PostgreSQL database, if the server does not use SQLite.
     pub database: Option<Arc<TestDatabase>>,
     _dir: Option<tempfile::TempDir>,
@@ -150,13 +180,17 @@ impl Server {
                 "--lease".to_string(),
                 TEST_LEASE_SECS.to_string(),
             ]);
+            if let Some(blobs) = &database.blobs {
+                args.extend(blobs.args());
+            }
         }
-        let (child, addr) = spawn(data, &args);
+        let (child, addr, stdout) = spawn(data, &args);
         Server {
             data: data.to_path_buf(),
             addr,
             child,
             args,
+            stdout,
             database,
             _dir: None,
         }
@@ -173,6 +207,14 @@ impl Server {
             .iter()
             .flat_map(|d| ["--database".to_string(), d.url.clone()])
             .collect()
+    }
+
+    /// True when the blob of `hash` is stored (in the data directory or the object store).
+    pub fn holds_blob(&self, hash: &ContentHash) -> bool {
+        match self.database.as_ref().and_then(|d| d.blobs.as_ref()) {
+            Some(blobs) => blobs.keys().contains(&format!("blobs/{hash}")),
+            None => self.data.join("blobs").join(hash.to_string()).exists(),
+        }
     }
 
     /// Registers a device and returns its key.
@@ -215,9 +257,24 @@ impl Server {
     /// Stops and starts again on the same data directory (same extra args).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, addr) = spawn(&self.data, &self.args);
+        let (child, addr, stdout) = spawn(&self.data, &self.args);
         self.child = child;
         self.addr = addr;
+        self.stdout = stdout;
+    }
+
+    /// The rest of the stdout line that starts with `prefix` (e.g. `ops on `),
+    /// waiting for the server to print it.
+    pub fn printed(&self, prefix: &str) -> String {
+        eventually(
+            &format!("a line starting with {prefix:?} on stdout"),
+            || {
+                let lines = self.stdout.lock().unwrap();
+                lines
+                    .iter()
+                    .find_map(|line| line.strip_prefix(prefix).map(str::to_string))
+            },
+        )
     }
 }
 
@@ -254,7 +311,9 @@ fn log_path(data: &Path) -> PathBuf {
     data.with_extension("log")
 }
 
-fn spawn(data: &Path, args: &[String]) -> (Child, String) {
+type Printed = Arc<std::sync::Mutex<Vec<String>>>;
+
+fn spawn(data: &Path, args: &[String]) -> (Child, String, Printed) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -267,20 +326,30 @@ fn spawn(data: &Path, args: &[String]) -> (Child, String) {
         .args(args)
         .env("STATESYNC_LOG", "host_server=debug")
         .env("NO_COLOR", "1")
+        // The test object store checks no credentials, but the client wants some.
+        .env("AWS_ACCESS_KEY_ID", "statesync-test")
+        .env("AWS_SECRET_ACCESS_KEY", "statesync-test")
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string();
-    (child, addr)
+    let printed: Printed = Arc::default();
+    let keep = Arc::clone(&printed);
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            keep.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, printed)
 }
 
 /// Runs the binary with arguments and returns (success, stdout, stderr).

@@ -1,7 +1,5 @@
-//! Reading the committed corpus: shared by the `cargo test` suites that
-//! replay it (`proto-core/tests/fuzz_corpus.rs`,
-//! `host-server/tests/hardening_fuzz_corpus.rs`), which include this file by
-//! path. The fuzz targets themselves never need it.
+//! Reading the committed corpus, for the `cargo test` suite that replays it
+//! (`proto-core/tests/fuzz_corpus.rs`). The fuzz targets themselves never need it.
 
 use std::path::{Path, PathBuf};
 

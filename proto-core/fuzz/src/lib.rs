@@ -1,9 +1,11 @@
 //! The fuzz harnesses: one function per cargo-fuzz target, each taking the raw input.
 //!
 //! The targets in `fuzz_targets/` only call these, and `proto-core/tests/fuzz_corpus.rs`
-//! includes this file to replay the committed corpus through the very same checks with
-//! `cargo test`. Each harness panics only when proto-core breaks a promise; input that
-//! does not fit a harness's layout is skipped.
+//! (a dev-dependency on this crate without its `libfuzzer` feature) replays the committed
+//! corpus through the very same checks with `cargo test`. Each harness panics only when
+//! proto-core breaks a promise; input that does not fit a harness's layout is skipped.
+
+pub mod corpus;
 
 use proto_core::framing::{Feed, Framing, LengthAccumulator, SerialAccumulator};
 use proto_core::message::{ClientFrame, ServerFrame};

@@ -70,14 +70,14 @@ mod error;
 mod event;
 mod fmt;
 mod manifest;
+mod outgoing;
 mod ram_store;
 mod ranges;
 mod requests;
 mod rto;
+mod send_queue;
 mod session;
 mod store;
-mod transmit;
-mod tx;
 mod upload;
 
 #[cfg(test)]
@@ -98,8 +98,8 @@ use download::{Download, DOWNLOADS};
 use event::EventQueue;
 use manifest::{IdBlock, Manifest};
 use rto::Rto;
+use send_queue::TxQueue;
 use session::Session;
-use tx::TxQueue;
 use upload::Upload;
 
 use crate::framing::{Accumulator, Feed, Framing};
@@ -174,7 +174,7 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
     /// `config.max_frame` and what both buffers can hold, and at least 512.
     pub fn new(config: Config<'k>, store: S, mut rx: B, tx: B) -> Result<Self, ClientError> {
         validate_label(config.device, MAX_DEVICE_NAME_LEN)?;
-        let rx_payload = tx::max_payload(config.framing, rx.as_mut().len());
+        let rx_payload = send_queue::max_payload(config.framing, rx.as_mut().len());
         let mut tx = TxQueue::new(config.framing, tx, MIN_FRAME as usize);
         let payload = rx_payload.min(tx.capacity_payload());
         let our_max_frame = u32::try_from(payload)

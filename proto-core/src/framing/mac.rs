@@ -12,6 +12,7 @@
 //! *Authenticated frames*.
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::FrameError;
 use crate::message::Nonce;
@@ -161,11 +162,7 @@ impl Opener {
         let skipped = trailer[0].wrapping_sub(self.expected as u8);
         let seq = self.expected + u64::from(skipped);
         let tag = self.key.tag(seq, payload);
-        let differ = tag
-            .iter()
-            .zip(&trailer[1..])
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if differ != 0 {
+        if !bool::from(tag[..].ct_eq(&trailer[1..])) {
             return Err(FrameError::Unauthentic);
         }
         self.expected = seq + 1;

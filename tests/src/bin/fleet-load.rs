@@ -1,6 +1,6 @@
 //! `fleet-load`: thousands of simulated devices on one server, in a process of
 //! their own (a process may hold only so many sockets, and the server's
-//! memory must not include the fleet's). Runs [`tests::fleet::run`] and
+//! memory must not include the fleet's). Runs [`tests::scale_fleet::run`] and
 //! prints its report as one JSON object on stdout; progress goes to stderr.
 //!
 //! ```text
@@ -18,7 +18,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tests::fleet::{self, FleetPlan};
+use tests::scale_fleet::{self, FleetPlan};
 
 struct Options {
     addr: String,
@@ -103,7 +103,7 @@ async fn main() -> ExitCode {
     raise_open_file_limit();
     let devices = match std::fs::read_to_string(&options.keys)
         .map_err(|e| format!("cannot read {}: {e}", options.keys))
-        .and_then(|text| fleet::parse_key_lines(&text))
+        .and_then(|text| scale_fleet::parse_key_lines(&text))
     {
         Ok(devices) => devices,
         Err(e) => {
@@ -119,7 +119,7 @@ async fn main() -> ExitCode {
     plan.file_size = options.file_size;
     plan.max_frame = options.max_frame;
     plan.settle = options.settle;
-    match tokio::time::timeout(options.deadline, fleet::run(plan)).await {
+    match tokio::time::timeout(options.deadline, scale_fleet::run(plan)).await {
         Ok(report) => {
             println!("{}", report.to_json());
             ExitCode::SUCCESS

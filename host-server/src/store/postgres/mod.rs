@@ -1138,6 +1138,57 @@ impl Store for PostgresStore {
                 .collect()
         })
     }
+
+    fn record_counts(&self) -> StoreResult<StateCounts> {
+        self.read(|tx| {
+            let rows = tx.query("SELECT state, COUNT(*) FROM records GROUP BY state", &[])?;
+            let mut counts = StateCounts::default();
+            for row in rows {
+                let state = UploadState::from_bits((row.try_get::<_, i64>(0)? & 0b11) as u8);
+                let count = u32::try_from(get_u64(&row, 1)?).unwrap_or(u32::MAX);
+                match state {
+                    UploadState::Needed => counts.needed += count,
+                    UploadState::Uploading => counts.uploading += count,
+                    UploadState::Uploaded => counts.uploaded += count,
+                    UploadState::Failed => counts.failed += count,
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn stale_partial_uploads(
+        &self,
+        untouched_before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordRow>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records
+                     WHERE (state = 2 OR (state = 0 AND received > 0)) AND updated_at < $1
+                     ORDER BY updated_at, id LIMIT $2"
+                ),
+                &[&int(untouched_before), &i64::from(limit)],
+            )?;
+            records(&rows)
+        })
+    }
+
+    fn expire_partial_upload(
+        &self,
+        id: u64,
+        hash: &ContentHash,
+        untouched_before: u64,
+        reason: &str,
+        now: u64,
+    ) -> StoreResult<Option<RecordRow>> {
+        self.write(|w| ledger::expire_partial_upload(w, id, hash, untouched_before, reason, now))
+    }
+
+    fn trim_history(&self, before: u64) -> StoreResult<u64> {
+        self.write(|w| w.execute("DELETE FROM history WHERE at < $1", &[&int(before)]))
+    }
 }
 
 impl SharedStore for PostgresStore {

@@ -13,8 +13,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use tests::fleet::FleetReport;
 use tests::process::{bin_dir, Profile};
+use tests::scale_fleet::FleetReport;
 
 /// Variables naming the PostgreSQL server, first found wins.
 const DATABASE_ENV: [&str; 2] = ["STATESYNC_BENCH_DATABASE", "HOST_SERVER_TEST_DATABASE"];

@@ -2,14 +2,18 @@
 //! TCP throughput beside rsync and the disk's own limit, scale (thousands of
 //! sessions on one server: memory per session, notification latency), the
 //! firmware (flash, RAM, and the QEMU board's upload goodput over a simulated
-//! UART), and cluster (notification latency across two servers on one
-//! PostgreSQL; only when named, see `cluster.rs`).
+//! UART), cluster (notification latency across two servers on one
+//! PostgreSQL; only when named, see `cluster.rs`), blobs (push and pull with
+//! blobs in the data directory beside an S3-compatible store; only when named,
+//! see `blobs.rs`) and tree (a no-change `sync` of many files beside rsync's
+//! no-op, a push over a cut link).
 //!
 //! ```text
-//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster]
+//! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster] [blobs] [tree]
 //!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
 //!     [--conditions clean,BER,3] [--transfers push,pull,zmodem] [--firmware-baud 115200]
-//!     [--devices 10000] [--waiters 1000] [--out BENCHMARKS.md]
+//!     [--devices 10000] [--waiters 1000] [--tree-files 10000] [--tree-size BYTES]
+//!     [--cut-size BYTES] [--out BENCHMARKS.md]
 //! ```
 //! No bench named, or `all`: serial, tcp, scale and firmware. Prints each
 //! bench's tables; with `--out`, writes them as sections of a Markdown
@@ -17,6 +21,7 @@
 //! sections of benches that did not run (see `document.rs`). Timings are
 //! reported, never asserted.
 
+mod blobs;
 mod cluster;
 mod document;
 mod firmware;
@@ -25,12 +30,15 @@ mod report;
 mod scale;
 mod serial;
 mod tcp;
+mod tree;
 
 use document::{RunInfo, Section};
 use report::Row;
 
 /// The benches `all` (or no name at all) runs.
-const ALL: [&str; 4] = ["serial", "tcp", "scale", "firmware"];
+const ALL: [&str; 5] = ["serial", "tcp", "scale", "firmware", "tree"];
+/// How long the tree bench's proxy refuses connections after it cut the link.
+const CUT_DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
 struct Options {
     benches: Vec<String>,
@@ -44,6 +52,9 @@ struct Options {
     conditions: Option<Vec<String>>,
     transfers: Option<Vec<String>>,
     out: Option<String>,
+    tree_files: usize,
+    tree_bytes: u64,
+    cut_bytes: u64,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -59,6 +70,9 @@ fn parse_args() -> Result<Options, String> {
         conditions: None,
         transfers: None,
         out: None,
+        tree_files: 10_000,
+        tree_bytes: 1 << 30,
+        cut_bytes: 256 << 20,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -75,6 +89,9 @@ fn parse_args() -> Result<Options, String> {
             }
             "--firmware-baud" => options.firmware_baud = parse(&value("--firmware-baud")?)?,
             "--out" => options.out = Some(value("--out")?),
+            "--tree-files" => options.tree_files = parse(&value("--tree-files")?)?,
+            "--tree-size" => options.tree_bytes = parse(&value("--tree-size")?)?,
+            "--cut-size" => options.cut_bytes = parse(&value("--cut-size")?)?,
             "--devices" => options.devices = parse(&value("--devices")?)?,
             "--waiters" => options.waiters = parse(&value("--waiters")?)?,
             "--conditions" => {
@@ -93,7 +110,9 @@ fn parse_args() -> Result<Options, String> {
                         .collect(),
                 )
             }
-            "serial" | "tcp" | "scale" | "firmware" | "cluster" => options.benches.push(arg),
+            "serial" | "tcp" | "scale" | "firmware" | "cluster" | "blobs" | "tree" => {
+                options.benches.push(arg)
+            }
             "all" => options.benches.extend(ALL.iter().map(|b| b.to_string())),
             "--bench" => {} // passed by `cargo bench`
             other => {
@@ -197,6 +216,31 @@ async fn main() {
             results: report::markdown(&rows),
         });
     }
+    if wanted("tree") {
+        let files = options.tree_files.max(1);
+        sections.push(Section {
+            bench: "tree".into(),
+            title: "Trees and flaky links (TCP)".into(),
+            method: tree::method(
+                files,
+                options.tree_bytes,
+                options.cut_bytes,
+                CUT_DOWN_FOR,
+                options.reps,
+            ),
+            results: report::markdown(
+                &tree::run(
+                    work.path(),
+                    files,
+                    options.tree_bytes,
+                    options.cut_bytes,
+                    CUT_DOWN_FOR,
+                    options.reps,
+                )
+                .await,
+            ),
+        });
+    }
     if wanted("scale") {
         sections.push(Section {
             bench: "scale".into(),
@@ -211,6 +255,15 @@ async fn main() {
             title: "Cluster".into(),
             method: cluster::method(options.waiters),
             results: cluster::run(work.path(), options.waiters).await,
+        });
+    }
+    if wanted("blobs") {
+        let rows = blobs::run(work.path(), options.tcp_bytes, options.reps).await;
+        sections.push(Section {
+            bench: "blobs".into(),
+            title: "Blobs in object storage".into(),
+            method: blobs::method(options.tcp_bytes, options.reps),
+            results: report::markdown(&rows),
         });
     }
     if wanted("firmware") {

@@ -1,7 +1,7 @@
 //! Scale: thousands of devices connected to one release `host-server` at
 //! once — its memory per session, and how soon the devices waiting for a file
 //! hear that its upload completed. The fleet runs in a `fleet-load` process of
-//! its own (see `tests::fleet`); this module starts the server, registers the
+//! its own (see `tests::scale_fleet`); this module starts the server, registers the
 //! fleet, runs the load and turns its JSON report into a table.
 
 use std::fmt::Write as _;
@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::fleet::FleetReport;
 use tests::process::{bin_dir, workspace_root, Profile, ServerProcess};
+use tests::scale_fleet::FleetReport;
 
 /// Server memory the whole fleet must stay under.
 const RSS_TARGET_KIB: u64 = 1 << 20;

@@ -34,13 +34,15 @@ fn timed(mut cmd: Command) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
-struct RsyncDaemon {
+/// An `rsync --daemon` on 127.0.0.1 with one writable module, `bench`.
+pub struct RsyncDaemon {
     child: std::process::Child,
     port: u16,
 }
 
 impl RsyncDaemon {
-    fn start(dir: &Path, module_dir: &Path) -> Result<RsyncDaemon, String> {
+    /// Starts a daemon whose module `bench` is `module_dir`; its config lives in `dir`.
+    pub fn start(dir: &Path, module_dir: &Path) -> Result<RsyncDaemon, String> {
         // Run as ourselves: a daemon started as root would switch to `nobody`,
         // who may not write into our temporary module directory.
         let owner = std::fs::metadata(module_dir).map_err(|e| e.to_string())?;
@@ -79,7 +81,8 @@ impl RsyncDaemon {
         Ok(RsyncDaemon { child, port })
     }
 
-    fn url(&self, name: &str) -> String {
+    /// `rsync://` URL of `name` in the module.
+    pub fn url(&self, name: &str) -> String {
         format!("rsync://127.0.0.1:{}/bench/{name}", self.port)
     }
 }

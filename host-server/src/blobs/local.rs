@@ -1,8 +1,9 @@
-//! Blob files: finished content under `blobs/`, unfinished uploads under `partial/`.
+//! Blobs in a local directory: finished content under `blobs/`, unfinished
+//! uploads under `partial/`.
 //!
-//! Blobs are named by the SHA-256 of their content, partial files by record id
-//! and announced hash, so no name from a peer ever becomes a path. Partial
-//! bytes are never served: downloads open only `blobs/`.
+//! Blobs are named by the SHA-256 of their content, partial files by their
+//! [`PartialKey`], so no name from a peer ever becomes a path. Partial bytes
+//! are never served: downloads open only `blobs/`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,23 +12,13 @@ use std::path::{Path, PathBuf};
 use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 
+use super::{PartialFile, PartialKey, PartialSink};
+
 /// The two blob folders of a data directory.
 #[derive(Clone, Debug)]
 pub struct BlobDir {
     blobs: PathBuf,
     partial: PathBuf,
-}
-
-/// An unfinished upload's file, positioned at its end, with the hash of its prefix.
-pub struct PartialFile {
-    /// The file, open for writing at `offset`.
-    pub file: File,
-    /// Bytes held (everything before is hashed into `hasher`).
-    pub offset: u64,
-    /// SHA-256 state over the first `offset` bytes.
-    pub hasher: ContentHasher,
-    /// Where the file lives.
-    pub path: PathBuf,
 }
 
 impl BlobDir {
@@ -47,26 +38,34 @@ impl BlobDir {
         &self.blobs
     }
 
+    /// The content hashes of the blobs held (files named by 64 hex digits).
+    pub fn stored_blobs(&self) -> io::Result<Vec<ContentHash>> {
+        let mut hashes = Vec::new();
+        for entry in fs::read_dir(&self.blobs)? {
+            if let Some(hash) = entry?.file_name().to_str().and_then(ContentHash::from_hex) {
+                hashes.push(hash);
+            }
+        }
+        Ok(hashes)
+    }
+
     /// Where the blob with this content lives.
     pub fn blob_path(&self, hash: &ContentHash) -> PathBuf {
         self.blobs.join(hash.to_string())
     }
 
-    /// Where an unfinished upload of record `record` with content `hash` lives.
+    /// Where the owner's unfinished upload of record `record` with content `hash` lives.
     pub fn partial_path(&self, record: u64, hash: &ContentHash) -> PathBuf {
-        self.partial.join(format!("{record}-{hash}"))
+        self.partial_file(&PartialKey::owner(record, hash))
     }
 
-    /// Where another device's joined upload of record `record` with content `hash`
-    /// lives: its own file, so it can never write into the owner's bytes. The
-    /// device is named by a digest of its name, so no peer's name becomes a path.
-    pub fn joined_partial_path(&self, record: u64, hash: &ContentHash, device: &str) -> PathBuf {
-        let tag = ContentHasher::digest(device.as_bytes()).to_string();
-        self.partial.join(format!("{record}-{hash}-{}", &tag[..16]))
+    /// Where the unfinished upload `key` lives.
+    pub fn partial_file(&self, key: &PartialKey) -> PathBuf {
+        self.partial.join(key.as_str())
     }
 
-    /// Opens (or creates) the partial file at `path` (one of [`BlobDir::partial_path`]
-    /// and [`BlobDir::joined_partial_path`]) to continue at `resume_at`, dropping
+    /// Opens (or creates) the partial file at `path` (see [`BlobDir::partial_file`])
+    /// to continue at `resume_at`, dropping
     /// any bytes after it (they were never acknowledged) and hashing the prefix.
     ///
     /// `cached` is a hasher state from earlier in this run (`offset`, state);
@@ -110,10 +109,9 @@ impl BlobDir {
         };
         file.seek(SeekFrom::Start(offset))?;
         Ok(PartialFile {
-            file,
+            sink: PartialSink::Local { file, path },
             offset,
-            hasher,
-            path,
+            hasher: Some(hasher),
         })
     }
 
@@ -134,11 +132,6 @@ impl BlobDir {
     /// Opens a finished blob for reading.
     pub fn open_blob(&self, hash: &ContentHash) -> io::Result<File> {
         File::open(self.blob_path(hash))
-    }
-
-    /// Removes an unfinished upload's bytes; a missing file is fine.
-    pub fn remove_partial(&self, record: u64, hash: &ContentHash) -> io::Result<()> {
-        remove_if_present(&self.partial_path(record, hash))
     }
 
     /// Removes the partial file at `path`; a missing file is fine.
@@ -164,25 +157,30 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn file(part: &mut PartialFile) -> &mut File {
+        match &mut part.sink {
+            PartialSink::Local { file, .. } => file,
+            PartialSink::S3(_) => unreachable!("a local directory opens local files"),
+        }
+    }
+
     #[test]
     fn resumed_partial_is_truncated_and_rehashed() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::open(dir.path()).unwrap();
         let hash = ContentHash([7; 32]);
-        let mut part = blobs
-            .open_partial(blobs.partial_path(1, &hash), 0, None)
-            .unwrap();
-        part.file.write_all(b"hello world").unwrap();
+        let path = blobs.partial_path(1, &hash);
+        let mut part = blobs.open_partial(path.clone(), 0, None).unwrap();
+        file(&mut part).write_all(b"hello world").unwrap();
         drop(part);
-        let part = blobs
-            .open_partial(blobs.partial_path(1, &hash), 5, None)
-            .unwrap();
+        let part = blobs.open_partial(path.clone(), 5, None).unwrap();
         assert_eq!(part.offset, 5);
-        assert_eq!(part.hasher.finish(), ContentHasher::digest(b"hello"));
-        assert_eq!(fs::metadata(&part.path).unwrap().len(), 5);
-        let beyond = blobs
-            .open_partial(blobs.partial_path(1, &hash), 99, None)
-            .unwrap();
+        assert_eq!(
+            part.hasher.unwrap().finish(),
+            ContentHasher::digest(b"hello")
+        );
+        assert_eq!(fs::metadata(&path).unwrap().len(), 5);
+        let beyond = blobs.open_partial(path, 99, None).unwrap();
         assert_eq!(beyond.offset, 5, "resume never goes past the bytes on disk");
     }
 
@@ -191,12 +189,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::open(dir.path()).unwrap();
         let hash = ContentHasher::digest(b"x");
-        let mut part = blobs
-            .open_partial(blobs.partial_path(3, &hash), 0, None)
-            .unwrap();
-        part.file.write_all(b"x").unwrap();
-        blobs.promote(&part.path, &hash).unwrap();
-        assert!(!part.path.exists());
+        let path = blobs.partial_path(3, &hash);
+        let mut part = blobs.open_partial(path.clone(), 0, None).unwrap();
+        file(&mut part).write_all(b"x").unwrap();
+        blobs.promote(&path, &hash).unwrap();
+        assert!(!path.exists());
         assert_eq!(fs::read(blobs.blob_path(&hash)).unwrap(), b"x");
     }
 }

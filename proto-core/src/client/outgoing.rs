@@ -5,9 +5,9 @@
 use super::download::{DownloadPhase, DOWNLOADS};
 use super::event::Event;
 use super::fmt::warning;
+use super::send_queue::ChunkSpec;
 use super::session::LinkState;
 use super::store::FileStore;
-use super::tx::ChunkSpec;
 use super::upload::UploadStep;
 use super::{ClientError, Core};
 use crate::auth;

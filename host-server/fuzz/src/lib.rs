@@ -1,10 +1,11 @@
-//! Harnesses that drive the real server (`host-server` as a library) with hostile input.
+//! Harnesses that drive the real server (`host-server` as a library) with hostile input: one
+//! function per cargo-fuzz target, each taking the raw input.
 //!
-//! Not part of `lib.rs`, which stays proto-core only: the fuzz targets `session` and
-//! `manifest` include this file with `#[path]`, and so does
-//! `host-server/tests/hardening_fuzz_corpus.rs`, which replays the committed corpus
-//! (`proto-core/fuzz/corpus/{session,manifest}/`) and every crash input kept in
-//! `proto-core/fuzz/artifacts-regressions/` with `cargo test`.
+//! The targets in `fuzz_targets/` only call these, and
+//! `host-server/tests/hardening_fuzz_corpus.rs` (a dev-dependency on this crate without its
+//! `libfuzzer` feature) replays the committed corpus (`host-server/fuzz/corpus/{session,manifest}/`)
+//! and every crash input kept in `host-server/fuzz/artifacts-regressions/` and
+//! `proto-core/fuzz/artifacts-regressions/` through them with `cargo test`.
 //!
 //! Each input runs against a fresh server state (a temporary data directory, in `/dev/shm`
 //! when it exists) on a single-threaded tokio runtime. Time is real: the server's upload
@@ -12,11 +13,13 @@
 //! with a frame that does not decode, served anything before authentication, or left the
 //! store inconsistent with the bytes on disk.
 
+pub mod corpus;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use host_server::blobs::BlobDir;
+use host_server::blobs::{BlobDir, Blobs};
 use host_server::config::Limits;
 use host_server::service::Service;
 use host_server::session::{serve_link, LinkInfo};
@@ -70,7 +73,11 @@ impl Rig {
             idle_timeout: Duration::from_secs(30),
             ..Limits::default()
         };
-        let service = Arc::new(Service::new(store.clone(), blobs.clone(), limits));
+        let service = Arc::new(Service::new(
+            store.clone(),
+            Blobs::Local(blobs.clone()),
+            limits,
+        ));
         Rig {
             _dir: dir,
             data,
