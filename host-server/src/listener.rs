@@ -99,10 +99,10 @@ pub async fn run(
     service: Arc<Service>,
     tls: Option<TlsAcceptor>,
     shutdown: broadcast::Sender<()>,
+    mut stop: broadcast::Receiver<()>,
     done: mpsc::Sender<()>,
 ) {
     let sessions = Arc::new(Semaphore::new(service.limits.max_sessions));
-    let mut stop = shutdown.subscribe();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

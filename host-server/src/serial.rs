@@ -96,9 +96,9 @@ pub async fn run(
     spec: SerialSpec,
     service: Arc<Service>,
     shutdown: broadcast::Sender<()>,
+    mut stop: broadcast::Receiver<()>,
     done: mpsc::Sender<()>,
 ) {
-    let mut stop = shutdown.subscribe();
     let mut reported = false;
     loop {
         let attempt = {

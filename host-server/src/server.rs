@@ -250,11 +250,14 @@ impl Server {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         let (shutdown, _) = broadcast::channel(1);
         let (done_tx, mut done) = mpsc::channel::<()>(1);
+        // Every task's receiver is made here, before `stop` can complete: one
+        // made inside a task that has not run yet would miss an early shutdown.
         for spec in self.serial {
             tokio::spawn(serial::run(
                 spec,
                 self.service.clone(),
                 shutdown.clone(),
+                shutdown.subscribe(),
                 done_tx.clone(),
             ));
         }
@@ -279,6 +282,7 @@ impl Server {
             self.service.clone(),
             self.tls,
             shutdown.clone(),
+            shutdown.subscribe(),
             done_tx,
         ));
         stop.await;
@@ -305,18 +309,25 @@ impl Server {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Installs the Ctrl-C and SIGTERM handlers at once (so either signal, from
+/// now on, is a clean shutdown rather than the default kill) and returns a
+/// future that completes on the first of them.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    async fn first(signal: std::io::Result<Signal>) {
+        match signal {
             Ok(mut signal) => {
                 signal.recv().await;
             }
             Err(_) => std::future::pending().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    }
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        tokio::select! {
+            _ = first(interrupt) => {}
+            _ = first(terminate) => {}
+        }
     }
 }

@@ -53,7 +53,7 @@ fn the_example_config_in_the_repository_is_accepted() {
 }
 
 #[test]
-fn serve_tells_systemd_when_it_is_ready() {
+fn serve_tells_systemd_when_it_is_ready_and_stopping_and_an_early_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
@@ -70,6 +70,29 @@ fn serve_tells_systemd_when_it_is_ready() {
     let mut buf = [0u8; 64];
     let n = socket.recv(&mut buf).expect("READY=1 within the wait");
     assert_eq!(&buf[..n], b"READY=1");
+    // A SIGTERM at once (before the server's tasks ran) is a clean shutdown.
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let n = socket.recv(&mut buf).expect("STOPPING=1 within the wait");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = wait_for_exit(&mut child).expect("the server exits after SIGTERM");
+    assert!(status.success(), "a clean shutdown exits 0: {status}");
+}
+
+/// The child's exit status, or None (and the child killed) if it has not
+/// exited within the tests' wait.
+fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+    None
 }

@@ -266,6 +266,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         }
         stdout.flush()?;
         drop(stdout);
+        let stop_signal = shutdown_signal();
         crate::systemd::notify("READY=1");
         tracing::info!(%addr, data = %data.display(), tls = args.tls_cert.is_some(), "serving");
         let (stop_probes, probes_stop) = tokio::sync::oneshot::channel::<()>();
@@ -283,7 +284,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
         });
         server
             .run(async move {
-                shutdown_signal().await;
+                stop_signal.await;
                 crate::systemd::notify("STOPPING=1");
                 let _ = stop_dashboard.send(());
                 let _ = stop_probes.send(());
