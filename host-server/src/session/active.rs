@@ -423,10 +423,11 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
     }
 
     /// Sends the notifications queued for this device that this session has
-    /// not sent yet, a page at a time, then clears the `RetryRequested` ones. A
-    /// `DownloadAvailable` stays queued until the device reports its download
-    /// (see `Store::report_download`): a flush only says the kernel took the
-    /// bytes, not that the device read them before its link died.
+    /// not sent yet, a page at a time. They stay queued (a flush only says the
+    /// kernel took the bytes, not that the device read them before its link
+    /// died, and the device may have sessions on other servers): the device's
+    /// download report or upload settles them (see `Store::report_download`
+    /// and `Store::open_upload`).
     pub async fn deliver_notifications(&mut self) {
         let mut after = 0;
         loop {
@@ -460,8 +461,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         }
     }
 
-    /// Sends `notifications`, notes them as sent by this session and clears the
-    /// `RetryRequested` ones; false when the link or the store failed.
+    /// Sends `notifications` and notes them as sent by this session; false
+    /// when the link failed.
     async fn send_notifications(&mut self, notifications: &[Notification]) -> bool {
         for notification in notifications {
             let record = &notification.record;
@@ -490,18 +491,6 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             }
         }
         self.notified.extend(notifications.iter().map(|n| n.id));
-        let ids: Vec<u64> = notifications
-            .iter()
-            .filter(|n| n.kind == NotificationKind::RetryRequested)
-            .map(|n| n.id)
-            .collect();
-        if ids.is_empty() {
-            return true;
-        }
-        if let Err(error) = self.service.db(move |s| s.clear_notifications(&ids)).await {
-            tracing::warn!(session = self.id, %error, "could not clear sent notifications");
-            return false;
-        }
         true
     }
 

@@ -111,8 +111,13 @@ pub(crate) trait Ledger {
         record: u64,
         now: u64,
     ) -> StoreResult<()>;
-    /// Removes `device`'s queued `DownloadAvailable` notifications about `record`.
-    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()>;
+    /// Removes `device`'s queued notifications of `kind` about `record`.
+    fn settle_notices(
+        &mut self,
+        device: &str,
+        record: u64,
+        kind: NotificationKind,
+    ) -> StoreResult<()>;
     /// A record in `11` with content `hash` and `size`, owned by `owner` (by any
     /// device when `None`): its blob holds those bytes.
     fn uploaded_with_content(
@@ -388,6 +393,12 @@ pub(crate) fn open_upload(
 ) -> StoreResult<UploadOpening> {
     let decision = decide(ledger, device, file)?;
     check_upload_quota(ledger, device, quota, &decision)?;
+    if let Decision(_, Some(record)) = &decision {
+        if record.owner == device {
+            // The owner is uploading: a request to upload again is answered.
+            ledger.settle_notices(device, record.id, NotificationKind::RetryRequested)?;
+        }
+    }
     Ok(match decision {
         Decision(Reconciliation::Create, _) | Decision(_, None) => UploadOpening::Ready {
             record: ledger.insert_record(file, UploadState::Uploading, device, 0, now)?,
@@ -610,7 +621,7 @@ pub(crate) fn report_download(
 ) -> StoreResult<()> {
     let row = ledger.record_by_id(record)?;
     ledger.set_download(device, record, state, now)?;
-    ledger.settle_download_notices(device, record)?;
+    ledger.settle_notices(device, record, NotificationKind::DownloadAvailable)?;
     ledger.history(
         device,
         HistoryKind::Downloaded,

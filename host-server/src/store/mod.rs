@@ -387,13 +387,13 @@ impl HistoryRow {
     }
 }
 
-/// A notification queued for a device: a `RetryRequested` until it has been
-/// sent, a `DownloadAvailable` until the device reports how its download of
+/// A notification queued for a device: a `RetryRequested` until the owner
+/// opens an upload of the record, a `DownloadAvailable` until the device reports how its download of
 /// the record ended (a notice sent to a session whose link was already dead
 /// must reach the device's next session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
-    /// Queue id, to clear it once sent.
+    /// Queue id: a session sends each id once; pages are read after the last id.
     pub id: u64,
     /// What to tell the device, about the record as it stands now.
     pub kind: NotificationKind,
@@ -725,8 +725,6 @@ pub trait Store: Send + Sync {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Notification>>;
-    /// Removes notifications that were sent and need nothing more (`RetryRequested`).
-    fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()>;
 
     /// Appends a history line and returns its sequence number.
     fn add_history(

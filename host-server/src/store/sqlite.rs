@@ -548,15 +548,16 @@ impl Ledger for Transaction<'_> {
         Ok(())
     }
 
-    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+    fn settle_notices(
+        &mut self,
+        device: &str,
+        record: u64,
+        kind: NotificationKind,
+    ) -> StoreResult<()> {
         self.prepare_cached(
             "DELETE FROM notifications WHERE device = ?1 AND record = ?2 AND kind = ?3",
         )?
-        .execute(params![
-            device,
-            record,
-            notification_to_sql(NotificationKind::DownloadAvailable)
-        ])?;
+        .execute(params![device, record, notification_to_sql(kind)])?;
         Ok(())
     }
 
@@ -885,16 +886,6 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
-        })
-    }
-
-    fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()> {
-        self.write(|tx| {
-            let mut stmt = tx.prepare_cached("DELETE FROM notifications WHERE id = ?1")?;
-            for id in ids {
-                stmt.execute([id])?;
-            }
-            Ok(())
         })
     }
 
@@ -1454,9 +1445,8 @@ mod tests {
         }
         let first = store.pending_notifications("d1", 0, 3).unwrap();
         assert_eq!(first.len(), 3, "a page");
-        let ids: Vec<u64> = first.iter().map(|n| n.id).collect();
-        store.clear_notifications(&ids).unwrap();
-        let rest = store.pending_notifications("d1", 0, 3).unwrap();
+        let after = first.last().unwrap().id;
+        let rest = store.pending_notifications("d1", after, 3).unwrap();
         let mut names: Vec<String> = first
             .iter()
             .chain(&rest)
@@ -1468,6 +1458,35 @@ mod tests {
             ["f0", "f1", "f2", "f3", "f4"],
             "one notice per record"
         );
+    }
+
+    #[test]
+    fn a_retry_notice_stays_queued_until_the_owner_opens_the_upload() {
+        let (_dir, store) = store();
+        let wanted = file("f", b"f");
+        store
+            .announce_batch(
+                "d1",
+                "b",
+                &[wanted.clone()],
+                &QUOTA,
+                ContentReuse::OwnDevice,
+                1,
+            )
+            .unwrap();
+        store.retry_record("d1", "f", 2).unwrap();
+        let kinds = |store: &SqliteStore| -> Vec<NotificationKind> {
+            let page = store.pending_notifications("d1", 0, 10).unwrap();
+            page.into_iter().map(|n| n.kind).collect()
+        };
+        assert_eq!(kinds(&store), [NotificationKind::RetryRequested]);
+        assert_eq!(
+            kinds(&store),
+            [NotificationKind::RetryRequested],
+            "reading the queue does not settle it: every session of the owner is told"
+        );
+        store.open_upload("d1", &wanted, &QUOTA, 3).unwrap();
+        assert!(kinds(&store).is_empty(), "the owner's upload answers it");
     }
 
     #[test]

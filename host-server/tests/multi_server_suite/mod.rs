@@ -202,13 +202,19 @@ fn a_delete_and_a_retry_on_a_reach_the_devices_on_b() {
     let mut d1_on_a = a.connect("d1", &k1);
     let id = d1_on_a.request(proto_core::ClientMessage::Retry { name: "again.txt" });
     d1_on_a.expect_ok(id);
-    let retried = owner.wait(|frame| match frame.message {
+    let retry_notice = |frame: &proto_core::ServerFrame<'_>| match frame.message {
         ServerMessage::RetryRequested { name, .. } if frame.id == 0 => Some(name.to_string()),
         _ => None,
-    });
+    };
     assert_eq!(
-        retried, "again.txt",
-        "the owner on B is asked to upload again"
+        owner.wait(retry_notice),
+        "again.txt",
+        "the owner's session on B is asked to upload again"
+    );
+    assert_eq!(
+        d1_on_a.wait(retry_notice),
+        "again.txt",
+        "and so is its session on A: no session takes the notice from the other"
     );
 
     let id = d1_on_a.request(proto_core::ClientMessage::Delete { name: "gone.txt" });

@@ -367,14 +367,15 @@ impl Ledger for Work<'_> {
         Ok(())
     }
 
-    fn settle_download_notices(&mut self, device: &str, record: u64) -> StoreResult<()> {
+    fn settle_notices(
+        &mut self,
+        device: &str,
+        record: u64,
+        kind: NotificationKind,
+    ) -> StoreResult<()> {
         self.execute(
             "DELETE FROM notifications WHERE device = $1 AND record = $2 AND kind = $3",
-            &[
-                &device,
-                &int(record),
-                &notification_to_sql(NotificationKind::DownloadAvailable),
-            ],
+            &[&device, &int(record), &notification_to_sql(kind)],
         )?;
         Ok(())
     }
@@ -1096,14 +1097,6 @@ impl Store for PostgresStore {
                     })
                 })
                 .collect()
-        })
-    }
-
-    fn clear_notifications(&self, ids: &[u64]) -> StoreResult<()> {
-        let ids: Vec<i64> = ids.iter().map(|id| int(*id)).collect();
-        self.write(|w| {
-            w.execute("DELETE FROM notifications WHERE id = ANY($1)", &[&ids])?;
-            Ok(())
         })
     }
 
