@@ -120,6 +120,15 @@ pub enum Command {
         #[command(flatten)]
         identity: IdentityArg,
     },
+    /// Show every device's downloads: waiting, downloading (bytes stored), done, or failed and why.
+    Downloads {
+        /// Whose downloads.
+        #[command(flatten)]
+        args: cmd::downloads::DownloadsArgs,
+        /// Identity given after the command name.
+        #[command(flatten)]
+        identity: IdentityArg,
+    },
     /// Show the server's history (joins, leaves, uploads, deletions, ...).
     History {
         /// Which entries.
@@ -169,6 +178,7 @@ impl Command {
             | Command::Status { identity, .. }
             | Command::Watch { identity, .. }
             | Command::Devices { identity, .. }
+            | Command::Downloads { identity, .. }
             | Command::History { identity, .. }
             | Command::Rm { identity, .. }
             | Command::Retry { identity, .. }

@@ -24,7 +24,7 @@ use crate::error::{CliError, CliResult};
 use crate::link::Link;
 use crate::local::LocalFile;
 use crate::store::HostStore;
-use crate::view::{BatchView, DeviceView, HistoryView, RecordView};
+use crate::view::{BatchView, DeviceView, DownloadView, HistoryView, RecordView};
 
 /// Download window we offer on TCP: several MiB keep a fast link busy.
 const TCP_DOWNLOAD_WINDOW: u32 = 8 * 1024 * 1024;
@@ -165,7 +165,7 @@ enum OwnedItem {
     Batch(BatchView),
     Device(DeviceView),
     History(HistoryView),
-    Other,
+    Download(DownloadView),
 }
 
 impl Reply {
@@ -547,7 +547,7 @@ impl Session {
                         ListItem::Batch(b) => OwnedItem::Batch(BatchView::from_wire(&b)),
                         ListItem::Device(d) => OwnedItem::Device(DeviceView::from_wire(&d)),
                         ListItem::History(h) => OwnedItem::History(HistoryView::from_wire(&h)),
-                        ListItem::Download(_) => OwnedItem::Other,
+                        ListItem::Download(d) => OwnedItem::Download(DownloadView::from_wire(&d)),
                     };
                     if id != proto_core::message::EVENT_ID && !self.forgotten.contains(&id) {
                         self.replies.push_back(Reply::Item(id, item));
@@ -734,6 +734,18 @@ impl Session {
             .into_iter()
             .filter_map(|i| match i {
                 OwnedItem::Device(d) => Some(d),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every device's download states.
+    pub fn downloads(&mut self) -> CliResult<Vec<DownloadView>> {
+        let (items, _) = self.items("list downloads", |c| c.downloads())?;
+        Ok(items
+            .into_iter()
+            .filter_map(|i| match i {
+                OwnedItem::Download(d) => Some(d),
                 _ => None,
             })
             .collect())

@@ -1,10 +1,10 @@
-//! Owned copies of the server's records, batches, devices and history entries,
-//! as the commands print them (text or JSON).
+//! Owned copies of the server's records, batches, devices, download states and
+//! history entries, as the commands print them (text or JSON).
 //!
 //! Wire types borrow from the frame buffer; these outlive it.
 
 use proto_core::model::{
-    BatchSummary, DeviceInfo, FileKind, HistoryEntry, HistoryKind, LinkKind, Record,
+    BatchSummary, DeviceInfo, DownloadEntry, FileKind, HistoryEntry, HistoryKind, LinkKind, Record,
 };
 use proto_core::{ContentHash, UploadState};
 use serde::Serialize;
@@ -189,6 +189,40 @@ impl HistoryView {
             device: entry.device.to_owned(),
             kind: history_word(entry.kind),
             subject: entry.subject.to_owned(),
+            detail: entry.detail.to_owned(),
+        }
+    }
+}
+
+/// One device's download of one record as the CLI shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DownloadView {
+    /// The downloading device.
+    pub device: String,
+    /// The record's id.
+    pub record: u64,
+    /// The record's name.
+    pub name: String,
+    /// `pending`, `downloading`, `done` or `failed`.
+    pub state: &'static str,
+    /// Bytes the device acknowledged as stored.
+    pub acknowledged: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Why a failed download failed; empty otherwise.
+    pub detail: String,
+}
+
+impl DownloadView {
+    /// Copies a wire download entry.
+    pub fn from_wire(entry: &DownloadEntry<'_>) -> DownloadView {
+        DownloadView {
+            device: entry.device.to_owned(),
+            record: entry.record,
+            name: entry.name.to_owned(),
+            state: entry.state.word(),
+            acknowledged: entry.acknowledged,
+            size: entry.size,
             detail: entry.detail.to_owned(),
         }
     }

@@ -580,11 +580,17 @@
   function renderDownloads() {
     fill("#downloads", state.downloads.map((d) => {
       const record = state.records.get(d.record);
-      const label = { pending: "waiting for the upload", done: "done", failed: "failed" }[d.state] || d.state;
+      const label = {
+        pending: "waiting for the upload",
+        downloading: `downloading ${percent(d.acknowledged, d.size)} %`,
+        done: "done",
+        failed: `failed at ${percent(d.acknowledged, d.size)} %`,
+      }[d.state] || d.state;
+      const badge = el("span", { class: `badge ${d.state === "failed" ? "state-failed" : d.state}`, text: label });
       return el("tr", { data: { device: d.device, name: d.name, state: d.state } },
         el("td", { text: d.device }),
         el("td", { text: d.name }),
-        el("td", {}, el("span", { class: `badge ${d.state === "failed" ? "state-failed" : d.state}`, text: label })),
+        el("td", {}, d.detail ? [badge, el("span", { class: "why", text: ` ${d.detail}` })] : badge),
         el("td", {}, record
           ? [stateBadge(record.state, record.bits), ` ${percent(record.received, record.size)} %`]
           : el("span", { class: "muted", text: "deleted" })));

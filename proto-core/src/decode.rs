@@ -43,10 +43,11 @@ pub(crate) fn server_frame(bytes: &[u8]) -> Result<ServerFrame<'_>, CodecError> 
 /// The variants of each field enum, in declaration order: a variant's index is its wire tag.
 const FILE_KINDS: [FileKind; 2] = [FileKind::File, FileKind::Directory];
 #[cfg(all(feature = "lists", feature = "host-lists"))]
-const DOWNLOAD_STATES: [DownloadState; 3] = [
+const DOWNLOAD_STATES: [DownloadState; 4] = [
     DownloadState::Pending,
     DownloadState::Done,
     DownloadState::Failed,
+    DownloadState::Downloading,
 ];
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 const LINK_KINDS: [LinkKind; 3] = [LinkKind::None, LinkKind::Tcp, LinkKind::Serial];
@@ -335,6 +336,9 @@ impl<'a> Reader<'a> {
                 record: self.u64(),
                 name: self.str(),
                 state: self.variant(&DOWNLOAD_STATES),
+                acknowledged: self.u64(),
+                size: self.u64(),
+                detail: self.str(),
             }),
             #[cfg(feature = "lists")]
             13 => ServerMessage::ListEnd {

@@ -15,7 +15,7 @@ use crate::state::UploadState;
 use crate::text::text;
 
 /// The protocol version this crate speaks; exchanged first by both sides.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The smallest frame any peer must accept (a record with the longest names fits).
 pub const MIN_FRAME: u32 = 512;

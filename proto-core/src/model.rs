@@ -146,15 +146,18 @@ pub enum DownloadState {
     Done,
     /// The device's download broke off or failed verification.
     Failed,
+    /// The device is downloading the file (bytes acknowledged so far in the entry).
+    Downloading,
 }
 
 impl DownloadState {
-    /// The lower-case word (`pending`, `done`, `failed`).
+    /// The lower-case word (`pending`, `done`, `failed`, `downloading`).
     pub const fn word(self) -> &'static str {
         match self {
             DownloadState::Pending => "pending",
             DownloadState::Done => "done",
             DownloadState::Failed => "failed",
+            DownloadState::Downloading => "downloading",
         }
     }
 }
@@ -172,6 +175,13 @@ pub struct DownloadEntry<'a> {
     pub name: &'a str,
     /// Where that device's download stands.
     pub state: DownloadState,
+    /// Bytes the device acknowledged as stored (its `DownloadAck`'s `durable`),
+    /// where its next `DownloadOpen` can resume.
+    pub acknowledged: u64,
+    /// The record's size, so `acknowledged` reads as progress.
+    pub size: u64,
+    /// Why a `Failed` download failed, for a person; empty otherwise.
+    pub detail: &'a str,
 }
 
 /// What happened, in a history entry.

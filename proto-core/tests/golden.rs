@@ -323,6 +323,21 @@ fn examples() -> BTreeMap<&'static str, Frame> {
             ),
         ),
         (
+            "download-item",
+            server(
+                13,
+                S::DownloadItem(DownloadEntry {
+                    device: "board-2",
+                    record: 42,
+                    name: FILE_NAME,
+                    state: DownloadState::Failed,
+                    acknowledged: 65_536,
+                    size: FILE_SIZE,
+                    detail: "connection lost after 65536 of 1048576 bytes",
+                }),
+            ),
+        ),
+        (
             "list-end",
             server(
                 12,

@@ -74,6 +74,29 @@ fn pull_finishes_by_itself_over_a_cut_link_resuming_after_the_bytes_on_disk() {
         forwarded <= size + WINDOW + MIB,
         "{forwarded} bytes came from the server for a {size}-byte file: more than one window again"
     );
+
+    // Every device sees how the download went: broken off by the cut, then done.
+    let laptop = server.cli("laptop");
+    let downloads = laptop.json(&["downloads", "--for", "tv"]);
+    let download = &downloads[0];
+    assert_eq!(download["name"], "film.bin", "{downloads}");
+    assert_eq!(download["state"], "done", "{download}");
+    assert_eq!(download["acknowledged"], size, "{download}");
+    let history = laptop.json(&["history"]);
+    let broke_off = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "downloaded" && h["device"] == "tv" && h["detail"] != "done")
+        .unwrap_or_else(|| panic!("no line for the broken-off download in {history}"));
+    let detail = broke_off["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("failed: connection lost after ")
+            && detail.ends_with(&format!(" of {size} bytes")),
+        "{detail}"
+    );
+    let status = laptop.ok(&["status"]);
+    assert!(status.contains("downloads: 1 done"), "{status}");
 }
 
 #[test]

@@ -277,6 +277,11 @@ async fn dashboard_api_shows_devices_batches_records_downloads_and_history() {
         (&waiting[0]["name"], &waiting[0]["state"]),
         (&json!("holiday/b.jpg"), &json!("pending"))
     );
+    assert_eq!(
+        (&waiting[0]["acknowledged"], &waiting[0]["detail"]),
+        (&json!(0), &json!("")),
+        "nothing stored yet, nothing failed"
+    );
 
     // history: joins, the batch, the upload, oldest first; `since` pages on.
     let history = get("/api/history").await;

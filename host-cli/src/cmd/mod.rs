@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod devices;
+pub mod downloads;
 pub mod history;
 pub mod ls;
 pub mod pull;
@@ -25,6 +26,7 @@ pub fn run(command: Command, settings: &Settings) -> CliResult<()> {
         Command::Status { args, .. } => status::run(settings, args),
         Command::Watch { args, .. } => watch::run(settings, args),
         Command::Devices { args, .. } => devices::run(settings, args),
+        Command::Downloads { args, .. } => downloads::run(settings, args),
         Command::History { args, .. } => history::run(settings, args),
         Command::Rm { args, .. } => rm::run(settings, args),
         Command::Retry { args, .. } => retry::run(settings, args),

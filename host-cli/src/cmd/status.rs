@@ -1,5 +1,6 @@
 //! `status`: per device and per batch, how many files are expected, uploaded,
-//! uploading, failed and still needed; and whether each device is active or silent.
+//! uploading, failed and still needed; whether each device is active or
+//! silent; and where its downloads stand.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::error::CliResult;
 use crate::session::Session;
-use crate::view::{print_json, BatchView};
+use crate::view::{print_json, progress_text, BatchView, DownloadView};
 
 /// Arguments of `status`.
 #[derive(Debug, Args)]
@@ -29,6 +30,8 @@ pub struct DeviceStatus {
     pub last_seen: u64,
     /// Its batches, oldest first; files uploaded without a manifest appear as batch `(direct)`.
     pub batches: Vec<BatchView>,
+    /// Its downloads, by file name.
+    pub downloads: Vec<DownloadView>,
 }
 
 /// Name of the pseudo-batch that counts files uploaded without a manifest.
@@ -47,6 +50,7 @@ fn entry<'m>(
             link: "none",
             last_seen: 0,
             batches: Vec::new(),
+            downloads: Vec::new(),
         })
 }
 
@@ -56,6 +60,7 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
     let devices = session.devices()?;
     let batches = session.batches()?;
     let records = session.list(ListFilter::All)?;
+    let downloads = session.downloads()?;
     session.close();
 
     let mut by_device: BTreeMap<String, DeviceStatus> = devices
@@ -67,6 +72,7 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
                 link: d.link,
                 last_seen: d.last_seen,
                 batches: Vec::new(),
+                downloads: Vec::new(),
             };
             (d.device, status)
         })
@@ -105,6 +111,11 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
             }
         }
     }
+    for download in downloads {
+        entry(&mut by_device, &download.device.clone())
+            .downloads
+            .push(download);
+    }
     let statuses: Vec<DeviceStatus> = by_device.into_values().collect();
     if settings.json {
         print_json(&statuses);
@@ -135,6 +146,27 @@ pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
                 b.needed
             );
         }
+        print_downloads(&status.downloads);
     }
     Ok(())
+}
+
+/// One line for the finished downloads, one for each other.
+fn print_downloads(downloads: &[DownloadView]) {
+    let done = downloads.iter().filter(|d| d.state == "done").count();
+    if done > 0 {
+        outln!("  downloads: {done} done");
+    }
+    for d in downloads.iter().filter(|d| d.state != "done") {
+        let why = if d.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", d.detail)
+        };
+        let what = match d.state {
+            "pending" => "waiting for the upload".to_owned(),
+            state => format!("{state}, {} stored", progress_text(d.acknowledged, d.size)),
+        };
+        outln!("  download {}: {what}{why}", d.name);
+    }
 }

@@ -160,8 +160,14 @@ pub struct DownloadView {
     pub record: u64,
     /// The record's name.
     pub name: String,
-    /// `pending` (waiting for the upload to finish), `done` or `failed`.
+    /// `pending` (waiting for the upload to finish), `downloading`, `done` or `failed`.
     pub state: &'static str,
+    /// Bytes the device acknowledged as stored.
+    pub acknowledged: u64,
+    /// The file's size.
+    pub size: u64,
+    /// Why a failed download failed; empty otherwise.
+    pub detail: String,
 }
 
 impl From<&DownloadRow> for DownloadView {
@@ -171,6 +177,9 @@ impl From<&DownloadRow> for DownloadView {
             record: row.record,
             name: row.name.clone(),
             state: row.state.word(),
+            acknowledged: row.acknowledged,
+            size: row.size,
+            detail: row.detail.clone(),
         }
     }
 }
@@ -212,7 +221,7 @@ pub struct DownloadChangeView {
     pub device: String,
     /// The record's id.
     pub record: u64,
-    /// `pending`, `done` or `failed`.
+    /// `pending`, `downloading`, `done` or `failed`.
     pub state: &'static str,
 }
 

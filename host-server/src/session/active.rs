@@ -77,7 +77,7 @@ pub(super) struct Session<'w, W> {
     idle_deadline: Instant,
     pub stats: SessionStats,
     pub send_turn: usize,
-    /// When throttled `received` updates must be written to the store.
+    /// When throttled upload `received` and download progress updates must be written to the store.
     pub progress_due: Option<Instant>,
     /// The device's session slot, freed when the session ends.
     _slot: DeviceSlot,
@@ -123,7 +123,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         }
     }
 
-    /// Runs until the session ends; unfinished uploads are closed as `00`.
+    /// Runs until the session ends; unfinished uploads are closed as `00`,
+    /// unfinished downloads as `Failed`.
     pub async fn run<R: AsyncRead + Unpin>(
         mut self,
         reader: &mut FrameReader<R>,
@@ -158,6 +159,7 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
         }
         let _ = self.writer.flush().await;
         self.close_uploads(end.upload_reason()).await;
+        self.close_downloads(end.upload_reason()).await;
         (end, std::mem::take(&mut self.stats))
     }
 
@@ -365,8 +367,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 download,
                 durable,
                 missing,
-            } => self.download_ack(id, download, durable, missing),
-            ClientMessage::DownloadCancel { download } => self.download_cancel(id, download),
+            } => self.download_ack(id, download, durable, missing).await,
+            ClientMessage::DownloadCancel { download } => self.download_cancel(id, download).await,
             ClientMessage::DownloadReport { record, state } => {
                 self.download_report(id, record, state).await
             }

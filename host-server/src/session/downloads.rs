@@ -1,5 +1,7 @@
 //! Downloads: gating on `11`, pending download states and notification on
-//! completion, windowed data frames, re-sends, and the device's final report.
+//! completion, windowed data frames, re-sends, the download state as the
+//! device's acks arrive (`Downloading`, then `Failed` if it breaks off), and
+//! the device's final report.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use tokio::io::AsyncWrite;
 use super::active::Session;
 use crate::hub::HubEvent;
 use crate::service::unix_now;
-use crate::store::DownloadGate;
+use crate::store::{DownloadGate, DownloadProgress};
 use crate::transfer::download::{Download, DownloadShape};
 
 /// Window used when a client asks for 0.
@@ -99,6 +101,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             }
         };
         self.push(id, ready);
+        self.store_download_progress(
+            record.id,
+            DownloadProgress::Receiving {
+                acknowledged: offset,
+            },
+        )
+        .await;
         let window = if window == 0 { DEFAULT_WINDOW } else { window }
             .min(self.service.limits.max_download_window);
         let chunk = (self.max_frame as usize)
@@ -165,7 +174,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
-    pub(super) fn download_ack(
+    pub(super) async fn download_ack(
         &mut self,
         id: RequestId,
         download: TransferId,
@@ -181,16 +190,81 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             }
             return;
         };
-        let entry = &mut self.downloads[index];
-        entry.on_ack(durable, missing);
-        if entry.is_complete() {
+        self.downloads[index].on_ack(durable, missing);
+        self.store_download_if_due(index, false).await;
+        if self.downloads[index].is_complete() {
             self.downloads.remove(index);
         }
     }
 
-    pub(super) fn download_cancel(&mut self, id: RequestId, download: TransferId) {
-        self.downloads.retain(|d| d.id != download);
+    /// Writes the acknowledged bytes of every open download that moved on
+    /// since its last store write.
+    pub(super) async fn store_due_download_progress(&mut self) {
+        for index in 0..self.downloads.len() {
+            self.store_download_if_due(index, true).await;
+        }
+    }
+
+    /// Writes download `index`'s acknowledged bytes to the store when they are
+    /// due (or `force`), else schedules the write.
+    async fn store_download_if_due(&mut self, index: usize, force: bool) {
+        let Some((acknowledged, due)) = self.downloads[index].unstored_progress() else {
+            return;
+        };
+        if !force && due > std::time::Instant::now() {
+            let due = tokio::time::Instant::from_std(due);
+            self.progress_due = Some(self.progress_due.map_or(due, |d| d.min(due)));
+            return;
+        }
+        self.downloads[index].progress_stored(acknowledged);
+        let record = self.downloads[index].record;
+        let progress = DownloadProgress::Receiving { acknowledged };
+        self.store_download_progress(record, progress).await;
+    }
+
+    pub(super) async fn download_cancel(&mut self, id: RequestId, download: TransferId) {
+        if let Some(index) = self.downloads.iter().position(|d| d.id == download) {
+            let cancelled = self.downloads.remove(index);
+            let progress = DownloadProgress::BrokeOff {
+                acknowledged: cancelled.acknowledged(),
+                reason: "the device cancelled the download".into(),
+            };
+            self.store_download_progress(cancelled.record, progress)
+                .await;
+        }
         self.push(id, ServerMessage::Ok);
+    }
+
+    /// Ends every open download as `Failed` with `reason` (the session is ending).
+    pub(super) async fn close_downloads(&mut self, reason: &str) {
+        for download in std::mem::take(&mut self.downloads) {
+            let progress = DownloadProgress::BrokeOff {
+                acknowledged: download.acknowledged(),
+                reason: reason.into(),
+            };
+            self.store_download_progress(download.record, progress)
+                .await;
+        }
+    }
+
+    /// Stores how an open download of `record` moved on and tells the
+    /// dashboard; a store failure is logged (the transfer itself goes on).
+    async fn store_download_progress(&mut self, record: u64, progress: DownloadProgress) {
+        let state = match progress {
+            DownloadProgress::Receiving { .. } => DownloadState::Downloading,
+            DownloadProgress::BrokeOff { .. } => DownloadState::Failed,
+        };
+        let (device, now) = (self.device.clone(), unix_now());
+        let stored = self
+            .service
+            .db(move |s| s.download_progress(&device, record, progress, now))
+            .await;
+        match stored {
+            Ok(()) => self.publish_download(record, state),
+            Err(error) => {
+                tracing::warn!(session = self.id, %error, record, "could not store download progress")
+            }
+        }
     }
 
     pub(super) async fn download_report(
@@ -199,6 +273,13 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         record: u64,
         state: DownloadState,
     ) {
+        if !matches!(state, DownloadState::Done | DownloadState::Failed) {
+            let message = format!(
+                "a download report says how a download ended: `Done` or `Failed`, not `{}`",
+                state.word()
+            );
+            return self.error(id, ErrorCode::BadMessage, &message);
+        }
         let (device, now) = (self.device.clone(), unix_now());
         match self
             .service

@@ -681,7 +681,8 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         self.uploads.clear();
     }
 
-    /// Writes the `received` of every open upload that changed since its last store update.
+    /// Writes the `received` of every open upload, and the acknowledged bytes
+    /// of every open download, that changed since its last store update.
     pub(super) async fn store_due_progress(&mut self) {
         self.progress_due = None;
         for index in 0..self.uploads.len() {
@@ -689,6 +690,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 self.store_progress(index, true).await;
             }
         }
+        self.store_due_download_progress().await;
     }
 
     /// Acknowledges newly durable bytes and finishes uploads whose writer stopped.

@@ -60,6 +60,7 @@ pub(crate) fn download_to_sql(state: DownloadState) -> i64 {
         DownloadState::Pending => 0,
         DownloadState::Done => 1,
         DownloadState::Failed => 2,
+        DownloadState::Downloading => 3,
     }
 }
 
@@ -67,6 +68,7 @@ pub(crate) fn download_from_sql(value: i64) -> DownloadState {
     match value {
         1 => DownloadState::Done,
         2 => DownloadState::Failed,
+        3 => DownloadState::Downloading,
         _ => DownloadState::Pending,
     }
 }

@@ -11,7 +11,8 @@ use proto_core::{ContentHash, UploadState};
 
 use super::{
     Announced, BatchOutcome, Completion, ContentReuse, Deletion, DeviceQuota, DeviceUsage,
-    DownloadGate, NotificationKind, RecordRow, Retried, StoreError, StoreResult, UploadOpening,
+    DownloadGate, DownloadProgress, DownloadStanding, NotificationKind, RecordRow, Retried,
+    StoreError, StoreResult, UploadOpening,
 };
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
@@ -88,12 +89,12 @@ pub(crate) trait Ledger {
     fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64>;
     /// True when no uploaded record has content `hash` any more.
     fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool>;
-    /// Sets `device`'s download state of `record`.
+    /// Sets `device`'s download of `record` to `standing`.
     fn set_download(
         &mut self,
         device: &str,
         record: u64,
-        state: DownloadState,
+        standing: &DownloadStanding<'_>,
         now: u64,
     ) -> StoreResult<()>;
     /// The devices waiting (`Pending`) for `record`, by name.
@@ -601,7 +602,12 @@ pub(crate) fn request_download(
         return Ok(DownloadGate::Ready(record));
     }
     if notify {
-        ledger.set_download(device, record.id, DownloadState::Pending, now)?;
+        let pending = DownloadStanding {
+            state: DownloadState::Pending,
+            acknowledged: Some(0),
+            detail: "",
+        };
+        ledger.set_download(device, record.id, &pending, now)?;
     }
     Ok(DownloadGate::Rejected { record, notify })
 }
@@ -620,7 +626,19 @@ pub(crate) fn report_download(
     now: u64,
 ) -> StoreResult<()> {
     let row = ledger.record_by_id(record)?;
-    ledger.set_download(device, record, state, now)?;
+    let standing = match state {
+        DownloadState::Done => DownloadStanding {
+            state,
+            acknowledged: Some(row.size),
+            detail: "",
+        },
+        _ => DownloadStanding {
+            state,
+            acknowledged: None,
+            detail: "the device reported it failed: the hash did not match, or it gave up",
+        },
+    };
+    ledger.set_download(device, record, &standing, now)?;
     ledger.settle_notices(device, record, NotificationKind::DownloadAvailable)?;
     ledger.history(
         device,
@@ -630,4 +648,40 @@ pub(crate) fn report_download(
         now,
     )?;
     Ok(())
+}
+
+/// [`super::Store::download_progress`].
+pub(crate) fn download_progress(
+    ledger: &mut impl Ledger,
+    device: &str,
+    record: u64,
+    progress: DownloadProgress,
+    now: u64,
+) -> StoreResult<()> {
+    match progress {
+        DownloadProgress::Receiving { acknowledged } => {
+            let standing = DownloadStanding {
+                state: DownloadState::Downloading,
+                acknowledged: Some(acknowledged),
+                detail: "",
+            };
+            ledger.set_download(device, record, &standing, now)
+        }
+        DownloadProgress::BrokeOff {
+            acknowledged,
+            reason,
+        } => {
+            let row = ledger.record_by_id(record)?;
+            let detail = format!("{reason} after {acknowledged} of {} bytes", row.size);
+            let standing = DownloadStanding {
+                state: DownloadState::Failed,
+                acknowledged: Some(acknowledged),
+                detail: &detail,
+            };
+            ledger.set_download(device, record, &standing, now)?;
+            let line = format!("failed: {detail}");
+            ledger.history(device, HistoryKind::Downloaded, &row.name, &line, now)?;
+            Ok(())
+        }
+    }
 }

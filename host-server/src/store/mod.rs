@@ -340,8 +340,14 @@ pub struct DownloadRow {
     pub record: u64,
     /// The record name.
     pub name: String,
-    /// Pending, done or failed.
+    /// Pending, downloading, done or failed.
     pub state: DownloadState,
+    /// Bytes the device acknowledged as stored.
+    pub acknowledged: u64,
+    /// The record's size.
+    pub size: u64,
+    /// Why a failed download failed; empty otherwise.
+    pub detail: String,
 }
 
 impl DownloadRow {
@@ -352,8 +358,39 @@ impl DownloadRow {
             record: self.record,
             name: &self.name,
             state: self.state,
+            acknowledged: self.acknowledged,
+            size: self.size,
+            detail: &self.detail,
         }
     }
+}
+
+/// What the store keeps of one device's download of one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadStanding<'a> {
+    /// Where the download stands.
+    pub state: DownloadState,
+    /// Bytes the device acknowledged; `None` keeps the stored figure.
+    pub acknowledged: Option<u64>,
+    /// Why it failed, for a person; empty unless `Failed`.
+    pub detail: &'a str,
+}
+
+/// How an open download moved on, as its session saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DownloadProgress {
+    /// The device acknowledged `acknowledged` bytes as stored.
+    Receiving {
+        /// Bytes acknowledged.
+        acknowledged: u64,
+    },
+    /// The download ended before the device acknowledged every byte.
+    BrokeOff {
+        /// Bytes acknowledged when it ended.
+        acknowledged: u64,
+        /// Why it ended, for a person.
+        reason: String,
+    },
 }
 
 /// One history line.
@@ -695,6 +732,16 @@ pub trait Store: Send + Sync {
         device: &str,
         record: u64,
         state: DownloadState,
+        now: u64,
+    ) -> StoreResult<()>;
+    /// Stores how `device`'s open download of `record` moved on: `Downloading`
+    /// with the bytes acknowledged, or `Failed` (with a history line) when it
+    /// broke off. Queued notifications stay: only the device's report settles them.
+    fn download_progress(
+        &self,
+        device: &str,
+        record: u64,
+        progress: DownloadProgress,
         now: u64,
     ) -> StoreResult<()>;
     /// Every device's download states.

@@ -90,6 +90,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_by_name_nocase ON records (name COLLATE NOCASE);
     UPDATE records SET hash = zeroblob(32) WHERE kind = 1;
     ",
+    // 3: a download's progress (bytes the device acknowledged) and why it failed.
+    "
+    ALTER TABLE downloads ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// The schema version this build creates.

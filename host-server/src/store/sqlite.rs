@@ -23,8 +23,9 @@ use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
     Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow,
-    DeviceUsage, DownloadGate, DownloadRow, HistoryRow, Notification, NotificationKind, RecordPage,
-    RecordRow, Retried, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    DeviceUsage, DownloadGate, DownloadProgress, DownloadRow, DownloadStanding, HistoryRow,
+    Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError, StoreResult,
+    UploadOpening, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -481,13 +482,24 @@ impl Ledger for Transaction<'_> {
         &mut self,
         device: &str,
         record: u64,
-        state: DownloadState,
+        standing: &DownloadStanding<'_>,
         now: u64,
     ) -> StoreResult<()> {
-        self.execute(
-            "INSERT OR REPLACE INTO downloads (device, record, state, updated_at) VALUES (?1, ?2, ?3, ?4)",
-            params![device, record, download_to_sql(state), now],
-        )?;
+        self.prepare_cached(
+            "INSERT INTO downloads (device, record, state, updated_at, acknowledged, detail)
+             VALUES (?1, ?2, ?3, ?4, COALESCE(?5, 0), ?6)
+             ON CONFLICT (device, record) DO UPDATE SET state = excluded.state,
+                 updated_at = excluded.updated_at, detail = excluded.detail,
+                 acknowledged = COALESCE(?5, downloads.acknowledged)",
+        )?
+        .execute(params![
+            device,
+            record,
+            download_to_sql(standing.state),
+            now,
+            standing.acknowledged,
+            standing.detail
+        ])?;
         Ok(())
     }
 
@@ -796,11 +808,21 @@ impl Store for SqliteStore {
         self.write(|tx| ledger::report_download(tx, device, record, state, now))
     }
 
+    fn download_progress(
+        &self,
+        device: &str,
+        record: u64,
+        progress: DownloadProgress,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.write(|tx| ledger::download_progress(tx, device, record, progress, now))
+    }
+
     fn downloads(&self) -> StoreResult<Vec<DownloadRow>> {
         self.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT d.device, d.record, r.name, d.state FROM downloads d
-                 JOIN records r ON r.id = d.record ORDER BY d.device, r.name",
+                "SELECT d.device, d.record, r.name, d.state, d.acknowledged, r.size, d.detail
+                 FROM downloads d JOIN records r ON r.id = d.record ORDER BY d.device, r.name",
             )?;
             let rows = stmt.query_map([], |row| {
                 Ok(DownloadRow {
@@ -808,6 +830,9 @@ impl Store for SqliteStore {
                     record: row.get(1)?,
                     name: row.get(2)?,
                     state: download_from_sql(row.get(3)?),
+                    acknowledged: row.get(4)?,
+                    size: row.get(5)?,
+                    detail: row.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
@@ -1468,7 +1493,7 @@ mod tests {
             .announce_batch(
                 "d1",
                 "b",
-                &[wanted.clone()],
+                std::slice::from_ref(&wanted),
                 &QUOTA,
                 ContentReuse::OwnDevice,
                 1,

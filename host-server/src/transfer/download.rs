@@ -20,6 +20,9 @@ const MIN_ADAPTIVE_CHUNK: u32 = 128;
 /// Gaps the server remembers to re-send at once; more are merged into the last.
 const MAX_RESENDS: usize = 16;
 
+/// How often a download's acknowledged bytes are written to the store while it runs.
+const STORE_PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 /// How a download's data frames are sized.
 #[derive(Clone, Copy, Debug)]
 pub struct DownloadShape {
@@ -51,6 +54,8 @@ pub struct Download {
     resend: Vec<(u64, u64)>,
     last_progress: Instant,
     retransmit_after: Duration,
+    /// The acknowledged bytes last written to the store, and when.
+    stored: (u64, Instant),
     _in_progress: Option<InProgress>,
 }
 
@@ -83,6 +88,7 @@ impl Download {
             resend: Vec::new(),
             last_progress: Instant::now(),
             retransmit_after,
+            stored: (offset, Instant::now()),
             _in_progress: None,
         }
     }
@@ -187,6 +193,29 @@ impl Download {
     /// True once the client acknowledged every byte.
     pub fn is_complete(&self) -> bool {
         self.acked >= self.size
+    }
+
+    /// Bytes the client acknowledged as stored.
+    pub fn acknowledged(&self) -> u64 {
+        self.acked
+    }
+
+    /// The acknowledged bytes not written to the store yet, and when they are
+    /// due: at once when the download is complete, else
+    /// [`STORE_PROGRESS_EVERY`] after the last write.
+    pub fn unstored_progress(&self) -> Option<(u64, Instant)> {
+        let (stored, at) = self.stored;
+        let due = if self.is_complete() {
+            at
+        } else {
+            at + STORE_PROGRESS_EVERY
+        };
+        (self.acked != stored).then_some((self.acked, due))
+    }
+
+    /// Notes that `acknowledged` bytes were written to the store.
+    pub fn progress_stored(&mut self, acknowledged: u64) {
+        self.stored = (acknowledged, Instant::now());
     }
 }
 
@@ -300,5 +329,24 @@ mod tests {
         d.on_ack(0, gap(0, 4000));
         assert_eq!(d.next_piece(), Some((0, 4000)));
         assert_eq!(d.next_piece(), None);
+    }
+
+    #[test]
+    fn progress_is_due_a_while_after_the_last_write_and_at_once_when_complete() {
+        let mut d = download(1000, 1000, 100, false);
+        assert_eq!(d.unstored_progress(), None, "nothing acknowledged yet");
+        d.on_ack(300, None);
+        let (acknowledged, due) = d.unstored_progress().unwrap();
+        assert_eq!(acknowledged, 300);
+        assert_eq!(due, d.stored.1 + STORE_PROGRESS_EVERY, "throttled");
+        d.progress_stored(300);
+        assert_eq!(d.unstored_progress(), None, "stored already");
+        d.on_ack(1000, None);
+        let (acknowledged, due) = d.unstored_progress().unwrap();
+        assert_eq!(
+            (acknowledged, due),
+            (1000, d.stored.1),
+            "completion is due at once"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use crate::BACKEND;
-use proto_core::model::{HistoryKind, LinkKind};
+use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
 mod contract;
@@ -359,13 +359,16 @@ fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
-    let pending = downloads(&mut d2);
+    let pending: Vec<(String, String, DownloadState)> = downloads(&mut d2)
+        .into_iter()
+        .map(|d| (d.device, d.name, d.state))
+        .collect();
     assert_eq!(
         pending,
         vec![(
             "d2".to_string(),
             "fw.bin".to_string(),
-            proto_core::model::DownloadState::Pending
+            DownloadState::Pending
         )]
     );
 
@@ -383,10 +386,22 @@ fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
     );
     assert_eq!(d2.download("fw.bin", false).unwrap(), bytes);
     let states = downloads(&mut d2);
-    assert_eq!(states[0].2, proto_core::model::DownloadState::Done);
+    assert_eq!(states[0].state, DownloadState::Done);
+    assert_eq!(states[0].acknowledged, bytes.len() as u64);
 }
 
-fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::DownloadState)> {
+/// One device's download as `Downloads` lists it.
+#[derive(Debug, PartialEq, Eq)]
+struct SeenDownload {
+    device: String,
+    name: String,
+    state: DownloadState,
+    acknowledged: u64,
+    size: u64,
+    detail: String,
+}
+
+fn downloads(client: &mut Client) -> Vec<SeenDownload> {
     let id = client.request(ClientMessage::Downloads);
     let mut out = Vec::new();
     loop {
@@ -395,9 +410,14 @@ fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::Dow
                 return None;
             }
             match frame.message {
-                ServerMessage::DownloadItem(e) => {
-                    Some(Some((e.device.to_string(), e.name.to_string(), e.state)))
-                }
+                ServerMessage::DownloadItem(e) => Some(Some(SeenDownload {
+                    device: e.device.to_string(),
+                    name: e.name.to_string(),
+                    state: e.state,
+                    acknowledged: e.acknowledged,
+                    size: e.size,
+                    detail: e.detail.to_string(),
+                })),
                 ServerMessage::ListEnd { .. } => Some(None),
                 other => panic!("unexpected {other:?}"),
             }
@@ -407,6 +427,153 @@ fn downloads(client: &mut Client) -> Vec<(String, String, proto_core::model::Dow
             None => return out,
         }
     }
+}
+
+/// `device`'s download of `name` once `ready` accepts it, asking `watcher` again until then.
+fn download_of(
+    watcher: &mut Client,
+    device: &str,
+    name: &str,
+    ready: impl Fn(&SeenDownload) -> bool,
+) -> SeenDownload {
+    eventually(
+        &format!("{device}'s download of {name} to be as expected"),
+        || {
+            downloads(watcher)
+                .into_iter()
+                .find(|d| d.device == device && d.name == name && ready(d))
+        },
+    )
+}
+
+/// Opens a download of `name` at `offset` with `window`; its handle, and the offset the server confirmed.
+fn open_download(client: &mut Client, name: &str, offset: u64, window: u32) -> (u16, u32, u64) {
+    let id = client.request(ClientMessage::DownloadOpen {
+        name,
+        offset,
+        window,
+        notify: false,
+    });
+    let (download, from) = client
+        .reply(id, |m| match m {
+            ServerMessage::DownloadReady {
+                download, offset, ..
+            } => Some((*download, *offset)),
+            _ => None,
+        })
+        .unwrap();
+    (id, download, from)
+}
+
+/// Takes data frames of `download` in order from `from` until `until` bytes are held, and acks them.
+fn take_data(client: &mut Client, download: u32, from: u64, until: u64) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut have = from;
+    while have < until {
+        let (offset, bytes) = client.wait(|frame| match frame.message {
+            ServerMessage::DownloadData {
+                download: d,
+                offset,
+                data,
+            } if d == download => Some((offset, data.to_vec())),
+            _ => None,
+        });
+        if offset == have {
+            have += bytes.len() as u64;
+            data.extend_from_slice(&bytes);
+        }
+    }
+    client.request(ClientMessage::DownloadAck {
+        download,
+        durable: have,
+        missing: None,
+    });
+    data
+}
+
+/// §1.5: the server records each device's download as it happens: the bytes
+/// acknowledged while it runs, `Failed` with the reason when the link is lost
+/// (kept across a restart), and a resume at the acknowledged offset.
+#[test]
+fn a_download_shows_its_acknowledged_bytes_fails_with_the_reason_when_its_link_is_lost_and_resumes_there(
+) {
+    let (mut server, k1, k2) = server_with_two_devices();
+    let bytes = content(300_000, 9);
+    let mut d1 = server.connect("d1", &k1);
+    d1.upload("big.bin", &bytes);
+
+    let mut d2 = server.connect("d2", &k2);
+    let (_, download, from) = open_download(&mut d2, "big.bin", 0, 65_536);
+    assert_eq!(from, 0);
+    let first = take_data(&mut d2, download, 0, 65_536);
+    let stored = first.len() as u64;
+    let running = download_of(&mut d1, "d2", "big.bin", |d| d.acknowledged == stored);
+    assert_eq!(running.state, DownloadState::Downloading);
+    assert_eq!(running.size, bytes.len() as u64);
+    assert_eq!(running.detail, "");
+
+    drop(d2);
+    let failed = download_of(&mut d1, "d2", "big.bin", |d| {
+        d.state == DownloadState::Failed
+    });
+    assert_eq!(
+        failed.acknowledged, stored,
+        "the bytes the device had stored"
+    );
+    assert_eq!(
+        failed.detail,
+        format!("connection lost after {stored} of {} bytes", bytes.len())
+    );
+    d1.bye();
+    server.restart();
+    let mut d1 = server.connect("d1", &k1);
+    assert_eq!(
+        downloads(&mut d1),
+        vec![failed],
+        "the download state is kept across a restart"
+    );
+
+    let mut d2 = server.connect("d2", &k2);
+    let resume_at = downloads(&mut d2)[0].acknowledged;
+    let (_, download, from) = open_download(&mut d2, "big.bin", resume_at, 1 << 20);
+    assert_eq!(
+        from, resume_at,
+        "the download resumes at the acknowledged offset"
+    );
+    let rest = take_data(&mut d2, download, from, bytes.len() as u64);
+    assert_eq!(
+        [first, rest].concat(),
+        bytes,
+        "nothing lost, nothing sent twice"
+    );
+    let record = d1.record("big.bin").unwrap().id;
+    let id = d2.request(ClientMessage::DownloadReport {
+        record,
+        state: DownloadState::Done,
+    });
+    d2.expect_ok(id);
+    let done = download_of(&mut d1, "d2", "big.bin", |d| d.state == DownloadState::Done);
+    assert_eq!(done.acknowledged, bytes.len() as u64);
+}
+
+/// A report says how a download ended; `Downloading` or `Pending` is refused.
+#[test]
+fn a_download_report_of_a_state_that_is_not_an_end_is_refused() {
+    let (server, k1, k2) = server_with_two_devices();
+    let mut d1 = server.connect("d1", &k1);
+    let record = d1.upload("f.txt", b"hello").id;
+    let mut d2 = server.connect("d2", &k2);
+    for state in [DownloadState::Downloading, DownloadState::Pending] {
+        let id = d2.request(ClientMessage::DownloadReport { record, state });
+        let refused = d2.reply(id, |_| None::<()>).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::BadMessage);
+        assert!(
+            refused.message.contains("`Done` or `Failed`"),
+            "{}",
+            refused.message
+        );
+    }
+    assert!(downloads(&mut d2).is_empty(), "nothing was recorded");
 }
 
 /// §1.6: a notification for a silent device is queued and arrives right after its next Welcome.
@@ -1088,7 +1255,7 @@ fn download_respects_the_window_and_resends_a_missing_range() {
     });
     let report = d2.request(ClientMessage::DownloadReport {
         record,
-        state: proto_core::model::DownloadState::Done,
+        state: DownloadState::Done,
     });
     d2.expect_ok(report);
     assert!(d2.history().iter().any(|h| h.0 == "d2"

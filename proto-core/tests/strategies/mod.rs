@@ -208,14 +208,21 @@ pub fn device_info() -> impl Strategy<Value = DeviceInfo<'static>> {
 
 /// Any [`DownloadEntry`].
 pub fn download_entry() -> impl Strategy<Value = DownloadEntry<'static>> {
-    (text(32), varint_u64(), text(60), download_state()).prop_map(
-        |(device, record, name, state)| DownloadEntry {
-            device,
-            record,
-            name,
-            state,
-        },
+    (
+        (text(32), varint_u64(), text(60), download_state()),
+        (varint_u64(), varint_u64(), text(60)),
     )
+        .prop_map(
+            |((device, record, name, state), (acknowledged, size, detail))| DownloadEntry {
+                device,
+                record,
+                name,
+                state,
+                acknowledged,
+                size,
+                detail,
+            },
+        )
 }
 
 /// Any [`HistoryEntry`].

@@ -49,9 +49,10 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, ContentReuse,
-    DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadRow,
-    ForeignChanges, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow, Retried,
-    SharedStore, Store, StoreError, StoreResult, UploadOpening, HISTORY_KEPT,
+    DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadProgress,
+    DownloadRow, DownloadStanding, ForeignChanges, HistoryRow, Notification, NotificationKind,
+    RecordPage, RecordRow, Retried, SharedStore, Store, StoreError, StoreResult, UploadOpening,
+    HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
@@ -302,13 +303,24 @@ impl Ledger for Work<'_> {
         &mut self,
         device: &str,
         record: u64,
-        state: DownloadState,
+        standing: &DownloadStanding<'_>,
         now: u64,
     ) -> StoreResult<()> {
+        let acknowledged = standing.acknowledged.map(int);
         self.execute(
-            "INSERT INTO downloads (device, record, state, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (device, record) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-            &[&device, &int(record), &download_to_sql(state), &int(now)],
+            "INSERT INTO downloads (device, record, state, updated_at, acknowledged, detail)
+             VALUES ($1, $2, $3, $4, COALESCE($5::BIGINT, 0), $6)
+             ON CONFLICT (device, record) DO UPDATE SET state = EXCLUDED.state,
+                 updated_at = EXCLUDED.updated_at, detail = EXCLUDED.detail,
+                 acknowledged = COALESCE($5::BIGINT, downloads.acknowledged)",
+            &[
+                &device,
+                &int(record),
+                &download_to_sql(standing.state),
+                &int(now),
+                &acknowledged,
+                &standing.detail,
+            ],
         )?;
         Ok(())
     }
@@ -996,11 +1008,21 @@ impl Store for PostgresStore {
         self.write(|w| ledger::report_download(w, device, record, state, now))
     }
 
+    fn download_progress(
+        &self,
+        device: &str,
+        record: u64,
+        progress: DownloadProgress,
+        now: u64,
+    ) -> StoreResult<()> {
+        self.write(|w| ledger::download_progress(w, device, record, progress, now))
+    }
+
     fn downloads(&self) -> StoreResult<Vec<DownloadRow>> {
         self.read(|tx| {
             let rows = tx.query(
-                "SELECT d.device, d.record, r.name, d.state FROM downloads d
-                 JOIN records r ON r.id = d.record ORDER BY d.device, r.name",
+                "SELECT d.device, d.record, r.name, d.state, d.acknowledged, r.size, d.detail
+                 FROM downloads d JOIN records r ON r.id = d.record ORDER BY d.device, r.name",
                 &[],
             )?;
             rows.iter()
@@ -1010,6 +1032,9 @@ impl Store for PostgresStore {
                         record: get_u64(row, 1)?,
                         name: row.try_get(2)?,
                         state: download_from_sql(row.try_get(3)?),
+                        acknowledged: get_u64(row, 4)?,
+                        size: get_u64(row, 5)?,
+                        detail: row.try_get(6)?,
                     })
                 })
                 .collect()

@@ -119,6 +119,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_by_lower_name ON records (lower(name));
     UPDATE records SET hash = decode(repeat('00', 32), 'hex') WHERE kind = 1;
     ",
+    // 3: a download's progress (bytes the device acknowledged) and why it failed.
+    "
+    ALTER TABLE downloads ADD COLUMN acknowledged BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    ",
 ];
 
 /// The schema version this build creates.
