@@ -909,7 +909,15 @@ impl Session {
                     self.upload_resumed_at = Some(offset);
                     progress(offset);
                 }
-                Reply::UploadProgress(_, durable) => progress(durable),
+                Reply::UploadProgress(_, durable) => {
+                    progress(durable);
+                    // A stop asked for by a signal ends here, after a durable
+                    // chunk; the next upload resumes at `durable`.
+                    if crate::shutdown::requested() {
+                        self.pacing = None;
+                        return Err(CliError::Stopped);
+                    }
+                }
                 Reply::UploadDone(_, record) => {
                     break match resumed_from {
                         None => UploadOutcome::AlreadyUploaded { record },
@@ -981,7 +989,11 @@ impl Session {
                     resumed_from = offset;
                     progress(offset);
                 }
-                Reply::DownloadProgress(_, durable) => progress(durable),
+                Reply::DownloadProgress(_, durable) => {
+                    progress(durable);
+                    // The bytes on disk are kept; the next pull resumes after them.
+                    crate::shutdown::check()?;
+                }
                 Reply::DownloadRejected(_, state, received, size, notify) => {
                     return Ok(DownloadOutcome::Rejected {
                         state,

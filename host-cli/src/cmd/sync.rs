@@ -2,7 +2,7 @@
 //! and report conflicts (same name, different content, another owner) without
 //! overwriting either side.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -31,6 +31,10 @@ pub struct SyncArgs {
     /// Name of the batch for pushed files [default: the directory's name]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
+    /// Keep DIR in sync until SIGINT/SIGTERM: follow local changes and the
+    /// server's events, reconnect by itself, log one line per action.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// A name that exists on both sides with different content.
@@ -61,6 +65,49 @@ pub struct SyncReport {
     pub quick_check: QuickCheckCounts,
 }
 
+/// What a two-way sync has to do, from the local tree and the server's records.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Local files the server lacks, or holds in another version of ours, or
+    /// holds unfinished (ours, same content: the upload resumes).
+    pub to_push: Vec<LocalFile>,
+    /// Names whose local content differs from another device's version.
+    pub conflicts: Vec<Conflict>,
+    /// Uploaded server files that are not here.
+    pub to_pull: Vec<RecordView>,
+    /// Server files that are not here and not uploaded yet.
+    pub unfinished: Vec<RecordView>,
+}
+
+/// Compares the local tree with the server's records (by name) as device `me`.
+pub fn plan(local_files: &[LocalFile], remote: &BTreeMap<String, RecordView>, me: &str) -> Plan {
+    let mut plan = Plan::default();
+    for file in local_files {
+        match remote.get(&file.name) {
+            None => plan.to_push.push(file.clone()),
+            Some(r) if r.content_hash == file.hash => {
+                if !r.upload_state.is_uploaded() && r.owner == me {
+                    plan.to_push.push(file.clone());
+                }
+            }
+            Some(r) if r.owner == me => plan.to_push.push(file.clone()),
+            Some(r) => plan.conflicts.push(Conflict {
+                name: file.name.clone(),
+                local_hash: file.hash.to_string(),
+                server_hash: r.hash.clone(),
+                owner: r.owner.clone(),
+            }),
+        }
+    }
+    let here: BTreeSet<&str> = local_files.iter().map(|f| f.name.as_str()).collect();
+    (plan.to_pull, plan.unfinished) = remote
+        .values()
+        .filter(|r| !here.contains(r.name.as_str()))
+        .cloned()
+        .partition(|r| r.upload_state.is_uploaded());
+    plan
+}
+
 /// Plans and runs the two-way sync.
 pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     if !args.dir.is_dir() {
@@ -68,6 +115,9 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
             "`{}` is not a directory; give the folder to sync",
             args.dir.display()
         )));
+    }
+    if args.watch {
+        return crate::daemon::run(settings, &args);
     }
     let mut check = if args.checksum {
         QuickCheck::without_index()
@@ -84,32 +134,12 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
         .map(|r| (r.name.clone(), r))
         .collect();
 
-    let mut to_push: Vec<LocalFile> = Vec::new();
-    let mut conflicts = Vec::new();
-    for file in &local_files {
-        match remote.get(&file.name) {
-            None => to_push.push(file.clone()),
-            Some(r) if r.content_hash == file.hash => {
-                if !r.upload_state.is_uploaded() && r.owner == me {
-                    to_push.push(file.clone());
-                }
-            }
-            Some(r) if r.owner == me => to_push.push(file.clone()),
-            Some(r) => conflicts.push(Conflict {
-                name: file.name.clone(),
-                local_hash: file.hash.to_string(),
-                server_hash: r.hash.clone(),
-                owner: r.owner.clone(),
-            }),
-        }
-    }
-    let here: std::collections::BTreeSet<&str> =
-        local_files.iter().map(|f| f.name.as_str()).collect();
-    let (to_pull, unfinished): (Vec<RecordView>, Vec<RecordView>) = remote
-        .values()
-        .filter(|r| !here.contains(r.name.as_str()))
-        .cloned()
-        .partition(|r| r.upload_state.is_uploaded());
+    let Plan {
+        to_push,
+        conflicts,
+        to_pull,
+        unfinished,
+    } = plan(&local_files, &remote, &me);
 
     let json = settings.json;
     let mut pushed = Vec::new();
@@ -179,7 +209,8 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     Ok(())
 }
 
-fn dir_name(dir: &std::path::Path) -> String {
+/// The directory's own name, the default batch name of what a sync pushes.
+pub fn dir_name(dir: &std::path::Path) -> String {
     std::fs::canonicalize(dir)
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
