@@ -1,9 +1,10 @@
 //! The sync daemon, `host-cli sync DIR --watch`, against a real server: files
 //! created and edited in the watched directory reach the server as `11`,
-//! another device's uploads and deletions reach the directory, both sides
-//! converge after the link was down, conflicts are reported and overwrite
-//! nothing, and SIGTERM ends it with exit 0 after the chunk in flight, the
-//! next start resuming at the server's offset.
+//! another device's uploads and deletions reach the directory, a retry
+//! request is answered from it, both sides converge after the link was down,
+//! conflicts are reported and overwrite nothing, and SIGTERM ends it with
+//! exit 0 after the chunk in flight, the next start resuming at the server's
+//! offset.
 //!
 //! Every wait is on an event (the daemon's `--json` log, a `watch --json`
 //! stream), bounded by `cli_common::DEADLINE`.
@@ -135,6 +136,14 @@ fn watched_dir_and_server_converge_through_edits_remote_uploads_and_a_cut_link()
 
     // Edited here: the server gets the new content.
     fs::write(dir.path().join("notes/a.txt"), b"second draft, longer").unwrap();
+    seen_by_phone.record("notes/a.txt", |r| {
+        r["bits"] == "11" && r["hash"] == hash_of(b"second draft, longer")
+    });
+
+    // Asked for again (this server lets only the owner ask, from anywhere): uploaded again.
+    server.cli("laptop").ok(&["retry", "notes/a.txt"]);
+    daemon.action("retry-requested", "notes/a.txt");
+    seen_by_phone.record("notes/a.txt", |r| r["bits"] == "01");
     seen_by_phone.record("notes/a.txt", |r| {
         r["bits"] == "11" && r["hash"] == hash_of(b"second draft, longer")
     });

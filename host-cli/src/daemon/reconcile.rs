@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use proto_core::model::FileKind;
-use proto_core::ContentHash;
+use proto_core::{ContentHash, ListFilter};
 
 use crate::cmd::pull::{self, PullReport};
 use crate::cmd::push::{self, PushReport};
@@ -65,6 +65,12 @@ impl Daemon<'_> {
             .filter(|(name, _)| !now.contains_key(*name))
             .map(|(name, hash)| (name.clone(), *hash))
             .collect();
+        if !deleted.is_empty() {
+            // Deletions act on the server's word, not on events that may
+            // still be on their way (e.g. the record of our own last push).
+            let records = link.attempt(|session| session.list(ListFilter::All))?;
+            self.remote = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+        }
         for (name, hash) in deleted {
             self.delete_on_server(link, &name, hash)?;
         }
