@@ -38,6 +38,9 @@ pub struct PullArgs {
     /// With `--all`: stay connected until every rejected file was uploaded and fetched.
     #[arg(long, requires = "all")]
     pub wait: bool,
+    /// Take in at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd::push::parse_rate)]
+    pub limit_rate: Option<u64>,
     /// Files (or directories) to pull, by their name on the server [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -110,7 +113,15 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
     let bar = TransferBar::new(total, json);
     let mut waiting: BTreeMap<String, RecordView> = BTreeMap::new();
     for record in &selected {
-        let report = fetch(&mut link, record, &args.dest, args.wait, &bar, json)?;
+        let report = fetch(
+            &mut link,
+            record,
+            &args.dest,
+            args.wait,
+            args.limit_rate,
+            &bar,
+            json,
+        )?;
         if report.result == "rejected" {
             waiting.insert(record.name.clone(), record.clone());
         }
@@ -130,6 +141,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
             &mut waiting,
             &mut reports,
             &args.dest,
+            args.limit_rate,
             &bar,
             json,
         )?;
@@ -188,12 +200,14 @@ fn say(json: bool, line: &str) {
     }
 }
 
-/// Fetches one record into `dest` unless it is already there.
+/// Fetches one record into `dest` unless it is already there, at most
+/// `limit_rate` bytes per second.
 pub fn fetch(
     link: &mut Reconnecting,
     record: &RecordView,
     dest: &Path,
     notify: bool,
+    limit_rate: Option<u64>,
     bar: &TransferBar,
     json: bool,
 ) -> CliResult<PullReport> {
@@ -237,11 +251,11 @@ pub fn fetch(
     bar.set_file(&record.name);
     let start = bar.position();
     let outcome = loop {
-        let result = link
-            .session()?
-            .download(record, &target, notify, &mut |durable| {
-                bar.set_position(start + durable)
-            });
+        let result =
+            link.session()?
+                .download(record, &target, notify, limit_rate, &mut |durable| {
+                    bar.set_position(start + durable)
+                });
         // A new session resumes after the bytes already on disk.
         match result {
             Ok(DownloadOutcome::Refused(error)) if is_transient(&error) => link.lost(error)?,
@@ -317,6 +331,7 @@ fn wait_and_fetch(
     waiting: &mut BTreeMap<String, RecordView>,
     reports: &mut [PullReport],
     dest: &Path,
+    limit_rate: Option<u64>,
     bar: &TransferBar,
     json: bool,
 ) -> CliResult<()> {
@@ -389,7 +404,7 @@ fn wait_and_fetch(
         };
         let Some(record) = ready else { continue };
         waiting.remove(&record.name);
-        let report = fetch(link, &record, dest, true, bar, json)?;
+        let report = fetch(link, &record, dest, true, limit_rate, bar, json)?;
         if report.result == "rejected" {
             // Changed again in between (e.g. a retry); keep waiting.
             waiting.insert(record.name.clone(), record);

@@ -31,6 +31,9 @@ pub struct SyncArgs {
     /// Name of the batch for pushed files [default: the directory's name]
     #[arg(long, value_name = "NAME")]
     pub batch: Option<String>,
+    /// Send and take in at most RATE bytes per second each way (suffixes K, M, G).
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd::push::parse_rate)]
+    pub limit_rate: Option<u64>,
     /// Keep DIR in sync until SIGINT/SIGTERM: follow local changes and the
     /// server's events, reconnect by itself, log one line per action.
     #[arg(long)]
@@ -146,13 +149,19 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
         let created = link.attempt(|session| session.announce(&batch, &to_push))?;
-        pushed = push::upload_all(&mut link, &to_push, &created.held, json, None)?;
+        pushed = push::upload_all(&mut link, &to_push, &created.held, json, args.limit_rate)?;
     }
     let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
     let mut pulled = Vec::new();
     for record in &to_pull {
         pulled.push(pull::fetch(
-            &mut link, record, &args.dir, false, &bar, json,
+            &mut link,
+            record,
+            &args.dir,
+            false,
+            args.limit_rate,
+            &bar,
+            json,
         )?);
     }
     bar.finish();

@@ -60,6 +60,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> CliResult<()> {
             .clone()
             .unwrap_or_else(|| crate::cmd::sync::dir_name(&args.dir)),
         me: device,
+        limit_rate: args.limit_rate,
         log: ActionLog::new(settings.json),
         changes: LocalChanges::watch(&args.dir)?,
         check,
@@ -89,6 +90,8 @@ struct Daemon<'s> {
     batch: String,
     /// This device's name.
     me: String,
+    /// `--limit-rate`, each way.
+    limit_rate: Option<u64>,
     log: ActionLog,
     changes: LocalChanges,
     check: QuickCheck,

@@ -97,7 +97,7 @@ impl Daemon<'_> {
         let Some(created) = self.tolerate("announce", &batch, created)? else {
             return Ok(());
         };
-        let reports = push::upload_all(link, files, &created.held, true, None)?;
+        let reports = push::upload_all(link, files, &created.held, true, self.limit_rate)?;
         for report in &reports {
             self.log_push(report);
         }
@@ -129,7 +129,13 @@ impl Daemon<'_> {
             hash,
         };
         self.log.file("retry-requested", name, "uploading it again");
-        let reports = push::upload_all(link, std::slice::from_ref(&file), &[], true, None)?;
+        let reports = push::upload_all(
+            link,
+            std::slice::from_ref(&file),
+            &[],
+            true,
+            self.limit_rate,
+        )?;
         for report in &reports {
             self.log_push(report);
         }
@@ -168,7 +174,7 @@ impl Daemon<'_> {
             return Ok(());
         }
         let bar = TransferBar::new(record.size, true);
-        let report = pull::fetch(link, record, &self.dir, false, &bar, true)?;
+        let report = pull::fetch(link, record, &self.dir, false, self.limit_rate, &bar, true)?;
         if report.result == "fetched" || report.result == "skipped" {
             self.known_local
                 .insert(record.name.clone(), record.content_hash);
