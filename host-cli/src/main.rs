@@ -17,6 +17,7 @@ mod cmd;
 mod config;
 mod daemon;
 mod error;
+mod filter;
 mod link;
 mod local;
 mod positional;

@@ -83,3 +83,92 @@ fn pull_with_limit_rate_never_takes_in_more_than_the_rate_allows() {
         fs::read(&file).unwrap()
     );
 }
+
+/// Names of the server's records, sorted.
+fn server_names(cli: &cli_common::Cli) -> Vec<String> {
+    let mut names: Vec<String> = cli
+        .json(&["ls"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file under `dir`, as `/`-separated names, sorted.
+fn local_names(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(at) = stack.pop() {
+        for entry in fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().to_str().unwrap();
+                names.push(name.replace('\\', "/"));
+            }
+        }
+    }
+    names.sort();
+    names
+}
+
+#[test]
+fn exclude_and_include_choose_what_push_pull_and_sync_touch() {
+    let server = Server::start(&["laptop", "tv"]);
+    let src = tempfile::tempdir().unwrap();
+    let trip = src.path().join("trip");
+    for name in ["a.txt", "b.tmp", "keep.tmp", "cache/x.bin", "photos/c.jpg"] {
+        let path = trip.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, name).unwrap();
+    }
+    let laptop = server.cli("laptop");
+    laptop.ok(&[
+        "push",
+        trip.to_str().unwrap(),
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "cache",
+        "--include",
+        "keep.tmp",
+    ]);
+    assert_eq!(
+        server_names(&laptop),
+        ["trip/a.txt", "trip/keep.tmp", "trip/photos/c.jpg"]
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let tv = server.cli("tv");
+    tv.ok(&[
+        "pull",
+        "--dest",
+        dest.path().to_str().unwrap(),
+        "--include",
+        "photos",
+    ]);
+    assert_eq!(local_names(dest.path()), ["trip/photos/c.jpg"]);
+
+    // sync: an excluded local file is not pushed, an excluded server file not pulled.
+    fs::write(dest.path().join("trip/debug.log"), b"noise").unwrap();
+    tv.ok(&[
+        "sync",
+        dest.path().to_str().unwrap(),
+        "--exclude",
+        "*.log",
+        "--exclude",
+        "keep.tmp",
+    ]);
+    assert_eq!(
+        local_names(dest.path()),
+        ["trip/a.txt", "trip/debug.log", "trip/photos/c.jpg"]
+    );
+    assert_eq!(
+        server_names(&laptop),
+        ["trip/a.txt", "trip/keep.tmp", "trip/photos/c.jpg"]
+    );
+}

@@ -17,6 +17,7 @@ use proto_core::{ListFilter, UploadState};
 
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
+use crate::filter::{Filter, FilterArgs};
 use crate::local;
 use crate::progress::TransferBar;
 use crate::resilient::{is_transient, Reconnecting};
@@ -41,6 +42,9 @@ pub struct PullArgs {
     /// Take in at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
     #[arg(long, value_name = "RATE", value_parser = crate::cmd::push::parse_rate)]
     pub limit_rate: Option<u64>,
+    /// Which names to pull.
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Files (or directories) to pull, by their name on the server [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -79,7 +83,9 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         // Subscribe first, so a completion between our list and our request is not missed.
         link.attempt(|session| session.subscribe(ListFilter::All))?;
     }
-    let records = link.attempt(|session| session.list(filter))?;
+    let mut records = link.attempt(|session| session.list(filter))?;
+    let names = Filter::from_args(&args.filter);
+    records.retain(|r| names.keeps(&r.name));
     let (selected, unknown) = select(&records, &args.names);
     let mut reports: Vec<PullReport> = unknown
         .into_iter()

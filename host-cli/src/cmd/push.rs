@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
+use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
 use crate::quick_check::QuickCheck;
@@ -35,6 +36,9 @@ pub struct PushArgs {
     /// Send at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
+    /// Which names to push.
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 /// What happened to one file, for `--json`.
@@ -75,11 +79,11 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     } else {
         QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
     };
-    let files = local::collect(&args.paths, &mut check)?;
+    let files = local::collect(&args.paths, &Filter::from_args(&args.filter), &mut check)?;
     check.save();
     if files.is_empty() {
         return Err(CliError::Usage(
-            "nothing to push: the paths hold no files".into(),
+            "nothing to push: the paths hold no files (that --exclude/--include keep)".into(),
         ));
     }
     let batch = args

@@ -13,6 +13,7 @@ use crate::cmd::pull::{self, PullReport};
 use crate::cmd::push::{self, PushReport};
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
+use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
 use crate::quick_check::{QuickCheck, QuickCheckCounts};
@@ -34,6 +35,9 @@ pub struct SyncArgs {
     /// Send and take in at most RATE bytes per second each way (suffixes K, M, G).
     #[arg(long, value_name = "RATE", value_parser = crate::cmd::push::parse_rate)]
     pub limit_rate: Option<u64>,
+    /// Which names to sync, on both sides.
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Keep DIR in sync until SIGINT/SIGTERM: follow local changes and the
     /// server's events, reconnect by itself, log one line per action.
     #[arg(long)]
@@ -127,13 +131,15 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     } else {
         QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
     };
-    let local_files = local::collect_tree(&args.dir, &mut check)?;
+    let names = Filter::from_args(&args.filter);
+    let local_files = local::collect_tree(&args.dir, &names, &mut check)?;
     check.save();
     let mut link = Reconnecting::connect(settings)?;
     let me = link.device().to_owned();
     let remote: BTreeMap<String, RecordView> = link
         .attempt(|session| session.list(ListFilter::All))?
         .into_iter()
+        .filter(|r| names.keeps(&r.name))
         .map(|r| (r.name.clone(), r))
         .collect();
 

@@ -30,6 +30,7 @@ use proto_core::{ContentHash, ListFilter};
 use crate::cmd::sync::SyncArgs;
 use crate::config::Settings;
 use crate::error::{CliError, CliResult};
+use crate::filter::Filter;
 use crate::quick_check::QuickCheck;
 use crate::resilient::{is_transient, Reconnecting, RetryPolicy};
 use crate::shutdown;
@@ -61,6 +62,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> CliResult<()> {
             .unwrap_or_else(|| crate::cmd::sync::dir_name(&args.dir)),
         me: device,
         limit_rate: args.limit_rate,
+        names: Filter::from_args(&args.filter),
         log: ActionLog::new(settings.json),
         changes: LocalChanges::watch(&args.dir)?,
         check,
@@ -92,6 +94,8 @@ struct Daemon<'s> {
     me: String,
     /// `--limit-rate`, each way.
     limit_rate: Option<u64>,
+    /// `--exclude`/`--include`: names outside it are neither looked at nor touched.
+    names: Filter,
     log: ActionLog,
     changes: LocalChanges,
     check: QuickCheck,
@@ -191,7 +195,7 @@ impl Daemon<'_> {
     fn catch_up(&mut self, link: &mut Reconnecting) -> CliResult<()> {
         let revision = link.attempt(|session| session.subscribe(ListFilter::All))?;
         let records = link.attempt(|session| session.list(ListFilter::All))?;
-        self.remote = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+        self.set_remote(records);
         self.dirty = true;
         self.catch_ups += 1;
         if self.catch_ups > 1 {

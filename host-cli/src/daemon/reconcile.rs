@@ -26,6 +26,10 @@ impl Daemon<'_> {
         event: SessionEvent,
     ) -> CliResult<()> {
         match event {
+            SessionEvent::RecordChanged(record) if !self.names.keeps(&record.name) => {}
+            SessionEvent::RecordDeleted { name, .. }
+            | SessionEvent::RetryRequested { name, .. }
+                if !self.names.keeps(&name) => {}
             SessionEvent::RecordChanged(record) => {
                 let wanted = record.owner != self.me && record.upload_state.is_uploaded();
                 self.remote.insert(record.name.clone(), record.clone());
@@ -55,7 +59,7 @@ impl Daemon<'_> {
     /// what was deleted here, pushes what is new or edited here, pulls what is
     /// missing here, reports conflicts.
     pub(super) fn reconcile(&mut self, link: &mut Reconnecting) -> CliResult<()> {
-        let files = local::collect_tree(&self.dir, &mut self.check)?;
+        let files = local::collect_tree(&self.dir, &self.names, &mut self.check)?;
         self.check.save();
         let now: BTreeMap<String, ContentHash> =
             files.iter().map(|f| (f.name.clone(), f.hash)).collect();
@@ -69,7 +73,7 @@ impl Daemon<'_> {
             // Deletions act on the server's word, not on events that may
             // still be on their way (e.g. the record of our own last push).
             let records = link.attempt(|session| session.list(ListFilter::All))?;
-            self.remote = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+            self.set_remote(records);
         }
         for (name, hash) in deleted {
             self.delete_on_server(link, &name, hash)?;
@@ -87,6 +91,15 @@ impl Daemon<'_> {
             self.pull_one(link, record)?;
         }
         Ok(())
+    }
+
+    /// Takes the server's records as listed, leaving out the names the filter skips.
+    pub(super) fn set_remote(&mut self, records: Vec<RecordView>) {
+        self.remote = records
+            .into_iter()
+            .filter(|r| self.names.keeps(&r.name))
+            .map(|r| (r.name.clone(), r))
+            .collect();
     }
 
     /// Announces `files` as one batch and uploads them (each resuming at the
