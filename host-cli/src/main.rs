@@ -16,6 +16,7 @@ mod cli;
 mod cmd;
 mod config;
 mod daemon;
+mod dry_run;
 mod error;
 mod filter;
 mod link;

@@ -172,3 +172,63 @@ fn exclude_and_include_choose_what_push_pull_and_sync_touch() {
         ["trip/a.txt", "trip/keep.tmp", "trip/photos/c.jpg"]
     );
 }
+
+#[test]
+fn dry_run_says_what_would_be_pushed_pulled_and_deleted_and_changes_nothing() {
+    let server = Server::start(&["laptop", "tv"]);
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("there.txt"), b"on the server").unwrap();
+    let tv = server.cli("tv");
+    tv.ok(&["push", src.path().join("there.txt").to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("new.txt"), b"only here").unwrap();
+    let laptop = server.cli("laptop");
+    let action_of = |plan: &serde_json::Value, name: &str| {
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["action"].as_str().unwrap().to_owned())
+    };
+
+    let plan = laptop.json(&["sync", dir.path().to_str().unwrap(), "--dry-run"]);
+    assert_eq!(
+        action_of(&plan, "new.txt").as_deref(),
+        Some("push"),
+        "{plan}"
+    );
+    assert_eq!(
+        action_of(&plan, "there.txt").as_deref(),
+        Some("pull"),
+        "{plan}"
+    );
+    let plan = laptop.json(&["push", dir.path().join("new.txt").to_str().unwrap(), "-n"]);
+    assert_eq!(
+        action_of(&plan, "new.txt").as_deref(),
+        Some("push"),
+        "{plan}"
+    );
+    let plan = laptop.json(&["pull", "--dest", dir.path().to_str().unwrap(), "-n"]);
+    assert_eq!(
+        action_of(&plan, "there.txt").as_deref(),
+        Some("pull"),
+        "{plan}"
+    );
+    let plan = tv.json(&["rm", "there.txt", "gone.txt", "--dry-run"]);
+    assert_eq!(
+        action_of(&plan, "there.txt").as_deref(),
+        Some("delete"),
+        "{plan}"
+    );
+    assert_eq!(
+        action_of(&plan, "gone.txt").as_deref(),
+        Some("skip"),
+        "{plan}"
+    );
+    let text = laptop.ok(&["sync", dir.path().to_str().unwrap(), "--dry-run"]);
+    assert!(text.contains("would push new.txt"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+
+    assert_eq!(server_names(&laptop), ["there.txt"]);
+    assert_eq!(local_names(dir.path()), ["new.txt"]);
+}

@@ -16,6 +16,7 @@ use serde::Serialize;
 use proto_core::{ListFilter, UploadState};
 
 use crate::config::Settings;
+use crate::dry_run::{self, Planned};
 use crate::error::{CliError, CliResult};
 use crate::filter::{Filter, FilterArgs};
 use crate::local;
@@ -45,6 +46,9 @@ pub struct PullArgs {
     /// Which names to pull.
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Print what would be pulled; write nothing.
+    #[arg(long, short = 'n', conflicts_with = "wait")]
+    pub dry_run: bool,
     /// Files (or directories) to pull, by their name on the server [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -107,6 +111,11 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         })
         .collect();
     let json = settings.json;
+    if args.dry_run {
+        link.close();
+        dry_run::print(&plan(&selected, &unknown_names(&reports), &args.dest), json);
+        return Ok(());
+    }
     if selected.is_empty() && reports.is_empty() {
         let what = if args.all { "files" } else { "uploaded files" };
         say(json, &format!("nothing to fetch: the server has no {what}"));
@@ -172,6 +181,38 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The names asked for that the server does not have.
+fn unknown_names(reports: &[PullReport]) -> Vec<&str> {
+    reports.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// What a pull of `selected` into `dest` would do.
+fn plan(selected: &[RecordView], unknown: &[&str], dest: &Path) -> Vec<Planned> {
+    let mut plan: Vec<Planned> = unknown
+        .iter()
+        .map(|name| Planned::new("skip", name, 0).because("no such file on the server"))
+        .collect();
+    for record in selected.iter().filter(|r| !r.is_directory()) {
+        let planned = Planned::new("pull", &record.name, record.size);
+        let here = local::local_path(dest, &record.name)
+            .map(|target| already_here(&target, record))
+            .unwrap_or(false);
+        plan.push(if here {
+            Planned::new("skip", &record.name, record.size).because("already here, same hash")
+        } else if !record.upload_state.is_uploaded() {
+            Planned::new("wait", &record.name, record.size).because(format!(
+                "{} ({}), {}",
+                record.state,
+                record.bits,
+                progress_text(record.received, record.size)
+            ))
+        } else {
+            planned
+        });
+    }
+    plan
 }
 
 /// Records named by `names` (exactly, or as a directory prefix), and the names that matched none.

@@ -7,10 +7,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use proto_core::UploadState;
+use proto_core::{ListFilter, UploadState};
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::dry_run::{self, Planned};
 use crate::error::{CliError, CliResult};
 use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
@@ -18,7 +19,7 @@ use crate::progress::TransferBar;
 use crate::quick_check::QuickCheck;
 use crate::resilient::{is_transient, Reconnecting};
 use crate::session::UploadOutcome;
-use crate::view::{human_bytes, print_json};
+use crate::view::{human_bytes, print_json, RecordView};
 
 /// Arguments of `push`.
 #[derive(Debug, Args)]
@@ -39,6 +40,9 @@ pub struct PushArgs {
     /// Which names to push.
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Print what would be pushed; announce and send nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// What happened to one file, for `--json`.
@@ -91,6 +95,15 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         .clone()
         .unwrap_or_else(|| default_batch(&args.paths));
     let mut link = Reconnecting::connect(settings)?;
+    if args.dry_run {
+        let remote = link.attempt(|session| session.list(ListFilter::All))?;
+        link.close();
+        dry_run::print(
+            &plan(&files, &remote, settings.require_device()?),
+            settings.json,
+        );
+        return Ok(());
+    }
     let created = link.attempt(|session| session.announce(&batch, &files))?;
     if !settings.json {
         outln!(
@@ -127,6 +140,31 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// What a push of `files` would do, given the server's records.
+fn plan(files: &[LocalFile], remote: &[RecordView], me: &str) -> Vec<Planned> {
+    files
+        .iter()
+        .map(|file| {
+            let planned = Planned::new("push", &file.name, file.size);
+            match remote.iter().find(|r| r.name == file.name) {
+                Some(r) if r.content_hash == file.hash && r.upload_state.is_uploaded() => {
+                    Planned::new("skip", &file.name, file.size)
+                        .because("already on the server (11)")
+                }
+                Some(r) if r.content_hash == file.hash => planned.because(format!(
+                    "resumes at {} of {}",
+                    human_bytes(r.received),
+                    human_bytes(r.size)
+                )),
+                Some(r) if r.owner != me => Planned::new("conflict", &file.name, file.size)
+                    .because(format!("differs from {}'s version on the server", r.owner)),
+                Some(_) => planned.because("replaces this device's older version"),
+                None => planned,
+            }
+        })
+        .collect()
 }
 
 /// Uploads `files` one after the other with one progress bar over all bytes,

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cmd::pull::{self, PullReport};
 use crate::cmd::push::{self, PushReport};
 use crate::config::Settings;
+use crate::dry_run::{self, Planned};
 use crate::error::{CliError, CliResult};
 use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
@@ -38,6 +39,9 @@ pub struct SyncArgs {
     /// Which names to sync, on both sides.
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Print what would be pushed and pulled; change nothing on either side.
+    #[arg(long, short = 'n', conflicts_with = "watch")]
+    pub dry_run: bool,
     /// Keep DIR in sync until SIGINT/SIGTERM: follow local changes and the
     /// server's events, reconnect by itself, log one line per action.
     #[arg(long)]
@@ -151,6 +155,28 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     } = plan(&local_files, &remote, &me);
 
     let json = settings.json;
+    if args.dry_run {
+        link.close();
+        let planned: Vec<Planned> = to_push
+            .iter()
+            .map(|f| Planned::new("push", &f.name, f.size))
+            .chain(conflicts.iter().map(|c| {
+                Planned::new("conflict", &c.name, 0)
+                    .because(format!("differs from {}'s version on the server", c.owner))
+            }))
+            .chain(
+                to_pull
+                    .iter()
+                    .map(|r| Planned::new("pull", &r.name, r.size)),
+            )
+            .chain(unfinished.iter().map(|r| {
+                Planned::new("wait", &r.name, r.size)
+                    .because(format!("{} ({}) on the server", r.state, r.bits))
+            }))
+            .collect();
+        dry_run::print(&planned, json);
+        return Ok(());
+    }
     let mut pushed = Vec::new();
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
