@@ -119,7 +119,7 @@ impl<'s> Reconnecting<'s> {
             connected_at: Instant::now(),
             failures: 0,
             reconnects: 0,
-            quiet: settings.json,
+            quiet: settings.quiet(),
         })
     }
 

@@ -232,3 +232,48 @@ fn dry_run_says_what_would_be_pushed_pulled_and_deleted_and_changes_nothing() {
     assert_eq!(server_names(&laptop), ["there.txt"]);
     assert_eq!(local_names(dir.path()), ["new.txt"]);
 }
+
+#[test]
+fn quiet_prints_only_errors_and_verbose_tells_what_the_quick_check_spared() {
+    let server = Server::start(&["laptop", "tv"]);
+    let src = tempfile::tempdir().unwrap();
+    for name in ["a.txt", "b.txt"] {
+        let path = src.path().join(name);
+        fs::write(&path, name).unwrap();
+        // Older than the quick check's racy window, so its hash is trusted next time.
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    let laptop = server.cli("laptop");
+    let quiet = laptop.ok(&["push", "-q", src.path().join("a.txt").to_str().unwrap()]);
+    assert_eq!(quiet, "", "-q prints nothing on success");
+    let normal = laptop.ok(&["push", src.path().join("b.txt").to_str().unwrap()]);
+    assert!(normal.contains("b.txt: uploaded"), "{normal}");
+    assert!(!normal.contains("quick check"), "{normal}");
+    let verbose = laptop.ok(&["push", "-v", src.path().join("b.txt").to_str().unwrap()]);
+    assert!(
+        verbose.contains("quick check: 1 file(s) unchanged (not read)"),
+        "{verbose}"
+    );
+
+    let dest = tempfile::tempdir().unwrap();
+    let tv = server.cli("tv");
+    let pulled = tv.ok(&["pull", "-q", "--dest", dest.path().to_str().unwrap()]);
+    assert_eq!(pulled, "");
+    assert_eq!(local_names(dest.path()), ["a.txt", "b.txt"]);
+    let synced = tv.ok(&["sync", dest.path().to_str().unwrap(), "-v"]);
+    assert!(synced.contains("quick check:"), "{synced}");
+
+    let failed = laptop.run(&["push", "-q", "/no/such/file"]);
+    assert_ne!(failed.status.code(), Some(0));
+    assert!(failed.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("/no/such/file"),
+        "-q still prints errors: {failed:?}"
+    );
+}

@@ -111,6 +111,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         })
         .collect();
     let json = settings.json;
+    let quiet = settings.quiet();
     if args.dry_run {
         link.close();
         dry_run::print(&plan(&selected, &unknown_names(&reports), &args.dest), json);
@@ -118,14 +119,17 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
     }
     if selected.is_empty() && reports.is_empty() {
         let what = if args.all { "files" } else { "uploaded files" };
-        say(json, &format!("nothing to fetch: the server has no {what}"));
+        say(
+            quiet,
+            &format!("nothing to fetch: the server has no {what}"),
+        );
     }
     for report in &reports {
-        say(json, &format!("{}: FAILED: {}", report.name, report.error));
+        say(quiet, &format!("{}: FAILED: {}", report.name, report.error));
     }
 
     let total: u64 = selected.iter().map(|r| r.size).sum();
-    let bar = TransferBar::new(total, json);
+    let bar = TransferBar::new(total, quiet);
     let mut waiting: BTreeMap<String, RecordView> = BTreeMap::new();
     for record in &selected {
         let report = fetch(
@@ -135,7 +139,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
             args.wait,
             args.limit_rate,
             &bar,
-            json,
+            quiet,
         )?;
         if report.result == "rejected" {
             waiting.insert(record.name.clone(), record.clone());
@@ -145,7 +149,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
 
     if args.wait && !waiting.is_empty() {
         say(
-            json,
+            quiet,
             &format!(
                 "waiting for {} unfinished file(s); press Ctrl-C to stop",
                 waiting.len()
@@ -158,7 +162,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
             &args.dest,
             args.limit_rate,
             &bar,
-            json,
+            quiet,
         )?;
     }
     bar.finish();
@@ -241,14 +245,14 @@ fn select(records: &[RecordView], names: &[String]) -> (Vec<RecordView>, Vec<Str
     (selected, unknown)
 }
 
-fn say(json: bool, line: &str) {
-    if !json {
+fn say(quiet: bool, line: &str) {
+    if !quiet {
         outln!("{line}");
     }
 }
 
 /// Fetches one record into `dest` unless it is already there, at most
-/// `limit_rate` bytes per second.
+/// `limit_rate` bytes per second; `quiet`: no text lines.
 pub fn fetch(
     link: &mut Reconnecting,
     record: &RecordView,
@@ -256,7 +260,7 @@ pub fn fetch(
     notify: bool,
     limit_rate: Option<u64>,
     bar: &TransferBar,
-    json: bool,
+    quiet: bool,
 ) -> CliResult<PullReport> {
     let mut report = PullReport {
         name: record.name.clone(),
@@ -274,7 +278,7 @@ pub fn fetch(
             report.result = "failed";
             report.error = format!("the server sent an unsafe name ({error}); nothing was written");
             say(
-                json,
+                quiet,
                 &format!("`{}`: FAILED: {}", record.name.escape_debug(), report.error),
             );
             return Ok(report);
@@ -290,7 +294,7 @@ pub fn fetch(
     if already_here(&target, record) {
         report.result = "skipped";
         say(
-            json,
+            quiet,
             &format!("{}: already here with the same hash, skipped", record.name),
         );
         return Ok(report);
@@ -319,7 +323,7 @@ pub fn fetch(
             } else {
                 String::new()
             };
-            if !json {
+            if !quiet {
                 bar.println(&format!(
                     "{}: fetched ({} bytes{resumed}, hash verified)",
                     record.name, record.size
@@ -341,7 +345,7 @@ pub fn fetch(
             } else {
                 "not fetched"
             };
-            if !json {
+            if !quiet {
                 bar.println(&format!(
                     "{}: not uploaded yet: {} ({}), {}; {then}",
                     record.name,
@@ -354,7 +358,7 @@ pub fn fetch(
         DownloadOutcome::Refused(error) => {
             report.result = "failed";
             report.error = error.to_string();
-            if !json {
+            if !quiet {
                 bar.println(&format!("{}: FAILED: {error}", record.name));
             }
         }
@@ -380,7 +384,7 @@ fn wait_and_fetch(
     dest: &Path,
     limit_rate: Option<u64>,
     bar: &TransferBar,
-    json: bool,
+    quiet: bool,
 ) -> CliResult<()> {
     // Changes learnt by listing again after a reconnection, handled like events.
     let mut backlog: VecDeque<SessionEvent> = VecDeque::new();
@@ -416,7 +420,7 @@ fn wait_and_fetch(
                     Some(record)
                 } else {
                     if let Some(old) = waiting.get_mut(&record.name) {
-                        if old.upload_state != record.upload_state && !json {
+                        if old.upload_state != record.upload_state && !quiet {
                             bar.println(&format!(
                                 "{}: now {} ({}), {}",
                                 record.name,
@@ -438,7 +442,7 @@ fn wait_and_fetch(
                         "failed",
                         "deleted on the server while waiting",
                     );
-                    say(json, &format!("{name}: deleted on the server, giving up"));
+                    say(quiet, &format!("{name}: deleted on the server, giving up"));
                 }
                 None
             }
@@ -451,7 +455,7 @@ fn wait_and_fetch(
         };
         let Some(record) = ready else { continue };
         waiting.remove(&record.name);
-        let report = fetch(link, &record, dest, true, limit_rate, bar, json)?;
+        let report = fetch(link, &record, dest, true, limit_rate, bar, quiet)?;
         if report.result == "rejected" {
             // Changed again in between (e.g. a retry); keep waiting.
             waiting.insert(record.name.clone(), record);

@@ -16,7 +16,7 @@ use crate::error::{CliError, CliResult};
 use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::quick_check::QuickCheck;
+use crate::quick_check::{QuickCheck, QuickCheckCounts};
 use crate::resilient::{is_transient, Reconnecting};
 use crate::session::UploadOutcome;
 use crate::view::{human_bytes, print_json, RecordView};
@@ -105,7 +105,8 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         return Ok(());
     }
     let created = link.attempt(|session| session.announce(&batch, &files))?;
-    if !settings.json {
+    let quiet = settings.quiet();
+    if !quiet {
         outln!(
             "batch {batch} (#{}): {} files announced ({} records{}{})",
             created.batch,
@@ -121,16 +122,24 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
             }
         );
     }
-    let reports = upload_all(
-        &mut link,
-        &files,
-        &created.held,
-        settings.json,
-        args.limit_rate,
-    )?;
+    let reports = upload_all(&mut link, &files, &created.held, quiet, args.limit_rate)?;
+    let reconnects = link.reconnects();
     link.close();
     if settings.json {
         print_json(&reports);
+    }
+    if settings.verbose() {
+        for report in reports.iter().filter(|r| r.wire_bytes > 0) {
+            outln!(
+                "{}: {} on the wire, {} beyond the bytes the server lacked, {} reconnection(s)",
+                report.name,
+                human_bytes(report.wire_bytes),
+                human_bytes(report.resent_bytes),
+                report.reconnects
+            );
+        }
+        outln!("{}", quick_check_line(check.counts()));
+        outln!("{reconnects} reconnection(s) in all");
     }
     let failed = reports.iter().filter(|r| r.result == "failed").count();
     if failed > 0 {
@@ -167,18 +176,29 @@ fn plan(files: &[LocalFile], remote: &[RecordView], me: &str) -> Vec<Planned> {
         .collect()
 }
 
+/// `-v`'s summary of the quick check.
+pub fn quick_check_line(counts: QuickCheckCounts) -> String {
+    format!(
+        "quick check: {} file(s) unchanged (not read), {} hashed ({} read)",
+        counts.unchanged,
+        counts.hashed,
+        human_bytes(counts.hashed_bytes)
+    )
+}
+
 /// Uploads `files` one after the other with one progress bar over all bytes,
 /// except those at the positions in `held` (the server already holds their
 /// content, so their records are `11`): those are reported "already on the server".
+/// `quiet`: no text lines.
 pub fn upload_all(
     link: &mut Reconnecting,
     files: &[LocalFile],
     held: &[usize],
-    json: bool,
+    quiet: bool,
     limit_rate: Option<u64>,
 ) -> CliResult<Vec<PushReport>> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = TransferBar::new(total, json);
+    let bar = TransferBar::new(total, quiet);
     let mut done_before = 0u64;
     let mut reports = Vec::with_capacity(files.len());
     for (index, file) in files.iter().enumerate() {
@@ -193,7 +213,7 @@ pub fn upload_all(
         done_before += file.size;
         bar.set_position(done_before);
         let report = report(file, attempts);
-        if !json {
+        if !quiet {
             bar.println(&describe(&report));
         }
         reports.push(report);

@@ -155,6 +155,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     } = plan(&local_files, &remote, &me);
 
     let json = settings.json;
+    let quiet = settings.quiet();
     if args.dry_run {
         link.close();
         let planned: Vec<Planned> = to_push
@@ -181,9 +182,9 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     if !to_push.is_empty() {
         let batch = args.batch.clone().unwrap_or_else(|| dir_name(&args.dir));
         let created = link.attempt(|session| session.announce(&batch, &to_push))?;
-        pushed = push::upload_all(&mut link, &to_push, &created.held, json, args.limit_rate)?;
+        pushed = push::upload_all(&mut link, &to_push, &created.held, quiet, args.limit_rate)?;
     }
-    let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), json);
+    let bar = TransferBar::new(to_pull.iter().map(|r| r.size).sum(), quiet);
     let mut pulled = Vec::new();
     for record in &to_pull {
         pulled.push(pull::fetch(
@@ -193,10 +194,11 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
             false,
             args.limit_rate,
             &bar,
-            json,
+            quiet,
         )?);
     }
     bar.finish();
+    let reconnects = link.reconnects();
     link.close();
 
     let failed = pushed.iter().filter(|r| r.result == "failed").count()
@@ -213,7 +215,7 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
     };
     if json {
         print_json(&report);
-    } else {
+    } else if !quiet {
         for c in &report.conflicts {
             outln!(
                 "{}: CONFLICT: differs from {}'s version on the server; rename one of them",
@@ -240,6 +242,10 @@ pub fn run(settings: &Settings, args: SyncArgs) -> CliResult<()> {
             report.conflicts.len(),
             report.unfinished.len()
         );
+        if settings.verbose() {
+            outln!("{}", push::quick_check_line(report.quick_check));
+            outln!("{reconnects} reconnection(s)");
+        }
     }
     if !report.conflicts.is_empty() || failed > 0 {
         return Err(CliError::Failed(format!(

@@ -63,7 +63,7 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> CliResult<()> {
         me: device,
         limit_rate: args.limit_rate,
         names: Filter::from_args(&args.filter),
-        log: ActionLog::new(settings.json),
+        log: ActionLog::new(settings.json, settings.verbosity),
         changes: LocalChanges::watch(&args.dir)?,
         check,
         remote: BTreeMap::new(),

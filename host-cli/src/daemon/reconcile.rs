@@ -61,6 +61,14 @@ impl Daemon<'_> {
     pub(super) fn reconcile(&mut self, link: &mut Reconnecting) -> CliResult<()> {
         let files = local::collect_tree(&self.dir, &self.names, &mut self.check)?;
         self.check.save();
+        self.log.verbose(
+            "scanned",
+            &format!(
+                "{} entries here; {}",
+                files.len(),
+                push::quick_check_line(self.check.counts())
+            ),
+        );
         let now: BTreeMap<String, ContentHash> =
             files.iter().map(|f| (f.name.clone(), f.hash)).collect();
         let deleted: Vec<(String, ContentHash)> = self
