@@ -34,8 +34,8 @@ struct SyncDaemon {
 }
 
 impl SyncDaemon {
-    /// Starts the daemon on `dir` as `cli`'s device; returns once it watches.
-    fn start(cli: &Cli, dir: &Path, extra: &[&str]) -> SyncDaemon {
+    /// Starts the daemon on `dir` as `cli`'s device.
+    fn spawn(cli: &Cli, dir: &Path, extra: &[&str]) -> SyncDaemon {
         let mut args = vec!["sync", dir.to_str().unwrap(), "--watch", "--json"];
         args.extend_from_slice(extra);
         let mut child = cli
@@ -56,11 +56,16 @@ impl SyncDaemon {
                 }
             }
         });
-        let mut daemon = SyncDaemon {
+        SyncDaemon {
             pid: Pid::from_raw(child.id() as i32),
             child: Some(child),
             lines,
-        };
+        }
+    }
+
+    /// Starts the daemon on `dir` as `cli`'s device; returns once it watches.
+    fn start(cli: &Cli, dir: &Path, extra: &[&str]) -> SyncDaemon {
+        let mut daemon = SyncDaemon::spawn(cli, dir, extra);
         daemon.until("the watch to start", |l| l["action"] == "watching");
         daemon
     }
@@ -292,5 +297,28 @@ fn sigterm_mid_upload_exits_0_after_the_chunk_and_the_next_start_resumes_there()
         "{pushed}"
     );
     seen_by_phone.record("film.bin", |r| r["bits"] == "11");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_daemon_started_while_the_server_is_unreachable_waits_for_it() {
+    let server = Server::start(&["laptop"]);
+    let proxy = CutProxy::start(&server.addr, 0);
+    proxy.go_down();
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("early.txt"),
+        b"written before the server was there",
+    )
+    .unwrap();
+    let laptop = server.cli("laptop").via(&proxy.url());
+    let mut daemon = SyncDaemon::spawn(&laptop, dir.path(), &[]);
+
+    daemon.until("going offline", |l| l["action"] == "offline");
+    proxy.restore();
+    daemon.until("the watch to start", |l| l["action"] == "watching");
+    daemon.action("pushed", "early.txt");
+    let record = server.cli("laptop").record("early.txt").unwrap();
+    assert_eq!(record["bits"], "11");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
