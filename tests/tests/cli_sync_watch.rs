@@ -322,3 +322,26 @@ fn a_daemon_started_while_the_server_is_unreachable_waits_for_it() {
     assert_eq!(record["bits"], "11");
     assert_eq!(daemon.terminate().code(), Some(0));
 }
+
+#[test]
+fn a_tree_the_daemon_cannot_read_is_reported_and_it_carries_on_once_fixed() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = Server::start(&["laptop"]);
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = server.cli("laptop");
+    let mut daemon = SyncDaemon::start(&laptop, dir.path(), &[]);
+
+    let bad = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"bad-\xff.txt"));
+    fs::write(&bad, b"a name that is not UTF-8").unwrap();
+    let failed = daemon.until("the failure", |l| l["action"] == "failed");
+    assert!(
+        failed["detail"].as_str().unwrap().contains("not UTF-8"),
+        "{failed}"
+    );
+
+    fs::rename(&bad, dir.path().join("good.txt")).unwrap();
+    daemon.action("pushed", "good.txt");
+    assert_eq!(daemon.terminate().code(), Some(0));
+}

@@ -170,7 +170,8 @@ impl Daemon<'_> {
             let wait = if self.dirty { Duration::ZERO } else { TICK };
             match link.session()?.next_event(Some(wait)) {
                 Ok(Some(event)) => {
-                    self.on_event(link, event)?;
+                    let done = self.on_event(link, event);
+                    self.tolerate("act on a server event", "", done)?;
                     continue;
                 }
                 Ok(None) => {}
@@ -185,7 +186,11 @@ impl Daemon<'_> {
             }
             if self.dirty {
                 self.dirty = false;
-                self.reconcile(link)?;
+                // A file that vanished or turned unreadable mid-scan fails
+                // this look only; its next change brings another.
+                let done = self.reconcile(link);
+                let dir = self.dir.display().to_string();
+                self.tolerate("sync", &dir, done)?;
             }
         }
     }

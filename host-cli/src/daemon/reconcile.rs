@@ -277,7 +277,12 @@ impl Daemon<'_> {
 
     /// Passes on failures that end the session (a lost link, a stop,
     /// credentials); logs any other as a failed action and carries on.
-    fn tolerate<T>(&self, what: &str, name: &str, result: CliResult<T>) -> CliResult<Option<T>> {
+    pub(super) fn tolerate<T>(
+        &self,
+        what: &str,
+        name: &str,
+        result: CliResult<T>,
+    ) -> CliResult<Option<T>> {
         match result {
             Ok(value) => Ok(Some(value)),
             Err(error @ (CliError::Stopped | CliError::Auth { .. } | CliError::Config { .. })) => {
@@ -285,8 +290,12 @@ impl Daemon<'_> {
             }
             Err(error) if is_transient(&error) => Err(error),
             Err(error) => {
-                self.log
-                    .file("failed", name, &format!("cannot {what}: {error}"));
+                let detail = format!("cannot {what}: {error}");
+                if name.is_empty() {
+                    self.log.note("failed", &detail);
+                } else {
+                    self.log.file("failed", name, &detail);
+                }
                 Ok(None)
             }
         }
