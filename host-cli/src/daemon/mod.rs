@@ -144,7 +144,11 @@ impl Daemon<'_> {
             let pause = RetryPolicy::backoff(failures);
             self.log.note(
                 "offline",
-                &format!("{error}; trying again in {:.1} s", pause.as_secs_f64()),
+                &format!(
+                    "{}; trying again in {:.1} s",
+                    offline_reason(&error),
+                    pause.as_secs_f64()
+                ),
             );
             shutdown::sleep(pause);
         }
@@ -223,5 +227,15 @@ impl Daemon<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// Why the server is out of reach, without the advice to run the command
+/// again that a one-shot command gives (the daemon does that by itself).
+fn offline_reason(error: &CliError) -> String {
+    match error {
+        CliError::Link(detail) => format!("connection to the server lost: {detail}"),
+        CliError::Unreachable { server, source } => format!("cannot reach `{server}`: {source}"),
+        other => other.to_string(),
     }
 }
