@@ -263,6 +263,16 @@ fn deletions_travel_both_ways_and_a_copy_changed_here_is_kept() {
         e["event"] == "deleted" && e["name"] == kept
     });
     assert!(phone.record(kept).is_none());
+
+    // An empty directory too: it is synced as an entry, and its deletion here stands.
+    fs::create_dir(dir.path().join("empty")).unwrap();
+    seen_by_phone.record("empty", |r| r["bits"] == "11");
+    fs::remove_dir(dir.path().join("empty")).unwrap();
+    daemon.action("deleted-on-server", "empty");
+    seen_by_phone.until("the deletion of the directory", |e| {
+        e["event"] == "deleted" && e["name"] == "empty"
+    });
+    assert!(!dir.path().join("empty").exists());
     assert_eq!(daemon.terminate().code(), Some(0));
 }
 

@@ -244,10 +244,10 @@ impl Daemon<'_> {
         name: &str,
         hash: ContentHash,
     ) -> CliResult<()> {
-        let same = self
-            .remote
-            .get(name)
-            .is_some_and(|r| !r.is_directory() && r.content_hash == hash);
+        // An empty directory has no content: its entry here hashed as zero.
+        let same = self.remote.get(name).is_some_and(|r| {
+            r.content_hash == hash || (r.is_directory() && hash == ContentHash::ZERO)
+        });
         if !same {
             return Ok(());
         }
