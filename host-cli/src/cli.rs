@@ -54,6 +54,12 @@ pub struct GlobalArgs {
     /// Print machine-readable JSON: one document, or one object per line for streams.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print nothing but errors (and --json output).
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: what the quick check spared, bytes on the wire, reconnections.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
     /// Reconnection after a lost link.
     #[command(flatten)]
     pub retry: crate::resilient::RetryArgs,

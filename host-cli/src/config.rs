@@ -16,6 +16,7 @@ use crate::cli::GlobalArgs;
 use crate::error::CliError;
 use crate::resilient::RetryPolicy;
 use crate::url::{ServerUrl, DEFAULT_SERVER};
+use crate::view::Verbosity;
 
 /// The contents of `cli.toml`; every key is optional.
 ///
@@ -68,6 +69,8 @@ pub struct Settings {
     pub key: Option<Vec<u8>>,
     /// Print JSON instead of text.
     pub json: bool,
+    /// `-q`, `-v` or neither.
+    pub verbosity: Verbosity,
     /// How a lost or stalled link is handled.
     pub retry: RetryPolicy,
 }
@@ -110,8 +113,19 @@ impl Settings {
             device,
             key,
             json: global.json,
+            verbosity: Verbosity::from_flags(global.quiet, global.verbose),
             retry: RetryPolicy::from_args(&global.retry),
         })
+    }
+
+    /// True when no text lines are wanted: `--json` or `-q`.
+    pub fn quiet(&self) -> bool {
+        self.json || self.verbosity == Verbosity::Quiet
+    }
+
+    /// True for `-v` (and no `--json`).
+    pub fn verbose(&self) -> bool {
+        !self.json && self.verbosity == Verbosity::Verbose
     }
 
     /// The device name, or a usage error saying how to give one.

@@ -73,6 +73,9 @@ pub enum CliError {
     /// The operation ran but did not fully succeed; details were printed already.
     #[error("{0}")]
     Failed(String),
+    /// SIGINT or SIGTERM asked the command to stop (only after `shutdown::install`).
+    #[error("stopped by a signal; transfers resume where they stopped at the next run")]
+    Stopped,
 }
 
 impl CliError {
@@ -84,6 +87,8 @@ impl CliError {
                 EXIT_UNREACHABLE
             }
             CliError::Server { .. } | CliError::Io { .. } | CliError::Failed(_) => EXIT_FAILED,
+            // A stop that was asked for is a success.
+            CliError::Stopped => EXIT_OK,
         }
     }
 

@@ -12,6 +12,7 @@ use proto_core::ContentHash;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{CliError, CliResult};
+use crate::filter::Filter;
 use crate::quick_check::QuickCheck;
 
 /// Bytes read per call while hashing.
@@ -37,8 +38,13 @@ pub struct LocalFile {
 /// A file is named by its file name; a directory `d` contributes `d/…` for
 /// everything beneath it, like `cp -r`. Empty directories become directory
 /// entries so they sync too. Names are sorted and unique.
-/// Hashes come from `check` for files that did not change since they were last hashed.
-pub fn collect(paths: &[PathBuf], check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
+/// Names `filter` leaves out are neither read nor returned. Hashes come
+/// from `check` for files that did not change since they were last hashed.
+pub fn collect(
+    paths: &[PathBuf],
+    filter: &Filter,
+    check: &mut QuickCheck,
+) -> CliResult<Vec<LocalFile>> {
     let mut found = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| CliError::io("cannot read", path, e))?;
@@ -54,23 +60,33 @@ pub fn collect(paths: &[PathBuf], check: &mut QuickCheck) -> CliResult<Vec<Local
             )));
         }
     }
-    finish(found, check)
+    finish(found, filter, check)
 }
 
-/// Collects everything beneath `dir`, named relative to `dir` itself (for `sync`).
-pub fn collect_tree(dir: &Path, check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
+/// Collects everything beneath `dir` that `filter` keeps, named relative to
+/// `dir` itself (for `sync`).
+pub fn collect_tree(
+    dir: &Path,
+    filter: &Filter,
+    check: &mut QuickCheck,
+) -> CliResult<Vec<LocalFile>> {
     let mut found = Vec::new();
     let mut entries = read_dir_sorted(dir)?;
     for entry in entries.drain(..) {
         let name = file_name_text(&entry)?;
         visit(&entry, name, &mut found)?;
     }
-    finish(found, check)
+    finish(found, filter, check)
 }
 
 type Found = (String, PathBuf, FileKind, u64);
 
-fn finish(mut found: Vec<Found>, check: &mut QuickCheck) -> CliResult<Vec<LocalFile>> {
+fn finish(
+    mut found: Vec<Found>,
+    filter: &Filter,
+    check: &mut QuickCheck,
+) -> CliResult<Vec<LocalFile>> {
+    found.retain(|(name, ..)| filter.keeps(name));
     found.sort_by(|a, b| a.0.cmp(&b.0));
     if let Some(pair) = found.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(CliError::Usage(format!(
@@ -219,6 +235,7 @@ mod tests {
 
         let files = collect(
             &[tmp.join("photos"), tmp.join("notes.txt")],
+            &Filter::default(),
             &mut QuickCheck::without_index(),
         )
         .unwrap();
@@ -227,7 +244,12 @@ mod tests {
         assert_eq!(files[0].hash, ContentHasher::digest(b"abc"));
         assert_eq!(files[2].kind, FileKind::Directory);
 
-        let tree = collect_tree(&tmp.join("photos"), &mut QuickCheck::without_index()).unwrap();
+        let tree = collect_tree(
+            &tmp.join("photos"),
+            &Filter::default(),
+            &mut QuickCheck::without_index(),
+        )
+        .unwrap();
         let names: Vec<_> = tree.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["2026/cat.jpg", "empty"]);
         fs::remove_dir_all(&tmp).unwrap();
@@ -237,7 +259,12 @@ mod tests {
     fn decomposed_local_names_go_to_the_server_in_nfc() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("cafe\u{301}.txt"), b"x").unwrap();
-        let files = collect_tree(dir.path(), &mut QuickCheck::without_index()).unwrap();
+        let files = collect_tree(
+            dir.path(),
+            &Filter::default(),
+            &mut QuickCheck::without_index(),
+        )
+        .unwrap();
         assert_eq!(files[0].name, "caf\u{e9}.txt");
         assert!(files[0].path.ends_with("cafe\u{301}.txt"));
     }

@@ -119,7 +119,7 @@ impl<'s> Reconnecting<'s> {
             connected_at: Instant::now(),
             failures: 0,
             reconnects: 0,
-            quiet: settings.json,
+            quiet: settings.quiet(),
         })
     }
 
@@ -201,8 +201,8 @@ impl<'s> Reconnecting<'s> {
             self.failures,
             self.settings.retry.retries
         ));
-        std::thread::sleep(pause);
-        Ok(())
+        crate::shutdown::sleep(pause);
+        crate::shutdown::check()
     }
 
     fn say(&self, line: &str) {

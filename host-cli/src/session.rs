@@ -190,6 +190,18 @@ impl Reply {
     }
 }
 
+/// Sleeps as long as `pacing` (bytes per second, since when, count then)
+/// needs to keep `count` bytes under its rate.
+fn pause_for(pacing: Option<(u64, Instant, u64)>, count: u64) {
+    let Some((rate, since, base)) = pacing else {
+        return;
+    };
+    let due = Duration::from_secs_f64(count.saturating_sub(base) as f64 / rate as f64);
+    if let Some(ahead) = due.checked_sub(since.elapsed()) {
+        std::thread::sleep(ahead);
+    }
+}
+
 /// An authenticated session with the server.
 pub struct Session {
     client: Client<'static, HostStore, Vec<u8>>,
@@ -204,6 +216,12 @@ pub struct Session {
     written: u64,
     /// Upload pacing: (bytes per second, when pacing started, bytes written then).
     pacing: Option<(u64, Instant, u64)>,
+    /// Bytes received from the link so far, framing included.
+    read: u64,
+    /// Download pacing: (bytes per second, when pacing started, bytes read then).
+    /// Input is taken in no faster, so acknowledgements, and with them the
+    /// server's sending, keep to the rate (after at most one window).
+    input_pacing: Option<(u64, Instant, u64)>,
     /// True once `Welcome` arrived (later failures are link failures, not authentication ones).
     welcomed: bool,
     /// The lowest offset a chunk of the running upload carried, sampled after each write.
@@ -250,6 +268,8 @@ impl Session {
             closed: None,
             written: 0,
             pacing: None,
+            read: 0,
+            input_pacing: None,
             lowest_sent: None,
             welcomed: false,
             forgotten: VecDeque::new(),
@@ -371,13 +391,7 @@ impl Session {
 
     /// Sleeps as long as needed to keep the written bytes under the pacing rate.
     fn pace(&mut self) {
-        let Some((rate, since, base)) = self.pacing else {
-            return;
-        };
-        let due = Duration::from_secs_f64((self.written - base) as f64 / rate as f64);
-        if let Some(ahead) = due.checked_sub(since.elapsed()) {
-            std::thread::sleep(ahead);
-        }
+        pause_for(self.pacing, self.written);
     }
 
     /// Waits for input until the client's next timer (or `until`), then feeds
@@ -449,6 +463,8 @@ impl Session {
     /// Feeds bytes (or just the clock) and copies every event out.
     fn feed(&mut self, mut input: &[u8]) -> CliResult<()> {
         if !input.is_empty() {
+            self.read += input.len() as u64;
+            pause_for(self.input_pacing, self.read);
             self.last_input = Instant::now();
         }
         loop {
@@ -921,7 +937,15 @@ impl Session {
                     self.upload_resumed_at = Some(offset);
                     progress(offset);
                 }
-                Reply::UploadProgress(_, durable) => progress(durable),
+                Reply::UploadProgress(_, durable) => {
+                    progress(durable);
+                    // A stop asked for by a signal ends here, after a durable
+                    // chunk; the next upload resumes at `durable`.
+                    if crate::shutdown::requested() {
+                        self.pacing = None;
+                        return Err(CliError::Stopped);
+                    }
+                }
                 Reply::UploadDone(_, record) => {
                     break match resumed_from {
                         None => UploadOutcome::AlreadyUploaded { record },
@@ -959,8 +983,23 @@ impl Session {
     }
 
     /// Downloads `record` into `target` (verified, then renamed into place),
-    /// calling `progress` with the bytes stored so far.
+    /// taking in at most `limit_rate` bytes per second and calling `progress`
+    /// with the bytes stored so far.
     pub fn download(
+        &mut self,
+        record: &RecordView,
+        target: &Path,
+        notify: bool,
+        limit_rate: Option<u64>,
+        progress: &mut dyn FnMut(u64),
+    ) -> CliResult<DownloadOutcome> {
+        self.input_pacing = limit_rate.map(|rate| (rate, Instant::now(), self.read));
+        let outcome = self.download_paced(record, target, notify, progress);
+        self.input_pacing = None;
+        outcome
+    }
+
+    fn download_paced(
         &mut self,
         record: &RecordView,
         target: &Path,
@@ -993,7 +1032,11 @@ impl Session {
                     resumed_from = offset;
                     progress(offset);
                 }
-                Reply::DownloadProgress(_, durable) => progress(durable),
+                Reply::DownloadProgress(_, durable) => {
+                    progress(durable);
+                    // The bytes on disk are kept; the next pull resumes after them.
+                    crate::shutdown::check()?;
+                }
                 Reply::DownloadRejected(_, state, received, size, notify) => {
                     return Ok(DownloadOutcome::Rejected {
                         state,

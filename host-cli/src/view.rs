@@ -272,6 +272,28 @@ pub fn progress_text(received: u64, size: u64) -> String {
     )
 }
 
+/// How much text a command prints besides its results and errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    /// `-q`: errors only (on stderr), and `--json` output.
+    Quiet,
+    /// One line per file moved or skipped, and a summary.
+    Normal,
+    /// `-v`: also what the quick check spared, bytes on the wire, reconnections.
+    Verbose,
+}
+
+impl Verbosity {
+    /// From `-q` and `-v` (clap makes them exclusive).
+    pub fn from_flags(quiet: bool, verbose: bool) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    }
+}
+
 /// Writes one line to stdout; exits with success if stdout was closed
 /// (the reader of a pipe has what it wanted).
 pub fn write_line(args: std::fmt::Arguments<'_>) {

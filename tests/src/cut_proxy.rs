@@ -1,7 +1,7 @@
 //! A TCP proxy on `127.0.0.1:0` that a test or bench can cut: it forwards
 //! every connection to a server, at a bounded rate, and drops the link
 //! (both sockets shut down) once a given number of bytes went one way, or
-//! refuses every connection for a while.
+//! refuses every connection for a while or until told otherwise.
 //!
 //! It stands for a Wi-Fi link that drops: the client sees its connection
 //! end mid-transfer and must reconnect on its own. The proxy counts the bytes
@@ -52,6 +52,8 @@ struct State {
     planned: Option<PlannedCut>,
     /// Connections are refused until then.
     down_until: Option<Instant>,
+    /// Connections are refused until [`CutProxy::restore`].
+    down: bool,
     cuts: u32,
     connections: u32,
 }
@@ -111,6 +113,19 @@ impl CutProxy {
         cut_all(&mut self.lock());
     }
 
+    /// Cuts every open connection and refuses new ones until [`CutProxy::restore`]:
+    /// the link is down for as long as the test needs.
+    pub fn go_down(&self) {
+        let mut state = self.lock();
+        state.down = true;
+        cut_all(&mut state);
+    }
+
+    /// Accepts connections again after [`CutProxy::go_down`].
+    pub fn restore(&self) {
+        self.lock().down = false;
+    }
+
     /// How many times the link was cut.
     pub fn cuts(&self) -> u32 {
         self.lock().cuts
@@ -141,7 +156,7 @@ fn cut_all(state: &mut State) {
 
 fn accept(shared: &Arc<Shared>, client: TcpStream, server: &str) {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-    if state.down_until.is_some_and(|until| Instant::now() < until) {
+    if state.down || state.down_until.is_some_and(|until| Instant::now() < until) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }

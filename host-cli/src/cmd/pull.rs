@@ -16,7 +16,9 @@ use serde::Serialize;
 use proto_core::{ListFilter, UploadState};
 
 use crate::config::Settings;
+use crate::dry_run::{self, Planned};
 use crate::error::{CliError, CliResult};
+use crate::filter::{Filter, FilterArgs};
 use crate::local;
 use crate::progress::TransferBar;
 use crate::resilient::{is_transient, Reconnecting};
@@ -38,6 +40,15 @@ pub struct PullArgs {
     /// With `--all`: stay connected until every rejected file was uploaded and fetched.
     #[arg(long, requires = "all")]
     pub wait: bool,
+    /// Take in at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
+    #[arg(long, value_name = "RATE", value_parser = crate::cmd::push::parse_rate)]
+    pub limit_rate: Option<u64>,
+    /// Which names to pull.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print what would be pulled; write nothing.
+    #[arg(long, short = 'n', conflicts_with = "wait")]
+    pub dry_run: bool,
     /// Files (or directories) to pull, by their name on the server [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -76,7 +87,9 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         // Subscribe first, so a completion between our list and our request is not missed.
         link.attempt(|session| session.subscribe(ListFilter::All))?;
     }
-    let records = link.attempt(|session| session.list(filter))?;
+    let mut records = link.attempt(|session| session.list(filter))?;
+    let names = Filter::from_args(&args.filter);
+    records.retain(|r| names.keeps(&r.name));
     let (selected, unknown) = select(&records, &args.names);
     let mut reports: Vec<PullReport> = unknown
         .into_iter()
@@ -98,19 +111,36 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         })
         .collect();
     let json = settings.json;
+    let quiet = settings.quiet();
+    if args.dry_run {
+        link.close();
+        dry_run::print(&plan(&selected, &unknown_names(&reports), &args.dest), json);
+        return Ok(());
+    }
     if selected.is_empty() && reports.is_empty() {
         let what = if args.all { "files" } else { "uploaded files" };
-        say(json, &format!("nothing to fetch: the server has no {what}"));
+        say(
+            quiet,
+            &format!("nothing to fetch: the server has no {what}"),
+        );
     }
     for report in &reports {
-        say(json, &format!("{}: FAILED: {}", report.name, report.error));
+        say(quiet, &format!("{}: FAILED: {}", report.name, report.error));
     }
 
     let total: u64 = selected.iter().map(|r| r.size).sum();
-    let bar = TransferBar::new(total, json);
+    let bar = TransferBar::new(total, quiet);
     let mut waiting: BTreeMap<String, RecordView> = BTreeMap::new();
     for record in &selected {
-        let report = fetch(&mut link, record, &args.dest, args.wait, &bar, json)?;
+        let report = fetch(
+            &mut link,
+            record,
+            &args.dest,
+            args.wait,
+            args.limit_rate,
+            &bar,
+            quiet,
+        )?;
         if report.result == "rejected" {
             waiting.insert(record.name.clone(), record.clone());
         }
@@ -119,7 +149,7 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
 
     if args.wait && !waiting.is_empty() {
         say(
-            json,
+            quiet,
             &format!(
                 "waiting for {} unfinished file(s); press Ctrl-C to stop",
                 waiting.len()
@@ -130,8 +160,9 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
             &mut waiting,
             &mut reports,
             &args.dest,
+            args.limit_rate,
             &bar,
-            json,
+            quiet,
         )?;
     }
     bar.finish();
@@ -154,6 +185,38 @@ pub fn run(settings: &Settings, args: PullArgs) -> CliResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The names asked for that the server does not have.
+fn unknown_names(reports: &[PullReport]) -> Vec<&str> {
+    reports.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// What a pull of `selected` into `dest` would do.
+fn plan(selected: &[RecordView], unknown: &[&str], dest: &Path) -> Vec<Planned> {
+    let mut plan: Vec<Planned> = unknown
+        .iter()
+        .map(|name| Planned::new("skip", name, 0).because("no such file on the server"))
+        .collect();
+    for record in selected.iter().filter(|r| !r.is_directory()) {
+        let planned = Planned::new("pull", &record.name, record.size);
+        let here = local::local_path(dest, &record.name)
+            .map(|target| already_here(&target, record))
+            .unwrap_or(false);
+        plan.push(if here {
+            Planned::new("skip", &record.name, record.size).because("already here, same hash")
+        } else if !record.upload_state.is_uploaded() {
+            Planned::new("wait", &record.name, record.size).because(format!(
+                "{} ({}), {}",
+                record.state,
+                record.bits,
+                progress_text(record.received, record.size)
+            ))
+        } else {
+            planned
+        });
+    }
+    plan
 }
 
 /// Records named by `names` (exactly, or as a directory prefix), and the names that matched none.
@@ -182,20 +245,22 @@ fn select(records: &[RecordView], names: &[String]) -> (Vec<RecordView>, Vec<Str
     (selected, unknown)
 }
 
-fn say(json: bool, line: &str) {
-    if !json {
+fn say(quiet: bool, line: &str) {
+    if !quiet {
         outln!("{line}");
     }
 }
 
-/// Fetches one record into `dest` unless it is already there.
+/// Fetches one record into `dest` unless it is already there, at most
+/// `limit_rate` bytes per second; `quiet`: no text lines.
 pub fn fetch(
     link: &mut Reconnecting,
     record: &RecordView,
     dest: &Path,
     notify: bool,
+    limit_rate: Option<u64>,
     bar: &TransferBar,
-    json: bool,
+    quiet: bool,
 ) -> CliResult<PullReport> {
     let mut report = PullReport {
         name: record.name.clone(),
@@ -213,7 +278,7 @@ pub fn fetch(
             report.result = "failed";
             report.error = format!("the server sent an unsafe name ({error}); nothing was written");
             say(
-                json,
+                quiet,
                 &format!("`{}`: FAILED: {}", record.name.escape_debug(), report.error),
             );
             return Ok(report);
@@ -229,7 +294,7 @@ pub fn fetch(
     if already_here(&target, record) {
         report.result = "skipped";
         say(
-            json,
+            quiet,
             &format!("{}: already here with the same hash, skipped", record.name),
         );
         return Ok(report);
@@ -237,11 +302,11 @@ pub fn fetch(
     bar.set_file(&record.name);
     let start = bar.position();
     let outcome = loop {
-        let result = link
-            .session()?
-            .download(record, &target, notify, &mut |durable| {
-                bar.set_position(start + durable)
-            });
+        let result =
+            link.session()?
+                .download(record, &target, notify, limit_rate, &mut |durable| {
+                    bar.set_position(start + durable)
+                });
         // A new session resumes after the bytes already on disk.
         match result {
             Ok(DownloadOutcome::Refused(error)) if is_transient(&error) => link.lost(error)?,
@@ -258,7 +323,7 @@ pub fn fetch(
             } else {
                 String::new()
             };
-            if !json {
+            if !quiet {
                 bar.println(&format!(
                     "{}: fetched ({} bytes{resumed}, hash verified)",
                     record.name, record.size
@@ -280,7 +345,7 @@ pub fn fetch(
             } else {
                 "not fetched"
             };
-            if !json {
+            if !quiet {
                 bar.println(&format!(
                     "{}: not uploaded yet: {} ({}), {}; {then}",
                     record.name,
@@ -293,7 +358,7 @@ pub fn fetch(
         DownloadOutcome::Refused(error) => {
             report.result = "failed";
             report.error = error.to_string();
-            if !json {
+            if !quiet {
                 bar.println(&format!("{}: FAILED: {error}", record.name));
             }
         }
@@ -317,8 +382,9 @@ fn wait_and_fetch(
     waiting: &mut BTreeMap<String, RecordView>,
     reports: &mut [PullReport],
     dest: &Path,
+    limit_rate: Option<u64>,
     bar: &TransferBar,
-    json: bool,
+    quiet: bool,
 ) -> CliResult<()> {
     // Changes learnt by listing again after a reconnection, handled like events.
     let mut backlog: VecDeque<SessionEvent> = VecDeque::new();
@@ -354,7 +420,7 @@ fn wait_and_fetch(
                     Some(record)
                 } else {
                     if let Some(old) = waiting.get_mut(&record.name) {
-                        if old.upload_state != record.upload_state && !json {
+                        if old.upload_state != record.upload_state && !quiet {
                             bar.println(&format!(
                                 "{}: now {} ({}), {}",
                                 record.name,
@@ -376,7 +442,7 @@ fn wait_and_fetch(
                         "failed",
                         "deleted on the server while waiting",
                     );
-                    say(json, &format!("{name}: deleted on the server, giving up"));
+                    say(quiet, &format!("{name}: deleted on the server, giving up"));
                 }
                 None
             }
@@ -389,7 +455,7 @@ fn wait_and_fetch(
         };
         let Some(record) = ready else { continue };
         waiting.remove(&record.name);
-        let report = fetch(link, &record, dest, true, bar, json)?;
+        let report = fetch(link, &record, dest, true, limit_rate, bar, quiet)?;
         if report.result == "rejected" {
             // Changed again in between (e.g. a retry); keep waiting.
             waiting.insert(record.name.clone(), record);

@@ -7,17 +7,19 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use proto_core::UploadState;
+use proto_core::{ListFilter, UploadState};
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::dry_run::{self, Planned};
 use crate::error::{CliError, CliResult};
+use crate::filter::{Filter, FilterArgs};
 use crate::local::{self, LocalFile};
 use crate::progress::TransferBar;
-use crate::quick_check::QuickCheck;
+use crate::quick_check::{QuickCheck, QuickCheckCounts};
 use crate::resilient::{is_transient, Reconnecting};
 use crate::session::UploadOutcome;
-use crate::view::{human_bytes, print_json};
+use crate::view::{human_bytes, print_json, RecordView};
 
 /// Arguments of `push`.
 #[derive(Debug, Args)]
@@ -35,6 +37,12 @@ pub struct PushArgs {
     /// Send at most RATE bytes per second (suffixes K, M, G), to spare a shared link.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub limit_rate: Option<u64>,
+    /// Which names to push.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print what would be pushed; announce and send nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
 }
 
 /// What happened to one file, for `--json`.
@@ -75,11 +83,11 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     } else {
         QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
     };
-    let files = local::collect(&args.paths, &mut check)?;
+    let files = local::collect(&args.paths, &Filter::from_args(&args.filter), &mut check)?;
     check.save();
     if files.is_empty() {
         return Err(CliError::Usage(
-            "nothing to push: the paths hold no files".into(),
+            "nothing to push: the paths hold no files (that --exclude/--include keep)".into(),
         ));
     }
     let batch = args
@@ -87,8 +95,18 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
         .clone()
         .unwrap_or_else(|| default_batch(&args.paths));
     let mut link = Reconnecting::connect(settings)?;
+    if args.dry_run {
+        let remote = link.attempt(|session| session.list(ListFilter::All))?;
+        link.close();
+        dry_run::print(
+            &plan(&files, &remote, settings.require_device()?),
+            settings.json,
+        );
+        return Ok(());
+    }
     let created = link.attempt(|session| session.announce(&batch, &files))?;
-    if !settings.json {
+    let quiet = settings.quiet();
+    if !quiet {
         outln!(
             "batch {batch} (#{}): {} files announced ({} records{}{})",
             created.batch,
@@ -104,16 +122,24 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
             }
         );
     }
-    let reports = upload_all(
-        &mut link,
-        &files,
-        &created.held,
-        settings.json,
-        args.limit_rate,
-    )?;
+    let reports = upload_all(&mut link, &files, &created.held, quiet, args.limit_rate)?;
+    let reconnects = link.reconnects();
     link.close();
     if settings.json {
         print_json(&reports);
+    }
+    if settings.verbose() {
+        for report in reports.iter().filter(|r| r.wire_bytes > 0) {
+            outln!(
+                "{}: {} on the wire, {} beyond the bytes the server lacked, {} reconnection(s)",
+                report.name,
+                human_bytes(report.wire_bytes),
+                human_bytes(report.resent_bytes),
+                report.reconnects
+            );
+        }
+        outln!("{}", quick_check_line(check.counts()));
+        outln!("{reconnects} reconnection(s) in all");
     }
     let failed = reports.iter().filter(|r| r.result == "failed").count();
     if failed > 0 {
@@ -125,18 +151,54 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     Ok(())
 }
 
+/// What a push of `files` would do, given the server's records.
+fn plan(files: &[LocalFile], remote: &[RecordView], me: &str) -> Vec<Planned> {
+    files
+        .iter()
+        .map(|file| {
+            let planned = Planned::new("push", &file.name, file.size);
+            match remote.iter().find(|r| r.name == file.name) {
+                Some(r) if r.content_hash == file.hash && r.upload_state.is_uploaded() => {
+                    Planned::new("skip", &file.name, file.size)
+                        .because("already on the server (11)")
+                }
+                Some(r) if r.content_hash == file.hash => planned.because(format!(
+                    "resumes at {} of {}",
+                    human_bytes(r.received),
+                    human_bytes(r.size)
+                )),
+                Some(r) if r.owner != me => Planned::new("conflict", &file.name, file.size)
+                    .because(format!("differs from {}'s version on the server", r.owner)),
+                Some(_) => planned.because("replaces this device's older version"),
+                None => planned,
+            }
+        })
+        .collect()
+}
+
+/// `-v`'s summary of the quick check.
+pub fn quick_check_line(counts: QuickCheckCounts) -> String {
+    format!(
+        "quick check: {} file(s) unchanged (not read), {} hashed ({} read)",
+        counts.unchanged,
+        counts.hashed,
+        human_bytes(counts.hashed_bytes)
+    )
+}
+
 /// Uploads `files` one after the other with one progress bar over all bytes,
 /// except those at the positions in `held` (the server already holds their
 /// content, so their records are `11`): those are reported "already on the server".
+/// `quiet`: no text lines.
 pub fn upload_all(
     link: &mut Reconnecting,
     files: &[LocalFile],
     held: &[usize],
-    json: bool,
+    quiet: bool,
     limit_rate: Option<u64>,
 ) -> CliResult<Vec<PushReport>> {
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let bar = TransferBar::new(total, json);
+    let bar = TransferBar::new(total, quiet);
     let mut done_before = 0u64;
     let mut reports = Vec::with_capacity(files.len());
     for (index, file) in files.iter().enumerate() {
@@ -151,7 +213,7 @@ pub fn upload_all(
         done_before += file.size;
         bar.set_position(done_before);
         let report = report(file, attempts);
-        if !json {
+        if !quiet {
             bar.println(&describe(&report));
         }
         reports.push(report);
