@@ -21,6 +21,7 @@ mod error;
 mod filter;
 mod link;
 mod local;
+mod local_view;
 mod positional;
 mod progress;
 mod quick_check;

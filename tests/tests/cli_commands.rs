@@ -252,6 +252,63 @@ fn devices_status_and_history_show_presence_and_batches() {
 }
 
 #[test]
+fn status_of_a_directory_puts_each_file_beside_its_record_on_the_server() {
+    let server = Server::start(&["laptop", "tv"]);
+    let laptop = server.cli("laptop");
+    let tv = server.cli("tv");
+    let mine = tempfile::tempdir().unwrap();
+    let dir = mine.path().to_str().unwrap();
+    for (name, seed) in [("same.txt", 1), ("edited.txt", 2), ("again.txt", 3)] {
+        write_pattern(&mine.path().join(name), 100, seed);
+    }
+    laptop.ok(&["sync", dir]);
+    let theirs = tempfile::tempdir().unwrap();
+    write_pattern(&theirs.path().join("theirs.txt"), 50, 4);
+    write_pattern(&theirs.path().join("clash.txt"), 50, 5);
+    tv.ok(&["sync", theirs.path().to_str().unwrap()]);
+
+    write_pattern(&mine.path().join("edited.txt"), 120, 6);
+    write_pattern(&mine.path().join("clash.txt"), 60, 7);
+    write_pattern(&mine.path().join("new.txt"), 10, 8);
+    laptop.ok(&["retry", "again.txt"]);
+
+    let view = laptop.json(&["status", dir]);
+    let standings: Vec<(String, String)> = view
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().unwrap().to_owned();
+            (name, e["standing"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let expected = [
+        ("again.txt", "uploading"),
+        ("clash.txt", "conflict"),
+        ("edited.txt", "changed-here"),
+        ("new.txt", "only-here"),
+        ("same.txt", "in-sync"),
+        ("theirs.txt", "only-on-server"),
+    ]
+    .map(|(n, s)| (n.to_owned(), s.to_owned()));
+    assert_eq!(standings, expected, "{view}");
+    let again = &view[0]["record"];
+    assert_eq!(
+        (&again["bits"], &again["owner"]),
+        (&"01".into(), &"laptop".into())
+    );
+
+    let text = laptop.ok(&["status", dir]);
+    assert!(
+        text.contains(
+            "1 changed here, 1 conflict, 1 in sync, 1 only here, 1 only on server, 1 uploading"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("uploaded (11) from tv"), "{text}");
+}
+
+#[test]
 fn rm_deletes_and_retry_asks_the_owner_to_upload_again() {
     let server = Server::start_with(&["laptop", "tv"], &["--allow-foreign-retry"]);
     let laptop = server.cli("laptop");

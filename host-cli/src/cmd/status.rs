@@ -1,21 +1,34 @@
 //! `status`: per device and per batch, how many files are expected, uploaded,
 //! uploading, failed and still needed; whether each device is active or
-//! silent; and where its downloads stand.
+//! silent; and where its downloads stand. `status DIR` shows instead every
+//! file under DIR beside its record on the server (the local view).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use proto_core::ListFilter;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
+use crate::filter::Filter;
+use crate::local;
+use crate::local_view::{self, LocalEntry};
+use crate::quick_check::QuickCheck;
 use crate::session::Session;
-use crate::view::{print_json, progress_text, BatchView, DownloadView};
+use crate::view::{human_bytes, print_json, print_table, progress_text, BatchView, DownloadView};
 
 /// Arguments of `status`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// Show every file under DIR beside its record on the server instead.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// With DIR: read and hash every file, not trusting the quick-check index.
+    #[arg(long, short = 'c', requires = "dir")]
+    pub checksum: bool,
+}
 
 /// One device and its batches, for `--json`.
 #[derive(Debug, Serialize)]
@@ -54,8 +67,11 @@ fn entry<'m>(
         })
 }
 
-/// Prints the per-device, per-batch summary.
-pub fn run(settings: &Settings, _args: StatusArgs) -> CliResult<()> {
+/// Prints the per-device, per-batch summary, or the local view of DIR.
+pub fn run(settings: &Settings, args: StatusArgs) -> CliResult<()> {
+    if let Some(dir) = &args.dir {
+        return run_local(settings, dir, args.checksum);
+    }
     let mut session = Session::connect(settings)?;
     let devices = session.devices()?;
     let batches = session.batches()?;
@@ -169,4 +185,61 @@ fn print_downloads(downloads: &[DownloadView]) {
         };
         outln!("  download {}: {what}{why}", d.name);
     }
+}
+
+/// Prints every file under `dir` beside its record on the server.
+fn run_local(settings: &Settings, dir: &Path, checksum: bool) -> CliResult<()> {
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "`{}` is not a directory; give the folder to compare with the server",
+            dir.display()
+        )));
+    }
+    let device = settings.require_device()?;
+    let mut check = if checksum {
+        QuickCheck::without_index()
+    } else {
+        QuickCheck::open(&settings.server.to_string(), device)
+    };
+    let files = local::collect_tree(dir, &Filter::default(), &mut check)?;
+    check.save();
+    let mut session = Session::connect(settings)?;
+    let records = session.list(ListFilter::All)?;
+    session.close();
+    let remote: BTreeMap<String, _> = records.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let entries = local_view::compare(&files, &remote, device);
+    if settings.json {
+        print_json(&entries);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.name.clone(),
+                e.standing.word().to_owned(),
+                e.local_size.map_or_else(|| "-".to_owned(), human_bytes),
+                e.server_side(),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "STANDING", "HERE", "ON THE SERVER"], &rows);
+    outln!("{}", summary(&entries));
+    Ok(())
+}
+
+/// `3 in sync, 1 only here, ...`: how many names stand each way.
+fn summary(entries: &[LocalEntry]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for entry in entries {
+        *counts.entry(entry.standing.word()).or_default() += 1;
+    }
+    if counts.is_empty() {
+        return "nothing here and nothing on the server".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(word, n)| format!("{n} {word}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
