@@ -52,6 +52,20 @@ fn servers_starting_together_migrate_once_and_a_newer_schema_is_refused() {
 }
 
 #[test]
+fn a_sqlite_server_is_refused_on_a_data_directory_held_by_postgresql_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let database = Some(Arc::new(TestDatabase::create()));
+    let _on_postgres = Server::start_in_on(&data, database, &[]);
+    let (ok, _, stderr) = run_cli(&["serve", "--listen", "127.0.0.1:0"], &data);
+    assert!(!ok, "a SQLite server started beside PostgreSQL servers");
+    assert!(
+        stderr.contains("is in use by another host-server; stop it or pass another --data"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_shared_blob_lock_holds_other_servers_off_until_it_is_released() {
     use host_server::store::{PostgresStore, Store};
     let database = TestDatabase::create();

@@ -390,6 +390,40 @@ fn download_of_unfinished_file_is_rejected_then_notified_and_succeeds() {
     assert_eq!(states[0].acknowledged, bytes.len() as u64);
 }
 
+/// Ctrl-C on `serve` is a clean shutdown: the device is told, and its open
+/// upload is failed (`00`) with the reason, its durable bytes kept for the resume.
+#[test]
+fn ctrl_c_on_serve_fails_the_open_upload_with_the_reason_and_keeps_its_bytes() {
+    let (mut server, k1, _) = server_with_two_devices();
+    let bytes = content(200_000, 3);
+    let mut d1 = server.connect("d1", &k1);
+    let (id, opened) = d1.open_upload("half.bin", &bytes).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    let sent = d1.send_chunks(id, upload, &bytes, 0, 100_000, window);
+    if sent < 100_000 {
+        d1.wait_durable(id, upload, 100_000);
+    }
+
+    server.interrupt();
+    let goodbye = d1.wait(|frame| match frame.message {
+        ServerMessage::Goodbye { reason } => Some(reason.to_string()),
+        _ => None,
+    });
+    assert_eq!(goodbye, "server shutting down; reconnect in a moment");
+    drop(d1);
+    server.start_again();
+    let mut d1 = server.connect("d1", &k1);
+    let record = d1.record("half.bin").unwrap();
+    assert_eq!(record.state, UploadState::Failed);
+    assert_eq!(record.received, 100_000, "the durable bytes are kept");
+    assert_eq!(record.reason, "server shutting down");
+    let (id, opened) = d1.open_upload("half.bin", &bytes).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert_eq!(offset, 100_000, "the upload resumes at the bytes kept");
+    d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    assert_eq!(d1.wait_result(id, upload).state, UploadState::Uploaded);
+}
+
 /// One device's download as `Downloads` lists it.
 #[derive(Debug, PartialEq, Eq)]
 struct SeenDownload {

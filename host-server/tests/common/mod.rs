@@ -254,9 +254,22 @@ impl Server {
         self.child.wait().unwrap();
     }
 
+    /// Sends SIGINT (Ctrl-C) and waits for a clean exit.
+    pub fn interrupt(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+    }
+
     /// Stops and starts again on the same data directory (same extra args).
     pub fn restart(&mut self) {
         self.stop();
+        self.start_again();
+    }
+
+    /// Starts the stopped server again on the same data directory (same extra args).
+    pub fn start_again(&mut self) {
         let (child, addr, stdout) = spawn(&self.data, &self.args);
         self.child = child;
         self.addr = addr;
