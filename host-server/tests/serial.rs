@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use proto_core::framing::Framing;
 use proto_core::model::LinkKind;
-use proto_core::{ClientMessage, ListFilter, ServerMessage, UploadState};
+use proto_core::{ClientMessage, ErrorCode, ListFilter, ServerMessage, UploadState};
 
 #[test]
 fn serial_session_over_a_pseudo_terminal() {
@@ -113,4 +113,42 @@ fn a_pulled_serial_cable_fails_the_upload_and_the_reopened_port_resumes_it() {
         (done.state, done.hash),
         (UploadState::Uploaded, hash(&bytes))
     );
+}
+
+/// Failed logins are counted per serial port, as per TCP address: past the
+/// limit even the right key is not checked on that port; another port is not affected.
+#[test]
+fn failed_logins_are_limited_per_serial_port() {
+    let (master, path, _slave) = pty();
+    let (other_master, other_path, _other_slave) = pty();
+    let server = Server::start(&[
+        "--serial",
+        &format!("{path}:115200"),
+        "--serial",
+        &format!("{other_path}:115200"),
+        "--max-failed-logins",
+        "2",
+    ]);
+    let key = server.add_device("board");
+    let mut board = Client::raw(Box::new(master), Framing::Serial);
+    for guess in ["guess-1", "guess-2"] {
+        let refused = board.handshake("board", guess.as_bytes()).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::AuthFailed);
+    }
+    let refused = board.handshake("board", &key).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Busy);
+    assert!(
+        refused
+            .message
+            .contains(&format!("too many failed logins from {path}")),
+        "{}",
+        refused.message
+    );
+
+    let mut other = Client::raw(Box::new(other_master), Framing::Serial);
+    other.handshake("board", &key).unwrap();
+    let id = other.request(ClientMessage::Ping);
+    other
+        .reply(id, |m| matches!(m, ServerMessage::Pong).then_some(()))
+        .unwrap();
 }
