@@ -23,7 +23,6 @@ use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 
 use crate::blobs::BlobDir;
-use crate::http::token::TOKEN_FILE;
 use crate::server::{DataDir, StartError};
 use crate::store::sqlite::DATABASE_FILE;
 
@@ -131,7 +130,6 @@ pub fn backup(data: &Path, dest: &Path) -> Result<Copied, BackupError> {
                 sync_file(&snapshot)?;
                 let final_path = dest.join(DATABASE_FILE);
                 fs::rename(&snapshot, &final_path).map_err(io_error("rename", &snapshot))?;
-                copy_if_present(&data.join(TOKEN_FILE), &dest.join(TOKEN_FILE))?;
                 sync_dir(dest)?;
                 return Ok(copied);
             }
@@ -268,7 +266,6 @@ pub fn restore(src: &Path, data: &Path, force: bool) -> Result<Copied, BackupErr
         copied.bytes += copy_prefix(&entry, &data.join("partial").join(name), u64::MAX)?;
         copied.partials += 1;
     }
-    copy_if_present(&src.join(TOKEN_FILE), &data.join(TOKEN_FILE))?;
     for sidecar in ["-wal", "-shm"] {
         remove_if_present(&PathBuf::from(format!("{}{sidecar}", database.display())))?;
     }
@@ -345,13 +342,6 @@ fn copy_prefix(from: &Path, to: &Path, limit: u64) -> Result<u64, BackupError> {
     output.flush().map_err(io_error("write", to))?;
     output.sync_all().map_err(io_error("sync", to))?;
     Ok(copied)
-}
-
-fn copy_if_present(from: &Path, to: &Path) -> Result<(), BackupError> {
-    if from.exists() {
-        copy_prefix(from, to, u64::MAX)?;
-    }
-    Ok(())
 }
 
 fn sync_file(path: &Path) -> Result<(), BackupError> {

@@ -112,6 +112,12 @@ impl Service {
         }
     }
 
+    /// The store itself, for callers that read it off the store thread
+    /// (the dashboard's admin token check).
+    pub fn store(&self) -> Arc<dyn Store + Send + Sync> {
+        Arc::clone(&self.store)
+    }
+
     /// Runs a blocking store call off the async runtime, on the store thread.
     ///
     /// Calls run one at a time in order of arrival, as the store's one

@@ -66,6 +66,60 @@ fn a_sqlite_server_is_refused_on_a_data_directory_held_by_postgresql_servers() {
 }
 
 #[test]
+fn one_admin_token_is_accepted_by_every_server_on_the_database_without_a_shared_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = Some(Arc::new(TestDatabase::create()));
+    let url = database.as_ref().unwrap().url.clone();
+    let dashboard = ["--http", "127.0.0.1:0"];
+    let a = Server::start_in_on(&dir.path().join("a"), database.clone(), &dashboard);
+    let b = Server::start_in_on(&dir.path().join("b"), database, &dashboard);
+
+    let elsewhere = dir.path().join("admin");
+    let (ok, token, stderr) = run_cli(&["--database", &url, "admin", "token"], &elsewhere);
+    assert!(ok, "{stderr}");
+    let token = token.trim();
+    for server in [&a, &b] {
+        let http = server.printed("dashboard on http://");
+        assert_eq!(
+            status_with_token(&http, token),
+            200,
+            "the token works on {http}"
+        );
+        assert_eq!(status_with_token(&http, &"0".repeat(64)), 401);
+    }
+    let (ok, newer, _) = run_cli(&["--database", &url, "admin", "token"], &elsewhere);
+    assert!(ok);
+    for server in [&a, &b] {
+        let http = server.printed("dashboard on http://");
+        assert_eq!(status_with_token(&http, newer.trim()), 200);
+        assert_eq!(
+            status_with_token(&http, token),
+            401,
+            "the old token stopped working"
+        );
+    }
+}
+
+/// The HTTP status of `GET /api/records` on the dashboard at `addr` with `token`.
+fn status_with_token(addr: &str, token: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET /api/records HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+#[test]
 fn the_shared_blob_lock_holds_other_servers_off_until_it_is_released() {
     use host_server::store::{PostgresStore, Store};
     let database = TestDatabase::create();

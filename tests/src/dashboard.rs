@@ -33,7 +33,7 @@ pub struct DashboardServer {
     pub http: String,
     /// Its data directory.
     pub data: TempDir,
-    /// The admin token made before the server started.
+    /// The admin token made before the server started (empty when none was made).
     pub token: String,
     /// Remaining stdout, kept open so the server never writes into a closed pipe.
     _stdout: BufReader<ChildStdout>,
@@ -50,6 +50,16 @@ impl DashboardServer {
     pub fn start_with(serve_args: &[&str]) -> DashboardServer {
         let data = tempfile::tempdir().expect("temp dir");
         let token = admin_token(data.path());
+        DashboardServer::launch(data, token, serve_args)
+    }
+
+    /// Starts the server without making an admin token first.
+    pub fn start_without_token() -> DashboardServer {
+        let data = tempfile::tempdir().expect("temp dir");
+        DashboardServer::launch(data, String::new(), &[])
+    }
+
+    fn launch(data: TempDir, token: String, serve_args: &[&str]) -> DashboardServer {
         let mut child = Command::new(bin_dir(Profile::Debug).join("host-server"))
             .arg("--data")
             .arg(data.path())

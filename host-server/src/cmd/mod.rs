@@ -73,7 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(command) => device::run(&cli.data, &database, cli.json, command),
         // The admin token is a file in the data directory, which servers on one
         // database share: the database is not needed for it.
-        Command::Admin(command) => admin::run(&cli.data, cli.json, command),
+        Command::Admin(command) => admin::run(&cli.data, &database, cli.json, command),
         Command::Backup(args) => backup::run(&cli.data, &database, cli.json, args),
         Command::Restore(args) => restore::run(&cli.data, &database, cli.json, args),
     }

@@ -242,7 +242,7 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             .context("cannot read the bound address")?;
         let dashboard = match &args.http {
             Some(listen) => {
-                Some(Dashboard::bind(listen, server.service(), data, args.behind_tls_proxy).await?)
+                Some(Dashboard::bind(listen, server.service(), args.behind_tls_proxy).await?)
             }
             None => None,
         };
@@ -276,12 +276,15 @@ pub fn run(data: &Path, database: Database, args: ServeArgs) -> anyhow::Result<(
             }));
         }
         let (stop_dashboard, dashboard_stops) = tokio::sync::oneshot::channel::<()>();
-        let dashboard = dashboard.map(|dashboard| {
-            dashboard.warn_about_setup(data);
-            tokio::spawn(dashboard.run(async move {
-                let _ = dashboard_stops.await;
-            }))
-        });
+        let dashboard = match dashboard {
+            Some(dashboard) => {
+                dashboard.warn_about_setup().await;
+                Some(tokio::spawn(dashboard.run(async move {
+                    let _ = dashboard_stops.await;
+                })))
+            }
+            None => None,
+        };
         server
             .run(async move {
                 stop_signal.await;

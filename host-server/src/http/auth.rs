@@ -12,7 +12,7 @@
 //! [`LOGIN_LIFETIME`] or a new admin token ends them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
@@ -23,8 +23,9 @@ use proto_core::ContentHash;
 use rand::RngCore;
 
 use super::error::ApiError;
-use super::token::{digest, same_digest, AdminTokenFile, TokenError};
+use super::token::{digest, same_digest};
 use super::AppState;
+use crate::store::{Store, StoreError};
 
 /// Name of the login cookie.
 pub const SESSION_COOKIE: &str = "statesync_session";
@@ -38,8 +39,8 @@ const MAX_LOGINS: usize = 256;
 /// Why a request was not let in.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    /// No admin token was made for this data directory yet.
-    #[error("no admin token exists yet; run `host-server --data DIR admin token` on the server and log in with what it prints")]
+    /// No admin token was made for this server's database yet.
+    #[error("no admin token exists yet; run `host-server admin token` on the server (with its --data or --database) and log in with what it prints")]
     NoToken,
     /// The request carries no credentials.
     #[error("log in with the admin token (`host-server admin token` prints a new one)")]
@@ -53,19 +54,19 @@ pub enum AuthError {
     /// An action with a login cookie but without the CSRF header.
     #[error("actions need the `X-CSRF-Token` header from the login answer, or `Authorization: Bearer TOKEN`")]
     MissingCsrf,
-    /// The token file cannot be read.
-    #[error(transparent)]
-    Token(#[from] TokenError),
+    /// The store holding the token's digest cannot be read.
+    #[error("the admin token cannot be checked: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         let status = match error {
             AuthError::MissingCsrf => StatusCode::FORBIDDEN,
-            AuthError::Token(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::UNAUTHORIZED,
         };
-        let login = !matches!(error, AuthError::MissingCsrf | AuthError::Token(_));
+        let login = !matches!(error, AuthError::MissingCsrf | AuthError::Store(_));
         ApiError::new(status, error.to_string()).with("login_required", login)
     }
 }
@@ -99,24 +100,20 @@ struct Login {
 
 /// The logins of a running dashboard.
 pub struct Logins {
-    token: AdminTokenFile,
+    store: Arc<dyn Store + Send + Sync>,
     failure_delay: Duration,
     sessions: Mutex<HashMap<ContentHash, Login>>,
 }
 
 impl Logins {
-    /// Logins checked against `token`; a failed attempt is answered after `failure_delay`.
-    pub fn new(token: AdminTokenFile, failure_delay: Duration) -> Logins {
+    /// Logins checked against the admin token digest in `store`; a failed
+    /// attempt is answered after `failure_delay`.
+    pub fn new(store: Arc<dyn Store + Send + Sync>, failure_delay: Duration) -> Logins {
         Logins {
-            token,
+            store,
             failure_delay,
             sessions: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The token file (to tell whether a token exists).
-    pub fn token_file(&self) -> &AdminTokenFile {
-        &self.token
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<ContentHash, Login>> {
@@ -205,9 +202,10 @@ impl Logins {
 
     /// The current token's digest; reading the small file is cheap, and reading
     /// it every time makes a new token take effect at once.
-    async fn token_digest(&self) -> Result<ContentHash, AuthError> {
-        let file = self.token.clone();
-        let current = tokio::task::spawn_blocking(move || file.current())
+    /// The current admin token's digest; [`AuthError::NoToken`] before one was made.
+    pub async fn token_digest(&self) -> Result<ContentHash, AuthError> {
+        let store = Arc::clone(&self.store);
+        let current = tokio::task::spawn_blocking(move || store.admin_token())
             .await
             .map_err(|_| AuthError::LoginEnded)??;
         current.ok_or(AuthError::NoToken)
@@ -292,6 +290,9 @@ impl FromRequestParts<AppState> for Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::token;
+    use crate::store::sqlite::DATABASE_FILE;
+    use crate::store::SqliteStore;
     use axum::http::Request;
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
@@ -302,16 +303,28 @@ mod tests {
         request.body(()).unwrap().into_parts().0
     }
 
-    fn logins() -> (tempfile::TempDir, Logins, String) {
+    fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
         let dir = tempfile::tempdir().unwrap();
-        let file = AdminTokenFile::in_data_dir(dir.path());
-        let token = file.create().unwrap();
-        (dir, Logins::new(file, Duration::ZERO), token)
+        let store = SqliteStore::open(&dir.path().join(DATABASE_FILE)).unwrap();
+        (dir, Arc::new(store))
+    }
+
+    fn new_token(store: &SqliteStore) -> String {
+        let token = token::new_token();
+        store.set_admin_token(&digest(&token)).unwrap();
+        token
+    }
+
+    fn logins() -> (tempfile::TempDir, Arc<SqliteStore>, Logins, String) {
+        let (dir, store) = store();
+        let token = new_token(&store);
+        let logins = Logins::new(store.clone(), Duration::ZERO);
+        (dir, store, logins, token)
     }
 
     #[tokio::test]
     async fn a_login_reads_with_its_cookie_and_acts_only_with_its_csrf_header() {
-        let (_dir, logins, token) = logins();
+        let (_dir, _store, logins, token) = logins();
         assert!(matches!(
             logins.login("nope").await,
             Err(AuthError::WrongToken)
@@ -345,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_bearer_token_reads_and_acts_and_a_new_token_ends_logins() {
-        let (_dir, logins, token) = logins();
+        let (_dir, store, logins, token) = logins();
         let auth = format!("Bearer {token}");
         assert_eq!(
             logins
@@ -366,7 +379,7 @@ mod tests {
         ));
         let login = logins.login(&token).await.unwrap();
         let cookie = format!("{SESSION_COOKIE}={}", login.cookie);
-        logins.token_file().create().unwrap();
+        new_token(&store);
         assert!(matches!(
             logins
                 .authorize(&parts(&[("cookie", &cookie)]), false)
@@ -377,8 +390,8 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_token_nobody_gets_in_and_is_told_how_to_make_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let logins = Logins::new(AdminTokenFile::in_data_dir(dir.path()), Duration::ZERO);
+        let (_dir, store) = store();
+        let logins = Logins::new(store, Duration::ZERO);
         assert!(matches!(logins.login("x").await, Err(AuthError::NoToken)));
         assert!(matches!(
             logins.authorize(&parts(&[]), false).await,

@@ -19,7 +19,6 @@ pub mod views;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
@@ -29,8 +28,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use self::auth::Logins;
-use self::token::AdminTokenFile;
+use self::auth::{AuthError, Logins};
 use crate::service::Service;
 
 /// Where the dashboard listens when `--http` names no address.
@@ -92,13 +90,12 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// Binds `listen` for a server whose shared state is `service` and whose
-    /// data directory (with the admin token's digest) is `data`; `behind_tls_proxy`
-    /// says browsers reach it over HTTPS, so its login cookie is `Secure`.
+    /// Binds `listen` for a server whose shared state (with the store that
+    /// keeps the admin token's digest) is `service`; `behind_tls_proxy` says
+    /// browsers reach it over HTTPS, so its login cookie is `Secure`.
     pub async fn bind(
         listen: &str,
         service: Arc<Service>,
-        data: &Path,
         behind_tls_proxy: bool,
     ) -> Result<Dashboard, DashboardError> {
         let listener = TcpListener::bind(listen)
@@ -116,8 +113,10 @@ impl Dashboard {
                 },
                 source,
             })?;
-        let token = AdminTokenFile::in_data_dir(data);
-        let logins = Arc::new(Logins::new(token, service.limits.auth_failure_delay));
+        let logins = Arc::new(Logins::new(
+            service.store(),
+            service.limits.auth_failure_delay,
+        ));
         let (stop, stopped) = watch::channel(false);
         Ok(Dashboard {
             listener,
@@ -138,7 +137,7 @@ impl Dashboard {
 
     /// Logs what a person should know before using it: no token yet, or an
     /// address other machines can reach over plain HTTP.
-    pub fn warn_about_setup(&self, data: &Path) {
+    pub async fn warn_about_setup(&self) {
         if let Ok(addr) = self.local_addr() {
             if !addr.ip().is_loopback() {
                 tracing::warn!(
@@ -147,11 +146,10 @@ impl Dashboard {
                 );
             }
         }
-        match self.state.logins.token_file().current() {
-            Ok(Some(_)) => {}
-            Ok(None) => tracing::warn!(
-                "no admin token yet, so nobody can log in to the dashboard; run `host-server --data {} admin token`",
-                data.display()
+        match self.state.logins.token_digest().await {
+            Ok(_) => {}
+            Err(AuthError::NoToken) => tracing::warn!(
+                "no admin token yet, so nobody can log in to the dashboard; run `host-server admin token` (with this server's --data or --database)"
             ),
             Err(error) => tracing::warn!(%error, "the admin token cannot be read"),
         }

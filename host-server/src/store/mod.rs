@@ -424,6 +424,9 @@ impl HistoryRow {
     }
 }
 
+/// The name the admin token's digest is kept under, in the `secrets` table.
+pub(crate) const ADMIN_TOKEN: &str = "admin-token";
+
 /// A notification queued for a device: a `RetryRequested` until the owner
 /// opens an upload of the record, a `DownloadAvailable` until the device reports how its download of
 /// the record ended (a notice sent to a session whose link was already dead
@@ -772,6 +775,11 @@ pub trait Store: Send + Sync {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<Notification>>;
+
+    /// The SHA-256 of the dashboard's admin token; `None` before one was made.
+    fn admin_token(&self) -> StoreResult<Option<ContentHash>>;
+    /// Replaces the admin token's digest (the old token stops working).
+    fn set_admin_token(&self, digest: &ContentHash) -> StoreResult<()>;
 
     /// Appends a history line and returns its sequence number.
     fn add_history(

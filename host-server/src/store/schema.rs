@@ -90,10 +90,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_by_name_nocase ON records (name COLLATE NOCASE);
     UPDATE records SET hash = zeroblob(32) WHERE kind = 1;
     ",
-    // 3: a download's progress (bytes the device acknowledged) and why it failed.
+    // 3: a download's progress (bytes the device acknowledged) and why it
+    // failed; the dashboard's admin token digest, shared by every server.
     "
     ALTER TABLE downloads ADD COLUMN acknowledged INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     ",
 ];
 

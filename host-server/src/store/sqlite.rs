@@ -25,7 +25,7 @@ use super::{
     Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow,
     DeviceUsage, DownloadGate, DownloadProgress, DownloadRow, DownloadStanding, HistoryRow,
     Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError, StoreResult,
-    UploadOpening, HISTORY_KEPT,
+    UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -911,6 +911,29 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn admin_token(&self) -> StoreResult<Option<ContentHash>> {
+        self.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT value FROM secrets WHERE name = ?1",
+                    [ADMIN_TOKEN],
+                    |row| hash_from_row(row, 0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn set_admin_token(&self, digest: &ContentHash) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO secrets (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                params![ADMIN_TOKEN, &digest.0[..]],
+            )?;
+            Ok(())
         })
     }
 

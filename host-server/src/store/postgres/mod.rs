@@ -52,7 +52,7 @@ use super::{
     DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadProgress,
     DownloadRow, DownloadStanding, ForeignChanges, HistoryRow, Notification, NotificationKind,
     RecordPage, RecordRow, Retried, SharedStore, Store, StoreError, StoreResult, UploadOpening,
-    HISTORY_KEPT,
+    ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
@@ -1122,6 +1122,32 @@ impl Store for PostgresStore {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn admin_token(&self) -> StoreResult<Option<ContentHash>> {
+        self.read(|tx| {
+            let row = tx.query_opt("SELECT value FROM secrets WHERE name = $1", &[&ADMIN_TOKEN])?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let digest: Vec<u8> = row.try_get(0)?;
+            let digest: [u8; 32] = digest.try_into().map_err(|_| StoreError::Corrupt {
+                path: "PostgreSQL table secrets".into(),
+                detail: "the admin token digest is not 32 bytes".into(),
+            })?;
+            Ok(Some(ContentHash(digest)))
+        })
+    }
+
+    fn set_admin_token(&self, digest: &ContentHash) -> StoreResult<()> {
+        self.write(|w| {
+            w.execute(
+                "INSERT INTO secrets (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&ADMIN_TOKEN, &&digest.0[..]],
+            )?;
+            Ok(())
         })
     }
 

@@ -119,10 +119,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX records_by_lower_name ON records (lower(name));
     UPDATE records SET hash = decode(repeat('00', 32), 'hex') WHERE kind = 1;
     ",
-    // 3: a download's progress (bytes the device acknowledged) and why it failed.
+    // 3: a download's progress (bytes the device acknowledged) and why it
+    // failed; the dashboard's admin token digest, shared by every server.
     "
     ALTER TABLE downloads ADD COLUMN acknowledged BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
     ",
 ];
 
