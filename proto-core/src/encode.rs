@@ -1,33 +1,37 @@
-//! The encoder of client frames, written out by hand.
+//! The encoder of client frames and of provisioning payloads, written out by hand.
 //!
 //! It writes the bytes serde's derived `Serialize` writes through postcard
 //! (canonical varints, text and bytes behind a varint length, bools as 0 or 1,
 //! option tags, variant indices as varints) and reports a buffer that is too
 //! small the same way. The derived encoder inlines postcard's varint and
 //! buffer-full checks into every field; here each kind of field is one call
-//! (`tests/encoder.rs` checks that both write the same bytes).
+//! (`tests/encoder.rs` and `tests/provision_codec.rs` check that both write
+//! the same bytes).
 
 use crate::message::{ByteRange, ClientFrame, ClientMessage, CodecError};
 use crate::model::ContentHash;
+use crate::provision::{ProvisionMessage, MAGIC};
 
 /// Encodes `frame` into `out`, returning the used prefix.
 pub(crate) fn client_frame<'b>(
     frame: &ClientFrame<'_>,
     out: &'b mut [u8],
 ) -> Result<&'b mut [u8], CodecError> {
-    let mut writer = Writer {
-        out,
-        len: 0,
-        full: false,
-    };
+    let mut writer = Writer::new(out);
     writer.varint(frame.id.into());
     writer.client_message(&frame.message);
-    let Writer { out, len, full } = writer;
-    if full {
-        Err(CodecError::BufferFull)
-    } else {
-        Ok(&mut out[..len])
-    }
+    writer.finish()
+}
+
+/// Encodes a provisioning payload into `out`: [`MAGIC`], then `message`.
+pub(crate) fn provision_payload<'b>(
+    message: &ProvisionMessage<'_>,
+    out: &'b mut [u8],
+) -> Result<&'b mut [u8], CodecError> {
+    let mut writer = Writer::new(out);
+    writer.bytes_raw(&MAGIC);
+    writer.provision_message(message);
+    writer.finish()
 }
 
 /// The buffer, how much of it is written, and whether something did not fit.
@@ -41,7 +45,25 @@ struct Writer<'b> {
     full: bool,
 }
 
-impl Writer<'_> {
+impl<'b> Writer<'b> {
+    fn new(out: &'b mut [u8]) -> Self {
+        Writer {
+            out,
+            len: 0,
+            full: false,
+        }
+    }
+
+    /// The written prefix, unless something did not fit.
+    fn finish(self) -> Result<&'b mut [u8], CodecError> {
+        if self.full {
+            Err(CodecError::BufferFull)
+        } else {
+            // In range: `bytes_raw` only counts what it wrote into `out`.
+            Ok(&mut self.out[..self.len])
+        }
+    }
+
     /// Not inlined (nor is any writer below that is called more than once):
     /// one copy serves every field, which is the point of this module.
     #[inline(never)]
@@ -239,6 +261,44 @@ impl Writer<'_> {
             }
             ClientMessage::Ping => self.u32(22),
             ClientMessage::Bye => self.u32(23),
+        }
+    }
+
+    fn provision_message(&mut self, message: &ProvisionMessage<'_>) {
+        // A fieldless enum's `as` value is its declaration index: its wire tag.
+        match *message {
+            ProvisionMessage::Offer { nonce, device } => {
+                self.u32(0);
+                self.bytes_raw(&nonce);
+                self.bool(device.is_some());
+                if let Some(device) = device {
+                    self.str(device);
+                }
+            }
+            ProvisionMessage::Provision {
+                nonce,
+                device,
+                key,
+                proof,
+            } => {
+                self.u32(1);
+                self.bytes_raw(&nonce);
+                self.str(device);
+                self.bytes_raw(&key);
+                self.bool(proof.is_some());
+                if let Some(proof) = proof {
+                    self.bytes_raw(&proof);
+                }
+            }
+            ProvisionMessage::Accepted { device, proof } => {
+                self.u32(2);
+                self.str(device);
+                self.bytes_raw(&proof);
+            }
+            ProvisionMessage::Refused { reason } => {
+                self.u32(3);
+                self.u32(reason as u32);
+            }
         }
     }
 }
