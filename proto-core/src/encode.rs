@@ -59,8 +59,9 @@ impl<'b> Writer<'b> {
         if self.full {
             Err(CodecError::BufferFull)
         } else {
-            // In range: `bytes_raw` only counts what it wrote into `out`.
-            Ok(&mut self.out[..self.len])
+            // Always `Some`: `bytes_raw` only counts what it wrote into `out`
+            // (`get_mut`, not indexing: no panic path in the image).
+            self.out.get_mut(..self.len).ok_or(CodecError::BufferFull)
         }
     }
 
@@ -81,20 +82,15 @@ impl<'b> Writer<'b> {
     /// set on every byte but the last.
     #[inline(never)]
     fn varint(&mut self, mut value: u64) {
-        let mut encoded = [0u8; 10];
-        let mut len = 0;
         loop {
             let low = (value & 0x7f) as u8;
             value >>= 7;
             if value == 0 {
-                encoded[len] = low;
-                len += 1;
-                break;
+                self.bytes_raw(&[low]);
+                return;
             }
-            encoded[len] = low | 0x80;
-            len += 1;
+            self.bytes_raw(&[low | 0x80]);
         }
-        self.bytes_raw(&encoded[..len]);
     }
 
     fn u32(&mut self, value: u32) {

@@ -53,12 +53,16 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
     /// read, so a TCP peer can close the link at once instead of reading up to
     /// 4 GiB; if fed on, its bytes are skipped and framing stays in step.
     pub fn feed<'s, 'i>(&'s mut self, mut input: &'i [u8]) -> Feed<'s, 'i> {
+        // Slices are taken with `get`, `zip` and `split_at_checked`, never by
+        // index: no panic path (and no panic location) in a board image.
         if self.prefix_filled < PREFIX_LEN {
             let take = (PREFIX_LEN - self.prefix_filled).min(input.len());
-            self.prefix[self.prefix_filled..self.prefix_filled + take]
-                .copy_from_slice(&input[..take]);
+            let room = self.prefix.iter_mut().skip(self.prefix_filled);
+            for (slot, &byte) in room.zip(input) {
+                *slot = byte;
+            }
             self.prefix_filled += take;
-            input = &input[take..];
+            input = input.get(take..).unwrap_or_default();
             if self.prefix_filled < PREFIX_LEN {
                 return Feed::Consumed;
             }
@@ -73,11 +77,15 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
             }
         }
         let take = (self.expected - self.filled).min(input.len());
+        let (taken, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
         if !self.skipping {
-            self.buffer.as_mut()[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+            let room = self.buffer.as_mut().iter_mut().skip(self.filled);
+            for (slot, &byte) in room.zip(taken) {
+                *slot = byte;
+            }
         }
         self.filled += take;
-        input = &input[take..];
+        input = rest;
         if self.filled < self.expected {
             return Feed::Consumed;
         }
@@ -87,7 +95,11 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
             return self.feed(input);
         }
         Feed::Frame {
-            payload: &self.buffer.as_mut()[..self.expected],
+            payload: self
+                .buffer
+                .as_mut()
+                .get(..self.expected)
+                .unwrap_or_default(),
             remaining: input,
         }
     }
