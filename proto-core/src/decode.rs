@@ -144,11 +144,10 @@ impl<'a> Reader<'a> {
     /// The next `len` bytes.
     #[inline(never)]
     fn take(&mut self, len: usize) -> &'a [u8] {
-        if len > self.bytes.len() {
+        let Some((taken, rest)) = self.bytes.split_at_checked(len) else {
             self.fail();
             return &[];
-        }
-        let (taken, rest) = self.bytes.split_at(len);
+        };
         self.bytes = rest;
         taken
     }

@@ -71,7 +71,10 @@ impl<'b> Writer<'b> {
     fn bytes_raw(&mut self, bytes: &[u8]) {
         match self.out.get_mut(self.len..self.len + bytes.len()) {
             Some(room) if !self.full => {
-                room.copy_from_slice(bytes);
+                // `zip`, not `copy_from_slice`: no length check that could panic.
+                for (slot, &byte) in room.iter_mut().zip(bytes) {
+                    *slot = byte;
+                }
                 self.len += bytes.len();
             }
             _ => self.full = true,

@@ -75,7 +75,9 @@ impl Manifest {
     ) -> Self {
         let mut name = [0u8; MAX_BATCH_NAME_LEN];
         let batch_len = batch.len().min(MAX_BATCH_NAME_LEN);
-        name[..batch_len].copy_from_slice(&batch.as_bytes()[..batch_len]);
+        for (slot, &byte) in name.iter_mut().zip(batch.as_bytes()) {
+            *slot = byte;
+        }
         let mut manifest = Manifest {
             handle: 0,
             first_id,
@@ -96,7 +98,8 @@ impl Manifest {
 
     /// The batch name.
     pub fn batch(&self) -> &str {
-        core::str::from_utf8(&self.batch[..self.batch_len]).unwrap_or("")
+        let bytes = self.batch.get(..self.batch_len).unwrap_or_default();
+        core::str::from_utf8(bytes).unwrap_or("")
     }
 
     /// Number of entries.

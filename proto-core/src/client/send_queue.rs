@@ -260,9 +260,10 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
         if data_len == 0 {
             return Err(full);
         }
-        let varint = put_varint(&mut body[header_len..], data_len).ok_or(full)?;
-        let data_at = header_len + varint;
-        store.read_at(file, chunk.offset, &mut body[data_at..data_at + data_len])?;
+        let varint = put_varint(body.get_mut(header_len..).unwrap_or_default(), data_len);
+        let data_at = header_len + varint.ok_or(full)?;
+        let data = body.get_mut(data_at..data_at + data_len).ok_or(full)?;
+        store.read_at(file, chunk.offset, data)?;
         self.commit(head, data_at + data_len).ok_or(full)?;
         Ok(data_len)
     }
