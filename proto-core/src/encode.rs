@@ -7,8 +7,16 @@
 //! buffer-full checks into every field; here each kind of field is one call
 //! (`tests/encoder.rs` and `tests/provision_codec.rs` check that both write
 //! the same bytes).
+//!
+//! The requests a build's features leave out (see `Cargo.toml`: lists and
+//! subscriptions without `lists` and `subscribe`, opening, acknowledging and
+//! reporting downloads without `download`) are never made by its client, so
+//! their encoders are left out too: such a message is refused as
+//! [`CodecError::Malformed`]. Hosts (`std`) encode every message.
 
-use crate::message::{ByteRange, ClientFrame, ClientMessage, CodecError};
+#[cfg(feature = "download")]
+use crate::message::ByteRange;
+use crate::message::{ClientFrame, ClientMessage, CodecError};
 use crate::model::ContentHash;
 use crate::provision::{ProvisionMessage, MAGIC};
 
@@ -19,7 +27,7 @@ pub(crate) fn client_frame<'b>(
 ) -> Result<&'b mut [u8], CodecError> {
     let mut writer = Writer::new(out);
     writer.varint(frame.id.into());
-    writer.client_message(&frame.message);
+    writer.client_message(&frame.message)?;
     writer.finish()
 }
 
@@ -124,7 +132,8 @@ impl<'b> Writer<'b> {
         self.bytes_raw(&hash.0);
     }
 
-    fn client_message(&mut self, message: &ClientMessage<'_>) {
+    /// Writes `message`; refuses one this build's features leave out.
+    fn client_message(&mut self, message: &ClientMessage<'_>) -> Result<(), CodecError> {
         // A fieldless enum's `as` value is its declaration index: its wire tag.
         match *message {
             ClientMessage::Hello {
@@ -193,12 +202,15 @@ impl<'b> Writer<'b> {
                 self.u32(8);
                 self.u32(upload);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::List { since, filter } => {
                 self.u32(9);
                 self.u64(since);
                 self.u32(filter as u32);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Batches => self.u32(10),
+            #[cfg(feature = "subscribe")]
             ClientMessage::Subscribe {
                 filter,
                 full_list_every_secs,
@@ -207,7 +219,9 @@ impl<'b> Writer<'b> {
                 self.u32(filter as u32);
                 self.u32(full_list_every_secs);
             }
+            #[cfg(feature = "subscribe")]
             ClientMessage::Unsubscribe => self.u32(12),
+            #[cfg(feature = "download")]
             ClientMessage::DownloadOpen {
                 name,
                 offset,
@@ -220,6 +234,7 @@ impl<'b> Writer<'b> {
                 self.u32(window);
                 self.bool(notify);
             }
+            #[cfg(feature = "download")]
             ClientMessage::DownloadAck {
                 download,
                 durable,
@@ -238,17 +253,21 @@ impl<'b> Writer<'b> {
                 self.u32(15);
                 self.u32(download);
             }
+            #[cfg(feature = "download")]
             ClientMessage::DownloadReport { record, state } => {
                 self.u32(16);
                 self.u64(record);
                 self.u32(state as u32);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Devices => self.u32(17),
+            #[cfg(feature = "lists")]
             ClientMessage::History { since, limit } => {
                 self.u32(18);
                 self.u64(since);
                 self.u32(limit);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Downloads => self.u32(19),
             ClientMessage::Delete { name } => {
                 self.u32(20);
@@ -260,7 +279,10 @@ impl<'b> Writer<'b> {
             }
             ClientMessage::Ping => self.u32(22),
             ClientMessage::Bye => self.u32(23),
+            #[cfg(not(all(feature = "download", feature = "lists", feature = "subscribe")))]
+            _ => return Err(CodecError::Malformed),
         }
+        Ok(())
     }
 
     fn provision_message(&mut self, message: &ProvisionMessage<'_>) {
