@@ -14,6 +14,7 @@
 //! their encoders are left out too: such a message is refused as
 //! [`CodecError::Malformed`]. Hosts (`std`) encode every message.
 
+use crate::copy::copy_into;
 #[cfg(feature = "download")]
 use crate::message::ByteRange;
 use crate::message::{ClientFrame, ClientMessage, CodecError};
@@ -77,15 +78,11 @@ impl<'b> Writer<'b> {
     /// one copy serves every field, which is the point of this module.
     #[inline(never)]
     fn bytes_raw(&mut self, bytes: &[u8]) {
-        match self.out.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) if !self.full => {
-                // `zip`, not `copy_from_slice`: no length check that could panic.
-                for (slot, &byte) in room.iter_mut().zip(bytes) {
-                    *slot = byte;
-                }
-                self.len += bytes.len();
-            }
-            _ => self.full = true,
+        let free = self.out.get_mut(self.len..).unwrap_or_default();
+        if !self.full && copy_into(free, bytes) {
+            self.len += bytes.len();
+        } else {
+            self.full = true;
         }
     }
 
@@ -93,15 +90,19 @@ impl<'b> Writer<'b> {
     /// set on every byte but the last.
     #[inline(never)]
     fn varint(&mut self, mut value: u64) {
-        loop {
+        let mut encoded = [0u8; 10];
+        let mut len = 0;
+        for slot in &mut encoded {
             let low = (value & 0x7f) as u8;
             value >>= 7;
+            len += 1;
             if value == 0 {
-                self.bytes_raw(&[low]);
-                return;
+                *slot = low;
+                break;
             }
-            self.bytes_raw(&[low | 0x80]);
+            *slot = low | 0x80;
         }
+        self.bytes_raw(encoded.get(..len).unwrap_or_default());
     }
 
     fn u32(&mut self, value: u32) {

@@ -10,6 +10,7 @@
 use super::fmt::debug;
 use super::session::{id_after, id_distance};
 use super::store::FileId;
+use crate::copy::copy_into;
 use crate::message::RequestId;
 use crate::name::MAX_BATCH_NAME_LEN;
 
@@ -75,9 +76,10 @@ impl Manifest {
     ) -> Self {
         let mut name = [0u8; MAX_BATCH_NAME_LEN];
         let batch_len = batch.len().min(MAX_BATCH_NAME_LEN);
-        for (slot, &byte) in name.iter_mut().zip(batch.as_bytes()) {
-            *slot = byte;
-        }
+        copy_into(
+            &mut name,
+            batch.as_bytes().get(..batch_len).unwrap_or_default(),
+        );
         let mut manifest = Manifest {
             handle: 0,
             first_id,

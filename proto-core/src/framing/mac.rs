@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::FrameError;
+use crate::copy::copy_into;
 use crate::message::Nonce;
 
 /// Bytes of the truncated tag.
@@ -64,10 +65,8 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     } else {
         key
     };
-    // `zip`, not a slice copy: no length check that could panic.
-    for (pad, byte) in padded.iter_mut().zip(key) {
-        *pad = *byte;
-    }
+    // Always fits: the key is at most a block here.
+    copy_into(&mut padded, key);
     let mut inner = Sha256::new();
     inner.update(padded.map(|byte| byte ^ 0x36));
     for part in parts {
@@ -136,11 +135,9 @@ impl Sealer {
             return Err(FrameError::BufferFull);
         };
         let tag = self.key.tag(self.next, payload);
-        let (seq, tag_room) = trailer.split_at_mut(1);
-        seq.fill(self.next as u8);
-        for (room, byte) in tag_room.iter_mut().zip(tag) {
-            *room = byte;
-        }
+        let [seq, tag_room @ ..] = trailer;
+        *seq = self.next as u8;
+        *tag_room = tag;
         self.next += 1;
         Ok(sealed)
     }

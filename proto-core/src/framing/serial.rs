@@ -82,8 +82,11 @@ impl<B: AsMut<[u8]>> SerialAccumulator<B> {
             }
             // `get`, not indexing, here and below: no panic path (and no
             // panic location) in the image, though `filled` never exceeds the buffer.
-            let decoded = buffer.get_mut(..filled).and_then(cobs::decode_in_place);
-            let error = match decoded.and_then(|n| buffer.get(..n)) {
+            let decoded = match buffer.get_mut(..filled) {
+                Some(encoded) => cobs::decode_in_place(encoded),
+                None => None,
+            };
+            let error = match decoded.map(|n| buffer.get(..n).unwrap_or_default()) {
                 None => FrameError::BadCobs,
                 Some(decoded) => match decoded.split_last_chunk::<CRC_LEN>() {
                     None => FrameError::TooShort,
