@@ -1,6 +1,6 @@
-//! The decoder of server frames, written out by hand.
+//! The decoder of server frames and of provisioning payloads, written out by hand.
 //!
-//! It reads postcard's wire form of [`ServerFrame`] exactly as serde's derived
+//! It reads postcard's wire form of [`ServerFrame`] and [`ProvisionMessage`] exactly as serde's derived
 //! decoder does, and refuses what that refuses: varints of at most as many
 //! bytes as their type needs and no bits beyond it, text and bytes behind a
 //! varint length, text that is UTF-8, bools and option tags that are 0 or 1,
@@ -8,7 +8,7 @@
 //! a varint loop into every field of every variant: about 4 KiB of a
 //! Cortex-M0+ image. Here each kind of field is read by one function
 //! (`tests/decoder.rs` checks that both decoders agree, on every variant and
-//! on damaged bytes).
+//! on damaged bytes; `tests/provision_codec.rs` does the same for provisioning).
 //!
 //! The server messages a build's features leave out (see `Cargo.toml`) do not
 //! decode, exactly as with serde's decoder: a client drops such a frame as
@@ -21,23 +21,27 @@ use crate::model::{BatchSummary, DownloadEntry, DownloadState, HistoryEntry, His
 use crate::model::{ContentHash, FileKind, Record};
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 use crate::model::{DeviceInfo, LinkKind};
+use crate::provision::{ProvisionMessage, Refusal, MAGIC};
 use crate::state::UploadState;
 
 /// Decodes a whole server frame; trailing bytes are an error.
 pub(crate) fn server_frame(bytes: &[u8]) -> Result<ServerFrame<'_>, CodecError> {
-    let mut reader = Reader {
-        bytes,
-        malformed: false,
-    };
+    let mut reader = Reader::new(bytes);
     let frame = ServerFrame {
         id: reader.u16(),
         message: reader.server_message(),
     };
-    if reader.malformed || !reader.bytes.is_empty() {
-        Err(CodecError::Malformed)
-    } else {
-        Ok(frame)
+    reader.finish(frame)
+}
+
+/// Decodes a whole provisioning payload: [`MAGIC`], then exactly one message.
+pub(crate) fn provision_payload(bytes: &[u8]) -> Result<ProvisionMessage<'_>, CodecError> {
+    let mut reader = Reader::new(bytes);
+    if reader.take(MAGIC.len()) != MAGIC {
+        reader.fail();
     }
+    let message = reader.provision_message();
+    reader.finish(message)
 }
 
 /// The variants of each field enum, in declaration order: a variant's index is its wire tag.
@@ -85,6 +89,12 @@ const ERROR_CODES: [ErrorCode; 18] = [
     ErrorCode::Timeout,
     ErrorCode::BadSequence,
 ];
+const REFUSALS: [Refusal; 4] = [
+    Refusal::NotAuthorized,
+    Refusal::StaleNonce,
+    Refusal::BadName,
+    Refusal::StoreFailed,
+];
 
 /// The bytes not read yet, and whether a read failed.
 ///
@@ -98,6 +108,22 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader {
+            bytes,
+            malformed: false,
+        }
+    }
+
+    /// `value` if every read succeeded and no byte is left over.
+    fn finish<T>(self, value: T) -> Result<T, CodecError> {
+        if self.malformed || !self.bytes.is_empty() {
+            Err(CodecError::Malformed)
+        } else {
+            Ok(value)
+        }
+    }
+
     /// Notes a failed read.
     fn fail(&mut self) {
         self.malformed = true;
@@ -119,11 +145,10 @@ impl<'a> Reader<'a> {
     /// The next `len` bytes.
     #[inline(never)]
     fn take(&mut self, len: usize) -> &'a [u8] {
-        if len > self.bytes.len() {
+        let Some((taken, rest)) = self.bytes.split_at_checked(len) else {
             self.fail();
             return &[];
-        }
-        let (taken, rest) = self.bytes.split_at(len);
+        };
         self.bytes = rest;
         taken
     }
@@ -220,6 +245,15 @@ impl<'a> Reader<'a> {
                 self.fail();
                 ""
             }
+        }
+    }
+
+    /// `Some` behind a 1, `None` behind a 0.
+    fn option_str(&mut self) -> Option<&'a str> {
+        if self.bool() {
+            Some(self.str())
+        } else {
+            None
         }
     }
 
@@ -404,6 +438,38 @@ impl<'a> Reader<'a> {
             }
         }
     }
+
+    fn provision_message(&mut self) -> ProvisionMessage<'a> {
+        match self.u32() {
+            0 => ProvisionMessage::Offer {
+                nonce: self.array(),
+                device: self.option_str(),
+            },
+            1 => ProvisionMessage::Provision {
+                nonce: self.array(),
+                device: self.str(),
+                key: self.array(),
+                proof: if self.bool() {
+                    Some(self.array())
+                } else {
+                    None
+                },
+            },
+            2 => ProvisionMessage::Accepted {
+                device: self.str(),
+                proof: self.array(),
+            },
+            3 => ProvisionMessage::Refused {
+                reason: self.variant(&REFUSALS),
+            },
+            _ => {
+                self.fail();
+                ProvisionMessage::Refused {
+                    reason: Refusal::NotAuthorized,
+                }
+            }
+        }
+    }
 }
 
 #[cfg(all(test, feature = "std"))]
@@ -429,15 +495,13 @@ mod tests {
         check(&HISTORY_KINDS);
         check(&ERROR_CODES);
         check(&UploadState::ALL);
+        check(&REFUSALS);
     }
 
     #[test]
     fn varints_are_refused_when_longer_or_wider_than_their_type() {
         let read = |bytes: &[u8], bits| {
-            let mut reader = Reader {
-                bytes,
-                malformed: false,
-            };
+            let mut reader = Reader::new(bytes);
             let value = reader.varint(bits);
             if reader.malformed {
                 Err(CodecError::Malformed)

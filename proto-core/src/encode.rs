@@ -1,33 +1,46 @@
-//! The encoder of client frames, written out by hand.
+//! The encoder of client frames and of provisioning payloads, written out by hand.
 //!
 //! It writes the bytes serde's derived `Serialize` writes through postcard
 //! (canonical varints, text and bytes behind a varint length, bools as 0 or 1,
 //! option tags, variant indices as varints) and reports a buffer that is too
 //! small the same way. The derived encoder inlines postcard's varint and
 //! buffer-full checks into every field; here each kind of field is one call
-//! (`tests/encoder.rs` checks that both write the same bytes).
+//! (`tests/encoder.rs` and `tests/provision_codec.rs` check that both write
+//! the same bytes).
+//!
+//! The requests a build's features leave out (see `Cargo.toml`: lists and
+//! subscriptions without `lists` and `subscribe`, opening, acknowledging and
+//! reporting downloads without `download`) are never made by its client, so
+//! their encoders are left out too: such a message is refused as
+//! [`CodecError::Malformed`]. Hosts (`std`) encode every message.
 
-use crate::message::{ByteRange, ClientFrame, ClientMessage, CodecError};
+use crate::copy::copy_into;
+#[cfg(feature = "download")]
+use crate::message::ByteRange;
+use crate::message::{ClientFrame, ClientMessage, CodecError};
 use crate::model::ContentHash;
+use crate::provision::{ProvisionMessage, MAGIC};
 
 /// Encodes `frame` into `out`, returning the used prefix.
 pub(crate) fn client_frame<'b>(
     frame: &ClientFrame<'_>,
     out: &'b mut [u8],
 ) -> Result<&'b mut [u8], CodecError> {
-    let mut writer = Writer {
-        out,
-        len: 0,
-        full: false,
-    };
+    let mut writer = Writer::new(out);
     writer.varint(frame.id.into());
-    writer.client_message(&frame.message);
-    let Writer { out, len, full } = writer;
-    if full {
-        Err(CodecError::BufferFull)
-    } else {
-        Ok(&mut out[..len])
-    }
+    writer.client_message(&frame.message)?;
+    writer.finish()
+}
+
+/// Encodes a provisioning payload into `out`: [`MAGIC`], then `message`.
+pub(crate) fn provision_payload<'b>(
+    message: &ProvisionMessage<'_>,
+    out: &'b mut [u8],
+) -> Result<&'b mut [u8], CodecError> {
+    let mut writer = Writer::new(out);
+    writer.bytes_raw(&MAGIC);
+    writer.provision_message(message);
+    writer.finish()
 }
 
 /// The buffer, how much of it is written, and whether something did not fit.
@@ -41,17 +54,35 @@ struct Writer<'b> {
     full: bool,
 }
 
-impl Writer<'_> {
+impl<'b> Writer<'b> {
+    fn new(out: &'b mut [u8]) -> Self {
+        Writer {
+            out,
+            len: 0,
+            full: false,
+        }
+    }
+
+    /// The written prefix, unless something did not fit.
+    fn finish(self) -> Result<&'b mut [u8], CodecError> {
+        if self.full {
+            Err(CodecError::BufferFull)
+        } else {
+            // Always `Some`: `bytes_raw` only counts what it wrote into `out`
+            // (`get_mut`, not indexing: no panic path in the image).
+            self.out.get_mut(..self.len).ok_or(CodecError::BufferFull)
+        }
+    }
+
     /// Not inlined (nor is any writer below that is called more than once):
     /// one copy serves every field, which is the point of this module.
     #[inline(never)]
     fn bytes_raw(&mut self, bytes: &[u8]) {
-        match self.out.get_mut(self.len..self.len + bytes.len()) {
-            Some(room) if !self.full => {
-                room.copy_from_slice(bytes);
-                self.len += bytes.len();
-            }
-            _ => self.full = true,
+        let free = self.out.get_mut(self.len..).unwrap_or_default();
+        if !self.full && copy_into(free, bytes) {
+            self.len += bytes.len();
+        } else {
+            self.full = true;
         }
     }
 
@@ -61,18 +92,17 @@ impl Writer<'_> {
     fn varint(&mut self, mut value: u64) {
         let mut encoded = [0u8; 10];
         let mut len = 0;
-        loop {
+        for slot in &mut encoded {
             let low = (value & 0x7f) as u8;
             value >>= 7;
+            len += 1;
             if value == 0 {
-                encoded[len] = low;
-                len += 1;
+                *slot = low;
                 break;
             }
-            encoded[len] = low | 0x80;
-            len += 1;
+            *slot = low | 0x80;
         }
-        self.bytes_raw(&encoded[..len]);
+        self.bytes_raw(encoded.get(..len).unwrap_or_default());
     }
 
     fn u32(&mut self, value: u32) {
@@ -103,7 +133,8 @@ impl Writer<'_> {
         self.bytes_raw(&hash.0);
     }
 
-    fn client_message(&mut self, message: &ClientMessage<'_>) {
+    /// Writes `message`; refuses one this build's features leave out.
+    fn client_message(&mut self, message: &ClientMessage<'_>) -> Result<(), CodecError> {
         // A fieldless enum's `as` value is its declaration index: its wire tag.
         match *message {
             ClientMessage::Hello {
@@ -172,12 +203,15 @@ impl Writer<'_> {
                 self.u32(8);
                 self.u32(upload);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::List { since, filter } => {
                 self.u32(9);
                 self.u64(since);
                 self.u32(filter as u32);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Batches => self.u32(10),
+            #[cfg(feature = "subscribe")]
             ClientMessage::Subscribe {
                 filter,
                 full_list_every_secs,
@@ -186,7 +220,9 @@ impl Writer<'_> {
                 self.u32(filter as u32);
                 self.u32(full_list_every_secs);
             }
+            #[cfg(feature = "subscribe")]
             ClientMessage::Unsubscribe => self.u32(12),
+            #[cfg(feature = "download")]
             ClientMessage::DownloadOpen {
                 name,
                 offset,
@@ -199,6 +235,7 @@ impl Writer<'_> {
                 self.u32(window);
                 self.bool(notify);
             }
+            #[cfg(feature = "download")]
             ClientMessage::DownloadAck {
                 download,
                 durable,
@@ -217,17 +254,21 @@ impl Writer<'_> {
                 self.u32(15);
                 self.u32(download);
             }
+            #[cfg(feature = "download")]
             ClientMessage::DownloadReport { record, state } => {
                 self.u32(16);
                 self.u64(record);
                 self.u32(state as u32);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Devices => self.u32(17),
+            #[cfg(feature = "lists")]
             ClientMessage::History { since, limit } => {
                 self.u32(18);
                 self.u64(since);
                 self.u32(limit);
             }
+            #[cfg(feature = "lists")]
             ClientMessage::Downloads => self.u32(19),
             ClientMessage::Delete { name } => {
                 self.u32(20);
@@ -239,6 +280,47 @@ impl Writer<'_> {
             }
             ClientMessage::Ping => self.u32(22),
             ClientMessage::Bye => self.u32(23),
+            #[cfg(not(all(feature = "download", feature = "lists", feature = "subscribe")))]
+            _ => return Err(CodecError::Malformed),
+        }
+        Ok(())
+    }
+
+    fn provision_message(&mut self, message: &ProvisionMessage<'_>) {
+        // A fieldless enum's `as` value is its declaration index: its wire tag.
+        match *message {
+            ProvisionMessage::Offer { nonce, device } => {
+                self.u32(0);
+                self.bytes_raw(&nonce);
+                self.bool(device.is_some());
+                if let Some(device) = device {
+                    self.str(device);
+                }
+            }
+            ProvisionMessage::Provision {
+                nonce,
+                device,
+                key,
+                proof,
+            } => {
+                self.u32(1);
+                self.bytes_raw(&nonce);
+                self.str(device);
+                self.bytes_raw(&key);
+                self.bool(proof.is_some());
+                if let Some(proof) = proof {
+                    self.bytes_raw(&proof);
+                }
+            }
+            ProvisionMessage::Accepted { device, proof } => {
+                self.u32(2);
+                self.str(device);
+                self.bytes_raw(&proof);
+            }
+            ProvisionMessage::Refused { reason } => {
+                self.u32(3);
+                self.u32(reason as u32);
+            }
         }
     }
 }

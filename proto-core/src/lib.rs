@@ -18,6 +18,7 @@ pub mod auth;
 mod byte_array;
 mod byte_slice;
 pub mod client;
+mod copy;
 mod decode;
 pub mod driver;
 mod encode;

@@ -180,11 +180,12 @@ fn is_reserved(segment: &str) -> bool {
         return true;
     }
     // Compare bytes: slicing the `str` at 3 panics when a multi-byte character straddles it.
-    let b = stem.as_bytes();
-    let port = b.len() >= 4
-        && (b[..3].eq_ignore_ascii_case(b"COM") || b[..3].eq_ignore_ascii_case(b"LPT"));
+    let Some((prefix, number)) = stem.as_bytes().split_first_chunk::<3>() else {
+        return false;
+    };
+    let port = prefix.eq_ignore_ascii_case(b"COM") || prefix.eq_ignore_ascii_case(b"LPT");
     // A digit, or a superscript ¹ ² ³ (UTF-8 `C2 B9`, `C2 B2`, `C2 B3`).
-    port && match &b[3..] {
+    port && match number {
         [digit] => digit.is_ascii_digit(),
         [0xC2, sup] => matches!(sup, 0xB9 | 0xB2 | 0xB3),
         _ => false,

@@ -10,7 +10,7 @@ pub mod corpus;
 use proto_core::framing::{Feed, Framing, LengthAccumulator, SerialAccumulator};
 use proto_core::message::{ClientFrame, ServerFrame};
 use proto_core::name::{validate, validate_label, MAX_DEVICE_NAME_LEN, MAX_NAME_LEN};
-use proto_core::provision::{check_request, request, ProvisionMessage, MAX_PAYLOAD};
+use proto_core::provision::{check_request, request, ProvisionMessage, MAGIC, MAX_PAYLOAD};
 
 /// A harness: takes one fuzz input, panics if proto-core broke a promise.
 pub type Harness = fn(&[u8]);
@@ -124,7 +124,8 @@ pub fn server_frame_decode(data: &[u8]) {
 /// state (even: no identity; odd: the current key is `[byte 1; 32]`), bytes 2..18 are the
 /// board's nonce, the rest is the payload.
 ///
-/// Checks: no panic; what decodes re-encodes to bytes that decode to the same message (the
+/// Checks: no panic; the hand-written decoder takes exactly what serde's derived decoder
+/// (postcard) takes, and makes the same message of it; what decodes re-encodes to bytes that decode to the same message (the
 /// decoder takes padded varints the encoder never writes); a request the board
 /// accepts carries its nonce and, when it has a key, is exactly the request the holder of that
 /// key would have made (so nobody else can make one).
@@ -134,7 +135,17 @@ pub fn provision_decode(data: &[u8]) {
     else {
         return;
     };
-    let Ok(message) = ProvisionMessage::decode(payload) else {
+    let decoded = ProvisionMessage::decode(payload);
+    let by_serde = match payload.strip_prefix(&MAGIC).map(postcard::take_from_bytes) {
+        Some(Ok((message, []))) => Some(message),
+        _ => None,
+    };
+    assert_eq!(
+        decoded.ok(),
+        by_serde,
+        "the hand-written decoder and serde's disagree"
+    );
+    let Ok(message) = decoded else {
         return;
     };
     let mut out = [0u8; 2 * MAX_PAYLOAD];

@@ -219,7 +219,7 @@ impl Download {
             return Ok(DataOutcome::Held);
         }
         // `start - offset` is below `data.len()` because `start < end`.
-        let fresh = &data[(start - offset) as usize..];
+        let fresh = data.get((start - offset) as usize..).unwrap_or_default();
         if start > self.durable {
             let gap = self.held.gap_before(start, self.durable);
             if !self.held.insert(start, end) {

@@ -10,6 +10,7 @@
 use super::fmt::debug;
 use super::session::{id_after, id_distance};
 use super::store::FileId;
+use crate::copy::copy_into;
 use crate::message::RequestId;
 use crate::name::MAX_BATCH_NAME_LEN;
 
@@ -75,7 +76,10 @@ impl Manifest {
     ) -> Self {
         let mut name = [0u8; MAX_BATCH_NAME_LEN];
         let batch_len = batch.len().min(MAX_BATCH_NAME_LEN);
-        name[..batch_len].copy_from_slice(&batch.as_bytes()[..batch_len]);
+        copy_into(
+            &mut name,
+            batch.as_bytes().get(..batch_len).unwrap_or_default(),
+        );
         let mut manifest = Manifest {
             handle: 0,
             first_id,
@@ -96,7 +100,8 @@ impl Manifest {
 
     /// The batch name.
     pub fn batch(&self) -> &str {
-        core::str::from_utf8(&self.batch[..self.batch_len]).unwrap_or("")
+        let bytes = self.batch.get(..self.batch_len).unwrap_or_default();
+        core::str::from_utf8(bytes).unwrap_or("")
     }
 
     /// Number of entries.

@@ -1,5 +1,9 @@
 //! A small sorted set of byte ranges with a fixed capacity: ranges to re-send
 //! in an upload, bytes held beyond a gap in a download, gaps to report.
+//!
+//! Slots are reached with `get` and iterators, never by index: `len` never
+//! exceeds `N`, but the compiler cannot see that, and every index it cannot
+//! prove in range links a panic path (and its location) into a board image.
 
 /// Up to `N` disjoint, non-adjacent `[start, end)` ranges, sorted by start.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +23,7 @@ impl<const N: usize> RangeSet<N> {
 
     /// The ranges, sorted.
     pub fn as_slice(&self) -> &[(u64, u64)] {
-        &self.ranges[..self.len]
+        self.ranges.get(..self.len).unwrap_or_default()
     }
 
     /// True when the set holds no byte.
@@ -45,34 +49,54 @@ impl<const N: usize> RangeSet<N> {
         }
         // Ranges entirely before the new one, and those touching it.
         let before = self.as_slice().iter().take_while(|r| r.1 < start).count();
-        let touching = self.as_slice()[before..]
-            .iter()
-            .take_while(|r| r.0 <= end)
-            .count();
+        let touching = self.touching(before, end).count();
         if touching == 0 {
             if self.len == N {
                 return false;
             }
-            self.ranges.copy_within(before..self.len, before + 1);
-            self.ranges[before] = (start, end);
+            // Each range from `before` on moves one slot up, the new one takes its place.
+            let mut carried = (start, end);
+            for slot in self.ranges.iter_mut().take(self.len + 1).skip(before) {
+                carried = core::mem::replace(slot, carried);
+            }
             self.len += 1;
             return true;
         }
-        let merged_start = start.min(self.ranges[before].0);
-        let merged_end = end.max(self.ranges[before + touching - 1].1);
-        self.ranges[before] = (merged_start, merged_end);
-        self.ranges
-            .copy_within(before + touching..self.len, before + 1);
-        self.len -= touching - 1;
+        let merged = self
+            .touching(before, end)
+            .fold((start, end), |(s, e), r| (s.min(r.0), e.max(r.1)));
+        if let Some(slot) = self.ranges.get_mut(before) {
+            *slot = merged;
+        }
+        self.remove(before + 1, touching - 1);
         true
+    }
+
+    /// The ranges from index `from` on that start at or below `end`.
+    fn touching(&self, from: usize, end: u64) -> impl Iterator<Item = &(u64, u64)> {
+        self.as_slice()
+            .iter()
+            .skip(from)
+            .take_while(move |r| r.0 <= end)
+    }
+
+    /// Removes `count` ranges from index `at` on; the later ones move down.
+    fn remove(&mut self, at: usize, count: usize) {
+        for to in at..self.len - count {
+            if let Some(&moved) = self.ranges.get(to + count) {
+                if let Some(slot) = self.ranges.get_mut(to) {
+                    *slot = moved;
+                }
+            }
+        }
+        self.len -= count;
     }
 
     /// Drops every byte below `floor`.
     pub fn clip_below(&mut self, floor: u64) {
         let gone = self.as_slice().iter().take_while(|r| r.1 <= floor).count();
-        self.ranges.copy_within(gone..self.len, 0);
-        self.len -= gone;
-        if let Some(first) = self.ranges[..self.len].first_mut() {
+        self.remove(0, gone);
+        if let Some(first) = self.ranges.get_mut(..self.len).and_then(<[_]>::first_mut) {
             first.0 = first.0.max(floor);
         }
     }

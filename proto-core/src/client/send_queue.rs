@@ -48,33 +48,29 @@ fn headroom(framing: Framing, max_payload: usize) -> usize {
     }
 }
 
-/// COBS-encodes `buf[src..src + len]` into `buf[0..]`, returning the encoded length.
+/// COBS-encodes `buf[src..src + len]` into `buf[0..]`, returning the encoded
+/// length (`None` when `buf` is shorter than that).
 ///
 /// Needs `src >= max_encoded_len(len) - len` so every write lands on a byte
 /// already read; produces exactly what [`cobs::Encoder`] produces.
-fn cobs_in_place(buf: &mut [u8], src: usize, len: usize) -> usize {
+fn cobs_in_place(buf: &mut [u8], src: usize, len: usize) -> Option<usize> {
     let (mut code_at, mut write, mut code) = (0usize, 1usize, 1u8);
     for read in src..src + len {
-        let byte = buf[read];
-        if byte == 0 {
-            buf[code_at] = code;
-            code_at = write;
+        let byte = *buf.get(read)?;
+        if byte != 0 {
+            *buf.get_mut(write)? = byte;
             write += 1;
-            code = 1;
-            continue;
+            code += 1;
         }
-        buf[write] = byte;
-        write += 1;
-        code += 1;
-        if code == 0xFF {
-            buf[code_at] = code;
+        if byte == 0 || code == 0xFF {
+            *buf.get_mut(code_at)? = code;
             code_at = write;
             write += 1;
             code = 1;
         }
     }
-    buf[code_at] = code;
-    write
+    *buf.get_mut(code_at)? = code;
+    Some(write)
 }
 
 /// Appends `value` as a postcard (LEB128) varint; returns the bytes written.
@@ -179,7 +175,7 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
             return None;
         }
         self.handed_out = true;
-        Some(&self.buf.as_mut()[..self.len])
+        self.buf.as_mut().get(..self.len)
     }
 
     /// The whole buffer as scratch space; only while the queue is empty.
@@ -205,7 +201,7 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
         } else {
             0
         };
-        let region = &mut self.buf.as_mut()[self.len..];
+        let region = self.buf.as_mut().get_mut(self.len..).unwrap_or_default();
         let payload = max_payload(framing, region.len()).min(self.payload_limit);
         let limit = payload.saturating_sub(trailer);
         (region, limit, headroom(framing, limit + trailer))
@@ -233,8 +229,7 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
             Err(CodecError::BufferFull) => return Err(self.full()),
             Err(CodecError::Malformed) => return Err(ClientError::Malformed),
         };
-        self.commit(head, payload_len);
-        Ok(())
+        self.commit(head, payload_len).ok_or_else(|| self.full())
     }
 
     /// Encodes and queues one upload chunk, reading its bytes from `store` straight
@@ -265,42 +260,42 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
         if data_len == 0 {
             return Err(full);
         }
-        let varint = put_varint(&mut body[header_len..], data_len).ok_or(full)?;
-        let data_at = header_len + varint;
-        store.read_at(file, chunk.offset, &mut body[data_at..data_at + data_len])?;
-        self.commit(head, data_at + data_len);
+        let varint = put_varint(body.get_mut(header_len..).unwrap_or_default(), data_len);
+        let data_at = header_len + varint.ok_or(full)?;
+        let data = body.get_mut(data_at..data_at + data_len).ok_or(full)?;
+        store.read_at(file, chunk.offset, data)?;
+        self.commit(head, data_at + data_len).ok_or(full)?;
         Ok(data_len)
     }
 
     /// Frames the payload lying at `head..head + payload_len` of the free region in place.
-    fn commit(&mut self, head: usize, payload_len: usize) {
+    ///
+    /// Always `Some`: `region()` leaves room for the headroom, the trailer and
+    /// the frame's end. The buffer is reached with `get`, not indexing, so
+    /// no panic path (and no panic location) is linked into a board image.
+    fn commit(&mut self, head: usize, payload_len: usize) -> Option<()> {
         let framing = self.framing;
-        let region = &mut self.buf.as_mut()[self.len..];
+        let region = self.buf.as_mut().get_mut(self.len..)?;
         let payload_len = match &mut self.sealer {
-            // `region` leaves the trailer room after every message (`region()`).
-            Some(sealer) => sealer
-                .seal(&mut region[head..], payload_len)
-                .unwrap_or(payload_len),
+            Some(sealer) => sealer.seal(region.get_mut(head..)?, payload_len).ok()?,
             None => payload_len,
         };
         let framed = match framing {
             Framing::Length => {
                 // `payload_len` fits a u32: it is below the negotiated frame size.
-                let prefix = (payload_len as u32).to_le_bytes();
-                region[..LENGTH_PREFIX].copy_from_slice(&prefix);
+                *region.first_chunk_mut()? = (payload_len as u32).to_le_bytes();
                 LENGTH_PREFIX + payload_len
             }
             Framing::Serial => {
-                let crc = CRC32
-                    .checksum(&region[head..head + payload_len])
-                    .to_le_bytes();
-                region[head + payload_len..head + payload_len + CRC_LEN].copy_from_slice(&crc);
-                let encoded = cobs_in_place(region, head, payload_len + CRC_LEN);
-                region[encoded] = 0;
+                let crc = CRC32.checksum(region.get(head..head + payload_len)?);
+                *region.get_mut(head + payload_len..)?.first_chunk_mut()? = crc.to_le_bytes();
+                let encoded = cobs_in_place(region, head, payload_len + CRC_LEN)?;
+                *region.get_mut(encoded)? = 0;
                 encoded + 1
             }
         };
         self.len += framed;
+        Some(())
     }
 }
 

@@ -160,7 +160,7 @@ pub(crate) fn hash_range<S: FileStore + ?Sized>(
     let mut offset = from;
     while offset < to {
         let take = usize::try_from(to - offset).map_or(scratch.len(), |n| n.min(scratch.len()));
-        let piece = &mut scratch[..take];
+        let piece = scratch.get_mut(..take).unwrap_or_default();
         store.read_at(file, offset, piece)?;
         hasher.update(piece);
         offset += take as u64;

@@ -28,7 +28,7 @@ fn write_all<IO: Write>(io: &mut IO, mut bytes: &[u8]) -> Result<(), DriverError
     while !bytes.is_empty() {
         match io.write(bytes).map_err(DriverError::Io)? {
             0 => return Err(DriverError::WriteZero),
-            n => bytes = &bytes[n..],
+            n => bytes = bytes.get(n..).unwrap_or_default(),
         }
     }
     io.flush().map_err(DriverError::Io)

@@ -162,7 +162,10 @@ impl<R: AsMut<[u8]>> Input<R> {
     }
 
     fn pending(&mut self) -> &[u8] {
-        &self.buf.as_mut()[self.start..self.end]
+        self.buf
+            .as_mut()
+            .get(self.start..self.end)
+            .unwrap_or_default()
     }
 
     fn consume(&mut self, n: usize) {

@@ -64,24 +64,26 @@ impl<'o> Encoder<'o> {
 /// Decodes `buf` in place (the encoding contains no `0x00`), returning the decoded length,
 /// or `None` if it is not valid COBS.
 pub fn decode_in_place(buf: &mut [u8]) -> Option<usize> {
+    // `get`, not indexing: no panic path in the image (`write` never passes `read`).
     let mut read = 0;
     let mut write = 0;
-    while read < buf.len() {
-        let code = buf[read] as usize;
+    while let Some(&code) = buf.get(read) {
+        let code = usize::from(code);
         if code == 0 || read + code > buf.len() {
             return None;
         }
         read += 1;
         for _ in 1..code {
-            if buf[read] == 0 {
+            let byte = *buf.get(read)?;
+            if byte == 0 {
                 return None;
             }
-            buf[write] = buf[read];
+            *buf.get_mut(write)? = byte;
             write += 1;
             read += 1;
         }
         if code != 0xFF && read < buf.len() {
-            buf[write] = 0;
+            *buf.get_mut(write)? = 0;
             write += 1;
         }
     }

@@ -1,6 +1,7 @@
 //! Length-prefixed framing for TCP: `u32` little-endian length, then the payload.
 
 use super::{Feed, FrameError};
+use crate::copy::copy_into;
 
 const PREFIX_LEN: usize = 4;
 
@@ -53,12 +54,19 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
     /// read, so a TCP peer can close the link at once instead of reading up to
     /// 4 GiB; if fed on, its bytes are skipped and framing stays in step.
     pub fn feed<'s, 'i>(&'s mut self, mut input: &'i [u8]) -> Feed<'s, 'i> {
+        // Slices are taken with `get` and `split_at_checked`, never by
+        // index: no panic path (and no panic location) in a board image.
         if self.prefix_filled < PREFIX_LEN {
             let take = (PREFIX_LEN - self.prefix_filled).min(input.len());
-            self.prefix[self.prefix_filled..self.prefix_filled + take]
-                .copy_from_slice(&input[..take]);
+            let (taken, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
+            copy_into(
+                self.prefix
+                    .get_mut(self.prefix_filled..)
+                    .unwrap_or_default(),
+                taken,
+            );
             self.prefix_filled += take;
-            input = &input[take..];
+            input = rest;
             if self.prefix_filled < PREFIX_LEN {
                 return Feed::Consumed;
             }
@@ -73,11 +81,18 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
             }
         }
         let take = (self.expected - self.filled).min(input.len());
+        let (taken, rest) = input.split_at_checked(take).unwrap_or((input, &[]));
         if !self.skipping {
-            self.buffer.as_mut()[self.filled..self.filled + take].copy_from_slice(&input[..take]);
+            copy_into(
+                self.buffer
+                    .as_mut()
+                    .get_mut(self.filled..)
+                    .unwrap_or_default(),
+                taken,
+            );
         }
         self.filled += take;
-        input = &input[take..];
+        input = rest;
         if self.filled < self.expected {
             return Feed::Consumed;
         }
@@ -87,7 +102,11 @@ impl<B: AsMut<[u8]>> LengthAccumulator<B> {
             return self.feed(input);
         }
         Feed::Frame {
-            payload: &self.buffer.as_mut()[..self.expected],
+            payload: self
+                .buffer
+                .as_mut()
+                .get(..self.expected)
+                .unwrap_or_default(),
             remaining: input,
         }
     }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::FrameError;
+use crate::copy::copy_into;
 use crate::message::Nonce;
 
 /// Bytes of the truncated tag.
@@ -57,11 +58,15 @@ pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     const BLOCK: usize = 64;
     // A key longer than a block is hashed first; a shorter one is zero-padded.
     let mut padded = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        padded[..32].copy_from_slice(&Sha256::digest(key));
+    let hashed;
+    let key = if key.len() > BLOCK {
+        hashed = Sha256::digest(key);
+        &hashed[..]
     } else {
-        padded[..key.len()].copy_from_slice(key);
-    }
+        key
+    };
+    // Always fits: the key is at most a block here.
+    copy_into(&mut padded, key);
     let mut inner = Sha256::new();
     inner.update(padded.map(|byte| byte ^ 0x36));
     for part in parts {
@@ -122,12 +127,17 @@ impl Sealer {
     /// when the trailer fits.
     pub fn seal(&mut self, buf: &mut [u8], payload_len: usize) -> Result<usize, FrameError> {
         let sealed = payload_len + TRAILER_LEN;
-        if buf.len() < sealed {
+        // Split with `get`, not indexing: no panic path in a board image.
+        let Some((payload, trailer)) = buf
+            .get_mut(..sealed)
+            .and_then(|frame| frame.split_last_chunk_mut::<TRAILER_LEN>())
+        else {
             return Err(FrameError::BufferFull);
-        }
-        let tag = self.key.tag(self.next, &buf[..payload_len]);
-        buf[payload_len] = self.next as u8;
-        buf[payload_len + 1..sealed].copy_from_slice(&tag);
+        };
+        let tag = self.key.tag(self.next, payload);
+        let [seq, tag_room @ ..] = trailer;
+        *seq = self.next as u8;
+        *tag_room = tag;
         self.next += 1;
         Ok(sealed)
     }
@@ -155,14 +165,14 @@ impl Opener {
     /// change) when its tag does not verify at the one sequence number in
     /// `expected..expected + 256` whose low byte it carries.
     pub fn open<'p>(&mut self, frame: &'p [u8]) -> Result<&'p [u8], FrameError> {
-        let Some(payload_len) = frame.len().checked_sub(TRAILER_LEN) else {
+        let Some((payload, [seq_low, trailer_tag @ ..])) = frame.split_last_chunk::<TRAILER_LEN>()
+        else {
             return Err(FrameError::Unauthentic);
         };
-        let (payload, trailer) = frame.split_at(payload_len);
-        let skipped = trailer[0].wrapping_sub(self.expected as u8);
+        let skipped = seq_low.wrapping_sub(self.expected as u8);
         let seq = self.expected + u64::from(skipped);
         let tag = self.key.tag(seq, payload);
-        if !bool::from(tag[..].ct_eq(&trailer[1..])) {
+        if !bool::from(tag[..].ct_eq(trailer_tag)) {
             return Err(FrameError::Unauthentic);
         }
         self.expected = seq + 1;

@@ -69,7 +69,7 @@ impl<B: AsMut<[u8]>> SerialAccumulator<B> {
                 }
                 continue;
             }
-            let remaining = &input[i + 1..];
+            let remaining = input.get(i + 1..).unwrap_or_default();
             let filled = core::mem::take(&mut self.filled);
             if core::mem::take(&mut self.overrun) {
                 return Feed::Error {
@@ -80,20 +80,21 @@ impl<B: AsMut<[u8]>> SerialAccumulator<B> {
             if filled == 0 {
                 continue; // an idle delimiter: senders may use one to resynchronise
             }
-            let error = match cobs::decode_in_place(&mut buffer[..filled]) {
+            // `get`, not indexing, here and below: no panic path (and no
+            // panic location) in the image, though `filled` never exceeds the buffer.
+            let decoded = match buffer.get_mut(..filled) {
+                Some(encoded) => cobs::decode_in_place(encoded),
+                None => None,
+            };
+            let error = match decoded.map(|n| buffer.get(..n).unwrap_or_default()) {
                 None => FrameError::BadCobs,
-                Some(n) if n < CRC_LEN => FrameError::TooShort,
-                Some(n) => {
-                    let (payload, crc) = buffer[..n].split_at(n - CRC_LEN);
-                    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-                    if CRC32.checksum(payload) == expected {
-                        return Feed::Frame {
-                            payload: &buffer[..n - CRC_LEN],
-                            remaining,
-                        };
+                Some(decoded) => match decoded.split_last_chunk::<CRC_LEN>() {
+                    None => FrameError::TooShort,
+                    Some((payload, crc)) if CRC32.checksum(payload) == u32::from_le_bytes(*crc) => {
+                        return Feed::Frame { payload, remaining };
                     }
-                    FrameError::BadCrc
-                }
+                    Some(_) => FrameError::BadCrc,
+                },
             };
             return Feed::Error { error, remaining };
         }
