@@ -12,6 +12,7 @@
 //! and old history; [`backup`] copies a data directory and restores it; [`metrics`] counts and [`probes`] serves them with the
 //! health probes; [`systemd`] reports readiness; [`cmd`] is the command line.
 
+pub mod admission;
 pub mod backup;
 pub mod blobs;
 pub mod cleanup;

@@ -14,12 +14,12 @@ use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 use tokio::sync::OwnedMutexGuard;
 
+use crate::admission::device_slots::DeviceSlots;
+use crate::admission::failed_logins::FailedLogins;
 use crate::blobs::Blobs;
 use crate::config::Limits;
 use crate::hub::{Hub, HubEvent};
 use crate::metrics::Metrics;
-use crate::session::device_slots::DeviceSlots;
-use crate::session::logins::FailedLogins;
 use crate::store::{RecordRow, Store, StoreError, StoreResult};
 
 /// Hash states kept for interrupted uploads, at most.

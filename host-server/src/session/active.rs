@@ -16,10 +16,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::time::Instant;
 
-use super::device_slots::DeviceSlot;
 use super::handshake::Identity;
 use super::io::{leading_request_id, Frame, FrameReader, FrameWriter};
 use super::SessionEnd;
+use crate::admission::device_slots::DeviceSlot;
 use crate::hub::HubEvent;
 use crate::service::Service;
 use crate::store::{Announced, Notification, NotificationKind, StoreError};

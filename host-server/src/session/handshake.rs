@@ -19,9 +19,9 @@ use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::device_slots::DeviceSlot;
 use super::io::{leading_request_id, Frame, FrameReader, FrameWriter, WriteBound};
-use super::logins::FailedLogins;
+use crate::admission::device_slots::DeviceSlot;
+use crate::admission::failed_logins::FailedLogins;
 use crate::service::Service;
 
 /// An authenticated device.

@@ -5,12 +5,10 @@
 //! or sends a new `Hello` is simply served again); a TCP link does not.
 
 mod active;
-pub mod device_slots;
 mod downloads;
 pub mod handshake;
 pub mod io;
 mod lists;
-pub mod logins;
 mod repair;
 mod uploads;
 
