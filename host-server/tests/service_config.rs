@@ -78,21 +78,22 @@ fn serve_tells_systemd_when_it_is_ready_and_stopping_and_an_early_sigterm_exits_
     assert!(sent.success());
     let n = socket.recv(&mut buf).expect("STOPPING=1 within the wait");
     assert_eq!(&buf[..n], b"STOPPING=1");
-    let status = wait_for_exit(&mut child).expect("the server exits after SIGTERM");
+    let status = wait_for_exit(child).expect("the server exits after SIGTERM");
     assert!(status.success(), "a clean shutdown exits 0: {status}");
 }
 
 /// The child's exit status, or None (and the child killed) if it has not
 /// exited within the tests' wait.
-fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::time::Instant::now() < deadline {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+fn wait_for_exit(mut child: std::process::Child) -> Option<std::process::ExitStatus> {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (exited, exit) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = exited.send(child.wait().unwrap());
+    });
+    let status = exit.recv_timeout(WAIT).ok();
+    if status.is_none() {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    None
+    waiter.join().unwrap();
+    status
 }

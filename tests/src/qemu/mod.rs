@@ -210,7 +210,7 @@ fn cargo_build(machine: Machine, profile: FirmwareProfile) -> Result<PathBuf, St
 /// One boot of the firmware under QEMU.
 pub struct QemuBoard {
     child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<BoardLog>,
     /// Holds QEMU's monitor socket (`monitor.sock`), for [`QemuBoard::reset`].
     monitor_dir: tempfile::TempDir,
 }
@@ -254,7 +254,7 @@ impl QemuBoard {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", machine.qemu))?;
-        let log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::new(BoardLog::default());
         if let Some(stdout) = child.stdout.take() {
             tokio::spawn(collect_lines(stdout, "board", Arc::clone(&log)));
         }
@@ -299,7 +299,11 @@ impl QemuBoard {
 
     /// Every line the board (semihosting) and QEMU (stderr) printed so far.
     pub fn log(&self) -> Vec<String> {
-        self.log.lock().map(|log| log.clone()).unwrap_or_default()
+        self.log
+            .lines
+            .lock()
+            .map(|log| log.clone())
+            .unwrap_or_default()
     }
 
     /// Waits until a log line contains every one of `needles`; returns that line.
@@ -313,7 +317,7 @@ impl QemuBoard {
 
     /// How many lines the log holds now (a mark for [`QemuBoard::wait_for_line_after`]).
     pub fn log_len(&self) -> usize {
-        self.log.lock().map(|log| log.len()).unwrap_or(0)
+        self.log.lines.lock().map(|log| log.len()).unwrap_or(0)
     }
 
     /// Like [`QemuBoard::wait_for_line`], looking only at lines after the first `skip`.
@@ -325,6 +329,10 @@ impl QemuBoard {
     ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         loop {
+            // Registered before the log is read, so a line added meanwhile wakes the wait.
+            let grew = self.log.grew.notified();
+            tokio::pin!(grew);
+            grew.as_mut().enable();
             if let Some(line) = self
                 .log()
                 .into_iter()
@@ -345,7 +353,11 @@ impl QemuBoard {
                     self.log().join("\n")
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                _ = grew => {}
+                _ = self.child.wait() => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+            }
         }
     }
 
@@ -355,7 +367,14 @@ impl QemuBoard {
     }
 }
 
-async fn collect_lines<R>(stream: R, source: &'static str, log: Arc<Mutex<Vec<String>>>)
+/// Every line the board and QEMU printed, and a wake-up for whoever waits for one.
+#[derive(Default)]
+struct BoardLog {
+    lines: Mutex<Vec<String>>,
+    grew: tokio::sync::Notify,
+}
+
+async fn collect_lines<R>(stream: R, source: &'static str, log: Arc<BoardLog>)
 where
     R: AsyncRead + Unpin,
 {
@@ -363,10 +382,12 @@ where
     while let Ok(Some(line)) = lines.next_line().await {
         let line = format!("[{source}] {line}");
         eprintln!("{line}");
-        if let Ok(mut log) = log.lock() {
+        if let Ok(mut log) = log.lines.lock() {
             log.push(line);
         }
+        log.grew.notify_waiters();
     }
+    log.grew.notify_waiters();
 }
 
 /// Provisions the board on `pty` as `device` with `host-server device add
