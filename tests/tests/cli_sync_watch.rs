@@ -12,13 +12,12 @@
 mod cli_common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Instant;
 
-use cli_common::{write_pattern, Cli, Server, Watcher, DEADLINE};
+use cli_common::{spawn_json_lines, write_pattern, Cli, Server, Watcher, DEADLINE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use proto_core::auth::ContentHasher;
@@ -38,24 +37,7 @@ impl SyncDaemon {
     fn spawn(cli: &Cli, dir: &Path, extra: &[&str]) -> SyncDaemon {
         let mut args = vec!["sync", dir.to_str().unwrap(), "--watch", "--json"];
         args.extend_from_slice(extra);
-        let mut child = cli
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("host-cli sync --watch starts");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("the daemon printed non-JSON ({e}): {line}"));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let (child, lines) = spawn_json_lines(cli, &args);
         SyncDaemon {
             pid: Pid::from_raw(child.id() as i32),
             child: Some(child),

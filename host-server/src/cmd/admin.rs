@@ -10,9 +10,7 @@ use std::path::Path;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::config::Limits;
 use crate::http::token::{digest, new_token};
-use crate::server::DataDir;
 use crate::store::Database;
 
 /// Admin subcommands.
@@ -31,11 +29,7 @@ pub fn run(
     json: bool,
     command: AdminCommand,
 ) -> anyhow::Result<()> {
-    let store = match database {
-        Database::Sqlite => DataDir::prepare(data)?.open_store(database)?,
-        // Nothing of the data directory is needed: do not create one here.
-        Database::Postgres(_) => database.open(data, Limits::default().lease)?,
-    };
+    let store = super::open_store(data, database)?;
     match command {
         AdminCommand::Token => {
             let replaced = store.admin_token()?.is_some();

@@ -14,9 +14,7 @@ use proto_core::name::{validate_label, MAX_DEVICE_NAME_LEN};
 use rand::RngCore;
 use serde_json::json;
 
-use crate::config::Limits;
 use crate::provision::{Line, ProvisionError, ProvisionTarget};
-use crate::server::DataDir;
 use crate::service::unix_now;
 use crate::store::{Database, Store};
 
@@ -75,11 +73,7 @@ pub fn run(
     json: bool,
     command: DeviceCommand,
 ) -> anyhow::Result<()> {
-    let store = match database {
-        Database::Sqlite => DataDir::prepare(data)?.open_store(database)?,
-        // Nothing of the data directory is needed: do not create one here.
-        Database::Postgres(_) => database.open(data, Limits::default().lease)?,
-    };
+    let store = super::open_store(data, database)?;
     let now = unix_now();
     match command {
         DeviceCommand::Add {

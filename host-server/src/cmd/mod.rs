@@ -78,3 +78,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(args) => restore::run(&cli.data, &database, cli.json, args),
     }
 }
+
+/// The store an offline command (`device`, `admin`) works on: SQLite in the
+/// data directory `data` (made if missing), or the PostgreSQL `database`,
+/// for which nothing of the data directory is needed or created.
+pub(crate) fn open_store(
+    data: &std::path::Path,
+    database: &crate::store::Database,
+) -> anyhow::Result<Box<dyn crate::store::Store + Send + Sync>> {
+    use crate::store::Database;
+    Ok(match database {
+        Database::Sqlite => crate::server::DataDir::prepare(data)?.open_store(database)?,
+        Database::Postgres(_) => database.open(data, crate::config::Limits::default().lease)?,
+    })
+}

@@ -499,32 +499,6 @@ fn open_download(client: &mut Client, name: &str, offset: u64, window: u32) -> (
     (id, download, from)
 }
 
-/// Takes data frames of `download` in order from `from` until `until` bytes are held, and acks them.
-fn take_data(client: &mut Client, download: u32, from: u64, until: u64) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut have = from;
-    while have < until {
-        let (offset, bytes) = client.wait(|frame| match frame.message {
-            ServerMessage::DownloadData {
-                download: d,
-                offset,
-                data,
-            } if d == download => Some((offset, data.to_vec())),
-            _ => None,
-        });
-        if offset == have {
-            have += bytes.len() as u64;
-            data.extend_from_slice(&bytes);
-        }
-    }
-    client.request(ClientMessage::DownloadAck {
-        download,
-        durable: have,
-        missing: None,
-    });
-    data
-}
-
 /// §1.5: the server records each device's download as it happens: the bytes
 /// acknowledged while it runs, `Failed` with the reason when the link is lost
 /// (kept across a restart), and a resume at the acknowledged offset.
@@ -539,7 +513,7 @@ fn a_download_shows_its_acknowledged_bytes_fails_with_the_reason_when_its_link_i
     let mut d2 = server.connect("d2", &k2);
     let (_, download, from) = open_download(&mut d2, "big.bin", 0, 65_536);
     assert_eq!(from, 0);
-    let first = take_data(&mut d2, download, 0, 65_536);
+    let first = d2.take_data(download, 0, 65_536);
     let stored = first.len() as u64;
     let running = download_of(&mut d1, "d2", "big.bin", |d| d.acknowledged == stored);
     assert_eq!(running.state, DownloadState::Downloading);
@@ -574,7 +548,7 @@ fn a_download_shows_its_acknowledged_bytes_fails_with_the_reason_when_its_link_i
         from, resume_at,
         "the download resumes at the acknowledged offset"
     );
-    let rest = take_data(&mut d2, download, from, bytes.len() as u64);
+    let rest = d2.take_data(download, from, bytes.len() as u64);
     assert_eq!(
         [first, rest].concat(),
         bytes,

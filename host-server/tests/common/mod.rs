@@ -1088,9 +1088,23 @@ impl Client {
             })
         });
         let (download, record, size, expected) = opened?;
-        let mut data = vec![0u8; size as usize];
-        let mut have = 0u64;
-        while have < size {
+        let data = self.take_data(download, 0, size);
+        let state = if hash(&data) == expected {
+            proto_core::model::DownloadState::Done
+        } else {
+            proto_core::model::DownloadState::Failed
+        };
+        let report = self.request(ClientMessage::DownloadReport { record, state });
+        self.expect_ok(report);
+        Ok(data)
+    }
+
+    /// Takes the data frames of `download` in order from `from` until at least
+    /// `until` bytes are held, acknowledging each; returns the bytes taken.
+    pub fn take_data(&mut self, download: TransferId, from: u64, until: u64) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut have = from;
+        while have < until {
             let (offset, bytes) = self.wait(|frame| match frame.message {
                 ServerMessage::DownloadData {
                     download: d,
@@ -1100,8 +1114,8 @@ impl Client {
                 _ => None,
             });
             if offset == have {
-                data[offset as usize..offset as usize + bytes.len()].copy_from_slice(&bytes);
                 have += bytes.len() as u64;
+                data.extend_from_slice(&bytes);
                 self.request(ClientMessage::DownloadAck {
                     download,
                     durable: have,
@@ -1109,14 +1123,7 @@ impl Client {
                 });
             }
         }
-        let state = if hash(&data) == expected {
-            proto_core::model::DownloadState::Done
-        } else {
-            proto_core::model::DownloadState::Failed
-        };
-        let report = self.request(ClientMessage::DownloadReport { record, state });
-        self.expect_ok(report);
-        Ok(data)
+        data
     }
 
     /// Subscribes; returns the revision.

@@ -229,6 +229,31 @@ impl Cli {
     }
 }
 
+/// Starts `host-cli ARGS` as `cli`'s device; each JSON line it prints
+/// arrives on the receiver (a line that is not JSON fails the test).
+pub fn spawn_json_lines(cli: &Cli, args: &[&str]) -> (Child, Receiver<Value>) {
+    let mut child = cli
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("host-cli {args:?} does not start: {e}"));
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let what = format!("host-cli {args:?}");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { return };
+            let value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("{what} printed non-JSON ({e}): {line}"));
+            if tx.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    (child, lines)
+}
+
 /// A running `host-cli watch --json`: the tests await server-side conditions
 /// by reading its event stream, not by polling.
 pub struct Watcher {
@@ -239,24 +264,7 @@ pub struct Watcher {
 impl Watcher {
     /// Starts watching as `cli`'s device; returns once the subscription is active.
     pub fn start(cli: &Cli) -> Watcher {
-        let mut child = cli
-            .command(&["watch", "--json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("host-cli watch starts");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { return };
-                let value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("watch printed non-JSON ({e}): {line}"));
-                if tx.send(value).is_err() {
-                    return;
-                }
-            }
-        });
+        let (child, lines) = spawn_json_lines(cli, &["watch", "--json"]);
         let mut watcher = Watcher { child, lines };
         watcher.until("the subscription", |e| e["event"] == "subscribed");
         watcher
