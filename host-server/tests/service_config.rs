@@ -58,7 +58,7 @@ fn serve_tells_systemd_when_it_is_ready_and_stopping_and_an_early_sigterm_exits_
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(WAIT)).unwrap();
-    let mut child = Command::new(binary())
+    let child = Command::new(binary())
         .arg("--data")
         .arg(dir.path().join("data"))
         .args(["serve", "--listen", "127.0.0.1:0"])
