@@ -543,7 +543,8 @@ struct Runs {
 }
 
 impl Runs {
-    fn from_env(self) -> Runs {
+    /// These runs, with what the environment overrides ([`knob`]).
+    fn or_from_env(self) -> Runs {
         Runs {
             seeds: knob("SEEDS", self.seeds),
             baud: knob("BAUD", self.baud),
@@ -557,7 +558,7 @@ impl Runs {
 /// of `runs` (from `STATESYNC_NOISY_FIRST_SEED`, default 1); fails with
 /// every seed's failure. Returns the bytes the lines lost in all runs.
 async fn cli_transfers_complete_for_every_seed(runs: Runs, shape: fn(&mut LineModel)) -> u64 {
-    let runs = runs.from_env();
+    let runs = runs.or_from_env();
     let first: u64 = knob("FIRST_SEED", 1);
     let seeds: Vec<u64> = (first..first + runs.seeds).collect();
     let mut failures = Vec::new();
