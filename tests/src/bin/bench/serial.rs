@@ -364,7 +364,7 @@ async fn kermit(baud: u32, model: &LineModel, file: &Path) -> Result<Sample, Fai
     let setup = |line: &Path| {
         format!(
             "set line {}, set speed {baud}, set carrier-watch off, set flow none, \
-             set parity none, set file type binary, set control prefixing minimal, \
+             set parity none, set file type binary, set prefixing minimal, \
              set streaming off, set reliable off, set window 32, \
              set receive packet-length 4000, set send packet-length 4000, \
              set receive timeout 2, set retry-limit 100",
