@@ -19,6 +19,14 @@ const EARLY_CHUNK_OVERHEAD: usize = 64;
 /// sends whole frames has a few dozen in its window.
 const MAX_EARLY_CHUNKS: usize = 1024;
 
+/// Re-sent chunks that may arrive beyond the hole at the contiguous end
+/// before that hole is reported again. The client re-sends holes lowest
+/// first over a link that keeps order, so a re-send landing beyond the hole
+/// means the hole's own re-send was lost; a few allow for re-sends that were
+/// already on the line when the hole was last reported, and the allowance
+/// doubles with each report of the same hole (the line may hold more).
+const RESENDS_BEFORE_REPORT_AGAIN: u32 = 3;
+
 /// A chunk that cannot be taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {
@@ -60,8 +68,15 @@ pub struct Upload {
     early_limit: usize,
     /// End of the last hole reported: a hole below it was reported already.
     reported_until: u64,
-    /// Bytes that arrived beyond the reported hole since it was reported.
+    /// Bytes that arrived beyond the hole at the contiguous end since it was
+    /// last reported or since the contiguous end last moved.
     beyond_report: u64,
+    /// Re-sent chunks (landing in a reported hole) that arrived beyond the
+    /// hole at the contiguous end since it was last reported or the
+    /// contiguous end last moved.
+    resends_beyond: u32,
+    /// Re-sent chunks beyond the hole at the contiguous end that report it again.
+    resends_allowed: u32,
     unflushed: bool,
     lock: Option<OwnedMutexGuard<()>>,
     _in_progress: Option<InProgress>,
@@ -101,6 +116,8 @@ impl Upload {
             early_limit,
             reported_until: 0,
             beyond_report: 0,
+            resends_beyond: 0,
+            resends_allowed: RESENDS_BEFORE_REPORT_AGAIN,
             unflushed: false,
             lock,
             _in_progress: None,
@@ -130,6 +147,8 @@ impl Upload {
             early_limit: 0,
             reported_until: 0,
             beyond_report: 0,
+            resends_beyond: 0,
+            resends_allowed: RESENDS_BEFORE_REPORT_AGAIN,
             unflushed: false,
             lock: None,
             _in_progress: None,
@@ -166,6 +185,7 @@ impl Upload {
         }
         if offset > self.next {
             let cost = data.len() + EARLY_CHUNK_OVERHEAD;
+            let hole_start = self.held_end_before(offset);
             if self.early_bytes + cost <= self.early_limit
                 && self.early.len() < MAX_EARLY_CHUNKS
                 && !self.early.contains_key(&offset)
@@ -173,7 +193,18 @@ impl Upload {
                 self.early_bytes += cost;
                 self.early.insert(offset, data.to_vec());
             }
-            return Ok(self.report_hole(offset, data.len() as u64));
+            if hole_start < offset && offset > self.reported_until {
+                // A new hole right before this chunk: news at once, however
+                // many holes lie below it, so the client re-sends every
+                // lost frame of its window in one round trip.
+                self.reported_until = offset;
+                return Ok(Some(ByteRange {
+                    offset: hole_start,
+                    len: u32::try_from(offset - hole_start).unwrap_or(u32::MAX),
+                }));
+            }
+            let resent = offset < self.reported_until;
+            return Ok(self.report_lost_resend(data.len() as u64, resent));
         }
         let skip = (self.next - offset) as usize;
         self.write(data[skip..].to_vec()).await;
@@ -191,38 +222,62 @@ impl Upload {
                 self.next = stop;
             }
         }
-        // Filling one hole may reveal the next one: bytes held beyond it.
-        Ok(self.report_hole(u64::MAX, 0))
+        self.beyond_report = 0;
+        self.resends_beyond = 0;
+        self.resends_allowed = RESENDS_BEFORE_REPORT_AGAIN;
+        // Filling one hole may reveal the next one (bytes held beyond it):
+        // news only if that hole was never reported.
+        match self.held_hole() {
+            Some(hole) if hole.offset + u64::from(hole.len) > self.reported_until => {
+                self.reported_until = hole.offset + u64::from(hole.len);
+                Ok(Some(hole))
+            }
+            _ => Ok(None),
+        }
     }
 
-    /// The hole at the contiguous end, if it is news to the client: it ends
-    /// where the first byte held beyond it starts (or at `arrived`, the chunk
-    /// of `len` bytes that showed it), so bytes already held are never asked
-    /// for again.
-    ///
-    /// A hole is reported once, and part of a reported hole being filled is
-    /// no news. It is reported again only when a quarter window arrived
-    /// beyond it since: the client's re-send was lost too.
-    fn report_hole(&mut self, arrived: u64, len: u64) -> Option<ByteRange> {
-        let end = self
-            .early
-            .first_key_value()
-            .map_or(arrived, |(start, _)| (*start).min(arrived));
-        if end == u64::MAX || end <= self.next {
+    /// The hole at the contiguous end when bytes beyond it are held.
+    fn held_hole(&self) -> Option<ByteRange> {
+        let (start, _) = self.early.first_key_value()?;
+        (self.next < *start).then(|| ByteRange {
+            offset: self.next,
+            len: u32::try_from(start - self.next).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Where the hole right before a chunk at `offset` (beyond the contiguous
+    /// end) starts: at the end of the bytes held just below it, or at the
+    /// contiguous end.
+    fn held_end_before(&self, offset: u64) -> u64 {
+        self.early
+            .range(..offset)
+            .next_back()
+            .map_or(self.next, |(start, bytes)| {
+                (start + bytes.len() as u64).max(self.next)
+            })
+    }
+
+    /// The hole at the contiguous end again when the client's re-send of it
+    /// was lost: once enough re-sent chunks (`resent`, see
+    /// [`RESENDS_BEFORE_REPORT_AGAIN`]) or a quarter window of bytes arrived beyond it since it was last
+    /// reported or the contiguous end moved. Otherwise (a hole reported
+    /// already, a part of one being filled) no news.
+    fn report_lost_resend(&mut self, len: u64, resent: bool) -> Option<ByteRange> {
+        self.beyond_report += len;
+        self.resends_beyond += u32::from(resent);
+        if self.beyond_report < (self.early_limit as u64 / 4).max(1)
+            && self.resends_beyond < self.resends_allowed
+        {
             return None;
         }
-        if self.next < self.reported_until {
-            self.beyond_report += len;
-            if self.beyond_report < (self.early_limit as u64 / 4).max(1) {
-                return None;
-            }
+        if self.resends_beyond >= self.resends_allowed {
+            self.resends_allowed = self.resends_allowed.saturating_mul(2);
         }
-        self.reported_until = end;
         self.beyond_report = 0;
-        Some(ByteRange {
-            offset: self.next,
-            len: u32::try_from(end - self.next).unwrap_or(u32::MAX),
-        })
+        self.resends_beyond = 0;
+        let hole = self.held_hole()?;
+        self.reported_until = self.reported_until.max(hole.offset + u64::from(hole.len));
+        Some(hole)
     }
 
     async fn write(&mut self, bytes: Vec<u8>) {
@@ -339,25 +394,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn each_hole_is_reported_once_and_exactly_without_the_bytes_held_beyond_it() {
+    async fn each_hole_is_reported_once_as_it_appears_and_exactly_without_the_bytes_held_beyond_it()
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut up = upload(dir.path(), 1000).await;
         let chunk = [1u8; 100];
         assert_eq!(up.accept(0, &chunk).await, Ok(None));
-        // 100..200 and 300..400 are lost.
+        // 100..200 and 300..400 are lost: each hole is news as it appears,
+        // not once the hole below it is filled (one round trip per hole).
         assert_eq!(up.accept(200, &chunk).await, Ok(hole(100, 100)));
-        assert_eq!(up.accept(400, &chunk).await, Ok(None), "reported once");
-        assert_eq!(up.accept(500, &chunk).await, Ok(None));
+        assert_eq!(up.accept(400, &chunk).await, Ok(hole(300, 100)));
+        assert_eq!(up.accept(500, &chunk).await, Ok(None), "no new hole");
         assert_eq!(
             up.missing(),
             hole(100, 100),
             "a close is told the first hole only"
         );
-        // Filling the first hole reveals the second at once, held bytes excluded.
-        assert_eq!(up.accept(100, &chunk).await, Ok(hole(300, 100)));
+        // Filling the first hole: the second was reported already.
+        assert_eq!(up.accept(100, &chunk).await, Ok(None));
         assert_eq!(up.accept(600, &chunk).await, Ok(None), "reported once");
         assert_eq!(up.accept(300, &chunk).await, Ok(None));
         assert_eq!(up.missing(), hole(700, 300));
+        // The next loss is news the same way.
+        assert_eq!(up.accept(800, &chunk).await, Ok(hole(700, 100)));
+        assert_eq!(up.accept(700, &chunk).await, Ok(None));
         up.stop().await;
     }
 
@@ -389,6 +449,34 @@ mod tests {
             reports,
             vec![(1400, again), (2400, again)],
             "reported again each time a quarter window (1000 B) arrived beyond it"
+        );
+        up.stop().await;
+    }
+
+    #[tokio::test]
+    async fn re_sends_arriving_beyond_the_first_hole_report_it_again_when_its_own_re_send_was_lost()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut up = upload(dir.path(), 10_000).await;
+        let chunk = [1u8; 100];
+        assert_eq!(up.accept(0, &chunk).await, Ok(None));
+        // Every other chunk up to 800 is lost; each hole is reported as it shows.
+        for at in [200, 400, 600, 800] {
+            assert_eq!(up.accept(at, &chunk).await, Ok(hole(at - 100, 100)));
+        }
+        // The re-send at 100 is lost too; those at 300, 500 and 700 arrive.
+        assert_eq!(up.accept(300, &chunk).await, Ok(None));
+        assert_eq!(up.accept(500, &chunk).await, Ok(None));
+        assert_eq!(
+            up.accept(700, &chunk).await,
+            Ok(hole(100, 100)),
+            "three re-sends came after the one that was lost"
+        );
+        assert_eq!(up.accept(100, &chunk).await, Ok(None));
+        assert_eq!(
+            up.missing(),
+            hole(900, 9100),
+            "everything up to 900 is held"
         );
         up.stop().await;
     }

@@ -628,8 +628,10 @@ fn a_one_kib_serial_client_is_its_two_buffers_and_about_a_kib_of_state() {
     let wire = Framing::Serial.max_wire_len(1024);
     assert_eq!(wire, 1034);
     let total = core::mem::size_of::<Client<'static, RamStore<'static, 'static>, [u8; 1034]>>();
-    // A host build holds more out-of-order download ranges than a board's four.
-    let host_ranges = 2 * (crate::client::download::HELD_RANGES - 4) * 16;
+    // A host build holds more out-of-order download ranges and upload holes
+    // to re-send than a board's four.
+    let host_ranges = 2 * (crate::client::download::HELD_RANGES - 4) * 16
+        + (crate::client::upload::RESEND_RANGES - 4) * 16;
     let state = total - 2 * wire - host_ranges;
     std::println!(
         "client with 1 KiB serial frames: {total} bytes, of which {state} state on a board"

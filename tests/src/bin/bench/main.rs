@@ -11,7 +11,8 @@
 //! ```text
 //! cargo run --release -p tests --bin bench -- [all] [serial] [tcp] [scale] [firmware] [cluster] [blobs] [tree]
 //!     [--serial-size BYTES] [--tcp-size BYTES] [--reps N] [--bauds 115200,921600]
-//!     [--conditions clean,BER,3] [--transfers push,pull,zmodem] [--firmware-baud 115200]
+//!     [--conditions clean,BER,fades,3] [--transfers push,pull,zmodem,zmodem-w,kermit]
+//!     [--seed 1] [--firmware-baud 115200]
 //!     [--devices 10000] [--waiters 1000] [--tree-files 10000] [--tree-size BYTES]
 //!     [--cut-size BYTES] [--out BENCHMARKS.md]
 //! ```
@@ -45,6 +46,8 @@ struct Options {
     serial_bytes: u64,
     tcp_bytes: u64,
     reps: usize,
+    /// The line of serial repetition `r` is seeded `seed + r`.
+    seed: u64,
     bauds: Vec<u32>,
     firmware_baud: u32,
     devices: usize,
@@ -63,6 +66,7 @@ fn parse_args() -> Result<Options, String> {
         serial_bytes: 1 << 20,
         tcp_bytes: 1 << 30,
         reps: 3,
+        seed: 1,
         bauds: vec![115_200, 921_600],
         firmware_baud: 115_200,
         devices: 10_000,
@@ -81,6 +85,7 @@ fn parse_args() -> Result<Options, String> {
             "--serial-size" => options.serial_bytes = parse(&value("--serial-size")?)?,
             "--tcp-size" => options.tcp_bytes = parse(&value("--tcp-size")?)?,
             "--reps" => options.reps = parse(&value("--reps")?)?,
+            "--seed" => options.seed = parse(&value("--seed")?)?,
             "--bauds" => {
                 options.bauds = value("--bauds")?
                     .split(',')
@@ -151,9 +156,10 @@ async fn main() {
         let file = serial::random_file(work.path(), "serial-1mib.bin", options.serial_bytes)
             .expect("write test file");
         let method = format!(
-            "- **serial**: a {} random file through the real `host-cli` and `host-server --serial` over two pseudo-terminals joined by the link simulator (8N1: baud/10 B/s, seeded bit errors, radio fades that lose every byte for 20–50 ms at random intervals of 1–3 s, cable pulled for 3 s from the middle of the nominal transfer time, counted from the timed process's start); `sz -b` → `rz -b` (lrzsz) over the same simulated line. {} repetitions each; time from the start of `host-cli` (push and pull) or `sz` to its exit, handshake included (`sz` exits once `rz` has confirmed the whole file; `rz` may then wait up to 30 s for the closing \"OO\", which is not counted). \"re-sent\" = bytes the sender put on the line minus those of the clean run.",
+            "- **serial**: a {} random file through the real `host-cli` and `host-server --serial` over two pseudo-terminals joined by the link simulator (8N1: baud/10 B/s, seeded bit errors, radio fades that lose every byte for 20–50 ms at random intervals of 1–3 s, cable pulled for 3 s from the middle of the nominal transfer time, counted from the timed process's start); `sz -b` → `rz -b` (lrzsz), also with a transmit window (`sz -w 8192 -L 512`), and C-Kermit to C-Kermit (`set window 32`, packets up to 4000 bytes, control prefixing minimal) over the same simulated line. {} repetitions each, repetition r on the line seeded {} + r (errors and fades differ between repetitions); time from the start of `host-cli` (push and pull), `sz` or the sending `kermit` to its exit, handshake included (`sz` exits once `rz` has confirmed the whole file; `rz` may then wait up to 30 s for the closing \"OO\", which is not counted). \"re-sent\" = bytes the sender put on the line minus those of the clean run.",
             report::size(options.serial_bytes),
-            options.reps
+            options.reps,
+            options.seed
         );
         let mut rows: Vec<Row> = Vec::new();
         for &baud in &options.bauds {
@@ -161,6 +167,8 @@ async fn main() {
                 serial::Transfer::StatesyncPush,
                 serial::Transfer::StatesyncPull,
                 serial::Transfer::Zmodem,
+                serial::Transfer::ZmodemWindowed,
+                serial::Transfer::Kermit,
             ] {
                 let chosen = options
                     .transfers
@@ -182,7 +190,7 @@ async fn main() {
                         baud,
                         &condition,
                         &file,
-                        options.reps,
+                        (options.reps, options.seed),
                         clean_offered,
                     )
                     .await;

@@ -1,6 +1,9 @@
 //! Serial goodput: statesync push and pull through the real binaries over a
 //! simulated 8N1 line (pseudo-terminals through the link simulator), beside
-//! `sz`/`rz` (ZMODEM, lrzsz) sending the same file over the same simulated line.
+//! `sz`/`rz` (ZMODEM, lrzsz; streaming and with a window) and C-Kermit
+//! (sliding windows, long packets) sending the same file over the same
+//! simulated line. Repetition `r` runs on the line seeded `seed + r`, so the
+//! repetitions meet different errors and fades.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -87,6 +90,11 @@ pub enum Transfer {
     StatesyncPull,
     /// `sz` to `rz` over the same line.
     Zmodem,
+    /// `sz` to `rz` with a transmit window and shorter sub-packets, so a
+    /// go-back after an error re-sends less.
+    ZmodemWindowed,
+    /// C-Kermit sending to C-Kermit: sliding windows and long packets.
+    Kermit,
 }
 
 impl Transfer {
@@ -96,6 +104,8 @@ impl Transfer {
             Transfer::StatesyncPush => "push",
             Transfer::StatesyncPull => "pull",
             Transfer::Zmodem => "zmodem",
+            Transfer::ZmodemWindowed => "zmodem-w",
+            Transfer::Kermit => "kermit",
         }
     }
 
@@ -105,17 +115,20 @@ impl Transfer {
             Transfer::StatesyncPush => "statesync push",
             Transfer::StatesyncPull => "statesync pull",
             Transfer::Zmodem => "ZMODEM sz→rz (lrzsz)",
+            Transfer::ZmodemWindowed => "ZMODEM sz -w 8192 -L 512",
+            Transfer::Kermit => "C-Kermit (window 32, packets ≤ 4000)",
         }
     }
 }
 
-/// Times `transfer` of `file` under `condition`, `reps` times.
+/// Times `transfer` of `file` under `condition`, `reps` times, repetition
+/// `r` on the line seeded `seed + r`.
 pub async fn measure(
     transfer: Transfer,
     baud: u32,
     condition: &Condition,
     file: &Path,
-    reps: usize,
+    (reps, seed): (usize, u64),
     clean_offered: Option<u64>,
 ) -> (Row, Option<u64>) {
     let bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
@@ -131,12 +144,18 @@ pub async fn measure(
     };
     let mut offered = Vec::new();
     let mut errors = Vec::new();
-    for _ in 0..reps {
+    for rep in 0..reps {
+        let model = LineModel {
+            seed: seed + rep as u64,
+            ..condition.model.clone()
+        };
         let result = match transfer {
             Transfer::StatesyncPush | Transfer::StatesyncPull => {
-                statesync(transfer, baud, &condition.model, file).await
+                statesync(transfer, baud, &model, file).await
             }
-            Transfer::Zmodem => zmodem(&condition.model, file).await,
+            Transfer::Zmodem => zmodem(&model, file, &[]).await,
+            Transfer::ZmodemWindowed => zmodem(&model, file, &["-w", "8192", "-L", "512"]).await,
+            Transfer::Kermit => kermit(baud, &model, file).await,
         };
         match result {
             Ok(sample) => {
@@ -275,7 +294,8 @@ fn open_tty(path: &Path) -> Result<(File, File), Failure> {
     Ok((tty, out))
 }
 
-async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
+/// `sz` to `rz` with `options` for `sz` besides `-b -q`.
+async fn zmodem(model: &LineModel, file: &Path, options: &[&str]) -> Result<Sample, Failure> {
     let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
     let link = Link::new(unpulled(model), unpulled(model));
     let (a_to_b, cable) = (link.a_to_b.clone(), link.cable.clone());
@@ -297,6 +317,7 @@ async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
         .map_err(|e| format!("rz: {e} (install lrzsz)"))?;
     let sz = Command::new("sz")
         .args(["-b", "-q"])
+        .args(options)
         .arg(file)
         .stdin(tx_in)
         .stdout(tx_out)
@@ -320,6 +341,68 @@ async fn zmodem(model: &LineModel, file: &Path) -> Result<Sample, Failure> {
         |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
     if !ok(sent) || !ok(received) {
         return Err("sz/rz reported failure".into());
+    }
+    let name = file.file_name().ok_or("file name")?;
+    same_content(file, &dest.path().join(name))?;
+    Ok(Sample {
+        elapsed,
+        offered: a_to_b.snapshot().offered,
+    })
+}
+
+/// C-Kermit to C-Kermit, each on its end of the line: 8-bit clean, no
+/// flow control, minimal control prefixing, 32-packet sliding windows and
+/// packets of up to 4000 bytes (C-Kermit shortens them itself on errors).
+/// Timed from the start of the sender to its exit.
+async fn kermit(baud: u32, model: &LineModel, file: &Path) -> Result<Sample, Failure> {
+    let bytes = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    let link = Link::new(unpulled(model), unpulled(model));
+    let (a_to_b, cable) = (link.a_to_b.clone(), link.cable.clone());
+    let sender_pty = PtyBridge::new(link.a).map_err(|e| e.to_string())?;
+    let receiver_pty = PtyBridge::new(link.b).map_err(|e| e.to_string())?;
+    let dest = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let setup = |line: &Path| {
+        format!(
+            "set line {}, set speed {baud}, set carrier-watch off, set flow none, \
+             set parity none, set file type binary, set prefixing minimal, \
+             set streaming off, set reliable off, set window 32, \
+             set receive packet-length 4000, set send packet-length 4000, \
+             set receive timeout 2, set retry-limit 100",
+            line.display()
+        )
+    };
+    let kermit = |commands: String, dir: &Path| {
+        let mut cmd = Command::new("kermit");
+        cmd.args(["-Y", "-B", "-C", &commands])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+    let receive = format!("{}, receive, exit", setup(&receiver_pty.path));
+    let send = format!("{}, send {}, exit", setup(&sender_pty.path), file.display());
+    let started = Instant::now();
+    let pulls = pull_on_schedule(cable, model.pulls.clone());
+    let receiver = kermit(receive, dest.path())
+        .spawn()
+        .map_err(|e| format!("kermit: {e} (install ckermit)"))?;
+    let sender = kermit(send, dest.path())
+        .spawn()
+        .map_err(|e| format!("kermit: {e} (install ckermit)"))?;
+    let sender = async {
+        let sent = sender.wait_with_output().await;
+        (sent, started.elapsed())
+    };
+    let both = async { tokio::join!(sender, receiver.wait_with_output()) };
+    let finished = tokio::time::timeout(deadline(model, bytes), both).await;
+    pulls.abort();
+    let ((sent, elapsed), received) = finished.map_err(|_| "timed out".to_string())?;
+    let ok =
+        |r: std::io::Result<std::process::Output>| r.map(|o| o.status.success()).unwrap_or(false);
+    if !ok(sent) || !ok(received) {
+        return Err("kermit reported failure".into());
     }
     let name = file.file_name().ok_or("file name")?;
     same_content(file, &dest.path().join(name))?;
