@@ -214,7 +214,12 @@ impl World {
                         if Some(got.data.as_slice()) != self.truth.content(&name(file)) {
                             return Err(format!("`{}` arrived with other content", name(file)));
                         }
-                        if expected != Expect::Uploaded {
+                        if expected == Expect::Present {
+                            // A device that was cut off mid-upload resumes by itself once
+                            // it is back, so its file may have reached `11` since: it was
+                            // served with the whole content verified, and must be `11` now.
+                            self.learn_uploaded(file).await?;
+                        } else if expected != Expect::Uploaded {
                             return Err(format!("`{}` was served while {expected:?}", name(file)));
                         }
                     }
@@ -243,6 +248,26 @@ impl World {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `file` was served while the test only knew it present: the server
+    /// must hold it as `11` now (nothing takes a record back from `11` but the
+    /// test's own deletes), and from now on the test expects that.
+    async fn learn_uploaded(&mut self, file: usize) -> Result<(), String> {
+        let records = self
+            .observer
+            .list(0, ListFilter::All)
+            .await
+            .map_err(|e| format!("list: {e}"))?;
+        let state = records
+            .iter()
+            .find(|r| r.name == name(file))
+            .map(|r| r.state);
+        if state != Some(UploadState::Uploaded) {
+            return Err(format!("`{}` was served while {state:?}", name(file)));
+        }
+        self.expect.insert(name(file), Expect::Uploaded);
         Ok(())
     }
 
