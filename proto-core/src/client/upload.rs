@@ -3,7 +3,9 @@
 //! ask the server what it lacks (`UploadClose`, a pure query) when
 //! acknowledgements stop advancing — on TCP going back to the durable offset
 //! when those queries go unanswered; on a lossy serial link asking again
-//! every 500 ms at most until one is answered —, and poll with `UploadClose`
+//! every 500 ms at most until one is answered, and asking at once when the
+//! window is full right after re-sends (the link keeps order, so the answer
+//! says whether the last re-send arrived) —, and poll with `UploadClose`
 //! until the `UploadResult`.
 //!
 //! `Opening → Streaming ⇄ Closing → (done)`; every change goes through
@@ -93,6 +95,9 @@ pub(crate) struct Upload {
     last_resend_end: u64,
     /// A hole the server reported found no slot in `resend`.
     unslotted: bool,
+    /// On a lossy link, the query that follows re-sends when the window is
+    /// full went out; cleared by the next hole report or durable progress.
+    recovery_probed: bool,
     /// End of the highest hole the server reported: a report that ends at
     /// or below it names a hole again (its re-send was lost, or is still
     /// on the line), which the chunk size already counted.
@@ -132,6 +137,7 @@ impl Upload {
             recovery_point: None,
             last_resend_end: 0,
             unslotted: false,
+            recovery_probed: false,
             reported_end: 0,
             unanswered_probes: 0,
             last_progress_ms: now,
@@ -212,6 +218,7 @@ impl Upload {
         self.unanswered_probes = 0;
         let advanced = durable > self.durable;
         if advanced {
+            self.recovery_probed = false;
             self.reopens = 0;
             self.unanswered_probes = 0;
             sizer.on_acked(durable - self.durable);
@@ -237,6 +244,7 @@ impl Upload {
                 .min(self.sent_end);
             if start < end {
                 debug!("upload {}: server misses {}..{}", self.id, start, end);
+                self.recovery_probed = false;
                 if !self.resend.insert(start, end) {
                     // No slot left: the hole is re-sent once those below it
                     // are filled (`after_resend`), not by going back, which
@@ -389,10 +397,18 @@ impl Upload {
         if self.sent_end < self.size {
             let in_flight = self.sent_end - self.durable;
             let want = chunk.min(self.size - self.sent_end);
-            return (self.window.saturating_sub(in_flight) >= want).then_some(UploadStep::Chunk {
-                offset: self.sent_end,
-                max_len: want,
-            });
+            if self.window.saturating_sub(in_flight) >= want {
+                return Some(UploadStep::Chunk {
+                    offset: self.sent_end,
+                    max_len: want,
+                });
+            }
+            // The window is full right after re-sends: ask at once rather
+            // than after the retransmission timeout. The query reaches the
+            // server behind the re-sends, so its answer names the first hole
+            // only if a re-send was lost, and the window moves on otherwise.
+            let recovering = self.lossy && self.recovery_point.is_some();
+            return (recovering && !self.recovery_probed).then_some(UploadStep::Close);
         }
         (self.phase == UploadPhase::Streaming).then_some(UploadStep::Close)
     }
@@ -448,6 +464,9 @@ impl Upload {
     pub fn close_sent(&mut self, now: u64) {
         self.close_due = false;
         self.close_sent_ms = now;
+        if self.recovery_point.is_some() {
+            self.recovery_probed = true;
+        }
         if self.sent_end >= self.size && self.resend.is_empty() {
             self.set_phase(UploadPhase::Closing);
         }
@@ -679,5 +698,57 @@ mod tests {
             panic!("new bytes should go out");
         };
         assert_eq!(offset, 4000, "nothing the server holds is sent again");
+    }
+
+    #[test]
+    fn a_lossy_link_asks_at_once_when_the_window_fills_after_re_sends() {
+        let (mut upload, mut sizer, mut rto) = ready(10_000, 0, 3000);
+        upload.lossy = true;
+        send_all(&mut upload, 1000, 0);
+        assert_eq!(
+            upload.next_step(1000),
+            None,
+            "the window is full, nothing lost yet"
+        );
+        let hole = Some(ByteRange {
+            offset: 0,
+            len: 1000,
+        });
+        upload.on_ack(0, hole, 5, &mut sizer, &mut rto);
+        let chunk = sizer.current();
+        let resent = send_all(&mut upload, chunk, 6);
+        assert_eq!(resent.iter().map(|r| r.1).sum::<u64>(), 1000);
+        assert_eq!(
+            upload.next_step(chunk),
+            Some(UploadStep::Close),
+            "the window is still full: ask whether the re-send arrived"
+        );
+        upload.close_sent(6);
+        assert_eq!(upload.next_step(chunk), None, "one query per recovery step");
+        // The re-send was lost: the answer names the hole again.
+        upload.on_ack(0, hole, 30, &mut sizer, &mut rto);
+        send_all(&mut upload, chunk, 31);
+        assert_eq!(upload.next_step(chunk), Some(UploadStep::Close));
+        upload.close_sent(31);
+        // This time it arrived: the window moves on.
+        upload.on_ack(3000, None, 60, &mut sizer, &mut rto);
+        assert!(matches!(
+            upload.next_step(chunk),
+            Some(UploadStep::Chunk { offset: 3000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_link_that_loses_nothing_waits_for_its_timer_instead() {
+        let (mut upload, mut sizer, mut rto) = ready(10_000, 0, 3000);
+        send_all(&mut upload, 1000, 0);
+        let hole = Some(ByteRange {
+            offset: 0,
+            len: 1000,
+        });
+        upload.on_ack(0, hole, 5, &mut sizer, &mut rto);
+        let chunk = sizer.current();
+        send_all(&mut upload, chunk, 6);
+        assert_eq!(upload.next_step(chunk), None);
     }
 }
