@@ -135,7 +135,7 @@ mod tests {
     fn the_last_block_is_cut_at_the_end_and_nothing_is_fetched_past_it() {
         let (mut window, mut started) = window();
         assert_eq!(read(&mut window, &mut started, 94), Some(90..95));
-        assert_eq!(started, [90..95]);
+        assert_eq!(started, vec![90..95]);
         assert_eq!(read(&mut window, &mut started, 95), None);
     }
 
