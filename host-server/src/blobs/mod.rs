@@ -9,6 +9,7 @@
 //! or an object key.
 
 pub mod local;
+mod read_ahead;
 pub mod s3;
 mod s3_partial;
 
@@ -97,7 +98,7 @@ pub enum PartialSink {
 pub enum BlobReader {
     /// A local file.
     File(File),
-    /// An object, read in ranges with read-ahead.
+    /// An object, streamed through a read-ahead window.
     S3(S3Reader),
 }
 

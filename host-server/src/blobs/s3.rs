@@ -3,10 +3,12 @@
 //! Finished blobs are objects `PREFIX/blobs/SHA256`; an unfinished upload is a
 //! multipart upload with a few small objects beside it under `PREFIX/partial/`
 //! (see [`S3Partial`]), so an upload broken off on one server resumes on
-//! another at the bytes the first made durable. Downloads read objects in
-//! ranges with read-ahead; nothing under `partial/` is ever served.
+//! another at the bytes the first made durable. Downloads stream: several
+//! large ranges are fetched ahead of the send position at once and frames are
+//! served from memory (see [`S3Reader`]); nothing under `partial/` is ever served.
 
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -17,12 +19,22 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use proto_core::auth::ContentHasher;
 use proto_core::ContentHash;
 use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
+use super::read_ahead::ReadAhead;
 use super::s3_partial::S3Partial;
 use super::{PartialFile, PartialKey, PartialSink};
 
-/// Bytes a download fetches per request; the block before stays cached for re-sends.
-const READ_AHEAD: u64 = 8 << 20;
+/// Bytes a download fetches from the store in one ranged GET.
+const READ_AHEAD_BLOCK: u64 = 8 << 20;
+
+/// Blocks a download holds from the one being sent onwards, fetched at once.
+const READ_AHEAD_BLOCKS: u64 = 4;
+
+/// Bytes of read-ahead all downloads of one server may hold at once; past it a
+/// download fetches only the block it sends from.
+const READ_AHEAD_BUDGET: u64 = 256 << 20;
 
 /// Where and how to reach the object store, from `--blobs s3://BUCKET/PREFIX` and
 /// the `--s3-*` flags; anything not given comes from the usual `AWS_*` variables.
@@ -85,6 +97,8 @@ pub struct S3Blobs {
     store: Arc<AmazonS3>,
     prefix: String,
     runtime: Handle,
+    /// Shares of [`READ_AHEAD_BUDGET`], one per block.
+    read_budget: Arc<Semaphore>,
 }
 
 impl S3Blobs {
@@ -114,6 +128,9 @@ impl S3Blobs {
             store: Arc::new(store),
             prefix: location.prefix.clone(),
             runtime: Handle::current(),
+            read_budget: Arc::new(Semaphore::new(
+                (READ_AHEAD_BUDGET / READ_AHEAD_BLOCK) as usize,
+            )),
         })
     }
 
@@ -190,7 +207,12 @@ impl S3Blobs {
             runtime: self.runtime.clone(),
             key,
             size: meta.size,
-            cache: Mutex::new(ReadCache::default()),
+            budget: self.read_budget.clone(),
+            window: Mutex::new(ReadAhead::new(
+                READ_AHEAD_BLOCK,
+                READ_AHEAD_BLOCKS,
+                meta.size,
+            )),
         })
     }
 
@@ -250,65 +272,121 @@ impl S3Blobs {
     }
 }
 
-/// A finished blob read from the object store: each miss fetches the next
-/// [`READ_AHEAD`] bytes, and the block before stays for re-sends of gaps.
+/// A finished blob read from the object store through a read-ahead window
+/// ([`ReadAhead`]): blocks of [`READ_AHEAD_BLOCK`] bytes, up to
+/// [`READ_AHEAD_BLOCKS`] fetched at once from the one being sent onwards, and
+/// frames copied out of memory. One download holds at most
+/// `READ_AHEAD_BLOCKS + 1` blocks (40 MiB); read-ahead past the block being
+/// sent takes a share of the server's [`READ_AHEAD_BUDGET`], and without one
+/// the download fetches only what it sends. A re-send from before the window
+/// fetches just its range again.
 pub struct S3Reader {
     store: Arc<AmazonS3>,
     runtime: Handle,
     key: Path,
     size: u64,
-    cache: Mutex<ReadCache>,
+    budget: Arc<Semaphore>,
+    window: Mutex<ReadAhead<Fetch>>,
 }
 
-/// The two most recent blocks fetched.
-#[derive(Default)]
-struct ReadCache {
-    blocks: Vec<(u64, Bytes)>,
+/// One block being fetched or held, with its share of the read-ahead budget.
+struct Fetch {
+    state: FetchState,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+/// Whether a block's bytes have arrived.
+enum FetchState {
+    /// The ranged GET runs on the runtime.
+    Running(JoinHandle<object_store::Result<Bytes>>),
+    /// The bytes.
+    Done(Bytes),
+}
+
+impl Fetch {
+    /// The block's bytes, waiting for them if they are still on the way. Blocks.
+    fn bytes(&mut self, runtime: &Handle) -> io::Result<Bytes> {
+        let bytes = match &mut self.state {
+            FetchState::Done(bytes) => return Ok(bytes.clone()),
+            FetchState::Running(task) => runtime
+                .block_on(task)
+                .map_err(|_| io::Error::other("the server is stopping"))?
+                .map_err(to_io)?,
+        };
+        self.state = FetchState::Done(bytes.clone());
+        Ok(bytes)
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        if let FetchState::Running(task) = &self.state {
+            task.abort();
+        }
+    }
 }
 
 impl S3Reader {
     /// Fills `buf` with the bytes at `offset`. Blocks: call it off the async runtime.
     pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
         while !buf.is_empty() {
-            let hit = cache
-                .blocks
-                .iter()
-                .find(|(start, bytes)| *start <= offset && offset < start + bytes.len() as u64);
-            let (start, bytes) = match hit {
-                Some(block) => block.clone(),
-                None => {
-                    if offset >= self.size {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "read past the end of the blob",
-                        ));
+            let located = window.locate(offset, |range, needed| self.start_fetch(range, needed));
+            let (start, bytes) = match located {
+                Some((start, fetch)) => match fetch.bytes(&self.runtime) {
+                    Ok(bytes) => (start, bytes),
+                    Err(error) => {
+                        // Start afresh at the next read rather than keep a failed fetch.
+                        *window = ReadAhead::new(READ_AHEAD_BLOCK, READ_AHEAD_BLOCKS, self.size);
+                        return Err(error);
                     }
-                    let end = (offset + READ_AHEAD).min(self.size);
+                },
+                None if offset < self.size => {
+                    let end = (offset + buf.len() as u64).min(self.size);
                     let bytes = self
                         .runtime
                         .block_on(self.store.get_range(&self.key, offset..end))
                         .map_err(to_io)?;
-                    if bytes.is_empty() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the object store returned no bytes",
-                        ));
-                    }
-                    if cache.blocks.len() >= 2 {
-                        cache.blocks.remove(0);
-                    }
-                    cache.blocks.push((offset, bytes.clone()));
                     (offset, bytes)
+                }
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "read past the end of the blob",
+                    ))
                 }
             };
             let from = (offset - start) as usize;
+            if from >= bytes.len() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the object store returned fewer bytes than asked",
+                ));
+            }
             let n = buf.len().min(bytes.len() - from);
             buf[..n].copy_from_slice(&bytes[from..from + n]);
             buf = &mut buf[n..];
             offset += n as u64;
         }
         Ok(())
+    }
+
+    /// Starts the ranged GET of one block on the runtime; read-ahead (`needed`
+    /// false) only with a share of the server's budget.
+    fn start_fetch(&self, range: Range<u64>, needed: bool) -> Option<Fetch> {
+        let share = match self.budget.clone().try_acquire_owned() {
+            Ok(share) => Some(share),
+            Err(_) if needed => None,
+            Err(_) => return None,
+        };
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let task = self
+            .runtime
+            .spawn(async move { store.get_range(&key, range).await });
+        Some(Fetch {
+            state: FetchState::Running(task),
+            _share: share,
+        })
     }
 }
 
