@@ -180,12 +180,14 @@ struct Core<'k, S, B> {
 impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
     /// A client that is not connected yet.
     ///
-    /// `rx` and `tx` each need [`Framing::max_wire_len`](crate::framing::Framing::max_wire_len)`(max_frame)` bytes;
+    /// `rx` and `tx` each need [`Framing::max_wire_len`]`(max_frame)` bytes;
     /// the largest frame offered to the server is the smallest of
     /// `config.max_frame` and what both buffers can hold, and at least 512.
-    /// A build without feature `length-framing` refuses
-    /// [`Framing::Length`](crate::framing::Framing::Length)
+    /// A build without feature `length-framing` refuses [`Framing::Length`]
     /// with `ClientError::Frame(FrameError::FramingNotBuilt)`.
+    ///
+    /// [`Framing::max_wire_len`]: crate::framing::Framing::max_wire_len
+    /// [`Framing::Length`]: crate::framing::Framing::Length
     pub fn new(config: Config<'k>, store: S, mut rx: B, tx: B) -> Result<Self, ClientError> {
         config.framing.ensure_built().map_err(ClientError::Frame)?;
         validate_label(config.device, MAX_DEVICE_NAME_LEN)?;
