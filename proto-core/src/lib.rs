@@ -6,7 +6,9 @@
 //! `defmt` on targets for logging. A board that builds without the default
 //! features also leaves out `error-texts` (errors say short phrases instead of
 //! sentences) and `host-lists` (no decoders for the batch, history and
-//! download-state lists only hosts ask for); the wire format is the same.
+//! download-state lists only hosts ask for) and `length-framing` (the
+//! length-prefixed TCP framing: such a board frames with COBS + CRC only);
+//! the wire format is the same.
 //! A board chooses what else its client does with `download`, `lists` and
 //! `subscribe`: without one, the matching requests do not exist and the
 //! matching server messages are dropped undecoded, so their code is not in

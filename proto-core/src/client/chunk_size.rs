@@ -16,12 +16,19 @@ use super::fmt::debug;
 use crate::message::CHUNK_MESSAGE_OVERHEAD;
 
 /// Bytes of acknowledged traffic the estimate remembers (older counts decay).
-const MEMORY: u64 = 64 * 1024;
+const MEMORY: u32 = 64 * 1024;
 /// Clean bytes assumed before any traffic, so one early loss does not
 /// collapse the chunk to the floor.
-const PRIOR: u64 = 16 * 1024;
+const PRIOR: u32 = 16 * 1024;
 /// Fixed-point scale of the loss count (so it can decay smoothly).
-const LOSS_ONE: u64 = 256;
+const LOSS_ONE: u32 = 256;
+/// The chunk overhead `h` of the goodput model.
+const OVERHEAD: u32 = CHUNK_MESSAGE_OVERHEAD as u32;
+
+// The estimate counts in `u32` (64-bit arithmetic is a library call on a
+// 32-bit core): `resize`'s product `h · bytes · LOSS_ONE` fits, as `bytes`
+// never exceeds `MEMORY` there.
+const _: () = assert!(OVERHEAD as u64 * MEMORY as u64 * LOSS_ONE as u64 <= u32::MAX as u64);
 
 /// The adaptive chunk size of one session.
 #[derive(Clone, Copy, Debug)]
@@ -30,10 +37,10 @@ pub struct ChunkSizer {
     floor: u32,
     ceiling: u32,
     current: u32,
-    /// Acknowledged bytes in the estimate (with the prior).
-    bytes: u64,
+    /// Acknowledged bytes in the estimate (with the prior), at most `MEMORY`.
+    bytes: u32,
     /// Lost frames in the estimate, times `LOSS_ONE`.
-    losses: u64,
+    losses: u32,
 }
 
 impl ChunkSizer {
@@ -59,7 +66,7 @@ impl ChunkSizer {
     /// A frame was lost or corrupted.
     pub fn on_loss(&mut self) {
         if self.adaptive {
-            self.losses += LOSS_ONE;
+            self.losses = self.losses.saturating_add(LOSS_ONE);
             self.resize();
         }
     }
@@ -69,6 +76,9 @@ impl ChunkSizer {
         if !self.adaptive {
             return;
         }
+        // Acknowledgements come a frame or a window at a time; one of 4 GiB
+        // or more only decays the estimate as fully as 4 GiB does.
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         self.bytes = self.bytes.saturating_add(bytes);
         while self.bytes > MEMORY {
             self.bytes /= 2;
@@ -79,13 +89,10 @@ impl ChunkSizer {
 
     fn resize(&mut self) {
         let best = match self.losses {
-            0 => u64::from(self.ceiling),
-            losses => {
-                let overhead = CHUNK_MESSAGE_OVERHEAD as u64;
-                isqrt(overhead * self.bytes * LOSS_ONE / losses)
-            }
+            0 => self.ceiling,
+            losses => isqrt(OVERHEAD * self.bytes * LOSS_ONE / losses),
         };
-        let next = best.max(self.floor.into()).min(self.ceiling.into()) as u32;
+        let next = best.max(self.floor).min(self.ceiling);
         if next != self.current {
             debug!("chunk size {} -> {}", self.current, next);
             self.current = next;
@@ -94,11 +101,11 @@ impl ChunkSizer {
 }
 
 /// Integer square root, bit by bit: a dozen instructions and no table
-/// (`u64::isqrt` brings a 512-byte lookup table into a device image).
-fn isqrt(n: u64) -> u64 {
+/// (the standard `isqrt` brought a 512-byte lookup table into a device image).
+fn isqrt(n: u32) -> u32 {
     let mut rest = n;
-    let mut root = 0u64;
-    let mut bit = 1u64 << 62;
+    let mut root = 0u32;
+    let mut bit = 1u32 << 30;
     while bit > rest {
         bit >>= 2;
     }
@@ -129,12 +136,12 @@ mod tests {
             15,
             16,
             17,
-            u64::from(u32::MAX),
-            u64::MAX - 1,
-            u64::MAX,
+            u32::from(u16::MAX),
+            u32::MAX - 1,
+            u32::MAX,
         ];
-        let squares = (0..64u32).flat_map(|b| {
-            let n = 1u64 << b;
+        let squares = (0..32u32).flat_map(|b| {
+            let n = 1u32 << b;
             [n - 1, n, n + 1]
         });
         for n in edges.into_iter().chain(squares).chain(0..10_000) {
@@ -177,6 +184,19 @@ mod tests {
         }
         let settled = sizer.current();
         assert!((450..700).contains(&settled), "settled at {settled}");
+    }
+
+    #[test]
+    fn an_acknowledgement_beyond_4_gib_decays_the_losses_without_overflow() {
+        let mut sizer = ChunkSizer::new(true, 128, 4000);
+        for _ in 0..40 {
+            sizer.on_loss();
+        }
+        assert_eq!(sizer.current(), 128);
+        sizer.on_acked(5 << 30);
+        assert_eq!(sizer.current(), 4000, "the old losses are forgotten");
+        sizer.on_loss();
+        assert!(sizer.current() < 4000, "and a new one counts again");
     }
 
     #[test]

@@ -102,7 +102,11 @@ use send_queue::TxQueue;
 use session::Session;
 use upload::Upload;
 
-use crate::framing::{Accumulator, Feed, Framing};
+#[cfg(feature = "length-framing")]
+use crate::framing::Accumulator;
+use crate::framing::Feed;
+#[cfg(not(feature = "length-framing"))]
+use crate::framing::SerialAccumulator;
 use crate::message::{Nonce, RequestId, MIN_FRAME};
 use crate::name::{validate_label, MAX_DEVICE_NAME_LEN};
 
@@ -135,9 +139,16 @@ struct PendingReport {
 ///
 /// See the [module documentation](self) for the driver loop.
 pub struct Client<'k, S, B> {
-    rx: Accumulator<B>,
+    rx: Receiver<B>,
     core: Core<'k, S, B>,
 }
+
+/// The receive side's accumulator: either framing, or the serial one alone
+/// in a build without feature `length-framing`.
+#[cfg(feature = "length-framing")]
+type Receiver<B> = Accumulator<B>;
+#[cfg(not(feature = "length-framing"))]
+type Receiver<B> = SerialAccumulator<B>;
 
 /// Everything but the receive buffer, so a frame borrowed from the receive
 /// buffer can be handled while the rest changes.
@@ -172,7 +183,13 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
     /// `rx` and `tx` each need [`Framing::max_wire_len`]`(max_frame)` bytes;
     /// the largest frame offered to the server is the smallest of
     /// `config.max_frame` and what both buffers can hold, and at least 512.
+    /// A build without feature `length-framing` refuses [`Framing::Length`]
+    /// with `ClientError::Frame(FrameError::FramingNotBuilt)`.
+    ///
+    /// [`Framing::max_wire_len`]: crate::framing::Framing::max_wire_len
+    /// [`Framing::Length`]: crate::framing::Framing::Length
     pub fn new(config: Config<'k>, store: S, mut rx: B, tx: B) -> Result<Self, ClientError> {
+        config.framing.ensure_built().map_err(ClientError::Frame)?;
         validate_label(config.device, MAX_DEVICE_NAME_LEN)?;
         let rx_payload = send_queue::max_payload(config.framing, rx.as_mut().len());
         let mut tx = TxQueue::new(config.framing, tx, MIN_FRAME as usize);
@@ -186,7 +203,10 @@ impl<'k, S: FileStore, B: AsMut<[u8]>> Client<'k, S, B> {
         let sizer = ChunkSizer::new(false, config.min_chunk, MIN_FRAME);
         let rto = Rto::new(config.initial_rto_ms, config.min_rto_ms, config.max_rto_ms);
         Ok(Client {
+            #[cfg(feature = "length-framing")]
             rx: Accumulator::new(config.framing, rx),
+            #[cfg(not(feature = "length-framing"))]
+            rx: SerialAccumulator::new(rx),
             core: Core {
                 config,
                 store,
@@ -404,7 +424,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 if now < self.session.since_ms + self.config.handshake_timeout_ms {
                     return;
                 }
-                let retry = self.config.framing == Framing::Serial
+                let retry = !self.config.framing.is_length()
                     && self.session.attempt + 1 < self.config.handshake_attempts;
                 if retry {
                     self.session.retry_hello(now);
@@ -469,7 +489,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
         let Some(report) = self.report.as_mut() else {
             return;
         };
-        if self.config.framing != Framing::Serial || now < report.sent_ms + rto {
+        if self.config.framing.is_length() || now < report.sent_ms + rto {
             return;
         }
         if report.attempts >= 4 {
@@ -515,7 +535,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                     .filter(|_| DOWNLOADS)
                     .and_then(|d| d.deadline(rto, heard));
                 let manifest = self.manifest.as_ref().and_then(|m| m.deadline(rto));
-                let serial = self.config.framing == Framing::Serial;
+                let serial = !self.config.framing.is_length();
                 let report = self.report.filter(|_| serial).map(|r| r.sent_ms + rto);
                 let deadlines = [upload, download, manifest, report];
                 Some(deadlines.into_iter().flatten().fold(at, u64::min))

@@ -7,7 +7,6 @@ use super::manifest::Manifest;
 use super::store::{FileId, FileStore};
 use super::upload::Upload;
 use super::{Client, ClientError};
-use crate::framing::Framing;
 use crate::message::{ClientFrame, ClientMessage, RequestId};
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 use crate::model::ListFilter;
@@ -53,7 +52,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
             .core
             .session
             .reserve_ids(Manifest::ids_needed(u32::from(count)));
-        let retry = self.core.config.framing == Framing::Serial;
+        let retry = !self.core.config.framing.is_length();
         let manifest = Manifest::new(first_id, batch, files, retry);
         let handle = manifest.handle;
         self.core.manifest = Some(manifest);
@@ -80,7 +79,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
         let size = meta.size;
         self.core.tx.push_frame(&ClientFrame { id, message })?;
         let mut upload = Upload::new(id, file, size, self.core.now_ms);
-        upload.lossy = self.core.config.framing == Framing::Serial;
+        upload.lossy = !self.core.config.framing.is_length();
         self.core.upload = Some(upload);
         Ok(id)
     }
@@ -138,7 +137,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
         };
         self.core.tx.push_frame(&ClientFrame { id, message })?;
         let mut download = Download::new(id, file, offset, window, notify, self.core.now_ms);
-        download.lossy = self.core.config.framing == Framing::Serial;
+        download.lossy = !self.core.config.framing.is_length();
         self.core.download = Some(download);
         Ok(id)
     }

@@ -7,6 +7,8 @@
 //! and the whole is COBS-encoded forward over itself (the headroom is exactly
 //! the COBS overhead, so the writer never overtakes the reader). Upload chunks
 //! are read from the file store directly into their place in the frame.
+//! Without feature `length-framing` every queue frames serially (see
+//! `Framing::is_length`), so the length branches are not in the image.
 
 use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
 
@@ -23,29 +25,27 @@ const LENGTH_PREFIX: usize = 4;
 
 /// The largest payload whose framed form fits `buffer_len` bytes.
 pub(crate) fn max_payload(framing: Framing, buffer_len: usize) -> usize {
-    match framing {
-        Framing::Length => buffer_len.saturating_sub(LENGTH_PREFIX),
-        Framing::Serial => {
-            // Wire length of payload p is x + x/254 + 2 with x = p + 4; find the largest x.
-            let room = buffer_len.saturating_sub(2);
-            let mut x = room - room / 255;
-            while x > 0 && x + x / 254 > room {
-                x -= 1;
-            }
-            while x + 1 + (x + 1) / 254 <= room {
-                x += 1;
-            }
-            x.saturating_sub(CRC_LEN)
-        }
+    if framing.is_length() {
+        return buffer_len.saturating_sub(LENGTH_PREFIX);
     }
+    // Wire length of payload p is x + x/254 + 2 with x = p + 4; find the largest x.
+    let room = buffer_len.saturating_sub(2);
+    let mut x = room - room / 255;
+    while x > 0 && x + x / 254 > room {
+        x -= 1;
+    }
+    while x + 1 + (x + 1) / 254 <= room {
+        x += 1;
+    }
+    x.saturating_sub(CRC_LEN)
 }
 
 /// Bytes reserved in front of a payload of at most `max_payload` bytes for framing in place.
 fn headroom(framing: Framing, max_payload: usize) -> usize {
-    match framing {
-        Framing::Length => LENGTH_PREFIX,
-        Framing::Serial => cobs::max_encoded_len(max_payload + CRC_LEN) - (max_payload + CRC_LEN),
+    if framing.is_length() {
+        return LENGTH_PREFIX;
     }
+    cobs::max_encoded_len(max_payload + CRC_LEN) - (max_payload + CRC_LEN)
 }
 
 /// COBS-encodes `buf[src..src + len]` into `buf[0..]`, returning the encoded
@@ -280,19 +280,16 @@ impl<B: AsMut<[u8]>> TxQueue<B> {
             Some(sealer) => sealer.seal(region.get_mut(head..)?, payload_len).ok()?,
             None => payload_len,
         };
-        let framed = match framing {
-            Framing::Length => {
-                // `payload_len` fits a u32: it is below the negotiated frame size.
-                *region.first_chunk_mut()? = (payload_len as u32).to_le_bytes();
-                LENGTH_PREFIX + payload_len
-            }
-            Framing::Serial => {
-                let crc = CRC32.checksum(region.get(head..head + payload_len)?);
-                *region.get_mut(head + payload_len..)?.first_chunk_mut()? = crc.to_le_bytes();
-                let encoded = cobs_in_place(region, head, payload_len + CRC_LEN)?;
-                *region.get_mut(encoded)? = 0;
-                encoded + 1
-            }
+        let framed = if framing.is_length() {
+            // `payload_len` fits a u32: it is below the negotiated frame size.
+            *region.first_chunk_mut()? = (payload_len as u32).to_le_bytes();
+            LENGTH_PREFIX + payload_len
+        } else {
+            let crc = CRC32.checksum(region.get(head..head + payload_len)?);
+            *region.get_mut(head + payload_len..)?.first_chunk_mut()? = crc.to_le_bytes();
+            let encoded = cobs_in_place(region, head, payload_len + CRC_LEN)?;
+            *region.get_mut(encoded)? = 0;
+            encoded + 1
         };
         self.len += framed;
         Some(())

@@ -3,7 +3,9 @@
 //! * [`Framing::Serial`] for links without integrity (UARTs): COBS over
 //!   `payload ‖ CRC-32` and a `0x00` delimiter; damaged frames are dropped and
 //!   the stream resynchronises at the next delimiter.
-//! * [`Framing::Length`] for TCP: a 4-byte little-endian length, then the payload.
+//! * [`Framing::Length`] for TCP: a 4-byte little-endian length, then the
+//!   payload. Built with feature `length-framing` only (hosts have it; UART
+//!   boards leave it out).
 //!
 //! After `Welcome` every payload ends in a trailer that authenticates it
 //! ([`mac`]).
@@ -12,10 +14,12 @@
 //! ([`negotiate_max_frame`]).
 
 pub mod cobs;
+#[cfg(feature = "length-framing")]
 mod length;
 pub mod mac;
 mod serial;
 
+#[cfg(feature = "length-framing")]
 pub use length::LengthAccumulator;
 pub use serial::SerialAccumulator;
 
@@ -28,7 +32,8 @@ use crate::text::text;
 pub enum Framing {
     /// COBS + CRC-32 + `0x00`, for serial lines.
     Serial,
-    /// 4-byte length prefix, for TCP.
+    /// 4-byte length prefix, for TCP. Needs feature `length-framing`: without
+    /// it nothing frames this way (see [`Framing::ensure_built`]).
     Length,
 }
 
@@ -45,8 +50,33 @@ impl Framing {
     pub fn encode(self, payload: &[u8], out: &mut [u8]) -> Result<usize, FrameError> {
         match self {
             Framing::Serial => serial::encode(payload, out),
+            #[cfg(feature = "length-framing")]
             Framing::Length => length::encode(payload, out),
+            #[cfg(not(feature = "length-framing"))]
+            Framing::Length => Err(FrameError::FramingNotBuilt),
         }
+    }
+
+    /// `Ok` when this build can frame a link this way;
+    /// [`FrameError::FramingNotBuilt`] for [`Framing::Length`] in a build
+    /// without feature `length-framing`. The client checks it at construction.
+    pub const fn ensure_built(self) -> Result<(), FrameError> {
+        match self {
+            Framing::Length if !cfg!(feature = "length-framing") => {
+                Err(FrameError::FramingNotBuilt)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether frames carry a length prefix rather than COBS + CRC.
+    ///
+    /// Always `false` without feature `length-framing`: the client refuses
+    /// [`Framing::Length`] at construction there ([`Framing::ensure_built`]),
+    /// so the framing code treats every link as serial and the length
+    /// branches leave the image.
+    pub(crate) const fn is_length(self) -> bool {
+        cfg!(feature = "length-framing") && matches!(self, Framing::Length)
     }
 }
 
@@ -74,6 +104,9 @@ pub enum FrameError {
     /// The frame's authentication trailer did not verify: forged, replayed,
     /// older than one already accepted, or from another session.
     Unauthentic,
+    /// [`Framing::Length`] was asked for in a build without feature
+    /// `length-framing` (a UART board's build).
+    FramingNotBuilt,
 }
 
 impl FrameError {
@@ -100,6 +133,10 @@ impl FrameError {
             FrameError::Unauthentic => text!(
                 "frame not authentic",
                 "frame failed authentication (forged, replayed or from another session); it was dropped"
+            ),
+            FrameError::FramingNotBuilt => text!(
+                "length framing not built",
+                "length-prefixed (TCP) framing is not in this build; use Framing::Serial or build proto-core with feature `length-framing`"
             ),
         }
     }
@@ -136,6 +173,10 @@ pub enum Feed<'s, 'i> {
 }
 
 /// An accumulator for either framing, over a buffer `B` (an array on a device, a `Vec` on a host).
+///
+/// Needs feature `length-framing`; a build without it has
+/// [`SerialAccumulator`] only.
+#[cfg(feature = "length-framing")]
 #[derive(Debug)]
 pub enum Accumulator<B> {
     /// Serial framing.
@@ -144,6 +185,7 @@ pub enum Accumulator<B> {
     Length(LengthAccumulator<B>),
 }
 
+#[cfg(feature = "length-framing")]
 impl<B: AsMut<[u8]>> Accumulator<B> {
     /// An accumulator for `framing` over `buffer`; frames longer than the buffer are dropped.
     pub fn new(framing: Framing, buffer: B) -> Accumulator<B> {

@@ -7,7 +7,7 @@ use crate::auth::{client_tag, server_tag, ContentHasher};
 use crate::client::{Client, ClientError, Event, FileId, LinkState, RamFile, RamStore};
 use crate::error::ErrorCode;
 use crate::framing::mac::{Direction, Opener, Sealer, SessionKey};
-use crate::framing::{Accumulator, Feed, Framing};
+use crate::framing::{Accumulator, Feed, FrameError, Framing};
 use crate::message::{
     ByteRange, ClientFrame, ClientMessage, RequestId, ServerFrame, ServerMessage, EVENT_ID,
     PROTOCOL_VERSION,
@@ -687,4 +687,32 @@ fn a_stray_download_stream_is_cancelled_once_and_again_only_after_an_rto() {
     s.now += 2_500;
     s.feed(id, stray);
     assert_eq!(cancels(s.sent()), 1, "the stream went on: cancelled again");
+}
+
+#[test]
+fn a_client_for_length_framing_is_refused_exactly_when_the_build_has_none() {
+    // cargo test builds proto-core with every feature (the fuzz dev-dependency
+    // asks for the defaults), so this runs the `Ok` side; a board's build
+    // without `length-framing` takes the other, which is the same check.
+    let mut files: [RamFile<'_>; 0] = [];
+    let built = Framing::Length.ensure_built();
+    assert_eq!(
+        built.is_ok(),
+        cfg!(feature = "length-framing"),
+        "Framing::Length is available exactly with the feature"
+    );
+    let client = Client::new(
+        test_config(Framing::Length, 1024),
+        RamStore::new(&mut files),
+        std::vec![0u8; 2048],
+        std::vec![0u8; 2048],
+    );
+    match built {
+        Ok(()) => assert!(client.is_ok()),
+        Err(error) => {
+            assert_eq!(error, FrameError::FramingNotBuilt);
+            assert_eq!(client.err(), Some(ClientError::Frame(error)));
+        }
+    }
+    assert_eq!(Framing::Serial.ensure_built(), Ok(()));
 }
