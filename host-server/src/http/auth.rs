@@ -1,6 +1,6 @@
 //! Who may look and who may act: the admin token, and browser logins made with it.
 //!
-//! Two ways in, both checked against [`AdminTokenFile`] on every request:
+//! Two ways in, both checked against the admin token digest in the store on every request:
 //! - `Authorization: Bearer TOKEN` (scripts, curl): may read and act.
 //! - A login: `POST /login` with the token sets an `HttpOnly`,
 //!   `SameSite=Strict` session cookie and answers a CSRF value. The cookie
