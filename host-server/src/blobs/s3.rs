@@ -273,11 +273,11 @@ impl S3Blobs {
 }
 
 /// A finished blob read from the object store through a read-ahead window
-/// ([`ReadAhead`]): blocks of [`READ_AHEAD_BLOCK`] bytes, up to
-/// [`READ_AHEAD_BLOCKS`] fetched at once from the one being sent onwards, and
+/// (`ReadAhead`): blocks of `READ_AHEAD_BLOCK` bytes, up to
+/// `READ_AHEAD_BLOCKS` fetched at once from the one being sent onwards, and
 /// frames copied out of memory. One download holds at most
 /// `READ_AHEAD_BLOCKS + 1` blocks (40 MiB); read-ahead past the block being
-/// sent takes a share of the server's [`READ_AHEAD_BUDGET`], and without one
+/// sent takes a share of the server's `READ_AHEAD_BUDGET`, and without one
 /// the download fetches only what it sends. A re-send from before the window
 /// fetches just its range again.
 pub struct S3Reader {
