@@ -22,7 +22,9 @@ pub struct Cli {
     /// Where records, devices and history live: leave it out for SQLite in the
     /// data directory, or give `postgres://USER:PASSWORD@HOST:PORT/DATABASE` for a
     /// PostgreSQL database that several servers share (they then share the data
-    /// directory's blobs too; see the README).
+    /// directory's blobs too; see the README). TLS as libpq spells it:
+    /// `?sslmode=verify-full&sslrootcert=CA.pem` (or `verify-ca`, `require`,
+    /// `prefer`, the default, or `disable`).
     #[arg(long, global = true, env = "STATESYNC_DATABASE", value_name = "URL")]
     pub database: Option<String>,
     /// Print data as JSON (for scripts).

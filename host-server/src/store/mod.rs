@@ -125,7 +125,7 @@ pub enum StoreError {
     #[error("PostgreSQL error: {0}; check that the database server runs and is reachable (the next call reconnects)")]
     Postgres(String),
     /// The PostgreSQL server cannot be reached or refused the login.
-    #[error("cannot connect to PostgreSQL at {url}: {detail}; check that it runs, the user and password, and that the database exists")]
+    #[error("cannot connect to PostgreSQL at {url}: {detail}; check that it runs, the user and password, that the database exists, and for a TLS error the URL's sslmode and sslrootcert (the CA that signed the server's certificate, which must name the host)")]
     Connect {
         /// The URL, password hidden.
         url: String,

@@ -82,6 +82,17 @@ impl TestDatabase {
     /// Creates a database on the server [`TEST_DATABASE_ENV`] names; panics with
     /// what to do when the variable is missing or the server is unreachable.
     pub fn create() -> TestDatabase {
+        TestDatabase::create_reached_by(None)
+    }
+
+    /// [`TestDatabase::create`], owned by the user of `user_url`
+    /// (`postgres://USER:PASSWORD@HOST:PORT/ANY?PARAMS`) and reached through
+    /// that URL with its database replaced and its parameters kept.
+    pub fn create_for_user(user_url: &str) -> TestDatabase {
+        TestDatabase::create_reached_by(Some(user_url))
+    }
+
+    fn create_reached_by(user_url: Option<&str>) -> TestDatabase {
         let admin = std::env::var(TEST_DATABASE_ENV).unwrap_or_else(|_| {
             panic!(
                 "{TEST_DATABASE_ENV} is not set: the PostgreSQL tests need a PostgreSQL server \
@@ -97,16 +108,23 @@ impl TestDatabase {
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
             panic!("cannot reach PostgreSQL through {TEST_DATABASE_ENV}: {e:?}")
         });
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        // The same server and credentials, the new database: replace the URL's path.
-        let after_scheme = admin.find("://").map_or(0, |i| i + 3);
-        let base = match admin[after_scheme..].find('/') {
-            Some(slash) => &admin[..after_scheme + slash],
-            None => panic!("{TEST_DATABASE_ENV} must end in /DATABASE, got {admin}"),
+        let url = with_database(user_url.unwrap_or(&admin), &name);
+        let owner = match user_url {
+            Some(user_url) => {
+                // USER in `SCHEME://USER[:PASSWORD]@…` (postgres::Config would
+                // refuse the TLS parameters that host-server understands).
+                let user = user_url
+                    .split_once("://")
+                    .and_then(|(_, rest)| rest.split_once('@'))
+                    .map(|(credentials, _)| credentials.split(':').next().unwrap_or_default())
+                    .unwrap_or_else(|| panic!("no user in {user_url}"));
+                format!(" OWNER {user}")
+            }
+            None => String::new(),
         };
-        let url = format!("{base}/{name}");
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}{owner}"))
+            .unwrap();
         TestDatabase {
             admin,
             name,
@@ -121,6 +139,22 @@ impl TestDatabase {
         let mut database = TestDatabase::create();
         database.blobs = Some(blobs);
         database
+    }
+}
+
+/// `url` (`SCHEME://AUTHORITY/DATABASE?PARAMS`) with `name` for its database.
+fn with_database(url: &str, name: &str) -> String {
+    let (url, params) = url
+        .split_once('?')
+        .map_or((url, None), |(u, p)| (u, Some(p)));
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let base = match url[after_scheme..].find('/') {
+        Some(slash) => &url[..after_scheme + slash],
+        None => panic!("a database URL must end in /DATABASE, got {url}"),
+    };
+    match params {
+        Some(params) => format!("{base}/{name}?{params}"),
+        None => format!("{base}/{name}"),
     }
 }
 

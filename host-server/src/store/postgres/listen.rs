@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::store::ClusterSignal;
 
@@ -36,12 +37,16 @@ enum ListenEnd {
 }
 
 /// Starts the listener task on the current runtime.
-pub(super) fn spawn(config: tokio_postgres::Config, me: String) -> mpsc::Receiver<ClusterSignal> {
+pub(super) fn spawn(
+    config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    me: String,
+) -> mpsc::Receiver<ClusterSignal> {
     let (out, signals) = mpsc::channel(SIGNAL_BUFFER);
     tokio::spawn(async move {
         let mut delay = Duration::from_millis(100);
         loop {
-            match listen_once(&config, &me, &out).await {
+            match listen_once(&config, &tls, &me, &out).await {
                 ListenEnd::Stopped => return,
                 ListenEnd::Lost(why) => {
                     tracing::warn!(reason = %why, retry_in = ?delay, "PostgreSQL listener lost its connection; other servers' changes are caught up after it reconnects");
@@ -59,10 +64,11 @@ pub(super) fn spawn(config: tokio_postgres::Config, me: String) -> mpsc::Receive
 
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     me: &str,
     out: &mpsc::Sender<ClusterSignal>,
 ) -> ListenEnd {
-    let (client, mut connection) = match config.connect(NoTls).await {
+    let (client, mut connection) = match config.connect(tls.clone()).await {
         Ok(pair) => pair,
         Err(error) => return ListenEnd::Lost(super::describe(&error)),
     };

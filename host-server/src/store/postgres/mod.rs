@@ -30,6 +30,7 @@
 
 mod listen;
 mod schema;
+mod tls;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -37,10 +38,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Statement, Transaction};
+use postgres::{Client, IsolationLevel, Row, Statement, Transaction};
 use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, ListFilter, UploadState};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::codes::{
     download_from_sql, download_to_sql, history_from_sql, history_to_sql, kind_from_sql,
@@ -130,6 +132,8 @@ pub struct PostgresStore {
     client: Mutex<Option<Conn>>,
     config: postgres::Config,
     listen_config: tokio_postgres::Config,
+    /// TLS as the URL's `sslmode` asks, for both connections.
+    tls: MakeRustlsConnect,
     url: String,
     server_id: String,
     lease: Duration,
@@ -655,11 +659,13 @@ pub(crate) fn describe(error: &postgres::Error) -> String {
     text
 }
 
-fn connect(config: &postgres::Config, url: &str) -> StoreResult<Client> {
-    config.connect(NoTls).map_err(|error| StoreError::Connect {
-        url: url.to_string(),
-        detail: describe(&error),
-    })
+fn connect(config: &postgres::Config, tls: &MakeRustlsConnect, url: &str) -> StoreResult<Client> {
+    config
+        .connect(tls.clone())
+        .map_err(|error| StoreError::Connect {
+            url: url.to_string(),
+            detail: describe(&error),
+        })
 }
 
 impl PostgresStore {
@@ -669,17 +675,19 @@ impl PostgresStore {
     /// Blocking: call it off the async runtime.
     pub fn open(url: &str, lease: Duration) -> StoreResult<PostgresStore> {
         let shown = redact_url(url);
-        let config =
-            postgres::Config::from_str(url).map_err(|error| StoreError::BadDatabaseUrl {
-                url: shown.clone(),
-                detail: error.to_string(),
-            })?;
-        let listen_config =
-            tokio_postgres::Config::from_str(url).map_err(|error| StoreError::BadDatabaseUrl {
-                url: shown.clone(),
-                detail: error.to_string(),
-            })?;
-        let mut client = connect(&config, &shown)?;
+        let bad_url = |detail: String| StoreError::BadDatabaseUrl {
+            url: shown.clone(),
+            detail,
+        };
+        let tls_url = tls::TlsUrl::parse(url).map_err(bad_url)?;
+        let tls = tls_url.connector().map_err(bad_url)?;
+        let mut config =
+            postgres::Config::from_str(&tls_url.url).map_err(|error| bad_url(error.to_string()))?;
+        config.ssl_mode(tls_url.ssl_mode());
+        let mut listen_config = tokio_postgres::Config::from_str(&tls_url.url)
+            .map_err(|error| bad_url(error.to_string()))?;
+        listen_config.ssl_mode(tls_url.ssl_mode());
+        let mut client = connect(&config, &tls, &shown)?;
         schema::migrate(&mut client)?;
         let server_id = format!("{:016x}", rand::random::<u64>());
         Ok(PostgresStore {
@@ -689,6 +697,7 @@ impl PostgresStore {
             })),
             config,
             listen_config,
+            tls,
             url: shown,
             server_id,
             lease,
@@ -711,7 +720,7 @@ impl PostgresStore {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_none_or(|conn| conn.client.is_closed()) {
             *guard = Some(Conn {
-                client: connect(&self.config, &self.url)?,
+                client: connect(&self.config, &self.tls, &self.url)?,
                 statements: HashMap::new(),
             });
             tracing::info!(url = %self.url, "connected to PostgreSQL");
@@ -1241,7 +1250,11 @@ impl SharedStore for PostgresStore {
     }
 
     fn signals(&self) -> tokio::sync::mpsc::Receiver<ClusterSignal> {
-        listen::spawn(self.listen_config.clone(), self.server_id.clone())
+        listen::spawn(
+            self.listen_config.clone(),
+            self.tls.clone(),
+            self.server_id.clone(),
+        )
     }
 
     fn renew_lease(&self, now: u64) -> StoreResult<Vec<RecordRow>> {
