@@ -201,9 +201,15 @@ impl Drop for QuickCheck {
 
 /// `<state dir>/statesync/index-<hash of server and device>.sqlite`.
 fn index_path(server: &str, device: &str) -> Option<PathBuf> {
+    state_file("index", &format!("{server}\n{device}"), "sqlite")
+}
+
+/// `<state dir>/statesync/<kind>-<hash of key>.<extension>` (the cache
+/// directory without a state directory), or `None` without either.
+pub fn state_file(kind: &str, key: &str, extension: &str) -> Option<PathBuf> {
     let base = dirs::state_dir().or_else(dirs::cache_dir)?;
-    let digest = proto_core::auth::ContentHasher::digest(format!("{server}\n{device}").as_bytes());
-    let name = format!("index-{}.sqlite", hex::encode(&digest.0[..8]));
+    let digest = proto_core::auth::ContentHasher::digest(key.as_bytes());
+    let name = format!("{kind}-{}.{extension}", hex::encode(&digest.0[..8]));
     Some(base.join("statesync").join(name))
 }
 

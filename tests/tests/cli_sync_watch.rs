@@ -2,7 +2,8 @@
 //! created and edited in the watched directory reach the server as `11`,
 //! another device's uploads and deletions reach the directory, a retry
 //! request is answered from it, both sides converge after the link was down,
-//! conflicts are reported and overwrite nothing, and SIGTERM ends it with
+//! conflicts are reported and overwrite nothing, a file deleted while it was
+//! stopped is deleted on the server at its next start, and SIGTERM ends it with
 //! exit 0 after the chunk in flight, the next start resuming at the server's
 //! offset.
 //!
@@ -255,6 +256,39 @@ fn deletions_travel_both_ways_and_a_copy_changed_here_is_kept() {
         e["event"] == "deleted" && e["name"] == "empty"
     });
     assert!(!dir.path().join("empty").exists());
+    assert_eq!(daemon.terminate().code(), Some(0));
+}
+
+#[test]
+fn a_file_deleted_while_the_daemon_was_stopped_is_deleted_on_the_server_at_the_next_start() {
+    let server = Server::start(&["laptop", "phone"]);
+    let dir = tempfile::tempdir().unwrap();
+    let laptop = server.cli("laptop");
+    let phone = server.cli("phone");
+    let mut daemon = SyncDaemon::start(&laptop, dir.path(), &[]);
+    let (gone, stays) = ("gone.txt", "stays.txt");
+    fs::write(dir.path().join(gone), "delete me").unwrap();
+    fs::write(dir.path().join(stays), "keep me").unwrap();
+    daemon.action("pushed", gone);
+    daemon.action("pushed", stays);
+    assert_eq!(daemon.terminate().code(), Some(0));
+
+    fs::remove_file(dir.path().join(gone)).unwrap();
+    let mut seen_by_phone = Watcher::start(&phone);
+    let mut daemon = SyncDaemon::start(&laptop, dir.path(), &[]);
+    daemon.until("the deletion on the server", |l| {
+        assert!(
+            !(l["action"] == "pulled" && l["name"] == gone),
+            "the file deleted here was downloaded again: {l}"
+        );
+        l["action"] == "deleted-on-server" && l["name"] == gone
+    });
+    seen_by_phone.until("the deletion", |e| {
+        e["event"] == "deleted" && e["name"] == gone
+    });
+    assert!(phone.record(gone).is_none());
+    assert!(phone.record(stays).is_some(), "only the deleted file goes");
+    assert!(!dir.path().join(gone).exists());
     assert_eq!(daemon.terminate().code(), Some(0));
 }
 

@@ -3,7 +3,8 @@
 //!
 //! - local changes (debounced file notifications, [`local_changes`]) make it
 //!   look at the tree again: new and edited files are pushed, files deleted
-//!   here whose server copy is the one we had are deleted there;
+//!   here whose server copy is the one we had are deleted there, also those
+//!   deleted while the daemon was stopped ([`known_files`]);
 //! - the server's live events (it subscribes) make it pull new uploads of
 //!   other devices, delete local copies of records deleted on the server
 //!   (only when unchanged here), and upload again what a `retry` asks for;
@@ -18,6 +19,7 @@
 //! Every action is one line of [`action_log`].
 
 mod action_log;
+mod known_files;
 mod local_changes;
 mod reconcile;
 
@@ -53,6 +55,9 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> CliResult<()> {
     } else {
         QuickCheck::open(&settings.server.to_string(), &device)
     };
+    let names = Filter::from_args(&args.filter);
+    let known_at = known_files::location(&settings.server.to_string(), &device, &args.dir);
+    let known_local = known_files::load(known_at.as_deref(), &names);
     let mut daemon = Daemon {
         settings,
         dir: args.dir.clone(),
@@ -62,17 +67,22 @@ pub fn run(settings: &Settings, args: &SyncArgs) -> CliResult<()> {
             .unwrap_or_else(|| crate::cmd::sync::dir_name(&args.dir)),
         me: device,
         limit_rate: args.limit_rate,
-        names: Filter::from_args(&args.filter),
+        names,
         log: ActionLog::new(settings.json, settings.verbosity),
         changes: LocalChanges::watch(&args.dir)?,
         check,
         remote: BTreeMap::new(),
-        known_local: BTreeMap::new(),
+        known_local,
+        known_at,
+        known_unsaved: false,
+        known_changed: false,
         reported: BTreeSet::new(),
         dirty: true,
         catch_ups: 0,
     };
-    match daemon.serve() {
+    let served = daemon.serve();
+    daemon.keep_known();
+    match served {
         Ok(()) | Err(CliError::Stopped) => {
             daemon
                 .log
@@ -105,6 +115,12 @@ struct Daemon<'s> {
     /// Local files (name → hash) as last seen: a name that disappears from
     /// the tree was deleted here.
     known_local: BTreeMap<String, ContentHash>,
+    /// Where `known_local` is kept between runs ([`known_files`]).
+    known_at: Option<PathBuf>,
+    /// Keeping `known_local` failed once (said once).
+    known_unsaved: bool,
+    /// Events were handled since `known_local` was last written.
+    known_changed: bool,
     /// Conflicts already reported (name, local hash), so each is said once.
     reported: BTreeSet<(String, String)>,
     /// The tree must be compared with the server again.
@@ -175,9 +191,12 @@ impl Daemon<'_> {
             match link.session()?.next_event(Some(wait)) {
                 Ok(Some(event)) => {
                     let done = self.on_event(link, event);
+                    self.known_changed = true;
                     self.tolerate("act on a server event", "", done)?;
                     continue;
                 }
+                // Written once the events are drained, not once per event.
+                Ok(None) if self.known_changed => self.keep_known(),
                 Ok(None) => {}
                 Err(error) if is_transient(&error) => {
                     link.lost(error)?;
@@ -193,10 +212,21 @@ impl Daemon<'_> {
                 // A file that vanished or turned unreadable mid-scan fails
                 // this look only; its next change brings another.
                 let done = self.reconcile(link);
+                self.keep_known();
                 let dir = self.dir.display().to_string();
                 self.tolerate("sync", &dir, done)?;
             }
         }
+    }
+
+    /// Writes the files known in the tree to disk, for the next start.
+    fn keep_known(&mut self) {
+        self.known_changed = false;
+        known_files::save(
+            self.known_at.as_deref(),
+            &self.known_local,
+            &mut self.known_unsaved,
+        );
     }
 
     /// Subscribes on the current session and lists every record, so events

@@ -177,6 +177,13 @@ impl Daemon<'_> {
         if record.is_directory() && target.is_dir() {
             return Ok(());
         }
+        if !target.exists() && self.known_local.get(&record.name) == Some(&record.content_hash) {
+            // This very content was here and is gone: it was deleted here (maybe
+            // while the daemon was stopped). The next look at the tree deletes
+            // it on the server rather than fetching it back.
+            self.dirty = true;
+            return Ok(());
+        }
         if target.exists() {
             let local_hash = match self.check.hash(&target) {
                 Ok(hash) => hash,
