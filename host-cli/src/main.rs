@@ -42,6 +42,7 @@ use crate::cli::Cli;
 use crate::config::Settings;
 
 fn main() -> ExitCode {
+    log_to_stderr_if_asked();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -56,5 +57,17 @@ fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::from(error.exit_code())
         }
+    }
+}
+
+/// With `RUST_LOG` set (e.g. `RUST_LOG=proto_core=debug`), log lines go to
+/// stderr: the protocol client's state changes, chunk sizes, holes and
+/// dropped frames. Without it nothing is logged.
+fn log_to_stderr_if_asked() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
     }
 }

@@ -1,5 +1,6 @@
 //! The flags users expect from rsync and rclone, with the real binaries:
-//! `--limit-rate` on pull, `--exclude`/`--include`, `--dry-run`, `-q`/`-v`.
+//! `--limit-rate` on pull, `--exclude`/`--include`, `--dry-run`, `-q`/`-v`, and
+//! `RUST_LOG` for the protocol client's own log.
 
 mod cli_common;
 
@@ -275,5 +276,42 @@ fn quiet_prints_only_errors_and_verbose_tells_what_the_quick_check_spared() {
     assert!(
         String::from_utf8_lossy(&failed.stderr).contains("/no/such/file"),
         "-q still prints errors: {failed:?}"
+    );
+}
+
+#[test]
+fn rust_log_shows_the_protocol_clients_state_changes_on_stderr_and_nothing_without_it() {
+    let server = Server::start(&["laptop"]);
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("note.txt");
+    fs::write(&file, "hello").unwrap();
+    let laptop = server.cli("laptop");
+
+    let logged = laptop
+        .command(&["push", file.to_str().unwrap()])
+        .env("RUST_LOG", "proto_core=debug")
+        .output()
+        .unwrap();
+    assert!(logged.status.success());
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(
+        stderr.contains("session: AwaitWelcome -> Ready"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("-> Streaming") || stderr.contains("result uploaded"),
+        "{stderr}"
+    );
+
+    let quiet = laptop
+        .command(&["ls"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
     );
 }
