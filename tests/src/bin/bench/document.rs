@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Where the sections of the benches go, in this order, whatever order they ran in.
-const ORDER: [&str; 5] = ["serial", "tcp", "scale", "cluster", "firmware"];
+const ORDER: [&str; 7] = [
+    "serial", "tcp", "scale", "cluster", "firmware", "blobs", "tree",
+];
 
 /// The results of one bench, ready to go into the document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,35 +89,76 @@ fn span(document: &str, bench: &str) -> Option<std::ops::Range<usize>> {
 }
 
 /// Puts the rendered `sections` into `existing` (the old document, if any):
-/// a bench's old section is replaced, the others stay, and the document keeps
-/// the benches in [`ORDER`]. A document without markers is started anew.
+/// a bench's old section is replaced in place, a new one goes before the
+/// sections of the benches after it in [`ORDER`], and everything else stays,
+/// notes written between sections included. A section whose end marker is
+/// lost is dropped (up to the next section), and a document without markers
+/// is started anew.
 pub fn merge(existing: Option<&str>, sections: &[(String, String)]) -> String {
-    let mut kept: Vec<(String, String)> = Vec::new();
-    if let Some(old) = existing {
-        for bench in ORDER {
-            if let Some(range) = span(old, bench) {
-                kept.push((bench.to_owned(), old[range].to_owned()));
+    let mut doc = match existing {
+        Some(old) if ORDER.iter().any(|bench| span(old, bench).is_some()) => {
+            without_broken_sections(old)
+        }
+        _ => {
+            let mut fresh: Vec<&(String, String)> = sections.iter().collect();
+            fresh.sort_by_key(|(bench, _)| rank(bench));
+            let mut out = String::from(HEADER);
+            for (_, text) in fresh {
+                out.push('\n');
+                out.push_str(text.trim_end());
+                out.push('\n');
+            }
+            return out;
+        }
+    };
+    for (bench, text) in sections {
+        let text = format!("{}\n", text.trim_end());
+        if let Some(range) = span(&doc, bench) {
+            doc.replace_range(range, &text);
+            continue;
+        }
+        let later = ORDER
+            .iter()
+            .filter(|other| rank(other) > rank(bench))
+            .filter_map(|other| span(&doc, other).map(|range| range.start))
+            .min();
+        match later {
+            Some(at) => doc.insert_str(at, &format!("{text}\n")),
+            None => {
+                if !doc.ends_with("\n\n") {
+                    doc.push('\n');
+                }
+                doc.push_str(&text);
             }
         }
     }
-    for (bench, text) in sections {
-        match kept.iter_mut().find(|(b, _)| b == bench) {
-            Some(slot) => slot.1 = text.clone(),
-            None => kept.push((bench.clone(), text.clone())),
+    doc
+}
+
+/// Where `bench` goes among the sections (unknown benches last).
+fn rank(bench: &str) -> usize {
+    ORDER
+        .iter()
+        .position(|b| *b == bench)
+        .unwrap_or(ORDER.len())
+}
+
+/// `doc` without the sections whose begin marker has no end marker after it:
+/// each is cut up to the next section's begin marker, or the end.
+fn without_broken_sections(doc: &str) -> String {
+    let mut out = doc.to_owned();
+    for bench in ORDER {
+        let begin_text = begin_marker(bench);
+        while let Some(begin) = out.find(&begin_text) {
+            if span(&out, bench).is_some() {
+                break;
+            }
+            let after = begin + begin_text.len();
+            let end = out[after..]
+                .find("<!-- bench:")
+                .map_or(out.len(), |next| after + next);
+            out.replace_range(begin..end, "");
         }
-    }
-    let rank = |bench: &str| {
-        ORDER
-            .iter()
-            .position(|b| *b == bench)
-            .unwrap_or(ORDER.len())
-    };
-    kept.sort_by_key(|(bench, _)| rank(bench));
-    let mut out = String::from(HEADER);
-    for (_, text) in kept {
-        out.push('\n');
-        out.push_str(text.trim_end());
-        out.push('\n');
     }
     out
 }
@@ -220,6 +263,23 @@ mod tests {
         let merged = merge(Some(doc), &[section("scale", "C1")]);
         assert!(!merged.contains("T0"));
         assert!(merged.contains("C1"));
+    }
+
+    #[test]
+    fn notes_between_sections_and_sections_of_every_bench_are_kept() {
+        let first = merge(None, &[section("serial", "S1"), section("blobs", "B1")]);
+        let with_notes = first.replace(
+            "<!-- bench:blobs end -->\n",
+            "<!-- bench:blobs end -->\n\n### Notes by hand\n\nN1\n",
+        );
+        let second = merge(Some(&with_notes), &[section("tree", "R1")]);
+        for kept in ["S1", "B1", "### Notes by hand", "N1", "R1"] {
+            assert!(second.contains(kept), "{kept} is missing:\n{second}");
+        }
+        assert!(second.find("N1").unwrap() < second.find("R1").unwrap());
+        let third = merge(Some(&second), &[section("blobs", "B2")]);
+        assert!(third.contains("B2") && !third.contains("B1"), "{third}");
+        assert!(third.contains("N1"), "{third}");
     }
 
     #[test]
