@@ -1199,12 +1199,11 @@ pub fn range(offset: u64, len: u32) -> ByteRange {
 pub fn pty() -> (PtyMaster, String, OwnedFd) {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
     use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-    use std::os::fd::AsRawFd;
     let pair = nix::pty::openpty(None, None).unwrap();
     // openpty does not set close-on-exec: without it a server spawned later
     // would inherit the master and the line could never hang up.
     for fd in [&pair.master, &pair.slave] {
-        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).unwrap();
     }
     let mut termios = tcgetattr(&pair.slave).unwrap();
     cfmakeraw(&mut termios);
