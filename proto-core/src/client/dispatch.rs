@@ -275,6 +275,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 id,
                 item: ListItem::Download(entry),
             }),
+            ServerMessage::Restored(record) => Some(Event::Restored { id, record }),
             ServerMessage::ListEnd { revision, count } => Some(Event::ListEnd {
                 id,
                 revision,
@@ -540,6 +541,7 @@ fn handled_by_this_build(message: &ServerMessage<'_>) -> bool {
         | ServerMessage::RecordChanged(_)
         | ServerMessage::RecordDeleted { .. }
         | ServerMessage::Presence(_) => cfg!(feature = "subscribe"),
+        ServerMessage::Restored(_) => cfg!(feature = "host-lists"),
         _ => true,
     }
 }
