@@ -287,8 +287,8 @@ impl<'b> Writer<'b> {
             ClientMessage::ListAt { at } => {
                 self.u32(24);
                 let (variant, value) = match at {
-                    At::Revision(revision) => (0, revision),
-                    At::UnixTime(time) => (1, time),
+                    At::Revision { revision } => (0, revision),
+                    At::UnixTime { seconds } => (1, seconds),
                 };
                 self.u32(variant);
                 self.u64(value);

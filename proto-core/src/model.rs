@@ -267,9 +267,15 @@ pub enum ListFilter {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum At {
     /// Just after this server revision.
-    Revision(u64),
-    /// At this Unix time (seconds): after the last change made at or before it.
-    UnixTime(u64),
+    Revision {
+        /// The revision.
+        revision: u64,
+    },
+    /// At this Unix time: after the last change made at or before it.
+    UnixTime {
+        /// Seconds since the Unix epoch.
+        seconds: u64,
+    },
 }
 
 impl ListFilter {

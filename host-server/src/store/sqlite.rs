@@ -973,10 +973,10 @@ impl Store for SqliteStore {
         self.read(|tx| {
             let current = current_revision(tx)?;
             let revision = match at {
-                At::Revision(revision) => revision.min(current),
-                At::UnixTime(time) => tx.query_row(
+                At::Revision { revision } => revision.min(current),
+                At::UnixTime { seconds } => tx.query_row(
                     "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at <= ?1",
-                    [time],
+                    [seconds],
                     |row| row.get(0),
                 )?,
             };

@@ -1173,11 +1173,11 @@ impl Store for PostgresStore {
         self.read(|tx| {
             let current = current_revision(tx)?;
             let revision = match at {
-                At::Revision(revision) => revision.min(current),
-                At::UnixTime(time) => get_u64(
+                At::Revision { revision } => revision.min(current),
+                At::UnixTime { seconds } => get_u64(
                     &tx.query_one(
                         "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at <= $1",
-                        &[&int(time)],
+                        &[&int(seconds)],
                     )?,
                     0,
                 )?,
