@@ -450,7 +450,9 @@ async fn dashboard_events_follow_the_hub_and_only_finished_files_download() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_deletes_and_asks_for_a_reupload_like_the_cli() {
-    let server = tokio::task::block_in_place(DashboardServer::start);
+    // Deleted files' bytes are not kept here, so the delete removes the blob at once.
+    let server =
+        tokio::task::block_in_place(|| DashboardServer::start_with(&["--keep-deleted", "0"]));
     let auth = bearer(&server.token);
     let http = server.client();
     let keep = content(11, 2000);
