@@ -551,7 +551,7 @@ impl Ledger for Transaction<'_> {
                     "SELECT {VERSION_COLUMNS}, v.deleted FROM record_versions v
                      WHERE v.name = ?1 AND v.revision <= ?2 ORDER BY v.seq DESC LIMIT 1"
                 ),
-                params![name, at],
+                params![name, at.min(i64::MAX as u64)],
                 |row| Ok((record_from_row(row)?, row.get::<_, bool>(13)?)),
             )
             .optional()?;
@@ -976,7 +976,7 @@ impl Store for SqliteStore {
                 At::Revision { revision } => revision.min(current),
                 At::UnixTime { seconds } => tx.query_row(
                     "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at <= ?1",
-                    [seconds],
+                    [seconds.min(i64::MAX as u64)],
                     |row| row.get(0),
                 )?,
             };
