@@ -275,7 +275,11 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 id,
                 item: ListItem::Download(entry),
             }),
+            #[cfg(feature = "host-lists")]
             ServerMessage::Restored(record) => Some(Event::Restored { id, record }),
+            // Never decoded without `host-lists` (see `decode.rs`).
+            #[cfg(not(feature = "host-lists"))]
+            ServerMessage::Restored(_) => None,
             ServerMessage::ListEnd { revision, count } => Some(Event::ListEnd {
                 id,
                 revision,
@@ -541,7 +545,6 @@ fn handled_by_this_build(message: &ServerMessage<'_>) -> bool {
         | ServerMessage::RecordChanged(_)
         | ServerMessage::RecordDeleted { .. }
         | ServerMessage::Presence(_) => cfg!(feature = "subscribe"),
-        ServerMessage::Restored(_) => cfg!(feature = "host-lists"),
         _ => true,
     }
 }
