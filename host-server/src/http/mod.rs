@@ -197,6 +197,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/content/{*name}", get(actions::content))
         .route("/api/delete", post(actions::delete))
         .route("/api/retry", post(actions::retry))
+        .route("/api/restore", post(actions::restore))
+        .route("/api/deleted", get(api::deleted))
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
