@@ -60,7 +60,12 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
     }
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
@@ -73,7 +78,10 @@ fn parse_rfc3339(text: &str) -> Option<u64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') && rest.as_bytes()[3] == b':' => {
+        _ if rest.len() == 6
+            && matches!(rest.as_bytes()[0], b'+' | b'-')
+            && rest.as_bytes()[3] == b':' =>
+        {
             let hours: i64 = rest.get(1..3)?.parse().ok()?;
             let minutes: i64 = rest.get(4..6)?.parse().ok()?;
             let sign = if rest.starts_with('-') { -1 } else { 1 };
@@ -141,7 +149,13 @@ mod tests {
                 seconds: 951_782_400
             })
         );
-        for bad in ["yesterday", "@soon", "2026-13-01T00:00:00Z", "2026-12-01T00:49:00", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "yesterday",
+            "@soon",
+            "2026-13-01T00:00:00Z",
+            "2026-12-01T00:49:00",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert!(parse_at(bad).is_err(), "{bad}");
         }
     }

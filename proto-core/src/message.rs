@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::model::{
-    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, ListFilter, Record,
 };
 use crate::state::UploadState;
 use crate::text::text;

@@ -27,8 +27,8 @@ use proto_core::message::{
     ByteRange, ClientFrame, ClientMessage, ServerFrame, ServerMessage, EVENT_ID, PROTOCOL_VERSION,
 };
 use proto_core::model::{
-    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    HistoryKind, LinkKind, ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, HistoryKind, LinkKind, ListFilter, Record,
 };
 use proto_core::provision::{accepted_proof, request, ProvisionMessage, Refusal};
 use proto_core::state::{StateCounts, UploadState};

@@ -377,11 +377,16 @@ fn a_deleted_file_shows_in_ls_at_an_earlier_revision_and_restore_brings_it_back_
     );
     let text = tv.ok(&["ls", "--at", &revision]);
     assert!(
-        text.contains(&format!("the directory at revision {revision}")) && text.contains("keep.bin"),
+        text.contains(&format!("the directory at revision {revision}"))
+            && text.contains("keep.bin"),
         "{text}"
     );
     let bad = tv.run(&["ls", "--at", "yesterday"]);
-    assert_eq!(bad.status.code(), Some(2), "a malformed --at is a usage error");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a malformed --at is a usage error"
+    );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 
     let restored = tv.json(&["restore", "keep.bin"]);
@@ -390,7 +395,10 @@ fn a_deleted_file_shows_in_ls_at_an_earlier_revision_and_restore_brings_it_back_
         (Some("11"), Some("laptop"))
     );
     let again = tv.run(&["restore", "keep.bin"]);
-    assert!(!again.status.success(), "a live file cannot be restored over");
+    assert!(
+        !again.status.success(),
+        "a live file cannot be restored over"
+    );
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("exists"),
         "{}",
@@ -404,8 +412,12 @@ fn a_deleted_file_shows_in_ls_at_an_earlier_revision_and_restore_brings_it_back_
     );
     let history = tv.ok(&["history"]);
     assert!(
-        history.lines().any(|l| l.contains("laptop") && l.contains("deleted") && l.contains("keep.bin"))
-            && history.lines().any(|l| l.contains("tv") && l.contains("restored") && l.contains("keep.bin")),
+        history
+            .lines()
+            .any(|l| l.contains("laptop") && l.contains("deleted") && l.contains("keep.bin"))
+            && history
+                .lines()
+                .any(|l| l.contains("tv") && l.contains("restored") && l.contains("keep.bin")),
         "{history}"
     );
 }

@@ -152,10 +152,7 @@ pub(super) async fn deleted(
     _: Viewer,
     State(state): State<AppState>,
 ) -> Result<Json<DeletedAnswer>, ApiError> {
-    let rows = state
-        .service
-        .db(|s| s.deleted_records(MAX_DELETED))
-        .await?;
+    let rows = state.service.db(|s| s.deleted_records(MAX_DELETED)).await?;
     let deleted = rows
         .iter()
         .map(|row| DeletedView {

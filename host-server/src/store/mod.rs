@@ -205,7 +205,9 @@ pub enum StoreError {
         at: String,
     },
     /// `restore` of a name a live record holds.
-    #[error("`{name}` exists (owned by `{owner}`); delete or rename it before restoring the old one")]
+    #[error(
+        "`{name}` exists (owned by `{owner}`); delete or rename it before restoring the old one"
+    )]
     NameTaken {
         /// The live record's name (it may differ from the one asked for by case).
         name: String,

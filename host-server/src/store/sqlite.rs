@@ -25,8 +25,7 @@ use super::{
     Announced, BatchOutcome, BatchRow, Completion, ContentReuse, DeletedRow, Deletion, DeviceQuota,
     DeviceRow, DeviceUsage, DirectoryAt, DownloadGate, DownloadProgress, DownloadRow,
     DownloadStanding, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow,
-    Restoration, Retried, Store, StoreError, StoreResult, UploadOpening, ADMIN_TOKEN,
-    HISTORY_KEPT,
+    Restoration, Retried, Store, StoreError, StoreResult, UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -1661,8 +1660,18 @@ mod tests {
 
         let at = |at| store.directory_at(at).unwrap();
         let names = |d: DirectoryAt| d.records.into_iter().map(|r| r.name).collect::<Vec<_>>();
-        assert_eq!(names(at(At::Revision { revision: a.revision })), ["a"]);
-        assert_eq!(names(at(At::Revision { revision: b.revision })), ["a", "b"]);
+        assert_eq!(
+            names(at(At::Revision {
+                revision: a.revision
+            })),
+            ["a"]
+        );
+        assert_eq!(
+            names(at(At::Revision {
+                revision: b.revision
+            })),
+            ["a", "b"]
+        );
         assert_eq!(names(at(At::Revision { revision: u64::MAX })), ["b"]);
         assert_eq!(names(at(At::UnixTime { seconds: 25 })), ["a", "b"]);
         assert_eq!(at(At::UnixTime { seconds: 25 }).revision, b.revision);
@@ -1671,7 +1680,11 @@ mod tests {
         let deleted = store.deleted_records(10).unwrap();
         assert_eq!(deleted.len(), 1);
         assert_eq!(
-            (deleted[0].record.name.as_str(), deleted[0].deleted_by.as_str(), deleted[0].bytes_kept),
+            (
+                deleted[0].record.name.as_str(),
+                deleted[0].deleted_by.as_str(),
+                deleted[0].bytes_kept
+            ),
             ("a", "d2", true)
         );
         assert!(matches!(
@@ -1682,7 +1695,11 @@ mod tests {
             .restore_record("d2", "a", None, Some(a.hash), 32)
             .unwrap();
         assert_eq!(
-            (restored.record.id, restored.record.state, restored.owner_asked),
+            (
+                restored.record.id,
+                restored.record.state,
+                restored.owner_asked
+            ),
             (a.id, UploadState::Uploaded, false)
         );
         assert!(store.deleted_records(10).unwrap().is_empty());
@@ -1699,7 +1716,11 @@ mod tests {
         let (_dir, store) = store();
         let a = uploaded(&store, "a", b"a", 10);
         store.delete_record("d1", "a", false, true, 20).unwrap();
-        assert_eq!(store.release_deleted_bytes(20).unwrap(), Vec::new(), "not yet");
+        assert_eq!(
+            store.release_deleted_bytes(20).unwrap(),
+            Vec::new(),
+            "not yet"
+        );
         assert_eq!(store.release_deleted_bytes(21).unwrap(), vec![a.hash]);
         assert!(!store.blob_in_use(&a.hash).unwrap());
         assert!(!store.deleted_records(10).unwrap()[0].bytes_kept);
@@ -1714,11 +1735,15 @@ mod tests {
             "a's two live versions and b's first"
         );
         assert!(matches!(
-            store.directory_at(At::Revision { revision: a.revision }),
+            store.directory_at(At::Revision {
+                revision: a.revision
+            }),
             Err(StoreError::BeyondVersions { .. })
         ));
         let then = store
-            .directory_at(At::Revision { revision: b.revision })
+            .directory_at(At::Revision {
+                revision: b.revision,
+            })
             .unwrap();
         assert_eq!(then.records.len(), 1);
         assert_eq!(then.records[0].state, UploadState::Uploaded);

@@ -70,14 +70,28 @@ fn a_deleted_file_is_listed_at_a_revision_before_its_deletion_and_restored_whole
         (UploadState::Uploaded, hash(&bytes), uploaded.id)
     );
     let (by_time, _) = list_at(&mut d2, At::UnixTime { seconds: u64::MAX }).unwrap();
-    assert_eq!(names(&by_time), ["keep/other.txt"], "a time after every change");
+    assert_eq!(
+        names(&by_time),
+        ["keep/other.txt"],
+        "a time after every change"
+    );
     assert!(current > uploaded.revision);
 
     d2.subscribe(ListFilter::All, 0);
     let restored = restore(&mut d2, "keep/notes.txt", None).unwrap();
     assert_eq!(
-        (restored.id, restored.state, restored.received, &restored.owner),
-        (uploaded.id, UploadState::Uploaded, 30_000, &"d1".to_string())
+        (
+            restored.id,
+            restored.state,
+            restored.received,
+            &restored.owner
+        ),
+        (
+            uploaded.id,
+            UploadState::Uploaded,
+            30_000,
+            &"d1".to_string()
+        )
     );
     assert!(restored.revision > current);
     d2.wait_change("keep/notes.txt", |r| r.state == UploadState::Uploaded);
@@ -89,16 +103,20 @@ fn a_deleted_file_is_listed_at_a_revision_before_its_deletion_and_restored_whole
     assert_eq!(nothing.code, ErrorCode::NotFound, "{}", nothing.message);
     let history = d2.history();
     assert!(
-        history.iter().any(|(device, kind, subject, _)| device == "d1"
-            && *kind == HistoryKind::Deleted
-            && subject == "keep/notes.txt"),
+        history
+            .iter()
+            .any(|(device, kind, subject, _)| device == "d1"
+                && *kind == HistoryKind::Deleted
+                && subject == "keep/notes.txt"),
         "{history:?}"
     );
     assert!(
-        history.iter().any(|(device, kind, subject, detail)| device == "d2"
-            && *kind == HistoryKind::Restored
-            && subject == "keep/notes.txt"
-            && detail.contains("11")),
+        history
+            .iter()
+            .any(|(device, kind, subject, detail)| device == "d2"
+                && *kind == HistoryKind::Restored
+                && subject == "keep/notes.txt"
+                && detail.contains("11")),
         "{history:?}"
     );
 }
@@ -146,7 +164,11 @@ fn a_restore_at_a_revision_brings_back_the_content_the_record_had_then() {
     let second = d1.upload("doc.txt", b"second draft, longer");
     assert_eq!(second.id, first.id);
     let refused = restore(&mut d1, "doc.txt", Some(first.revision)).unwrap_err();
-    assert_eq!(refused.code, ErrorCode::Conflict, "the live record holds the name");
+    assert_eq!(
+        refused.code,
+        ErrorCode::Conflict,
+        "the live record holds the name"
+    );
     let id = d1.request(ClientMessage::Delete { name: "doc.txt" });
     d1.expect_ok(id);
 

@@ -8,11 +8,11 @@ use super::store::{FileId, FileStore};
 use super::upload::Upload;
 use super::{Client, ClientError};
 use crate::message::{ClientFrame, ClientMessage, RequestId};
+#[cfg(feature = "host-lists")]
+use crate::model::At;
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 use crate::model::ListFilter;
 use crate::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
-#[cfg(feature = "host-lists")]
-use crate::model::At;
 
 /// Most files one manifest may announce: each attempt takes one request id
 /// per file, and three attempts' ids must stay distinct within the 65,535

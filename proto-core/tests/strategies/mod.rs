@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use proto_core::error::ErrorCode;
 use proto_core::message::{ByteRange, ClientFrame, ClientMessage, ServerFrame, ServerMessage};
 use proto_core::model::{
-    BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    At, HistoryKind, LinkKind, ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, HistoryKind, LinkKind, ListFilter, Record,
 };
 use proto_core::state::{StateCounts, UploadState};
 

@@ -51,8 +51,8 @@ use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, ContentReuse,
     DeletedRecord, DeletedRow, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DirectoryAt,
     DownloadGate, DownloadProgress, DownloadRow, DownloadStanding, ForeignChanges, HistoryRow,
-    Notification, NotificationKind, RecordPage, RecordRow, Restoration, Retried, SharedStore, Store,
-    StoreError, StoreResult, UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
+    Notification, NotificationKind, RecordPage, RecordRow, Restoration, Retried, SharedStore,
+    Store, StoreError, StoreResult, UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
@@ -1200,7 +1200,9 @@ impl Store for PostgresStore {
     }
 
     fn restorable(&self, name: &str, at: Option<u64>) -> StoreResult<RecordRow> {
-        self.read(|tx| restorable(tx, name, at)?.ok_or_else(|| ledger::nothing_to_restore(name, at)))
+        self.read(|tx| {
+            restorable(tx, name, at)?.ok_or_else(|| ledger::nothing_to_restore(name, at))
+        })
     }
 
     fn restore_record(
