@@ -617,7 +617,7 @@ fn restorable(tx: &mut Db<'_>, name: &str, at: Option<u64>) -> StoreResult<Optio
         return Ok(None);
     };
     let deleted: bool = row.try_get(13)?;
-    Ok((!deleted).then(|| record_at(&row, 0)).transpose()?)
+    (!deleted).then(|| record_at(&row, 0)).transpose()
 }
 
 fn blob_unused(tx: &mut Db<'_>, hash: &ContentHash) -> StoreResult<bool> {
