@@ -82,16 +82,19 @@ pub fn run(settings: &Settings, args: LsArgs) -> CliResult<()> {
         print_json(&records);
         return Ok(());
     }
+    let mut headers = vec![
+        "NAME", "SIZE", "STATE", "BITS", "RECEIVED", "OWNER", "BATCH",
+    ];
+    let mut rows: Vec<Vec<String>> = records.iter().map(|r| row(r, &batch_names)).collect();
     if let Some(revision) = listed {
+        // In the past, each record's revision is what `restore --at` takes.
         outln!("the directory at revision {revision}:");
+        headers.push("REV");
+        for (row, record) in rows.iter_mut().zip(&records) {
+            row.push(record.revision.to_string());
+        }
     }
-    let rows: Vec<Vec<String>> = records.iter().map(|r| row(r, &batch_names)).collect();
-    print_table(
-        &[
-            "NAME", "SIZE", "STATE", "BITS", "RECEIVED", "OWNER", "BATCH",
-        ],
-        &rows,
-    );
+    print_table(&headers, &rows);
     Ok(())
 }
 
