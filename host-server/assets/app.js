@@ -406,7 +406,8 @@
     const record = entry.record;
     const how = entry.bytes_kept
       ? "Its bytes are still kept: it comes back uploaded (11)."
-      : `Its bytes are no longer kept: it comes back needed (01) and ${record.owner} is asked to upload it again.`;
+      : `${record.state === "uploaded" ? "Its bytes are no longer kept" : "It was not uploaded when it was deleted"}: `
+        + `it comes back needed (01) and ${record.owner} is asked to upload it.`;
     if (!window.confirm(`Restore “${record.name}”?\n\n${how}`)) return;
     try {
       const answer = await post("/api/restore", { name: record.name });
@@ -622,13 +623,13 @@
   }
 
   function renderDeleted() {
-    fill("#deleted", state.deleted.map((d) => el("tr", { data: { name: d.record.name } },
+    fill("#deleted", state.deleted.map((d) => el("tr", { data: { deletedName: d.record.name } },
       el("td", { class: "soft-wrap", text: d.record.name }),
       el("td", { text: bytes(d.record.size) }),
       el("td", { text: d.record.owner }),
       el("td", { class: "time", text: time(d.record.updated_at) }),
       el("td", { text: d.deleted_by }),
-      el("td", { text: d.bytes_kept ? "kept" : "gone (owner asked on restore)" }),
+      el("td", { text: d.bytes_kept ? "kept" : (d.record.state === "uploaded" ? "no longer kept" : "none (not uploaded)") }),
       el("td", {}, el("button", { type: "button", class: "restore", onclick: () => restore(d), text: "Restore" })))));
   }
 
