@@ -3,7 +3,7 @@
 //!
 //! [`token`] keeps the admin token's digest; [`auth`] lets requests in;
 //! [`api`] answers the lists; [`events`] streams hub events; [`actions`]
-//! deletes, re-requests and serves finished files; [`assets`] holds the
+//! deletes, re-requests, restores and serves finished files; [`assets`] holds the
 //! pages; [`views`] are the JSON shapes. The routes are listed in [`router`]
 //! and documented in `docs/DASHBOARD.md`.
 
