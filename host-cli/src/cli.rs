@@ -162,6 +162,15 @@ pub enum Command {
         #[command(flatten)]
         identity: IdentityArg,
     },
+    /// Bring back a deleted file (whole while the server keeps its bytes, else its owner is asked).
+    Restore {
+        /// Which file, and from when.
+        #[command(flatten)]
+        args: cmd::restore::RestoreArgs,
+        /// Identity given after the command name.
+        #[command(flatten)]
+        identity: IdentityArg,
+    },
     /// Two-way sync of a directory: push what is new here, pull what is missing, report conflicts.
     Sync {
         /// Which directory.
@@ -188,6 +197,7 @@ impl Command {
             | Command::History { identity, .. }
             | Command::Rm { identity, .. }
             | Command::Retry { identity, .. }
+            | Command::Restore { identity, .. }
             | Command::Sync { identity, .. } => identity.device.as_deref(),
             Command::Ls(_) | Command::Completions(_) => None,
         }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use proto_core::client::{Client, ClientError, Config, Event, FileId, FileStore, ListItem};
 use proto_core::framing::Framing;
 use proto_core::message::RequestId;
+use proto_core::model::At;
 use proto_core::{ErrorCode, ListFilter, UploadState};
 
 use crate::config::Settings;
@@ -157,6 +158,7 @@ enum Reply {
     Item(RequestId, OwnedItem),
     ListEnd(RequestId, u64, u32),
     Subscribed(RequestId, u64),
+    Restored(RequestId, RecordView),
 }
 
 #[derive(Debug)]
@@ -185,7 +187,8 @@ impl Reply {
             | Reply::TransferFailed(id, _)
             | Reply::Item(id, _)
             | Reply::ListEnd(id, ..)
-            | Reply::Subscribed(id, _) => *id,
+            | Reply::Subscribed(id, _)
+            | Reply::Restored(id, _) => *id,
         }
     }
 }
@@ -569,6 +572,9 @@ impl Session {
                         self.replies.push_back(Reply::Item(id, item));
                     }
                 }
+                Event::Restored { id, record } => self
+                    .replies
+                    .push_back(Reply::Restored(id, RecordView::from_wire(&record))),
                 Event::ListEnd {
                     id,
                     revision,
@@ -729,6 +735,40 @@ impl Session {
                 _ => None,
             })
             .collect())
+    }
+
+    /// The directory as it was at `at`, and the revision listed.
+    pub fn list_at(&mut self, at: At) -> CliResult<(Vec<RecordView>, u64)> {
+        let (items, revision) = self.items("list the directory's past", |c| c.list_at(at))?;
+        let records = items
+            .into_iter()
+            .filter_map(|i| match i {
+                OwnedItem::Record(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        Ok((records, revision))
+    }
+
+    /// Brings back the deleted record `name` (as it was at revision `at`, if given).
+    pub fn restore(&mut self, name: &str, at: Option<u64>) -> CliResult<RecordView> {
+        let id = self
+            .client
+            .restore(name, at)
+            .map_err(|e| self.request_error(&format!("restore `{name}`"), e))?;
+        loop {
+            match self.reply(id)? {
+                Reply::Restored(_, record) => return Ok(record),
+                Reply::Failed(_, code, message) => {
+                    return Err(Self::server_error(
+                        format!("cannot restore `{name}`"),
+                        code,
+                        message,
+                    ))
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Every batch summary.

@@ -240,6 +240,7 @@ fn history_word(kind: HistoryKind) -> &'static str {
         HistoryKind::Downloaded => "downloaded",
         HistoryKind::Conflict => "conflict",
         HistoryKind::DeviceAdded => "device-added",
+        HistoryKind::Restored => "restored",
         HistoryKind::DeviceRemoved => "device-removed",
     }
 }

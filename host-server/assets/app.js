@@ -18,6 +18,7 @@
     devices: [],
     downloads: [],
     history: [],
+    deleted: [],
     revision: 0,
     source: null,
     syncing: false,
@@ -245,7 +246,7 @@
           state.revision = Math.max(state.revision, data.revision);
           if (data.state === "uploaded" && state.wanted.has(data.name)) downloadNow(data);
         }
-        refresh("batches", "history");
+        refresh("batches", "history", "deleted");
         dirty("records", "batches", "downloads", "summary");
         break;
       }
@@ -254,7 +255,7 @@
         if (old && old.revision < data.revision) state.records.delete(data.id);
         state.wanted.delete(data.name);
         state.revision = Math.max(state.revision, data.revision);
-        refresh("batches", "downloads", "history");
+        refresh("batches", "downloads", "history", "deleted");
         dirty("records", "batches", "summary");
         break;
       }
@@ -282,12 +283,13 @@
     state.syncing = true;
     state.buffered = [];
     try {
-      const [records, batches, devices, downloads, history] = await Promise.all([
+      const [records, batches, devices, downloads, history, deleted] = await Promise.all([
         api("/api/records"),
         api("/api/batches"),
         api("/api/devices"),
         api("/api/downloads"),
         api(`/api/history?limit=${HISTORY_KEEP}`),
+        api("/api/deleted"),
       ]);
       state.records = new Map(records.records.map((r) => [r.id, r]));
       state.revision = records.revision;
@@ -295,6 +297,7 @@
       state.devices = devices.devices;
       state.downloads = downloads.downloads;
       state.history = history.entries;
+      state.deleted = deleted.deleted;
       const buffered = state.buffered;
       state.syncing = false;
       state.buffered = [];
@@ -302,7 +305,7 @@
       for (const record of state.records.values()) {
         if (record.state === "uploaded" && state.wanted.has(record.name)) downloadNow(record);
       }
-      dirty("devices", "batches", "records", "downloads", "history", "summary");
+      dirty("devices", "batches", "records", "downloads", "history", "deleted", "summary");
     } catch (error) {
       state.syncing = false;
       failed(error);
@@ -334,6 +337,10 @@
       case "downloads":
         state.downloads = (await api("/api/downloads")).downloads;
         dirty("downloads");
+        break;
+      case "deleted":
+        state.deleted = (await api("/api/deleted")).deleted;
+        dirty("deleted");
         break;
       case "devices":
         state.devices = (await api("/api/devices")).devices;
@@ -395,6 +402,23 @@
     }
   }
 
+  async function restore(entry) {
+    const record = entry.record;
+    const how = entry.bytes_kept
+      ? "Its bytes are still kept: it comes back uploaded (11)."
+      : `${record.state === "uploaded" ? "Its bytes are no longer kept" : "It was not uploaded when it was deleted"}: `
+        + `it comes back needed (01) and ${record.owner} is asked to upload it.`;
+    if (!window.confirm(`Restore “${record.name}”?\n\n${how}`)) return;
+    try {
+      const answer = await post("/api/restore", { name: record.name });
+      notice(answer.owner_asked
+        ? `Restored \`${record.name}\` as 01; ${record.owner} is asked to upload it again.`
+        : `Restored \`${record.name}\` (11).`);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
   // ---------------------------------------------------------------- rendering
 
   function dirty(...parts) {
@@ -411,6 +435,7 @@
       if (parts.has("records")) renderRecords();
       if (parts.has("downloads")) renderDownloads();
       if (parts.has("history")) renderHistory();
+      if (parts.has("deleted")) renderDeleted();
     });
   }
 
@@ -595,6 +620,17 @@
           ? [stateBadge(record.state, record.bits), ` ${percent(record.received, record.size)} %`]
           : el("span", { class: "muted", text: "deleted" })));
     }));
+  }
+
+  function renderDeleted() {
+    fill("#deleted", state.deleted.map((d) => el("tr", { data: { deletedName: d.record.name } },
+      el("td", { class: "soft-wrap", text: d.record.name }),
+      el("td", { text: bytes(d.record.size) }),
+      el("td", { text: d.record.owner }),
+      el("td", { class: "time", text: time(d.record.updated_at) }),
+      el("td", { text: d.deleted_by }),
+      el("td", { text: d.bytes_kept ? "kept" : (d.record.state === "uploaded" ? "no longer kept" : "none (not uploaded)") }),
+      el("td", {}, el("button", { type: "button", class: "restore", onclick: () => restore(d), text: "Restore" })))));
   }
 
   function renderHistory() {

@@ -3,8 +3,15 @@
 //! - [`expire_partial_uploads`]: an unfinished upload untouched for longer than
 //!   `--partial-ttl` is failed (`00`, `received` 0) with a history line, and its
 //!   partial bytes are removed.
-//! - [`collect_unused_blobs`]: a blob that no uploaded (`11`) record uses is removed.
-//! - [`trim_history`]: history lines older than `--history-days` are removed.
+//! - [`release_deleted_bytes`]: records deleted more than `--keep-deleted` ago
+//!   stop keeping their bytes (a restore then gives `01`), and their blobs go
+//!   unless something else uses them.
+//! - [`collect_unused_blobs`]: a blob that no uploaded (`11`) record uses, and
+//!   no deleted record keeps for a restore, is removed.
+//! - [`trim_history`]: history lines older than `--history-days` are removed,
+//!   and so are record versions superseded before then (the directory's past
+//!   then reaches back `--history-days`; a deleted record's last version stays
+//!   while it keeps its bytes).
 //!
 //! [`run`] applies all of them every `--cleanup-every`; [`sweep`] applies them
 //! once at a given time, which is how the tests move the clock.
@@ -52,8 +59,12 @@ pub struct Swept {
     pub expired_uploads: usize,
     /// Blobs removed because no record used them.
     pub unused_blobs: usize,
+    /// Deleted records whose bytes stopped being kept (past `--keep-deleted`).
+    pub released_deleted: usize,
     /// History lines removed for their age.
     pub history_lines: u64,
+    /// Record versions removed for their age.
+    pub record_versions: u64,
 }
 
 /// Reads a duration such as `7d`, `12h`, `30m`, `45s` or `45` (seconds).
@@ -103,7 +114,9 @@ pub async fn run(
             tracing::info!(
                 expired_uploads = swept.expired_uploads,
                 unused_blobs = swept.unused_blobs,
+                released_deleted = swept.released_deleted,
                 history_lines = swept.history_lines,
+                record_versions = swept.record_versions,
                 "clean-up"
             );
         }
@@ -112,10 +125,50 @@ pub async fn run(
 
 /// Applies every rule once, as if the time were `now` (Unix seconds).
 pub async fn sweep(service: &Service, policy: &CleanupPolicy, now: u64) -> Swept {
+    let keep_deleted = service.limits.keep_deleted;
+    let expired_uploads = expire_partial_uploads(service, policy.partial_ttl, now).await;
+    let released_deleted = release_deleted_bytes(service, keep_deleted, now).await;
     Swept {
-        expired_uploads: expire_partial_uploads(service, policy.partial_ttl, now).await,
+        expired_uploads,
+        released_deleted,
         unused_blobs: collect_unused_blobs(service).await,
         history_lines: trim_history(service, policy.history_days, now).await,
+        record_versions: trim_versions(service, policy.history_days, keep_deleted, now).await,
+    }
+}
+
+/// Stops keeping the bytes of records deleted more than `keep` before `now`
+/// and removes those blobs nothing else uses; returns how many contents were released.
+pub async fn release_deleted_bytes(service: &Service, keep: Duration, now: u64) -> usize {
+    let before = now.saturating_sub(keep.as_secs());
+    let released = match service.db(move |s| s.release_deleted_bytes(before)).await {
+        Ok(released) => released,
+        Err(error) => {
+            tracing::warn!(%error, "clean-up cannot release deleted records' bytes");
+            return 0;
+        }
+    };
+    for hash in &released {
+        let _guard = service.blob_lock().await;
+        service.remove_blob_if_unused(*hash).await;
+    }
+    released.len()
+}
+
+/// Removes record versions superseded more than `days` before `now`, and the
+/// last versions of records deleted before both that and `keep_deleted`; returns how many.
+pub async fn trim_versions(service: &Service, days: u64, keep_deleted: Duration, now: u64) -> u64 {
+    let history_before = now.saturating_sub(days.saturating_mul(DAY));
+    let deleted_before = now.saturating_sub(keep_deleted.as_secs());
+    match service
+        .db(move |s| s.trim_versions(history_before, deleted_before))
+        .await
+    {
+        Ok(removed) => removed,
+        Err(error) => {
+            tracing::warn!(%error, "clean-up cannot trim the record versions");
+            0
+        }
     }
 }
 
@@ -170,7 +223,7 @@ pub async fn expire_partial_uploads(service: &Service, ttl: Duration, now: u64) 
     expired
 }
 
-/// Removes blobs no uploaded record uses; returns how many.
+/// Removes blobs no uploaded record uses and no deleted record keeps; returns how many.
 pub async fn collect_unused_blobs(service: &Service) -> usize {
     let stored = match service.blobs.stored_blobs().await {
         Ok(stored) => stored,

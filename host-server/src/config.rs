@@ -21,6 +21,9 @@ pub struct Limits {
     pub full_list_every: Duration,
     /// Let any device delete any record, not only its own.
     pub allow_foreign_delete: bool,
+    /// A deleted record's bytes are kept this long so a restore brings it back
+    /// `11`; after that clean-up removes them (zero: removed at the deletion).
+    pub keep_deleted: Duration,
     /// Let any device ask for a re-upload of any record; when false (the default), only
     /// the owner may, since a retry discards the record's bytes.
     pub allow_foreign_retry: bool,
@@ -75,6 +78,7 @@ impl Default for Limits {
             max_manifest_files: 10_000,
             full_list_every: Duration::ZERO,
             allow_foreign_delete: false,
+            keep_deleted: Duration::from_secs(30 * 24 * 60 * 60),
             allow_foreign_retry: false,
             share_content_across_devices: false,
             max_uploads_per_session: 4,

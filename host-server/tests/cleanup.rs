@@ -7,7 +7,7 @@ mod common;
 
 use common::{content, eventually, hash, Backend, Server};
 use proto_core::model::HistoryKind;
-use proto_core::UploadState;
+use proto_core::{ClientMessage, ServerMessage, UploadState};
 
 const FAST_CLEANUP: [&str; 4] = ["--partial-ttl", "1s", "--cleanup-every", "1s"];
 
@@ -81,6 +81,41 @@ fn blobs_no_record_uses_are_collected_and_used_ones_stay(backend: Backend) {
     assert_eq!(client.download("kept.bin", false).unwrap(), kept);
 }
 
+fn a_deleted_file_s_bytes_survive_blob_collection_while_they_are_kept(backend: Backend) {
+    let server = Server::start_on(backend, &FAST_CLEANUP);
+    let key = server.add_device("cam");
+    let mut client = server.connect("cam", &key);
+    let deleted = content(10_000, 5);
+    client.upload("deleted.bin", &deleted);
+    let id = client.request(ClientMessage::Delete {
+        name: "deleted.bin",
+    });
+    client.expect_ok(id);
+    let stray = content(10_000, 6);
+    let stray_path = server.data.join("blobs").join(hash(&stray).to_string());
+    std::fs::write(&stray_path, &stray).unwrap();
+
+    eventually("a clean-up pass collected the stray blob", || {
+        (!stray_path.exists()).then_some(())
+    });
+    assert!(
+        server.holds_blob(&hash(&deleted)),
+        "a deleted file's bytes stay for --keep-deleted"
+    );
+    let id = client.request(ClientMessage::Restore {
+        name: "deleted.bin",
+        at: None,
+    });
+    let restored = client
+        .reply(id, |m| match m {
+            ServerMessage::Restored(record) => Some(record.state),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(restored, UploadState::Uploaded);
+    assert_eq!(client.download("deleted.bin", false).unwrap(), deleted);
+}
+
 /// Adds a history line dated 1970 beside the server's own lines.
 fn add_ancient_history_line(server: &Server) {
     let sql = "INSERT INTO history (at, device, kind, subject, detail) \
@@ -126,6 +161,17 @@ fn an_upload_untouched_past_the_ttl_is_failed_and_its_bytes_freed_sqlite() {
 #[test]
 fn blobs_no_record_uses_are_collected_and_used_ones_stay_sqlite() {
     blobs_no_record_uses_are_collected_and_used_ones_stay(Backend::Sqlite);
+}
+
+#[test]
+fn a_deleted_file_s_bytes_survive_blob_collection_while_they_are_kept_sqlite() {
+    a_deleted_file_s_bytes_survive_blob_collection_while_they_are_kept(Backend::Sqlite);
+}
+
+#[cfg(feature = "postgres-tests")]
+#[test]
+fn a_deleted_file_s_bytes_survive_blob_collection_while_they_are_kept_postgres() {
+    a_deleted_file_s_bytes_survive_blob_collection_while_they_are_kept(Backend::Postgres);
 }
 
 #[test]

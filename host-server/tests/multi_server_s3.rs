@@ -24,8 +24,10 @@ fn an_upload_broken_off_on_a_resumes_on_b_at_the_bytes_a_made_durable_with_no_sh
     let dir = tempfile::tempdir().unwrap();
     let database = BACKEND.database();
     let blobs = database.as_ref().unwrap().blobs.clone().unwrap();
-    let mut a = Server::start_in_on(&dir.path().join("a"), database.clone(), &[]);
-    let b = Server::start_in_on(&dir.path().join("b"), database, &[]);
+    // Deleted files' bytes are not kept, so the delete below empties the bucket.
+    let no_keep = ["--keep-deleted", "0"];
+    let mut a = Server::start_in_on(&dir.path().join("a"), database.clone(), &no_keep);
+    let b = Server::start_in_on(&dir.path().join("b"), database, &no_keep);
     let (key, k2) = (a.add_device("d1"), a.add_device("watcher"));
     let bytes = content((PART + PART / 2) as usize, 5);
     let mut watcher = b.connect("watcher", &k2);

@@ -56,7 +56,7 @@ const DOWNLOAD_STATES: [DownloadState; 4] = [
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 const LINK_KINDS: [LinkKind; 3] = [LinkKind::None, LinkKind::Tcp, LinkKind::Serial];
 #[cfg(all(feature = "lists", feature = "host-lists"))]
-const HISTORY_KINDS: [HistoryKind; 11] = [
+const HISTORY_KINDS: [HistoryKind; 12] = [
     HistoryKind::Joined,
     HistoryKind::Left,
     HistoryKind::BatchAnnounced,
@@ -68,6 +68,7 @@ const HISTORY_KINDS: [HistoryKind; 11] = [
     HistoryKind::Conflict,
     HistoryKind::DeviceAdded,
     HistoryKind::DeviceRemoved,
+    HistoryKind::Restored,
 ];
 const ERROR_CODES: [ErrorCode; 18] = [
     ErrorCode::VersionUnsupported,
@@ -432,6 +433,8 @@ impl<'a> Reader<'a> {
                 index: self.u32(),
                 record: self.u64(),
             },
+            #[cfg(feature = "host-lists")]
+            26 => ServerMessage::Restored(self.record()),
             _ => {
                 self.fail();
                 ServerMessage::Ok

@@ -10,7 +10,8 @@
 //!
 //! The requests a build's features leave out (see `Cargo.toml`: lists and
 //! subscriptions without `lists` and `subscribe`, opening, acknowledging and
-//! reporting downloads without `download`) are never made by its client, so
+//! reporting downloads without `download`, the directory's past and restores
+//! without `host-lists`) are never made by its client, so
 //! their encoders are left out too: such a message is refused as
 //! [`CodecError::Malformed`]. Hosts (`std`) encode every message.
 
@@ -18,6 +19,8 @@ use crate::copy::copy_into;
 #[cfg(feature = "download")]
 use crate::message::ByteRange;
 use crate::message::{ClientFrame, ClientMessage, CodecError};
+#[cfg(feature = "host-lists")]
+use crate::model::At;
 use crate::model::ContentHash;
 use crate::provision::{ProvisionMessage, MAGIC};
 
@@ -280,7 +283,31 @@ impl<'b> Writer<'b> {
             }
             ClientMessage::Ping => self.u32(22),
             ClientMessage::Bye => self.u32(23),
-            #[cfg(not(all(feature = "download", feature = "lists", feature = "subscribe")))]
+            #[cfg(feature = "host-lists")]
+            ClientMessage::ListAt { at } => {
+                self.u32(24);
+                let (variant, value) = match at {
+                    At::Revision { revision } => (0, revision),
+                    At::UnixTime { seconds } => (1, seconds),
+                };
+                self.u32(variant);
+                self.u64(value);
+            }
+            #[cfg(feature = "host-lists")]
+            ClientMessage::Restore { name, at } => {
+                self.u32(25);
+                self.str(name);
+                self.bool(at.is_some());
+                if let Some(revision) = at {
+                    self.u64(revision);
+                }
+            }
+            #[cfg(not(all(
+                feature = "download",
+                feature = "lists",
+                feature = "subscribe",
+                feature = "host-lists"
+            )))]
             _ => return Err(CodecError::Malformed),
         }
         Ok(())

@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::model::{
-    BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, ListFilter, Record,
 };
 use crate::state::UploadState;
 use crate::text::text;
 
 /// The protocol version this crate speaks; exchanged first by both sides.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The smallest frame any peer must accept (a record with the longest names fits).
 pub const MIN_FRAME: u32 = 512;
@@ -235,6 +235,25 @@ pub enum ClientMessage<'a> {
     Ping,
     /// Ends the session politely.
     Bye,
+    /// Asks for the directory as it was at `at`: every record that existed
+    /// then, as it stood then. Answer: one [`ServerMessage::RecordItem`] per
+    /// record, then [`ServerMessage::ListEnd`] whose `revision` is the revision
+    /// listed; or [`ErrorCode::NotFound`] when `at` is older than what the
+    /// server keeps.
+    ListAt {
+        /// The revision or time to list.
+        at: At,
+    },
+    /// Brings back a deleted record: the newest deletion of `name`, or the
+    /// record as it stood at revision `at`. Answer: [`ServerMessage::Restored`],
+    /// or [`ErrorCode::NotFound`] (nothing to restore), [`ErrorCode::Conflict`]
+    /// (a live record holds the name), [`ErrorCode::Busy`].
+    Restore {
+        /// Relative path.
+        name: &'a str,
+        /// Restore the record as it was at this revision (`None`: as it was when last deleted).
+        at: Option<u64>,
+    },
 }
 
 /// What the server sends.
@@ -461,15 +480,27 @@ pub enum ServerMessage<'a> {
         /// Its record, `11`.
         record: u64,
     },
+    /// Answer to [`ClientMessage::Restore`]: the record as it now stands,
+    /// `11` when its bytes were kept, else `01` (its owner was asked for them).
+    #[cfg_attr(
+        not(feature = "host-lists"),
+        serde(deserialize_with = "not_in_this_build")
+    )]
+    Restored(#[serde(borrow)] Record<'a>),
 }
 
 /// The decoder of a server message this build's features leave out (see
 /// proto-core's `Cargo.toml`): such a frame does not decode, so the image holds
 /// no decoder for it. The variant keeps its index: the wire format is the same.
-#[cfg(not(all(feature = "download", feature = "lists", feature = "subscribe")))]
+#[cfg(not(all(
+    feature = "download",
+    feature = "lists",
+    feature = "subscribe",
+    feature = "host-lists"
+)))]
 fn not_in_this_build<'de, D: serde::Deserializer<'de>, T>(_: D) -> Result<T, D::Error> {
     Err(serde::de::Error::custom(
-        "this message is decoded only with proto-core's download, lists or subscribe feature",
+        "this message is decoded only with proto-core's download, lists, subscribe or host-lists feature",
     ))
 }
 

@@ -210,6 +210,9 @@ pub enum HistoryKind {
     DeviceAdded,
     /// A device was removed from the server.
     DeviceRemoved,
+    /// A deleted record was brought back (`11` with its kept bytes, or `01`
+    /// so its owner uploads it again).
+    Restored,
 }
 
 /// One line of the server's history.
@@ -257,6 +260,22 @@ pub enum ListFilter {
     All,
     /// Only `11` records: a directory view of finished files.
     UploadedOnly,
+}
+
+/// A point in the directory's past, for [`crate::ClientMessage::ListAt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum At {
+    /// Just after this server revision.
+    Revision {
+        /// The revision.
+        revision: u64,
+    },
+    /// At this Unix time: after the last change made at or before it.
+    UnixTime {
+        /// Seconds since the Unix epoch.
+        seconds: u64,
+    },
 }
 
 impl ListFilter {

@@ -27,8 +27,8 @@ use proto_core::message::{
     ByteRange, ClientFrame, ClientMessage, ServerFrame, ServerMessage, EVENT_ID, PROTOCOL_VERSION,
 };
 use proto_core::model::{
-    BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    HistoryKind, LinkKind, ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, HistoryKind, LinkKind, ListFilter, Record,
 };
 use proto_core::provision::{accepted_proof, request, ProvisionMessage, Refusal};
 use proto_core::state::{StateCounts, UploadState};
@@ -345,6 +345,38 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                     revision: 118,
                     count: 3,
                 },
+            ),
+        ),
+        (
+            "list-at",
+            client(
+                14,
+                C::ListAt {
+                    at: At::Revision { revision: 117 },
+                },
+            ),
+        ),
+        (
+            "restore",
+            client(
+                15,
+                C::Restore {
+                    name: FILE_NAME,
+                    at: None,
+                },
+            ),
+        ),
+        (
+            "restored",
+            server(
+                15,
+                S::Restored(Record {
+                    state: UploadState::Uploaded,
+                    received: FILE_SIZE,
+                    batch: 0,
+                    revision: 121,
+                    ..record()
+                }),
             ),
         ),
         ("ping", client(3, C::Ping)),
@@ -763,6 +795,7 @@ fn model_tables_list_every_field_and_variant_in_wire_order() {
     check_enum_table::<UploadState>("UploadState");
     check_enum_table::<DownloadState>("DownloadState");
     check_enum_table::<ListFilter>("ListFilter");
+    check_enum_table::<At>("At");
     check_enum_table::<LinkKind>("LinkKind");
     check_enum_table::<HistoryKind>("HistoryKind");
 }

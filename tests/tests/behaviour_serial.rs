@@ -508,7 +508,10 @@ async fn silent_device_files_stay_visible_and_presence_is_in_history() {
 /// record back to `01` and tells the owner, and a file can be downloaded again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_commands_delete_retry_and_download_again() {
-    let mut rig = Rig::start(&serial_lines(1), &["--allow-foreign-retry"]);
+    let mut rig = Rig::start(
+        &serial_lines(1),
+        &["--allow-foreign-retry", "--keep-deleted", "0"],
+    );
     let mut observer = rig.observer("observer").await;
     observer.subscribe(ListFilter::All, 0).await.unwrap();
     let keep = content(14, 6000);

@@ -347,6 +347,82 @@ fn rm_deletes_and_retry_asks_the_owner_to_upload_again() {
 }
 
 #[test]
+fn a_deleted_file_shows_in_ls_at_an_earlier_revision_and_restore_brings_it_back_for_pull() {
+    let server = Server::start(&["laptop", "tv"]);
+    let laptop = server.cli("laptop");
+    let tv = server.cli("tv");
+    let dir = tempfile::tempdir().unwrap();
+    write_pattern(&dir.path().join("keep.bin"), 5000, 21);
+    write_pattern(&dir.path().join("note.txt"), 100, 22);
+    laptop.ok(&[
+        "push",
+        dir.path().join("keep.bin").to_str().unwrap(),
+        dir.path().join("note.txt").to_str().unwrap(),
+    ]);
+    let pushed = laptop.json(&["ls"]);
+    let revision = pushed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["revision"].as_u64().unwrap())
+        .max()
+        .unwrap()
+        .to_string();
+    laptop.ok(&["rm", "keep.bin"]);
+    assert_eq!(names(&tv.json(&["ls"])), ["note.txt"]);
+
+    assert_eq!(
+        names(&tv.json(&["ls", "--at", &revision])),
+        ["keep.bin", "note.txt"]
+    );
+    let text = tv.ok(&["ls", "--at", &revision]);
+    assert!(
+        text.contains(&format!("the directory at revision {revision}"))
+            && text.contains("keep.bin"),
+        "{text}"
+    );
+    let bad = tv.run(&["ls", "--at", "yesterday"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a malformed --at is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+
+    let restored = tv.json(&["restore", "keep.bin"]);
+    assert_eq!(
+        (restored["bits"].as_str(), restored["owner"].as_str()),
+        (Some("11"), Some("laptop"))
+    );
+    let again = tv.run(&["restore", "keep.bin"]);
+    assert!(
+        !again.status.success(),
+        "a live file cannot be restored over"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let dest = tempfile::tempdir().unwrap();
+    tv.ok(&["pull", "--dest", dest.path().to_str().unwrap()]);
+    assert_eq!(
+        fs::read(dest.path().join("keep.bin")).unwrap(),
+        fs::read(dir.path().join("keep.bin")).unwrap()
+    );
+    let history = tv.ok(&["history"]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("laptop") && l.contains("deleted") && l.contains("keep.bin"))
+            && history
+                .lines()
+                .any(|l| l.contains("tv") && l.contains("restored") && l.contains("keep.bin")),
+        "{history}"
+    );
+}
+
+#[test]
 fn sync_pushes_new_files_pulls_missing_ones_and_reports_conflicts() {
     let server = Server::start(&["laptop", "tv"]);
     let laptop_dir = tempfile::tempdir().unwrap();

@@ -450,7 +450,9 @@ async fn dashboard_events_follow_the_hub_and_only_finished_files_download() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_deletes_and_asks_for_a_reupload_like_the_cli() {
-    let server = tokio::task::block_in_place(DashboardServer::start);
+    // Deleted files' bytes are not kept here, so the delete removes the blob at once.
+    let server =
+        tokio::task::block_in_place(|| DashboardServer::start_with(&["--keep-deleted", "0"]));
     let auth = bearer(&server.token);
     let http = server.client();
     let keep = content(11, 2000);
@@ -565,6 +567,72 @@ async fn dashboard_deletes_and_asks_for_a_reupload_like_the_cli() {
         .await;
     assert_eq!(malformed.status, 400);
     assert!(malformed.json()["error"].as_str().unwrap().contains("name"));
+    drop(camera);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_lists_deleted_files_and_restores_one_with_its_kept_bytes() {
+    let server = tokio::task::block_in_place(DashboardServer::start);
+    let auth = bearer(&server.token);
+    let http = server.client();
+    let photo = content(13, 4000);
+    let mut camera = device(&server, "camera", &[("photo.jpg", photo.clone())]).await;
+    camera.upload(proto_core::client::FileId(0)).await.unwrap();
+    camera.delete("photo.jpg").await.unwrap();
+
+    let deleted = http
+        .get("/api/deleted", &[("authorization", &auth)])
+        .await
+        .json();
+    let entries = deleted["deleted"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{deleted}");
+    assert_eq!(entries[0]["record"]["name"], "photo.jpg");
+    assert_eq!(entries[0]["deleted_by"], "camera");
+    assert_eq!(entries[0]["bytes_kept"], true);
+
+    let body = json!({ "name": "photo.jpg" });
+    assert_eq!(http.post("/api/restore", &[], &body).await.status, 401);
+    let restored = http
+        .post("/api/restore", &[("authorization", &auth)], &body)
+        .await;
+    assert_eq!(restored.status, 200, "{}", restored.json());
+    assert_eq!(restored.json()["record"]["bits"], "11");
+    assert_eq!(restored.json()["owner_asked"], false);
+    let downloaded = http
+        .get("/api/content/photo.jpg", &[("authorization", &auth)])
+        .await;
+    assert_eq!(downloaded.status, 200);
+    assert_eq!(downloaded.body.as_ref(), photo.as_slice());
+    let now = http
+        .get("/api/deleted", &[("authorization", &auth)])
+        .await
+        .json();
+    assert!(now["deleted"].as_array().unwrap().is_empty(), "{now}");
+
+    let again = http
+        .post("/api/restore", &[("authorization", &auth)], &body)
+        .await;
+    assert_eq!(again.status, 409, "{}", again.json());
+    let nothing = http
+        .post(
+            "/api/restore",
+            &[("authorization", &auth)],
+            &json!({ "name": "never.jpg" }),
+        )
+        .await;
+    assert_eq!(nothing.status, 404);
+    let history = http
+        .get("/api/history", &[("authorization", &auth)])
+        .await
+        .json();
+    let restored_by: Vec<&str> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "restored")
+        .map(|e| e["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(restored_by, ["(dashboard)"]);
     drop(camera);
 }
 

@@ -216,6 +216,34 @@ async fn browser_watches_a_batch_go_from_1_of_3_to_3_of_3_without_reloading() {
         .await
         .is_err());
 
+    // The deleted file is listed; it was never uploaded, so Restore brings it
+    // back `01` and its owner is asked for it.
+    page.wait()
+        .at_most(PAGE_WAIT)
+        .for_element(Locator::Css(
+            "#deleted tr[data-deleted-name='logs/wednesday.csv'] button.restore",
+        ))
+        .await
+        .expect("the deleted file is listed")
+        .click()
+        .await
+        .unwrap();
+    let question = page.get_alert_text().await.unwrap();
+    assert!(question.contains("needed (01)"), "{question}");
+    page.accept_alert().await.unwrap();
+    page.wait()
+        .at_most(PAGE_WAIT)
+        .for_element(Locator::Css(
+            "#records tr[data-name='logs/wednesday.csv'][data-bits='01']",
+        ))
+        .await
+        .expect("the restored file is back in the records, 01");
+    page.wait()
+        .at_most(PAGE_WAIT)
+        .for_element(Locator::Css("#history tr[data-kind='restored']"))
+        .await
+        .expect("the restore reaches the history");
+
     browser.close().await;
     drop((camera, tv));
 }

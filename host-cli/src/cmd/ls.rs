@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use clap::{Args, ValueEnum};
+use proto_core::model::At;
 use proto_core::{ListFilter, UploadState};
 
 use crate::config::Settings;
@@ -45,12 +46,23 @@ pub struct LsArgs {
     /// before `ls`, or in STATESYNC_DEVICE / the config file.)
     #[arg(long, visible_alias = "owner", value_name = "NAME")]
     pub device: Option<String>,
+    /// List the directory as it was then: a revision (`117`), a Unix time
+    /// (`@1796086140`) or an RFC 3339 time (`2026-12-01T00:49:00Z`). Deleted
+    /// files show as they were; `restore` brings one back.
+    #[arg(long, value_name = "REV|TIME", value_parser = crate::time::parse_at)]
+    pub at: Option<At>,
 }
 
 /// Prints every record: name, size, state (word and bits), received/size, owner, batch.
 pub fn run(settings: &Settings, args: LsArgs) -> CliResult<()> {
     let mut session = Session::connect(settings)?;
-    let mut records = session.list(ListFilter::All)?;
+    let (mut records, listed) = match args.at {
+        Some(at) => {
+            let (records, revision) = session.list_at(at)?;
+            (records, Some(revision))
+        }
+        None => (session.list(ListFilter::All)?, None),
+    };
     let batch_names: HashMap<u64, String> = if settings.json {
         HashMap::new()
     } else {
@@ -70,13 +82,19 @@ pub fn run(settings: &Settings, args: LsArgs) -> CliResult<()> {
         print_json(&records);
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = records.iter().map(|r| row(r, &batch_names)).collect();
-    print_table(
-        &[
-            "NAME", "SIZE", "STATE", "BITS", "RECEIVED", "OWNER", "BATCH",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "NAME", "SIZE", "STATE", "BITS", "RECEIVED", "OWNER", "BATCH",
+    ];
+    let mut rows: Vec<Vec<String>> = records.iter().map(|r| row(r, &batch_names)).collect();
+    if let Some(revision) = listed {
+        // In the past, each record's revision is what `restore --at` takes.
+        outln!("the directory at revision {revision}:");
+        headers.push("REV");
+        for (row, record) in rows.iter_mut().zip(&records) {
+            row.push(record.revision.to_string());
+        }
+    }
+    print_table(&headers, &rows);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod history;
 pub mod ls;
 pub mod pull;
 pub mod push;
+pub mod restore;
 pub mod retry;
 pub mod rm;
 pub mod status;
@@ -30,6 +31,7 @@ pub fn run(command: Command, settings: &Settings) -> CliResult<()> {
         Command::History { args, .. } => history::run(settings, args),
         Command::Rm { args, .. } => rm::run(settings, args),
         Command::Retry { args, .. } => retry::run(settings, args),
+        Command::Restore { args, .. } => restore::run(settings, args),
         Command::Sync { args, .. } => sync::run(settings, args),
         Command::Completions(args) => completions::run(args),
     }

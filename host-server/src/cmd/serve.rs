@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Let any device delete any record, not only the records it owns.
     #[arg(long)]
     pub allow_foreign_delete: bool,
+    /// Keep a deleted file's bytes this long, so `host-cli restore` brings it back
+    /// whole (`11`); later restores give `01` and ask its owner (`30d`, `12h`, `0`: not kept).
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::cleanup::parse_duration)]
+    pub keep_deleted: Duration,
     /// Let any device ask for a re-upload of any record (by default only its owner may:
     /// a retry puts the record back to 01 and discards its bytes).
     #[arg(long)]
@@ -181,6 +185,7 @@ impl ServeArgs {
             max_file_size: self.max_file_size,
             full_list_every: Duration::from_secs(self.full_list_every),
             allow_foreign_delete: self.allow_foreign_delete,
+            keep_deleted: self.keep_deleted,
             allow_foreign_retry: self.allow_foreign_retry,
             share_content_across_devices: self.share_content_across_devices,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),

@@ -1,5 +1,6 @@
 //! What a person can do on the dashboard: delete a record, ask its owner for a
-//! re-upload (`POST`, admin only), and download a finished file.
+//! re-upload, restore a deleted record (`POST`, admin only), and download a
+//! finished file.
 //!
 //! A download is served only from `blobs/`, only for a record in `11`; any
 //! other state is refused with the state, `received` and `size`, so nothing
@@ -53,6 +54,25 @@ pub struct Retried {
     pub record: RecordView,
 }
 
+/// Body of `POST /api/restore`.
+#[derive(Debug, Deserialize)]
+pub struct RestoreBody {
+    /// The deleted record's name.
+    pub name: String,
+    /// Restore it as it stood at this revision (absent: as it was when last deleted).
+    #[serde(default)]
+    pub at: Option<u64>,
+}
+
+/// Answer of `POST /api/restore`.
+#[derive(Debug, Serialize)]
+pub struct Restored {
+    /// The record back: `11` when its bytes were kept, else `01`.
+    pub record: RecordView,
+    /// True when it came back `01` and its owner was asked to upload it.
+    pub owner_asked: bool,
+}
+
 fn checked_name(body: Result<Json<NameBody>, JsonRejection>) -> Result<String, ApiError> {
     let Json(NameBody { name }) = body.map_err(|e| {
         ApiError::bad_request(format!(
@@ -89,6 +109,27 @@ pub(super) async fn retry(
     tracing::info!(name, owner = ?retried.record.owner, "re-upload requested on the dashboard");
     Ok(Json(Retried {
         record: RecordView::new(&retried.record, &state.service),
+    }))
+}
+
+pub(super) async fn restore(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Result<Json<RestoreBody>, JsonRejection>,
+) -> Result<Json<Restored>, ApiError> {
+    let Json(RestoreBody { name, at }) = body.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}; send {{\"name\": \"path/of/file\"}} and optionally \"at\": REVISION",
+            e.body_text()
+        ))
+    })?;
+    validate(&name)
+        .map_err(|error| ApiError::bad_request(format!("`{}`: {error}", name.escape_debug())))?;
+    let restored = repair::restore(&state.service, DASHBOARD_ACTOR, &name, at).await?;
+    tracing::info!(name, state = ?restored.record.state, "record restored on the dashboard");
+    Ok(Json(Restored {
+        record: RecordView::new(&restored.record, &state.service),
+        owner_asked: restored.owner_asked,
     }))
 }
 

@@ -1,5 +1,6 @@
-//! The read-only JSON API behind the pages: devices, records, batches,
-//! download states, history, and who is logged in. See `docs/DASHBOARD.md`.
+//! The read-only JSON API behind the pages: devices, records, deleted
+//! records, batches, download states, history, and who is logged in. See
+//! `docs/DASHBOARD.md`.
 
 use std::collections::VecDeque;
 
@@ -124,6 +125,43 @@ pub(super) async fn records(
         }
     };
     Ok(Json(RecordsAnswer { revision, records }))
+}
+
+/// Deleted records listed at most.
+const MAX_DELETED: u32 = 1000;
+
+/// One deleted record, as `GET /api/deleted` lists it.
+#[derive(Debug, Serialize)]
+pub struct DeletedView {
+    /// The record as it was; `revision` and `updated_at` are those of the deletion.
+    pub record: RecordView,
+    /// Who deleted it: a device's name, or `(dashboard)`.
+    pub deleted_by: String,
+    /// True while the server keeps its bytes (`--keep-deleted`): a restore gives `11`.
+    pub bytes_kept: bool,
+}
+
+/// `GET /api/deleted`.
+#[derive(Debug, Serialize)]
+pub struct DeletedAnswer {
+    /// Deleted records that nothing of the same name replaced, newest deletion first.
+    pub deleted: Vec<DeletedView>,
+}
+
+pub(super) async fn deleted(
+    _: Viewer,
+    State(state): State<AppState>,
+) -> Result<Json<DeletedAnswer>, ApiError> {
+    let rows = state.service.db(|s| s.deleted_records(MAX_DELETED)).await?;
+    let deleted = rows
+        .iter()
+        .map(|row| DeletedView {
+            record: RecordView::new(&row.record, &state.service),
+            deleted_by: row.deleted_by.clone(),
+            bytes_kept: row.bytes_kept,
+        })
+        .collect();
+    Ok(Json(DeletedAnswer { deleted }))
 }
 
 /// `GET /api/batches`.

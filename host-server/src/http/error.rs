@@ -50,9 +50,14 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         let status = match error {
-            StoreError::NoSuchRecord(_) | StoreError::NoSuchDevice(_) => StatusCode::NOT_FOUND,
+            StoreError::NoSuchRecord(_)
+            | StoreError::NoSuchDevice(_)
+            | StoreError::NothingToRestore { .. }
+            | StoreError::BeyondVersions { .. } => StatusCode::NOT_FOUND,
             StoreError::NotOwner { .. } => StatusCode::FORBIDDEN,
-            StoreError::ContentChanged(_) | StoreError::DeviceExists(_) => StatusCode::CONFLICT,
+            StoreError::ContentChanged(_)
+            | StoreError::DeviceExists(_)
+            | StoreError::NameTaken { .. } => StatusCode::CONFLICT,
             StoreError::Interrupted(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };

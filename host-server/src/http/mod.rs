@@ -3,7 +3,7 @@
 //!
 //! [`token`] keeps the admin token's digest; [`auth`] lets requests in;
 //! [`api`] answers the lists; [`events`] streams hub events; [`actions`]
-//! deletes, re-requests and serves finished files; [`assets`] holds the
+//! deletes, re-requests, restores and serves finished files; [`assets`] holds the
 //! pages; [`views`] are the JSON shapes. The routes are listed in [`router`]
 //! and documented in `docs/DASHBOARD.md`.
 
@@ -197,6 +197,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/content/{*name}", get(actions::content))
         .route("/api/delete", post(actions::delete))
         .route("/api/retry", post(actions::retry))
+        .route("/api/restore", post(actions::restore))
+        .route("/api/deleted", get(api::deleted))
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,

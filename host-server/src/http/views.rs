@@ -259,5 +259,6 @@ pub fn history_word(kind: HistoryKind) -> &'static str {
         HistoryKind::Conflict => "conflict",
         HistoryKind::DeviceAdded => "device-added",
         HistoryKind::DeviceRemoved => "device-removed",
+        HistoryKind::Restored => "restored",
     }
 }

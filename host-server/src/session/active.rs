@@ -377,6 +377,8 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
             ClientMessage::Downloads => self.send_downloads(id).await,
             ClientMessage::Delete { name } => self.delete(id, name).await,
             ClientMessage::Retry { name } => self.retry(id, name).await,
+            ClientMessage::ListAt { at } => self.send_directory_at(id, at).await,
+            ClientMessage::Restore { name, at } => self.restore(id, name, at).await,
             ClientMessage::Ping => self.push(id, ServerMessage::Pong),
             ClientMessage::Bye => return Some(SessionEnd::Bye),
         }
@@ -398,9 +400,14 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
     /// Answers a failed store call with the matching error code.
     pub fn store_error(&mut self, id: RequestId, error: StoreError) {
         let code = match &error {
-            StoreError::NoSuchRecord(_) | StoreError::NoSuchDevice(_) => ErrorCode::NotFound,
+            StoreError::NoSuchRecord(_)
+            | StoreError::NoSuchDevice(_)
+            | StoreError::NothingToRestore { .. }
+            | StoreError::BeyondVersions { .. } => ErrorCode::NotFound,
             StoreError::NotOwner { .. } => ErrorCode::PermissionDenied,
-            StoreError::DeviceExists(_) | StoreError::ContentChanged(_) => ErrorCode::Conflict,
+            StoreError::DeviceExists(_)
+            | StoreError::ContentChanged(_)
+            | StoreError::NameTaken { .. } => ErrorCode::Conflict,
             StoreError::Interrupted(_) => ErrorCode::ShuttingDown,
             StoreError::QuotaReached { .. } => ErrorCode::TooLarge,
             StoreError::Database(_)

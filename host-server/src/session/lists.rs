@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use proto_core::message::{RequestId, EVENT_ID};
+use proto_core::model::At;
 use proto_core::{ListFilter, ServerMessage};
 use tokio::io::AsyncWrite;
 use tokio::time::Instant;
@@ -57,6 +58,30 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             if self.writer.flush().await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Sends every record as it stood at `at`, then `ListEnd` with the
+    /// revision listed and how many were sent.
+    pub(super) async fn send_directory_at(&mut self, id: RequestId, at: At) {
+        match self.service.db(move |s| s.directory_at(at)).await {
+            Ok(directory) => {
+                for (index, record) in directory.records.iter().enumerate() {
+                    self.push(id, ServerMessage::RecordItem(record.as_wire()));
+                    if (index + 1) % PAGE == 0 && self.writer.flush().await.is_err() {
+                        return;
+                    }
+                }
+                let count = item_count(directory.records.len());
+                self.push(
+                    id,
+                    ServerMessage::ListEnd {
+                        revision: directory.revision,
+                        count,
+                    },
+                );
+            }
+            Err(error) => self.store_error(id, error),
         }
     }
 

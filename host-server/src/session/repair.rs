@@ -1,5 +1,6 @@
-//! Repair commands on a session: delete a record with its bytes, ask the owner
-//! for a re-upload. The work itself is in [`crate::repair`], shared with the dashboard.
+//! Repair commands on a session: delete a record, ask the owner for a
+//! re-upload, restore a deleted record. The work itself is in
+//! [`crate::repair`], shared with the dashboard.
 
 use proto_core::message::RequestId;
 use proto_core::{ErrorCode, ServerMessage};
@@ -79,6 +80,20 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             Ok(retried) => {
                 tracing::info!(session = self.id, device = ?self.device, name, owner = ?retried.record.owner, "re-upload requested");
                 self.push(id, ServerMessage::Ok);
+            }
+            Err(error) => self.repair_error(id, error),
+        }
+    }
+
+    pub(super) async fn restore(&mut self, id: RequestId, name: &str, at: Option<u64>) {
+        if !self.check_name(id, name) {
+            return;
+        }
+        match repair::restore(&self.service, &self.device, name, at).await {
+            Ok(restored) => {
+                let record = &restored.record;
+                tracing::info!(session = self.id, device = ?self.device, name, state = ?record.state, "record restored");
+                self.push(id, ServerMessage::Restored(record.as_wire()));
             }
             Err(error) => self.repair_error(id, error),
         }

@@ -73,7 +73,7 @@ pub(crate) fn download_from_sql(value: i64) -> DownloadState {
     }
 }
 
-const HISTORY_KINDS: [HistoryKind; 11] = [
+const HISTORY_KINDS: [HistoryKind; 12] = [
     HistoryKind::Joined,
     HistoryKind::Left,
     HistoryKind::BatchAnnounced,
@@ -85,6 +85,7 @@ const HISTORY_KINDS: [HistoryKind; 11] = [
     HistoryKind::Conflict,
     HistoryKind::DeviceAdded,
     HistoryKind::DeviceRemoved,
+    HistoryKind::Restored,
 ];
 
 pub(crate) fn history_to_sql(kind: HistoryKind) -> i64 {

@@ -7,12 +7,12 @@
 //! `Work` — and its [`super::Store`] methods call the functions here.
 
 use proto_core::model::{DownloadState, HistoryKind};
-use proto_core::{ContentHash, UploadState};
+use proto_core::{ContentHash, FileKind, UploadState};
 
 use super::{
     Announced, BatchOutcome, Completion, ContentReuse, Deletion, DeviceQuota, DeviceUsage,
-    DownloadGate, DownloadProgress, DownloadStanding, NotificationKind, RecordRow, Retried,
-    StoreError, StoreResult, UploadOpening,
+    DownloadGate, DownloadProgress, DownloadStanding, NotificationKind, RecordRow, Restoration,
+    Retried, StoreError, StoreResult, UploadOpening,
 };
 use crate::reconcile::{reconcile, Existing, Reconciliation};
 
@@ -85,8 +85,25 @@ pub(crate) trait Ledger {
     ) -> StoreResult<u64>;
     /// Makes `record` a member of `batch` (once).
     fn add_batch_member(&mut self, batch: u64, record: u64) -> StoreResult<()>;
-    /// Removes `record` and everything that refers to it; the revision of the removal.
-    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64>;
+    /// Removes `record` and everything that refers to it, and keeps it as a
+    /// deleted version by `actor` (with its bytes if `keep_bytes`); the revision of the removal.
+    fn remove_record(
+        &mut self,
+        record: &RecordRow,
+        actor: &str,
+        keep_bytes: bool,
+        now: u64,
+    ) -> StoreResult<u64>;
+    /// The version of `name` a restore brings back (see [`super::Store::restorable`]).
+    fn restorable(&mut self, name: &str, at: Option<u64>) -> StoreResult<Option<RecordRow>>;
+    /// Inserts `version` again, under its old id, in `state` with `received` bytes.
+    fn insert_restored(
+        &mut self,
+        version: &RecordRow,
+        state: UploadState,
+        received: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow>;
     /// True when no uploaded record has content `hash` any more.
     fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool>;
     /// Sets `device`'s download of `record` to `standing`.
@@ -534,6 +551,7 @@ pub(crate) fn delete_record(
     device: &str,
     name: &str,
     allow_foreign: bool,
+    keep_bytes: bool,
     now: u64,
 ) -> StoreResult<Deletion> {
     let record = named(ledger, name)?;
@@ -543,7 +561,7 @@ pub(crate) fn delete_record(
             owner: record.owner,
         });
     }
-    let revision = ledger.remove_record(&record)?;
+    let revision = ledger.remove_record(&record, device, keep_bytes, now)?;
     ledger.history(
         device,
         HistoryKind::Deleted,
@@ -557,6 +575,69 @@ pub(crate) fn delete_record(
         revision,
         blob_unused,
     })
+}
+
+/// [`super::Store::restore_record`].
+pub(crate) fn restore_record(
+    ledger: &mut impl Ledger,
+    device: &str,
+    name: &str,
+    at: Option<u64>,
+    held: Option<ContentHash>,
+    now: u64,
+) -> StoreResult<Restoration> {
+    if let Some(live) = ledger.record_by_name(name)? {
+        return Err(StoreError::NameTaken {
+            name: live.name,
+            owner: live.owner,
+        });
+    }
+    if let Some(twin) = ledger.case_twin(name)? {
+        return Err(StoreError::NameTaken {
+            name: twin.name,
+            owner: twin.owner,
+        });
+    }
+    let version = ledger
+        .restorable(name, at)?
+        .ok_or_else(|| nothing_to_restore(name, at))?;
+    let uploaded = version.kind == FileKind::Directory
+        || (version.state.is_uploaded() && held == Some(version.hash));
+    let (state, received) = if uploaded {
+        (UploadState::Uploaded, version.size)
+    } else {
+        (UploadState::Needed, 0)
+    };
+    let record = ledger.insert_restored(&version, state, received, now)?;
+    if !uploaded {
+        ledger.notify(
+            &record.owner,
+            NotificationKind::RetryRequested,
+            record.id,
+            now,
+        )?;
+    }
+    let detail = if uploaded {
+        format!("owner {}, bytes kept: back as 11", record.owner)
+    } else {
+        format!(
+            "owner {}, bytes no longer kept: back as 01, owner asked to upload again",
+            record.owner
+        )
+    };
+    ledger.history(device, HistoryKind::Restored, &record.name, &detail, now)?;
+    Ok(Restoration {
+        record,
+        owner_asked: !uploaded,
+    })
+}
+
+/// The error for a restore that found no version of `name`.
+pub(crate) fn nothing_to_restore(name: &str, at: Option<u64>) -> StoreError {
+    StoreError::NothingToRestore {
+        name: name.to_string(),
+        at: at.map(|r| format!(" at revision {r}")).unwrap_or_default(),
+    }
 }
 
 /// [`super::Store::retry_record`].

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use proto_core::model::{
-    BatchSummary, DeviceInfo, DownloadEntry, DownloadState, HistoryEntry, HistoryKind, LinkKind,
+    At, BatchSummary, DeviceInfo, DownloadEntry, DownloadState, HistoryEntry, HistoryKind, LinkKind,
 };
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, FileKind, ListFilter, Record, UploadState};
@@ -195,6 +195,32 @@ pub enum StoreError {
         path: String,
         /// What failed.
         source: std::io::Error,
+    },
+    /// `restore` found no deleted record of that name (or the record did not exist at that revision).
+    #[error("nothing to restore under `{name}`{at}; `host-cli ls --at REV` shows what existed at a revision")]
+    NothingToRestore {
+        /// The name asked for.
+        name: String,
+        /// `" at revision N"`, or empty.
+        at: String,
+    },
+    /// `restore` of a name a live record holds.
+    #[error(
+        "`{name}` exists (owned by `{owner}`); delete or rename it before restoring the old one"
+    )]
+    NameTaken {
+        /// The live record's name (it may differ from the one asked for by case).
+        name: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// A listing or restore at a revision older than the kept versions reach.
+    #[error("revision {asked} is older than the versions this server keeps (they start at revision {since}; see --history-days)")]
+    BeyondVersions {
+        /// The revision asked for.
+        asked: u64,
+        /// The oldest revision the versions answer exactly.
+        since: u64,
     },
     /// The blocking call running the transaction did not finish (the server is stopping).
     #[error("store call was interrupted ({0}); try again")]
@@ -552,6 +578,35 @@ pub struct Retried {
     pub blob_unused: bool,
 }
 
+/// What a restore brought back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restoration {
+    /// The record as it now stands: `11` with its kept bytes, else `01`.
+    pub record: RecordRow,
+    /// True when the record came back `01` and its owner was asked to upload it.
+    pub owner_asked: bool,
+}
+
+/// The directory as it was at one revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryAt {
+    /// The revision listed (for a time: the last change made at or before it).
+    pub revision: u64,
+    /// Every record that existed then, as it stood then, by name.
+    pub records: Vec<RecordRow>,
+}
+
+/// A deleted record that nothing of the same name replaced, as the dashboard lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedRow {
+    /// The record as it was; `revision` and `updated_at` are those of the deletion.
+    pub record: RecordRow,
+    /// The device (or dashboard) that deleted it.
+    pub deleted_by: String,
+    /// True while its bytes are kept (`--keep-deleted`), so a restore gives `11`.
+    pub bytes_kept: bool,
+}
+
 /// A record another server deleted, from [`SharedStore::foreign_changes`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeletedRecord {
@@ -750,19 +805,50 @@ pub trait Store: Send + Sync {
     /// Every device's download states.
     fn downloads(&self) -> StoreResult<Vec<DownloadRow>>;
 
-    /// Deletes a record; only its owner may unless `allow_foreign`.
+    /// Deletes a record; only its owner may unless `allow_foreign`. Its last
+    /// version is kept for a restore, with its bytes when `keep_bytes`.
     fn delete_record(
         &self,
         device: &str,
         name: &str,
         allow_foreign: bool,
+        keep_bytes: bool,
         now: u64,
     ) -> StoreResult<Deletion>;
     /// Puts a record back to `01` and queues `RetryRequested` for its owner.
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried>;
 
-    /// True when an uploaded (`11`) record uses the blob with this content.
+    /// True when an uploaded (`11`) record uses the blob with this content, or a
+    /// deleted record keeps it for a restore.
     fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool>;
+
+    /// The directory as it was at `at` ([`StoreError::BeyondVersions`] when the
+    /// versions kept do not reach that far back).
+    fn directory_at(&self, at: At) -> StoreResult<DirectoryAt>;
+    /// The version of `name` a restore would bring back: its newest deletion,
+    /// or with `at` the record as it stood at that revision (which must have
+    /// existed then). [`StoreError::NothingToRestore`] when there is none.
+    fn restorable(&self, name: &str, at: Option<u64>) -> StoreResult<RecordRow>;
+    /// Brings back [`Store::restorable`]'s version of `name` for `device`: `11`
+    /// when it was `11` and `held` is its content hash (the caller checked its
+    /// bytes are there), else `01` with a `RetryRequested` queued for its owner.
+    fn restore_record(
+        &self,
+        device: &str,
+        name: &str,
+        at: Option<u64>,
+        held: Option<ContentHash>,
+        now: u64,
+    ) -> StoreResult<Restoration>;
+    /// Deleted records that nothing of the same name replaced, newest first, at most `limit`.
+    fn deleted_records(&self, limit: u32) -> StoreResult<Vec<DeletedRow>>;
+    /// Stops keeping the bytes of records deleted before `before` (Unix seconds);
+    /// returns their content hashes, whose blobs the caller removes if unused.
+    fn release_deleted_bytes(&self, before: u64) -> StoreResult<Vec<ContentHash>>;
+    /// Removes versions superseded before `history_before`, and the last
+    /// versions of records deleted before both `history_before` and
+    /// `deleted_before` whose bytes are released; returns how many.
+    fn trim_versions(&self, history_before: u64, deleted_before: u64) -> StoreResult<u64>;
 
     /// Every batch with its counts.
     fn batches(&self) -> StoreResult<Vec<BatchRow>>;

@@ -97,6 +97,58 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
     ",
+    // 4: the directory's past. Every record change appends the row as it
+    // became (progress of `received` within one upload excepted) and every
+    // deletion appends the row as it was, flagged `deleted`, with who deleted
+    // it and whether its bytes are kept for a restore. `versions_since` is the
+    // oldest revision the versions answer exactly: the revision at this
+    // migration (the rows are seeded as they stand), raised when old versions
+    // are trimmed.
+    "
+    CREATE TABLE record_versions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        record INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        actor TEXT NOT NULL DEFAULT '',
+        keeps_bytes INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        state INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        batch INTEGER NOT NULL,
+        conflict INTEGER NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX record_versions_by_record ON record_versions (record, seq);
+    CREATE INDEX record_versions_by_revision ON record_versions (revision);
+    CREATE INDEX record_versions_by_name ON record_versions (name, seq);
+    CREATE INDEX record_versions_keeping ON record_versions (hash) WHERE keeps_bytes = 1;
+    CREATE TRIGGER record_versions_on_insert AFTER INSERT ON records BEGIN
+        INSERT INTO record_versions (record, revision, at, name, kind, size, hash, state,
+            received, owner, batch, conflict, reason)
+        VALUES (NEW.id, NEW.revision, NEW.updated_at, NEW.name, NEW.kind, NEW.size, NEW.hash,
+            NEW.state, NEW.received, NEW.owner, NEW.batch, NEW.conflict, NEW.reason);
+    END;
+    CREATE TRIGGER record_versions_on_update AFTER UPDATE ON records
+    WHEN NEW.revision <> OLD.revision
+        AND NOT (OLD.state = 2 AND NEW.state = 2 AND OLD.hash = NEW.hash AND OLD.conflict = NEW.conflict)
+    BEGIN
+        INSERT INTO record_versions (record, revision, at, name, kind, size, hash, state,
+            received, owner, batch, conflict, reason)
+        VALUES (NEW.id, NEW.revision, NEW.updated_at, NEW.name, NEW.kind, NEW.size, NEW.hash,
+            NEW.state, NEW.received, NEW.owner, NEW.batch, NEW.conflict, NEW.reason);
+    END;
+    INSERT INTO record_versions (record, revision, at, name, kind, size, hash, state,
+        received, owner, batch, conflict, reason)
+    SELECT id, revision, updated_at, name, kind, size, hash, state, received, owner, batch,
+        conflict, reason FROM records ORDER BY revision;
+    INSERT INTO meta (key, value) SELECT 'versions_since', value FROM meta WHERE key = 'revision';
+    ",
 ];
 
 /// The schema version this build creates.

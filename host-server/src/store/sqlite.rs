@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use proto_core::model::{DownloadState, HistoryKind, LinkKind};
+use proto_core::model::{At, DownloadState, HistoryKind, LinkKind};
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, ListFilter, UploadState};
 use rusqlite::types::Type;
@@ -22,10 +22,10 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::schema;
 use super::{
-    Announced, BatchOutcome, BatchRow, Completion, ContentReuse, Deletion, DeviceQuota, DeviceRow,
-    DeviceUsage, DownloadGate, DownloadProgress, DownloadRow, DownloadStanding, HistoryRow,
-    Notification, NotificationKind, RecordPage, RecordRow, Retried, Store, StoreError, StoreResult,
-    UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
+    Announced, BatchOutcome, BatchRow, Completion, ContentReuse, DeletedRow, Deletion, DeviceQuota,
+    DeviceRow, DeviceUsage, DirectoryAt, DownloadGate, DownloadProgress, DownloadRow,
+    DownloadStanding, HistoryRow, Notification, NotificationKind, RecordPage, RecordRow,
+    Restoration, Retried, Store, StoreError, StoreResult, UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 /// The database file's name inside the data directory.
@@ -33,6 +33,10 @@ pub const DATABASE_FILE: &str = "statesync.db";
 
 const RECORD_COLUMNS: &str =
     "id, name, kind, size, hash, state, received, owner, batch, revision, updated_at, conflict, reason";
+
+/// A `record_versions` row read as a [`RecordRow`] (`at` is its `updated_at`).
+const VERSION_COLUMNS: &str =
+    "v.record, v.name, v.kind, v.size, v.hash, v.state, v.received, v.owner, v.batch, v.revision, v.at, v.conflict, v.reason";
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -202,6 +206,27 @@ fn bump(tx: &Transaction<'_>) -> StoreResult<u64> {
     )?)
 }
 
+/// The oldest revision the kept versions answer exactly.
+fn versions_since(tx: &Transaction<'_>) -> StoreResult<u64> {
+    Ok(tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'versions_since'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Refuses a revision older than the kept versions reach.
+fn check_versions_reach(tx: &Transaction<'_>, asked: u64) -> StoreResult<()> {
+    let since = versions_since(tx)?;
+    if asked < since {
+        return Err(StoreError::BeyondVersions { asked, since });
+    }
+    Ok(())
+}
+
 fn current_revision(tx: &Transaction<'_>) -> StoreResult<u64> {
     Ok(
         tx.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |row| {
@@ -273,7 +298,8 @@ fn history(
 
 fn blob_unused(tx: &Transaction<'_>, hash: &ContentHash) -> StoreResult<bool> {
     let used: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM records WHERE hash = ?1 AND state = 3)",
+        "SELECT EXISTS (SELECT 1 FROM records WHERE hash = ?1 AND state = 3)
+             OR EXISTS (SELECT 1 FROM record_versions WHERE hash = ?1 AND keeps_bytes = 1)",
         [&hash.0[..]],
         |row| row.get(0),
     )?;
@@ -463,7 +489,13 @@ impl Ledger for Transaction<'_> {
         Ok(())
     }
 
-    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64> {
+    fn remove_record(
+        &mut self,
+        record: &RecordRow,
+        actor: &str,
+        keep_bytes: bool,
+        now: u64,
+    ) -> StoreResult<u64> {
         for table in ["batch_members", "downloads", "notifications", "conflicts"] {
             self.execute(
                 &format!("DELETE FROM {table} WHERE record = ?1"),
@@ -471,7 +503,85 @@ impl Ledger for Transaction<'_> {
             )?;
         }
         self.execute("DELETE FROM records WHERE id = ?1", [record.id])?;
-        bump(self)
+        let revision = bump(self)?;
+        let keeps_bytes = keep_bytes && record.state.is_uploaded();
+        self.execute(
+            "INSERT INTO record_versions (record, revision, at, deleted, actor, keeps_bytes, name,
+                 kind, size, hash, state, received, owner, batch, conflict, reason)
+             VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                record.id,
+                revision,
+                now,
+                actor,
+                keeps_bytes,
+                record.name,
+                kind_to_sql(record.kind),
+                record.size,
+                &record.hash.0[..],
+                record.state.bits(),
+                record.received,
+                record.owner,
+                record.batch,
+                record.conflict,
+                record.reason
+            ],
+        )?;
+        Ok(revision)
+    }
+
+    fn restorable(&mut self, name: &str, at: Option<u64>) -> StoreResult<Option<RecordRow>> {
+        let Some(at) = at else {
+            return Ok(self
+                .query_row(
+                    &format!(
+                        "SELECT {VERSION_COLUMNS} FROM record_versions v
+                         WHERE v.name = ?1 AND v.deleted = 1 ORDER BY v.seq DESC LIMIT 1"
+                    ),
+                    [name],
+                    record_from_row,
+                )
+                .optional()?);
+        };
+        check_versions_reach(self, at)?;
+        let found = self
+            .query_row(
+                &format!(
+                    "SELECT {VERSION_COLUMNS}, v.deleted FROM record_versions v
+                     WHERE v.name = ?1 AND v.revision <= ?2 ORDER BY v.seq DESC LIMIT 1"
+                ),
+                params![name, at.min(i64::MAX as u64)],
+                |row| Ok((record_from_row(row)?, row.get::<_, bool>(13)?)),
+            )
+            .optional()?;
+        Ok(found.and_then(|(version, deleted)| (!deleted).then_some(version)))
+    }
+
+    fn insert_restored(
+        &mut self,
+        version: &RecordRow,
+        state: UploadState,
+        received: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        let revision = bump(self)?;
+        self.execute(
+            "INSERT INTO records (id, name, kind, size, hash, state, received, owner, batch, revision, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10)",
+            params![
+                version.id,
+                version.name,
+                kind_to_sql(version.kind),
+                version.size,
+                &version.hash.0[..],
+                state.bits(),
+                received,
+                version.owner,
+                revision,
+                now
+            ],
+        )?;
+        record_by_id(self, version.id)
     }
 
     fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool> {
@@ -844,9 +954,10 @@ impl Store for SqliteStore {
         device: &str,
         name: &str,
         allow_foreign: bool,
+        keep_bytes: bool,
         now: u64,
     ) -> StoreResult<Deletion> {
-        self.write(|tx| ledger::delete_record(tx, device, name, allow_foreign, now))
+        self.write(|tx| ledger::delete_record(tx, device, name, allow_foreign, keep_bytes, now))
     }
 
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried> {
@@ -855,6 +966,116 @@ impl Store for SqliteStore {
 
     fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool> {
         self.read(|tx| Ok(!blob_unused(tx, hash)?))
+    }
+
+    fn directory_at(&self, at: At) -> StoreResult<DirectoryAt> {
+        self.read(|tx| {
+            let current = current_revision(tx)?;
+            let revision = match at {
+                At::Revision { revision } => revision.min(current),
+                At::UnixTime { seconds } => tx.query_row(
+                    "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at <= ?1",
+                    [seconds.min(i64::MAX as u64)],
+                    |row| row.get(0),
+                )?,
+            };
+            check_versions_reach(tx, revision)?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM record_versions v
+                 JOIN (SELECT record, MAX(seq) AS seq FROM record_versions WHERE revision <= ?1
+                       GROUP BY record) newest ON v.seq = newest.seq
+                 WHERE v.deleted = 0 ORDER BY v.name"
+            ))?;
+            let records = stmt
+                .query_map([revision], record_from_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(DirectoryAt { revision, records })
+        })
+    }
+
+    fn restorable(&self, name: &str, at: Option<u64>) -> StoreResult<RecordRow> {
+        self.write(|tx| {
+            Ledger::restorable(tx, name, at)?.ok_or_else(|| ledger::nothing_to_restore(name, at))
+        })
+    }
+
+    fn restore_record(
+        &self,
+        device: &str,
+        name: &str,
+        at: Option<u64>,
+        held: Option<ContentHash>,
+        now: u64,
+    ) -> StoreResult<Restoration> {
+        self.write(|tx| ledger::restore_record(tx, device, name, at, held, now))
+    }
+
+    fn deleted_records(&self, limit: u32) -> StoreResult<Vec<DeletedRow>> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS}, v.actor, v.keeps_bytes FROM record_versions v
+                 WHERE v.deleted = 1
+                 AND NOT EXISTS (SELECT 1 FROM records r WHERE r.name = v.name)
+                 AND v.seq = (SELECT MAX(w.seq) FROM record_versions w WHERE w.name = v.name)
+                 ORDER BY v.seq DESC LIMIT ?1"
+            ))?;
+            let rows = stmt
+                .query_map([limit], |row| {
+                    Ok(DeletedRow {
+                        record: record_from_row(row)?,
+                        deleted_by: row.get(13)?,
+                        bytes_kept: row.get(14)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn release_deleted_bytes(&self, before: u64) -> StoreResult<Vec<ContentHash>> {
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE record_versions SET keeps_bytes = 0
+                 WHERE keeps_bytes = 1 AND deleted = 1 AND at < ?1 RETURNING hash",
+            )?;
+            let mut hashes = stmt
+                .query_map([before], |row| hash_from_row(row, 0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            hashes.sort();
+            hashes.dedup();
+            Ok(hashes)
+        })
+    }
+
+    fn trim_versions(&self, history_before: u64, deleted_before: u64) -> StoreResult<u64> {
+        self.write(|tx| {
+            let horizon: u64 = tx.query_row(
+                "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at < ?1",
+                [history_before],
+                |row| row.get(0),
+            )?;
+            let superseded = tx.execute(
+                "DELETE FROM record_versions WHERE at < ?1 AND EXISTS (
+                     SELECT 1 FROM record_versions w WHERE w.record = record_versions.record
+                     AND w.seq > record_versions.seq AND w.at < ?1)",
+                [history_before],
+            )?;
+            let gone = tx.execute(
+                "DELETE FROM record_versions WHERE deleted = 1 AND keeps_bytes = 0
+                 AND at < ?1 AND at < ?2 AND NOT EXISTS (
+                     SELECT 1 FROM record_versions w WHERE w.record = record_versions.record
+                     AND w.seq > record_versions.seq)",
+                params![history_before, deleted_before],
+            )?;
+            let removed = (superseded + gone) as u64;
+            if removed > 0 {
+                tx.execute(
+                    "UPDATE meta SET value = MAX(value, ?1) WHERE key = 'versions_since'",
+                    [horizon],
+                )?;
+            }
+            Ok(removed)
+        })
     }
 
     fn batches(&self) -> StoreResult<Vec<BatchRow>> {
@@ -1402,10 +1623,10 @@ mod tests {
         let queued = store.pending_notifications("d1", 0, 100).unwrap();
         assert_eq!(queued[0].kind, NotificationKind::RetryRequested);
         assert!(matches!(
-            store.delete_record("d2", "f", false, 4),
+            store.delete_record("d2", "f", false, false, 4),
             Err(StoreError::NotOwner { .. })
         ));
-        let deleted = store.delete_record("d2", "f", true, 5).unwrap();
+        let deleted = store.delete_record("d2", "f", true, false, 5).unwrap();
         assert_eq!(deleted.record.id, record.id);
         assert!(store.record("f").unwrap().is_none());
         assert!(store
@@ -1455,7 +1676,7 @@ mod tests {
             })
         ));
         // A batch left without records makes room for a new one.
-        store.delete_record("d1", "a", false, 4).unwrap();
+        store.delete_record("d1", "a", false, false, 4).unwrap();
         store
             .announce_batch("d1", "c", &three[1..2], &small, ContentReuse::OwnDevice, 5)
             .unwrap();

@@ -8,6 +8,7 @@ use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
 mod contract;
+mod recovery;
 
 /// Registers devices `d1` and `d2` and returns their keys.
 fn two_devices(server: &Server) -> (Vec<u8>, Vec<u8>) {
@@ -733,7 +734,10 @@ fn delete_is_for_the_owner_and_removes_record_and_blob() {
     });
     assert_eq!(deleted, "gone.txt");
     assert!(d2.record("gone.txt").is_none());
-    assert!(!server.holds_blob(&hash(b"bye bye")), "the blob is removed");
+    assert!(
+        server.holds_blob(&hash(b"bye bye")),
+        "the blob is kept for --keep-deleted, so a restore can bring the file back"
+    );
     let id = d1.request(ClientMessage::Delete { name: "gone.txt" });
     assert_eq!(d1.expect_error(id).code, ErrorCode::NotFound);
     assert!(d1
@@ -1310,7 +1314,8 @@ fn content_replaced_during_an_upload_is_never_marked_uploaded() {
 /// Two names with the same content share one blob; deleting one keeps the other whole.
 #[test]
 fn deleting_one_of_two_identical_files_keeps_the_shared_blob() {
-    let (server, k1, _) = server_with_two_devices();
+    let server = Server::start_on(BACKEND, &["--keep-deleted", "0"]);
+    let (k1, _) = two_devices(&server);
     let mut d1 = server.connect("d1", &k1);
     let bytes = content(10_000, 4);
     d1.upload("copy-a.bin", &bytes);

@@ -275,6 +275,11 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 id,
                 item: ListItem::Download(entry),
             }),
+            #[cfg(feature = "host-lists")]
+            ServerMessage::Restored(record) => Some(Event::Restored { id, record }),
+            // Never decoded without `host-lists` (see `decode.rs`).
+            #[cfg(not(feature = "host-lists"))]
+            ServerMessage::Restored(_) => None,
             ServerMessage::ListEnd { revision, count } => Some(Event::ListEnd {
                 id,
                 revision,

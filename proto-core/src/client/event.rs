@@ -198,6 +198,14 @@ pub enum Event<'a> {
         /// The item.
         item: ListItem<'a>,
     },
+    /// A deleted record was brought back (answer to `Restore`): `11` with its
+    /// kept bytes, or `01` while its owner is asked for them.
+    Restored {
+        /// The restore request.
+        id: RequestId,
+        /// The record as it now stands.
+        record: Record<'a>,
+    },
     /// A list ended: complete up to `revision` (or history sequence) if the
     /// application received `count` items for it; fewer means an item was
     /// lost on the line, and the list must be asked for again.

@@ -8,6 +8,8 @@ use super::store::{FileId, FileStore};
 use super::upload::Upload;
 use super::{Client, ClientError};
 use crate::message::{ClientFrame, ClientMessage, RequestId};
+#[cfg(feature = "host-lists")]
+use crate::model::At;
 #[cfg(any(feature = "lists", feature = "subscribe"))]
 use crate::model::ListFilter;
 use crate::name::{validate, validate_label, MAX_BATCH_NAME_LEN};
@@ -223,6 +225,21 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
     pub fn retry(&mut self, name: &str) -> Result<RequestId, ClientError> {
         validate(name)?;
         self.request(ClientMessage::Retry { name })
+    }
+
+    /// Lists the directory as it was at `at`: [`super::Event::Item`]s, then
+    /// [`super::Event::ListEnd`] with the revision listed.
+    #[cfg(feature = "host-lists")]
+    pub fn list_at(&mut self, at: At) -> Result<RequestId, ClientError> {
+        self.request(ClientMessage::ListAt { at })
+    }
+
+    /// Brings back the deleted record `name` (as it was at revision `at`, if
+    /// given); [`super::Event::Restored`] answers.
+    #[cfg(feature = "host-lists")]
+    pub fn restore(&mut self, name: &str, at: Option<u64>) -> Result<RequestId, ClientError> {
+        validate(name)?;
+        self.request(ClientMessage::Restore { name, at })
     }
 
     /// Pings the server; [`super::Event::Pong`] answers. (Keepalive pings are automatic.)

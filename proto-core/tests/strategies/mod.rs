@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use proto_core::error::ErrorCode;
 use proto_core::message::{ByteRange, ClientFrame, ClientMessage, ServerFrame, ServerMessage};
 use proto_core::model::{
-    BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind, HistoryEntry,
-    HistoryKind, LinkKind, ListFilter, Record,
+    At, BatchSummary, ContentHash, DeviceInfo, DownloadEntry, DownloadState, FileKind,
+    HistoryEntry, HistoryKind, LinkKind, ListFilter, Record,
 };
 use proto_core::state::{StateCounts, UploadState};
 
@@ -345,6 +345,15 @@ pub fn client_variants() -> Vec<BoxedStrategy<ClientMessage<'static>>> {
         text(60).prop_map(|name| C::Retry { name }).boxed(),
         Just(C::Ping).boxed(),
         Just(C::Bye).boxed(),
+        prop_oneof![
+            varint_u64().prop_map(|revision| At::Revision { revision }),
+            varint_u64().prop_map(|seconds| At::UnixTime { seconds }),
+        ]
+        .prop_map(|at| C::ListAt { at })
+        .boxed(),
+        (text(60), proptest::option::of(varint_u64()))
+            .prop_map(|(name, at)| C::Restore { name, at })
+            .boxed(),
     ]
 }
 
@@ -472,6 +481,7 @@ pub fn server_variants() -> Vec<BoxedStrategy<ServerMessage<'static>>> {
         (varint_u32(), varint_u64())
             .prop_map(|(index, record)| S::EntryHeld { index, record })
             .boxed(),
+        record().prop_map(S::Restored).boxed(),
     ]
 }
 

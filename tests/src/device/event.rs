@@ -330,6 +330,13 @@ pub enum DeviceEvent {
     },
     /// Pushed: a record changed.
     RecordChanged(RecordInfo),
+    /// Answer to a restore: the record back.
+    Restored {
+        /// The restore request.
+        id: RequestId,
+        /// The record as it now stands.
+        record: RecordInfo,
+    },
     /// Pushed: a record was deleted.
     RecordDeleted {
         /// Its id.
@@ -495,6 +502,10 @@ impl From<&Event<'_>> for DeviceEvent {
             },
             Event::Subscribed { id, revision } => DeviceEvent::Subscribed { id, revision },
             Event::RecordChanged { ref record } => DeviceEvent::RecordChanged(record.into()),
+            Event::Restored { id, ref record } => DeviceEvent::Restored {
+                id,
+                record: record.into(),
+            },
             Event::RecordDeleted { id, name, .. } => DeviceEvent::RecordDeleted {
                 id,
                 name: name.to_owned(),

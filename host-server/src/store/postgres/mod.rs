@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, Row, Statement, Transaction};
-use proto_core::model::{DownloadState, HistoryKind, LinkKind};
+use proto_core::model::{At, DownloadState, HistoryKind, LinkKind};
 use proto_core::state::StateCounts;
 use proto_core::{ContentHash, ListFilter, UploadState};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -51,14 +51,18 @@ use super::codes::{
 use super::ledger::{self, Ledger};
 use super::{
     redact_url, Announced, BatchOutcome, BatchRow, ClusterSignal, Completion, ContentReuse,
-    DeletedRecord, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DownloadGate, DownloadProgress,
-    DownloadRow, DownloadStanding, ForeignChanges, HistoryRow, Notification, NotificationKind,
-    RecordPage, RecordRow, Retried, SharedStore, Store, StoreError, StoreResult, UploadOpening,
-    ADMIN_TOKEN, HISTORY_KEPT,
+    DeletedRecord, DeletedRow, Deletion, DeviceQuota, DeviceRow, DeviceUsage, DirectoryAt,
+    DownloadGate, DownloadProgress, DownloadRow, DownloadStanding, ForeignChanges, HistoryRow,
+    Notification, NotificationKind, RecordPage, RecordRow, Restoration, Retried, SharedStore,
+    Store, StoreError, StoreResult, UploadOpening, ADMIN_TOKEN, HISTORY_KEPT,
 };
 
 const RECORD_COLUMNS: &str =
     "id, name, kind, size, hash, state, received, owner, batch, revision, updated_at, conflict, reason";
+
+/// A `record_versions` row read as a [`RecordRow`] (`at` is its `updated_at`).
+const VERSION_COLUMNS: &str =
+    "v.record, v.name, v.kind, v.size, v.hash, v.state, v.received, v.owner, v.batch, v.revision, v.at, v.conflict, v.reason";
 
 /// Deletions are kept this long for servers that catch up after a break.
 const KEEP_DELETIONS: &str = "1 day";
@@ -282,7 +286,13 @@ impl Ledger for Work<'_> {
 
     /// Also logs the removal in `deletions`, so other servers catching up
     /// by revision learn of it.
-    fn remove_record(&mut self, record: &RecordRow) -> StoreResult<u64> {
+    fn remove_record(
+        &mut self,
+        record: &RecordRow,
+        actor: &str,
+        keep_bytes: bool,
+        now: u64,
+    ) -> StoreResult<u64> {
         for table in ["batch_members", "downloads", "notifications", "conflicts"] {
             self.execute(
                 &format!("DELETE FROM {table} WHERE record = $1"),
@@ -296,7 +306,63 @@ impl Ledger for Work<'_> {
             "INSERT INTO deletions (revision, record, name, origin) VALUES ($1, $2, $3, $4)",
             &[&int(revision), &int(record.id), &record.name, &me],
         )?;
+        let keeps_bytes = keep_bytes && record.state.is_uploaded();
+        self.execute(
+            "INSERT INTO record_versions (record, revision, at, deleted, actor, keeps_bytes, name,
+                 kind, size, hash, state, received, owner, batch, conflict, reason)
+             VALUES ($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            &[
+                &int(record.id),
+                &int(revision),
+                &int(now),
+                &actor,
+                &keeps_bytes,
+                &record.name,
+                &kind_to_sql(record.kind),
+                &int(record.size),
+                &&record.hash.0[..],
+                &i64::from(record.state.bits()),
+                &int(record.received),
+                &record.owner,
+                &int(record.batch),
+                &record.conflict,
+                &record.reason,
+            ],
+        )?;
         Ok(revision)
+    }
+
+    fn restorable(&mut self, name: &str, at: Option<u64>) -> StoreResult<Option<RecordRow>> {
+        restorable(&mut self.tx, name, at)
+    }
+
+    fn insert_restored(
+        &mut self,
+        version: &RecordRow,
+        state: UploadState,
+        received: u64,
+        now: u64,
+    ) -> StoreResult<RecordRow> {
+        let revision = self.bump()?;
+        let me = self.me;
+        self.execute(
+            "INSERT INTO records (id, name, kind, size, hash, state, received, owner, batch, revision, updated_at, origin)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
+            &[
+                &int(version.id),
+                &version.name,
+                &kind_to_sql(version.kind),
+                &int(version.size),
+                &&version.hash.0[..],
+                &i64::from(state.bits()),
+                &int(received),
+                &version.owner,
+                &int(revision),
+                &int(now),
+                &me,
+            ],
+        )?;
+        record_by_id(&mut self.tx, version.id)
     }
 
     fn blob_unused(&mut self, hash: &ContentHash) -> StoreResult<bool> {
@@ -516,9 +582,52 @@ fn history(
     Ok(seq)
 }
 
+/// The oldest revision the kept versions answer exactly.
+fn versions_since(tx: &mut Db<'_>) -> StoreResult<u64> {
+    let row = tx.query_opt("SELECT value FROM meta WHERE key = 'versions_since'", &[])?;
+    Ok(row.map(|row| get_u64(&row, 0)).transpose()?.unwrap_or(0))
+}
+
+/// Refuses a revision older than the kept versions reach.
+fn check_versions_reach(tx: &mut Db<'_>, asked: u64) -> StoreResult<()> {
+    let since = versions_since(tx)?;
+    if asked < since {
+        return Err(StoreError::BeyondVersions { asked, since });
+    }
+    Ok(())
+}
+
+/// [`Ledger::restorable`], readable outside a write too.
+fn restorable(tx: &mut Db<'_>, name: &str, at: Option<u64>) -> StoreResult<Option<RecordRow>> {
+    let Some(at) = at else {
+        let row = tx.query_opt(
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM record_versions v
+                 WHERE v.name = $1 AND v.deleted ORDER BY v.seq DESC LIMIT 1"
+            ),
+            &[&name],
+        )?;
+        return row.map(|row| record_at(&row, 0)).transpose();
+    };
+    check_versions_reach(tx, at)?;
+    let row = tx.query_opt(
+        &format!(
+            "SELECT {VERSION_COLUMNS}, v.deleted FROM record_versions v
+             WHERE v.name = $1 AND v.revision <= $2 ORDER BY v.seq DESC LIMIT 1"
+        ),
+        &[&name, &int(at)],
+    )?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let deleted: bool = row.try_get(13)?;
+    (!deleted).then(|| record_at(&row, 0)).transpose()
+}
+
 fn blob_unused(tx: &mut Db<'_>, hash: &ContentHash) -> StoreResult<bool> {
     let row = tx.query_one(
-        "SELECT EXISTS (SELECT 1 FROM records WHERE hash = $1 AND state = 3)",
+        "SELECT EXISTS (SELECT 1 FROM records WHERE hash = $1 AND state = 3)
+             OR EXISTS (SELECT 1 FROM record_versions WHERE hash = $1 AND keeps_bytes)",
         &[&&hash.0[..]],
     )?;
     let used: bool = row.try_get(0)?;
@@ -1055,9 +1164,10 @@ impl Store for PostgresStore {
         device: &str,
         name: &str,
         allow_foreign: bool,
+        keep_bytes: bool,
         now: u64,
     ) -> StoreResult<Deletion> {
-        self.write(|w| ledger::delete_record(w, device, name, allow_foreign, now))
+        self.write(|w| ledger::delete_record(w, device, name, allow_foreign, keep_bytes, now))
     }
 
     fn retry_record(&self, device: &str, name: &str, now: u64) -> StoreResult<Retried> {
@@ -1066,6 +1176,129 @@ impl Store for PostgresStore {
 
     fn blob_in_use(&self, hash: &ContentHash) -> StoreResult<bool> {
         self.read(|tx| Ok(!blob_unused(tx, hash)?))
+    }
+
+    fn directory_at(&self, at: At) -> StoreResult<DirectoryAt> {
+        self.read(|tx| {
+            let current = current_revision(tx)?;
+            let revision = match at {
+                At::Revision { revision } => revision.min(current),
+                At::UnixTime { seconds } => get_u64(
+                    &tx.query_one(
+                        "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at <= $1",
+                        &[&int(seconds)],
+                    )?,
+                    0,
+                )?,
+            };
+            check_versions_reach(tx, revision)?;
+            let rows = tx.query(
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM record_versions v
+                     JOIN (SELECT record, MAX(seq) AS seq FROM record_versions WHERE revision <= $1
+                           GROUP BY record) newest ON v.seq = newest.seq
+                     WHERE NOT v.deleted ORDER BY v.name"
+                ),
+                &[&int(revision)],
+            )?;
+            Ok(DirectoryAt {
+                revision,
+                records: records(&rows)?,
+            })
+        })
+    }
+
+    fn restorable(&self, name: &str, at: Option<u64>) -> StoreResult<RecordRow> {
+        self.read(|tx| {
+            restorable(tx, name, at)?.ok_or_else(|| ledger::nothing_to_restore(name, at))
+        })
+    }
+
+    fn restore_record(
+        &self,
+        device: &str,
+        name: &str,
+        at: Option<u64>,
+        held: Option<ContentHash>,
+        now: u64,
+    ) -> StoreResult<Restoration> {
+        self.write(|w| ledger::restore_record(w, device, name, at, held, now))
+    }
+
+    fn deleted_records(&self, limit: u32) -> StoreResult<Vec<DeletedRow>> {
+        self.read(|tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {VERSION_COLUMNS}, v.actor, v.keeps_bytes FROM record_versions v
+                     WHERE v.deleted
+                     AND NOT EXISTS (SELECT 1 FROM records r WHERE r.name = v.name)
+                     AND v.seq = (SELECT MAX(w.seq) FROM record_versions w WHERE w.name = v.name)
+                     ORDER BY v.seq DESC LIMIT $1"
+                ),
+                &[&i64::from(limit)],
+            )?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DeletedRow {
+                        record: record_at(row, 0)?,
+                        deleted_by: row.try_get(13)?,
+                        bytes_kept: row.try_get(14)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn release_deleted_bytes(&self, before: u64) -> StoreResult<Vec<ContentHash>> {
+        self.write(|w| {
+            let rows = w.tx.query(
+                "UPDATE record_versions SET keeps_bytes = FALSE
+                 WHERE keeps_bytes AND deleted AND at < $1 RETURNING hash",
+                &[&int(before)],
+            )?;
+            let mut hashes = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let hash: Vec<u8> = row.try_get(0)?;
+                if let Ok(hash) = <[u8; 32]>::try_from(hash) {
+                    hashes.push(ContentHash(hash));
+                }
+            }
+            hashes.sort();
+            hashes.dedup();
+            Ok(hashes)
+        })
+    }
+
+    fn trim_versions(&self, history_before: u64, deleted_before: u64) -> StoreResult<u64> {
+        self.write(|w| {
+            let horizon = get_u64(
+                &w.tx.query_one(
+                    "SELECT COALESCE(MAX(revision), 0) FROM record_versions WHERE at < $1",
+                    &[&int(history_before)],
+                )?,
+                0,
+            )?;
+            let superseded = w.execute(
+                "DELETE FROM record_versions v WHERE v.at < $1 AND EXISTS (
+                     SELECT 1 FROM record_versions w WHERE w.record = v.record
+                     AND w.seq > v.seq AND w.at < $1)",
+                &[&int(history_before)],
+            )?;
+            let gone = w.execute(
+                "DELETE FROM record_versions v WHERE v.deleted AND NOT v.keeps_bytes
+                 AND v.at < $1 AND v.at < $2 AND NOT EXISTS (
+                     SELECT 1 FROM record_versions w WHERE w.record = v.record AND w.seq > v.seq)",
+                &[&int(history_before), &int(deleted_before)],
+            )?;
+            let removed = superseded + gone;
+            if removed > 0 {
+                w.execute(
+                    "UPDATE meta SET value = GREATEST(value, $1) WHERE key = 'versions_since'",
+                    &[&int(horizon)],
+                )?;
+            }
+            Ok(removed)
+        })
     }
 
     fn batches(&self) -> StoreResult<Vec<BatchRow>> {

@@ -126,6 +126,53 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE downloads ADD COLUMN detail TEXT NOT NULL DEFAULT '';
     CREATE TABLE secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
     ",
+    // 4: the directory's past, as in SQLite's migration 4: every record
+    // change appends the row as it became (progress of `received` within one
+    // upload excepted), every deletion the row as it was, flagged `deleted`.
+    "
+    CREATE TABLE record_versions (
+        seq BIGSERIAL PRIMARY KEY,
+        record BIGINT NOT NULL,
+        revision BIGINT NOT NULL,
+        at BIGINT NOT NULL,
+        deleted BOOLEAN NOT NULL DEFAULT FALSE,
+        actor TEXT NOT NULL DEFAULT '',
+        keeps_bytes BOOLEAN NOT NULL DEFAULT FALSE,
+        name TEXT NOT NULL,
+        kind BIGINT NOT NULL,
+        size BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        state BIGINT NOT NULL,
+        received BIGINT NOT NULL,
+        owner TEXT NOT NULL,
+        batch BIGINT NOT NULL,
+        conflict BOOLEAN NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX record_versions_by_record ON record_versions (record, seq);
+    CREATE INDEX record_versions_by_revision ON record_versions (revision);
+    CREATE INDEX record_versions_by_name ON record_versions (name, seq);
+    CREATE INDEX record_versions_keeping ON record_versions (hash) WHERE keeps_bytes;
+    CREATE FUNCTION record_versions_append() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' AND (NEW.revision = OLD.revision OR (OLD.state = 2 AND NEW.state = 2
+            AND OLD.hash = NEW.hash AND OLD.conflict = NEW.conflict)) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO record_versions (record, revision, at, name, kind, size, hash, state,
+            received, owner, batch, conflict, reason)
+        VALUES (NEW.id, NEW.revision, NEW.updated_at, NEW.name, NEW.kind, NEW.size, NEW.hash,
+            NEW.state, NEW.received, NEW.owner, NEW.batch, NEW.conflict, NEW.reason);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER record_versions_append AFTER INSERT OR UPDATE ON records
+        FOR EACH ROW EXECUTE FUNCTION record_versions_append();
+    INSERT INTO record_versions (record, revision, at, name, kind, size, hash, state,
+        received, owner, batch, conflict, reason)
+    SELECT id, revision, updated_at, name, kind, size, hash, state, received, owner, batch,
+        conflict, reason FROM records ORDER BY revision;
+    INSERT INTO meta (key, value) SELECT 'versions_since', value FROM meta WHERE key = 'revision';
+    ",
 ];
 
 /// The schema version this build creates.

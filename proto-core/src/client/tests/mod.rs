@@ -84,7 +84,9 @@ pub(crate) fn seen(event: &Event<'_>) -> Seen {
             name: record.name.to_string(),
             state: record.state,
         },
-        Event::RecordDeleted { .. } | Event::Presence { .. } => Seen::Other,
+        Event::RecordDeleted { .. } | Event::Presence { .. } | Event::Restored { .. } => {
+            Seen::Other
+        }
     }
 }
 

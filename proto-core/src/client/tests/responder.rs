@@ -773,7 +773,8 @@ impl Responder {
             ClientMessage::Batches
             | ClientMessage::Devices
             | ClientMessage::History { .. }
-            | ClientMessage::Downloads => {
+            | ClientMessage::Downloads
+            | ClientMessage::ListAt { .. } => {
                 self.send(
                     id,
                     ServerMessage::ListEnd {
@@ -811,6 +812,13 @@ impl Responder {
                     },
                 ),
             },
+            ClientMessage::Restore { .. } => self.send(
+                id,
+                ServerMessage::Error {
+                    code: ErrorCode::NotFound,
+                    message: "this responder keeps no deleted files",
+                },
+            ),
             ClientMessage::Ping => self.send(id, ServerMessage::Pong),
             ClientMessage::Bye => self.end_session(),
             ClientMessage::Hello { .. } | ClientMessage::Authenticate { .. } => {
