@@ -3,8 +3,9 @@
 //! [`backup`] takes a consistent snapshot of the database with `VACUUM INTO`
 //! (one read transaction: the server keeps writing meanwhile), then copies
 //! exactly the bytes that snapshot refers to: the blob of every uploaded (`11`)
-//! record, and the first `received` bytes of every unfinished upload's partial
-//! file. Blobs never change once written, so a copy taken after the snapshot
+//! record and of every deleted file whose bytes are still kept
+//! (`--keep-deleted`), and the first `received` bytes of every unfinished
+//! upload's partial file. Blobs never change once written, so a copy taken after the snapshot
 //! holds the same content; a blob removed between the snapshot and its copy
 //! (its record was deleted or retried meanwhile) makes the backup take a fresh
 //! snapshot and copy again, up to [`ATTEMPTS`] times.
@@ -156,7 +157,8 @@ fn copy_referenced(
     };
     for hash in hashes(
         &db,
-        "SELECT DISTINCT hash FROM records WHERE state = 3 AND kind = 0",
+        "SELECT hash FROM records WHERE state = 3 AND kind = 0 \
+         UNION SELECT hash FROM record_versions WHERE keeps_bytes = 1 AND kind = 0",
     )
     .map_err(db_error(snapshot))?
     {

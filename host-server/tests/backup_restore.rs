@@ -1,6 +1,7 @@
 //! `host-server backup` while devices upload, then `restore` into a wiped data
 //! directory: every uploaded file comes back with its bytes and every
-//! unfinished upload resumes.
+//! unfinished upload resumes, and a file deleted before the backup can still
+//! be restored with its kept bytes.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{content, run_cli, Client, Server};
-use proto_core::{ListFilter, UploadState};
+use proto_core::{ClientMessage, ListFilter, ServerMessage, UploadState};
 
 /// The content of a file of the load, from its name (`load-N.bin`).
 fn load_content(name: &str) -> Option<Vec<u8>> {
@@ -134,6 +135,43 @@ fn a_backup_taken_under_load_restores_every_uploaded_file_and_unfinished_uploads
     );
     assert!(resumed >= 1);
     eprintln!("load: {loaded} files uploaded during the backup; {resumed} unfinished uploads resumed after the restore");
+}
+
+#[test]
+fn a_file_deleted_before_the_backup_is_restored_with_its_kept_bytes_after_a_restore_of_it() {
+    let mut server = Server::start(&[]);
+    let key = server.add_device("cam");
+    let mut client = server.connect("cam", &key);
+    let bytes = content(40_000, 7);
+    client.upload("gone.bin", &bytes);
+    let id = client.request(ClientMessage::Delete { name: "gone.bin" });
+    client.expect_ok(id);
+    client.bye();
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("copy");
+    let (ok, _, err) = run_cli(&["backup", dest.to_str().unwrap()], &server.data);
+    assert!(ok, "backup failed: {err}");
+    server.stop();
+    std::fs::remove_dir_all(&server.data).unwrap();
+    let (ok, _, err) = run_cli(&["restore", dest.to_str().unwrap()], &server.data);
+    assert!(ok, "restore failed: {err}");
+
+    let restored = Server::start_in(&server.data, &[]);
+    let mut client = restored.connect("cam", &key);
+    let id = client.request(ClientMessage::Restore {
+        name: "gone.bin",
+        at: None,
+    });
+    let state = client.reply(id, |message| match message {
+        ServerMessage::Restored(record) => Some(record.state),
+        _ => None,
+    });
+    assert_eq!(
+        state.unwrap(),
+        UploadState::Uploaded,
+        "its kept bytes came with the backup"
+    );
+    assert_eq!(client.download("gone.bin", false).unwrap(), bytes);
 }
 
 #[cfg(feature = "postgres-tests")]
