@@ -186,6 +186,41 @@ fn interrupted_upload_is_failed_with_received_kept_and_resumes_to_uploaded() {
     assert_eq!(d2.download("movie.mp4", false).unwrap(), bytes);
 }
 
+/// A device that asked for no notification (`notify = false`) learns from its
+/// subscription alone that a file it was refused is uploaded (`RecordChanged`
+/// to `11`; no `DownloadAvailable` comes) and downloads it then.
+#[test]
+fn a_refused_download_without_notify_is_fetched_once_the_subscription_shows_it_uploaded() {
+    let (server, k1, k2) = server_with_two_devices();
+    let bytes = content(300_000, 5);
+    let mut d1 = server.connect("d1", &k1);
+    d1.announce("late", &[("late.bin", &bytes)]).unwrap();
+    let mut d2 = server.connect("d2", &k2);
+    d2.subscribe(ListFilter::All, 0);
+    match d2.download("late.bin", false) {
+        Err(DownloadRefused::Rejected { state, notify, .. }) => {
+            assert_eq!(state, UploadState::Needed);
+            assert!(!notify, "no notification was asked for");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+
+    d1.upload("late.bin", &bytes);
+    let received = d2.wait(|frame| match &frame.message {
+        ServerMessage::DownloadAvailable { name, .. } if *name == "late.bin" => {
+            panic!("a notification came that the device did not ask for")
+        }
+        ServerMessage::RecordChanged(r)
+            if frame.id == 0 && r.name == "late.bin" && r.state == UploadState::Uploaded =>
+        {
+            Some(r.received)
+        }
+        _ => None,
+    });
+    assert_eq!(received, bytes.len() as u64);
+    assert_eq!(d2.download("late.bin", false).unwrap(), bytes);
+}
+
 /// §1.3: an abort is `00` with its reason; a hash mismatch is `00` with "hash mismatch".
 #[test]
 fn abort_and_hash_mismatch_are_failed_with_a_reason() {
