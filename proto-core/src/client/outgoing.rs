@@ -229,7 +229,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 name: meta.name,
                 kind: meta.kind,
                 size: meta.size,
-                hash: meta.hash,
+                hash: Some(meta.hash),
             };
             if let Err(e) = self.tx.push_frame(&ClientFrame { id, message }) {
                 warning!("could not queue a manifest entry: {}", e);
@@ -283,7 +283,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                         name: meta.name,
                         kind: meta.kind,
                         size: meta.size,
-                        hash: meta.hash,
+                        hash: Some(meta.hash),
                     },
                     Err(e) => {
                         let event = self.fail_upload(ClientError::Store(e));
@@ -299,7 +299,12 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
             Some(UploadStep::Close) => {
                 upload.close_sent(now);
                 let (id, transfer) = (upload.id, upload.transfer);
-                self.push(id, ClientMessage::UploadClose { upload: transfer });
+                // The hash went with `UploadOpen`: the server verifies on its own.
+                let message = ClientMessage::UploadClose {
+                    upload: transfer,
+                    hash: None,
+                };
+                self.push(id, message);
                 true
             }
         }

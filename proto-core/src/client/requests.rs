@@ -74,7 +74,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
             name: meta.name,
             kind: meta.kind,
             size: meta.size,
-            hash: meta.hash,
+            hash: Some(meta.hash),
         };
         let size = meta.size;
         self.core.tx.push_frame(&ClientFrame { id, message })?;
