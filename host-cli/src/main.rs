@@ -25,6 +25,7 @@ mod local_view;
 mod positional;
 mod progress;
 mod quick_check;
+mod running_hash;
 mod resilient;
 mod session;
 mod shutdown;
