@@ -4,6 +4,7 @@
 //! holds (`received`); files the server already has (`11`, same hash) are not
 //! sent again.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -80,8 +81,7 @@ pub struct PushReport {
 ///
 /// A file the quick-check index does not know is read once: announced without
 /// its hash and hashed while it is sent (the hash goes with `UploadClose`),
-/// unless the server holds a finished file of that name and size, which only
-/// its hash can tell apart (it is hashed first, to join or skip it).
+/// unless the server may hold it already (see [`hash_what_the_server_may_hold`]).
 pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let mut check = if args.checksum {
         QuickCheck::without_index()
@@ -98,7 +98,7 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let mut link = Reconnecting::connect(settings)?;
     if args.dry_run || files.iter().any(LocalFile::hash_pending) {
         let remote = link.attempt(|session| session.list(ListFilter::All))?;
-        hash_where_the_server_has_the_name(&mut files, &remote, &mut check)?;
+        hash_what_the_server_may_hold(&mut files, &remote, &mut check)?;
         if args.dry_run {
             link.close();
             dry_run::print(
@@ -112,23 +112,33 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     push_files(settings, &args, link, &files, &mut check)
 }
 
-/// Hashes, of the files whose hash is not known yet, those whose name the
-/// server holds with a known hash and the same size: only the hash says whether
-/// they are the same file (joined, or skipped as already uploaded) or another
-/// (this device's new version, or a conflict with another device's file).
-/// The others are new to the server and are hashed while they are sent.
-fn hash_where_the_server_has_the_name(
+/// Hashes, of the files whose hash is not known yet, those the server may
+/// already hold, which only their hash can tell: a file whose name the server
+/// holds with a known hash and the same size (the same file is joined or
+/// skipped, another is this device's new version or a conflict with another
+/// device's file), and a file of the size of a finished one (a copy under
+/// another name is not sent: "the server says what it needs"). The others are
+/// new to the server and are hashed while they are sent.
+fn hash_what_the_server_may_hold(
     files: &mut [LocalFile],
     remote: &[RecordView],
     check: &mut QuickCheck,
 ) -> CliResult<()> {
-    let known: std::collections::HashMap<&str, &RecordView> = remote
+    let known: HashMap<&str, &RecordView> = remote
         .iter()
-        .filter(|r| r.content_hash != proto_core::ContentHash::ZERO)
+        .filter(|r| r.hash.is_some())
         .map(|r| (r.name.as_str(), r))
         .collect();
+    let finished_sizes: HashSet<u64> = remote
+        .iter()
+        .filter(|r| r.upload_state.is_uploaded())
+        .map(|r| r.size)
+        .collect();
     for file in files.iter_mut().filter(|f| f.hash_pending()) {
-        if known.get(file.name.as_str()).is_some_and(|r| r.size == file.size) {
+        let same_name = known
+            .get(file.name.as_str())
+            .is_some_and(|r| r.size == file.size);
+        if same_name || finished_sizes.contains(&file.size) {
             file.hash = check.hash_now(&file.path)?;
         }
     }
