@@ -47,7 +47,8 @@ impl RunningHash {
     fn catch_up(&mut self, file: &File, offset: u64) -> io::Result<()> {
         let mut buffer = Vec::new();
         while self.upto < offset {
-            let len = usize::try_from(offset - self.upto).map_or(CATCH_UP_PIECE, |n| n.min(CATCH_UP_PIECE));
+            let len = usize::try_from(offset - self.upto)
+                .map_or(CATCH_UP_PIECE, |n| n.min(CATCH_UP_PIECE));
             buffer.resize(len, 0);
             read_exact_at(file, &mut buffer, self.upto)?;
             self.hasher.update(&buffer);

@@ -119,7 +119,13 @@ mod tests {
         assert_eq!(reconcile(pending, "d2", z, 10), Reconciliation::Conflict);
         assert_eq!(reconcile(pending, "d2", A, 10), Reconciliation::Conflict);
         // Announced without a hash: another device's known content is no match either.
-        assert_eq!(reconcile(existing("d1"), "d2", z, 10), Reconciliation::Conflict);
-        assert_eq!(reconcile(existing("d1"), "d1", z, 10), Reconciliation::Replace);
+        assert_eq!(
+            reconcile(existing("d1"), "d2", z, 10),
+            Reconciliation::Conflict
+        );
+        assert_eq!(
+            reconcile(existing("d1"), "d1", z, 10),
+            Reconciliation::Replace
+        );
     }
 }

@@ -755,9 +755,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 Some(WriterOutcome::Hashed(actual)) => match self.uploads[index].closing_hash {
                     // Opened without a hash: wait for the client's at close.
                     None => {}
-                    Some(claimed) if claimed == actual => {
-                        self.finish_verified(index, actual).await
-                    }
+                    Some(claimed) if claimed == actual => self.finish_verified(index, actual).await,
                     Some(_) => self.fail_mismatched(index).await,
                 },
                 Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {

@@ -30,7 +30,11 @@ fn hashless_upload_stays_uploading_until_the_hash_at_close_and_is_then_uploaded(
     let mut d2 = server.connect("d2", &k2);
     let waiting = d2.record("raw/scan.bin").unwrap();
     assert_eq!(waiting.hash, ContentHash::ZERO, "no hash known yet");
-    assert_ne!(waiting.state, UploadState::Uploaded, "not 11 before the hash");
+    assert_ne!(
+        waiting.state,
+        UploadState::Uploaded,
+        "not 11 before the hash"
+    );
 
     // A pure query changes nothing: the upload waits for its hash.
     d1.request(ClientMessage::UploadClose { upload, hash: None });
@@ -107,7 +111,10 @@ fn hashless_upload_broken_off_resumes_where_it_stopped_and_verifies_the_whole_fi
     let mut d1 = server.connect("d1", &k1);
     let (id, opened) = d1.open_upload_as("movie.mp4", &bytes, None).unwrap();
     let (upload, offset, window) = opened.unwrap();
-    assert_eq!(offset, half, "the owner's hashless open resumes at received");
+    assert_eq!(
+        offset, half,
+        "the owner's hashless open resumes at received"
+    );
     d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
     let done = d1.close_with_hash(id, upload, hash(&bytes));
     assert_eq!(done.state, UploadState::Uploaded);
@@ -135,7 +142,10 @@ fn a_name_whose_hash_is_not_known_conflicts_with_another_device_until_it_is() {
     let refused = d2.open_upload_as("shared/a.bin", &bytes, None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::Conflict);
     let flagged = d2.record("shared/a.bin").unwrap();
-    assert!(flagged.conflict && flagged.owner == "d1", "kept and flagged");
+    assert!(
+        flagged.conflict && flagged.owner == "d1",
+        "kept and flagged"
+    );
 
     let mut d1 = server.connect("d1", &k1);
     let (id, upload) = send_hashless(&mut d1, "shared/a.bin", &bytes);
@@ -190,7 +200,10 @@ fn hashless_manifest_entries_are_needed_with_no_hash_and_never_held() {
     assert_eq!(counts, Some((1, 2)));
     assert_eq!(held_entries, [1], "only the entry with its hash is held");
     let copy = d1.record("copy.bin").unwrap();
-    assert_eq!((copy.state, copy.hash), (UploadState::Needed, ContentHash::ZERO));
+    assert_eq!(
+        (copy.state, copy.hash),
+        (UploadState::Needed, ContentHash::ZERO)
+    );
     assert_eq!(d1.record("known.bin").unwrap().state, UploadState::Uploaded);
 
     // The owner's hashless upload joins its own entry and completes it.

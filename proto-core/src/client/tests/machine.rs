@@ -394,7 +394,8 @@ fn a_file_without_a_known_hash_is_opened_without_one_and_closed_with_it() {
     s.handshake();
     let id = s.client.upload(FileId(0)).unwrap();
     let sent = s.sent();
-    let ClientMessage::UploadOpen { hash, size, .. } = ClientFrame::decode(&sent[0]).unwrap().message
+    let ClientMessage::UploadOpen { hash, size, .. } =
+        ClientFrame::decode(&sent[0]).unwrap().message
     else {
         panic!("expected UploadOpen");
     };
