@@ -29,8 +29,16 @@ pub struct LocalFile {
     pub kind: FileKind,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the content.
+    /// SHA-256 of the content; [`ContentHash::ZERO`] for a file with content
+    /// whose hash is not known yet (push computes it while sending).
     pub hash: ContentHash,
+}
+
+impl LocalFile {
+    /// True for a file with content whose hash is not known yet.
+    pub fn hash_pending(&self) -> bool {
+        self.kind == FileKind::File && self.size > 0 && self.hash == ContentHash::ZERO
+    }
 }
 
 /// Collects the files under each of `paths`.

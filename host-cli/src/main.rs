@@ -26,6 +26,7 @@ mod positional;
 mod progress;
 mod quick_check;
 mod resilient;
+mod running_hash;
 mod session;
 mod shutdown;
 mod store;

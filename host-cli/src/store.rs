@@ -15,6 +15,7 @@ use proto_core::ContentHash;
 use crate::background_writer::BackgroundWriter;
 use crate::local::LocalFile;
 use crate::positional::{read_exact_at, write_all_at};
+use crate::running_hash::RunningHash;
 
 /// Local files the client may read (uploads) or write (downloads), by [`FileId`].
 #[derive(Default)]
@@ -28,8 +29,11 @@ struct StoreFile {
     kind: FileKind,
     /// Upload: the file's size. Download: bytes already held in the temporary file.
     size: u64,
-    /// Upload: the file's hash. Download: the hash the server announced.
+    /// Upload: the file's hash ([`ContentHash::ZERO`] when not known yet).
+    /// Download: the hash the server announced.
     hash: ContentHash,
+    /// Upload of a file whose hash is not known yet: the hash of what was read.
+    running: Option<RunningHash>,
     role: Role,
     handle: Option<File>,
     /// A download's writer thread, from `begin_write` until it finishes or is closed.
@@ -60,6 +64,7 @@ impl HostStore {
             kind: file.kind,
             size: file.size,
             hash: file.hash,
+            running: file.hash_pending().then(RunningHash::default),
             role: Role::Upload {
                 path: file.path.clone(),
             },
@@ -89,6 +94,7 @@ impl HostStore {
             kind: FileKind::File,
             size: held,
             hash,
+            running: None,
             role: Role::Download {
                 target: target.to_owned(),
                 temp,
@@ -286,12 +292,34 @@ impl FileStore for HostStore {
 
     fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
         self.settle(file, false)?;
-        let handle = self.open(file)?;
-        match read_exact_at(handle, buf, offset) {
+        self.open(file)?;
+        let entry = self.entry(file)?;
+        let handle = entry.handle.as_ref().ok_or(StoreError::Io)?;
+        let read = read_exact_at(handle, buf, offset).and_then(|()| match &mut entry.running {
+            Some(running) => running.on_read(handle, offset, buf),
+            None => Ok(()),
+        });
+        match read {
             Ok(()) => Ok(()),
             Err(e) => {
                 let path = self.path_of(file);
                 Err(self.fail(path, e))
+            }
+        }
+    }
+
+    fn hash_at_close(&mut self, file: FileId) -> Option<ContentHash> {
+        self.open(file).ok()?;
+        let entry = self.entry(file).ok()?;
+        let (handle, running) = (entry.handle.as_ref()?, entry.running.as_mut()?);
+        match running.finish(handle, entry.size) {
+            Ok(hash) => Some(hash),
+            Err(e) => {
+                // The close goes out without a hash and the upload stays open;
+                // the error is shown when the upload fails.
+                let path = self.path_of(file);
+                self.fail(path, e);
+                None
             }
         }
     }

@@ -20,8 +20,9 @@ pub struct RecordView {
     pub kind: &'static str,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 in hex.
-    pub hash: String,
+    /// SHA-256 in hex; `None` (JSON `null`) while the server does not know it
+    /// yet (uploaded without it: it comes when the upload closes).
+    pub hash: Option<String>,
     /// `needed`, `uploading`, `uploaded` or `failed`.
     pub state: &'static str,
     /// The two state bits, e.g. `"11"`.
@@ -56,7 +57,7 @@ impl RecordView {
             name: record.name.to_owned(),
             kind: kind_word(record.kind),
             size: record.size,
-            hash: record.hash.to_string(),
+            hash: (!hash_pending(record)).then(|| record.hash.to_string()),
             state: record.state.word(),
             bits: record.state.bit_str(),
             received: record.received,
@@ -75,6 +76,12 @@ impl RecordView {
     pub fn is_directory(&self) -> bool {
         self.kind == "directory"
     }
+}
+
+/// True for a file whose hash the server does not know yet: its uploader
+/// gives it when the upload closes (protocol 6); the hash is all zero until then.
+pub fn hash_pending(record: &Record<'_>) -> bool {
+    record.kind == FileKind::File && record.size > 0 && record.hash == ContentHash::ZERO
 }
 
 /// The word for a file kind.

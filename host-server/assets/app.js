@@ -594,7 +594,9 @@
         el("td", { class: "received", title: `${r.received} of ${r.size} bytes` },
           `${bytes(r.received)} / ${bytes(r.size)} (${pct} %)`,
           el("div", { class: "bar" }, el("span", { class: r.state, style: { width: `${pct}%` } }))),
-        el("td", {}, el("code", { class: "hash", title: r.hash, text: `${r.hash.slice(0, 16)}…` })),
+        el("td", {}, r.hash === null
+          ? el("span", { class: "muted", title: "uploaded without its hash: it comes when the upload closes", text: "not known yet" })
+          : el("code", { class: "hash", title: r.hash, text: `${r.hash.slice(0, 16)}…` })),
         el("td", { text: r.owner }),
         el("td", { text: r.batch === 0 ? "(direct)" : (batchNames.get(r.batch) || `#${r.batch}`) }),
         el("td", { class: "time", text: time(r.updated_at) }),

@@ -3,6 +3,11 @@
 //! One pure rule for manifests and uploads alike (DESIGN.md §1.9): the same
 //! content joins the existing record, another device's different content is a
 //! conflict that never overwrites, and the owner's new content replaces its own.
+//!
+//! A file announced without its hash (it comes when the upload closes) is
+//! recorded with [`ContentHash::ZERO`] and a size above 0: its content is not
+//! known yet, so it matches no other device's announcement, known or not (a
+//! conflict), and only its owner joins it again (to resume its upload).
 
 use proto_core::ContentHash;
 
@@ -30,6 +35,13 @@ pub struct Existing<'a> {
     pub size: u64,
 }
 
+/// True for the hash of a file whose content is not known yet: all zero with a
+/// size above 0 (a directory entry, all zero too, has size 0; an empty file
+/// has the SHA-256 of no bytes).
+pub fn hash_pending(hash: &ContentHash, size: u64) -> bool {
+    *hash == ContentHash::ZERO && size > 0
+}
+
 /// Decides how `device`'s announcement of (`hash`, `size`) meets `existing`.
 pub fn reconcile(
     existing: Option<Existing<'_>>,
@@ -39,7 +51,13 @@ pub fn reconcile(
 ) -> Reconciliation {
     match existing {
         None => Reconciliation::Create,
-        Some(e) if e.hash == hash && e.size == size => Reconciliation::Join,
+        Some(e)
+            if e.hash == hash
+                && e.size == size
+                && (e.owner == device || !hash_pending(&hash, size)) =>
+        {
+            Reconciliation::Join
+        }
         Some(e) if e.owner == device => Reconciliation::Replace,
         Some(_) => Reconciliation::Conflict,
     }
@@ -85,5 +103,29 @@ mod tests {
             Reconciliation::Replace
         );
         assert_eq!(reconcile(None, "d1", B, 3), Reconciliation::Create);
+    }
+
+    #[test]
+    fn content_not_known_yet_is_joined_only_by_its_owner() {
+        let pending = Some(Existing {
+            owner: "d1",
+            hash: ContentHash::ZERO,
+            size: 10,
+        });
+        let z = ContentHash::ZERO;
+        assert_eq!(reconcile(pending, "d1", z, 10), Reconciliation::Join);
+        assert_eq!(reconcile(pending, "d1", A, 10), Reconciliation::Replace);
+        assert_eq!(reconcile(pending, "d1", z, 11), Reconciliation::Replace);
+        assert_eq!(reconcile(pending, "d2", z, 10), Reconciliation::Conflict);
+        assert_eq!(reconcile(pending, "d2", A, 10), Reconciliation::Conflict);
+        // Announced without a hash: another device's known content is no match either.
+        assert_eq!(
+            reconcile(existing("d1"), "d2", z, 10),
+            Reconciliation::Conflict
+        );
+        assert_eq!(
+            reconcile(existing("d1"), "d1", z, 10),
+            Reconciliation::Replace
+        );
     }
 }

@@ -282,7 +282,7 @@ fn hostile_names_are_refused_everywhere_and_nothing_lands_outside_the_data_direc
                 name: &name,
                 kind: FileKind::File,
                 size: 1,
-                hash,
+                hash: Some(hash),
             },
             ClientMessage::DownloadOpen {
                 name: &name,
@@ -308,7 +308,7 @@ fn hostile_names_are_refused_everywhere_and_nothing_lands_outside_the_data_direc
             name: &name,
             kind: FileKind::File,
             size: 1,
-            hash,
+            hash: Some(hash),
         });
         assert_eq!(d1.expect_error(entry).code, ErrorCode::BadName, "{shown}");
         let end = d1.request(ClientMessage::ManifestEnd);
@@ -355,7 +355,7 @@ fn absurd_manifests_are_refused_without_creating_records() {
         name: "m/file",
         kind: FileKind::File,
         size,
-        hash,
+        hash: Some(hash),
     };
 
     // A count far above the limit: refused at once, nothing allocated for it.
@@ -388,7 +388,7 @@ fn absurd_manifests_are_refused_without_creating_records() {
         name: "m/dir",
         kind: FileKind::Directory,
         size: 5,
-        hash: ContentHash([0; 32]),
+        hash: Some(ContentHash([0; 32])),
     });
     assert_eq!(d1.expect_error(id).code, ErrorCode::BadMessage);
 

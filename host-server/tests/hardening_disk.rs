@@ -126,7 +126,7 @@ fn upload_until_error(client: &mut Client, name: &str, bytes: &[u8]) -> Option<R
         });
         at = end;
     }
-    client.request(ClientMessage::UploadClose { upload });
+    client.request(ClientMessage::UploadClose { upload, hash: None });
     client.wait(|frame| match frame.message {
         ServerMessage::Error { code, message } if frame.id == open => Some(Some(Refused {
             code,

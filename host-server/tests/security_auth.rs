@@ -43,7 +43,7 @@ fn requests<'a>(hash: proto_core::ContentHash) -> Vec<ClientMessage<'a>> {
             name: "planted.txt",
             kind: FileKind::File,
             size: 1,
-            hash,
+            hash: Some(hash),
         },
         ClientMessage::Delete { name: "secret.txt" },
         ClientMessage::Retry { name: "secret.txt" },

@@ -228,7 +228,7 @@ fn a_flood_of_one_byte_chunks_out_of_order_keeps_the_server_memory_bounded() {
                 name: &format!("tiny-{n}.bin"),
                 kind: FileKind::File,
                 size: 1 << 20,
-                hash: hash(&[n]),
+                hash: Some(hash(&[n])),
             });
             client
                 .reply(id, |m| match m {

@@ -81,7 +81,7 @@ fn a_directory_record_carries_no_hash_and_keeps_no_blob_alive() {
         name: "empty-dir",
         kind: FileKind::Directory,
         size: 0,
-        hash: hash(&secret),
+        hash: Some(hash(&secret)),
     });
     let end = d2.request(ClientMessage::ManifestEnd);
     d2.reply(end, |m| {

@@ -54,7 +54,7 @@ fn names_that_could_pass_for_others_or_break_windows_are_refused() {
         name: "e\u{301}.txt",
         kind: FileKind::File,
         size: 1,
-        hash: hash(b"x"),
+        hash: Some(hash(b"x")),
     });
     assert_eq!(d1.expect_error(bad).code, ErrorCode::BadName);
     let names: Vec<String> = d1

@@ -77,7 +77,7 @@ fn uploaded(store: &dyn Store, name: &str, content: &[u8], at: u64) -> RecordRow
         panic!("expected ready");
     };
     store
-        .upload_completed(record.id, &record.hash, "d1", at + 1)
+        .upload_completed(record.id, &record.hash, &record.hash, "d1", at + 1)
         .unwrap()
         .record
 }

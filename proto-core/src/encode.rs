@@ -136,6 +136,15 @@ impl<'b> Writer<'b> {
         self.bytes_raw(&hash.0);
     }
 
+    /// A hash that may be left out: `0`, or `1` and the 32 bytes.
+    #[inline(never)]
+    fn optional_hash(&mut self, hash: &Option<ContentHash>) {
+        self.bool(hash.is_some());
+        if let Some(hash) = hash {
+            self.hash(hash);
+        }
+    }
+
     /// Writes `message`; refuses one this build's features leave out.
     fn client_message(&mut self, message: &ClientMessage<'_>) -> Result<(), CodecError> {
         // A fieldless enum's `as` value is its declaration index: its wire tag.
@@ -173,7 +182,7 @@ impl<'b> Writer<'b> {
                 self.str(name);
                 self.u32(kind as u32);
                 self.u64(size);
-                self.hash(&hash);
+                self.optional_hash(&hash);
             }
             ClientMessage::ManifestEnd => self.u32(4),
             ClientMessage::UploadOpen {
@@ -186,7 +195,7 @@ impl<'b> Writer<'b> {
                 self.str(name);
                 self.u32(kind as u32);
                 self.u64(size);
-                self.hash(&hash);
+                self.optional_hash(&hash);
             }
             ClientMessage::UploadChunk {
                 upload,
@@ -198,9 +207,10 @@ impl<'b> Writer<'b> {
                 self.u64(offset);
                 self.bytes(data);
             }
-            ClientMessage::UploadClose { upload } => {
+            ClientMessage::UploadClose { upload, hash } => {
                 self.u32(7);
                 self.u32(upload);
+                self.optional_hash(&hash);
             }
             ClientMessage::UploadAbort { upload } => {
                 self.u32(8);

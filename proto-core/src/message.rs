@@ -114,8 +114,11 @@ pub enum ClientMessage<'a> {
         kind: FileKind,
         /// Size in bytes.
         size: u64,
-        /// SHA-256 of the content.
-        hash: ContentHash,
+        /// SHA-256 of the content, when the client knows it already: then the
+        /// server can say it holds the content ([`ServerMessage::EntryHeld`])
+        /// and joins or conflicts at once. `None`: the hash comes at
+        /// [`ClientMessage::UploadClose`].
+        hash: Option<ContentHash>,
     },
     /// Ends the manifest: the server creates every record in `01` at once.
     /// Answer: [`ServerMessage::BatchCreated`].
@@ -130,8 +133,11 @@ pub enum ClientMessage<'a> {
         kind: FileKind,
         /// Size in bytes.
         size: u64,
-        /// SHA-256 of the content.
-        hash: ContentHash,
+        /// SHA-256 of the content, when the client knows it before sending
+        /// (the server then verifies and answers on its own once every byte is
+        /// durable). `None`: the client hashes while it sends and gives the hash
+        /// in [`ClientMessage::UploadClose`].
+        hash: Option<ContentHash>,
     },
     /// Bytes of an open upload, at an absolute offset.
     UploadChunk {
@@ -149,6 +155,11 @@ pub enum ClientMessage<'a> {
     UploadClose {
         /// The upload.
         upload: TransferId,
+        /// SHA-256 of the whole content. Required (`Some`) to finish an upload
+        /// opened without a hash: the server verifies the bytes against it once
+        /// they are all durable. `None` is a pure query; with a hash given at
+        /// open it may be left out, and if sent it must be the same.
+        hash: Option<ContentHash>,
     },
     /// Gives up an upload; the record goes to `00` with the reason, `received` is kept.
     UploadAbort {

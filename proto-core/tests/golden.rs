@@ -230,7 +230,7 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                     name: FILE_NAME,
                     kind: FileKind::File,
                     size: FILE_SIZE,
-                    hash: file_hash(),
+                    hash: Some(file_hash()),
                 },
             ),
         ),
@@ -290,6 +290,16 @@ fn examples() -> BTreeMap<&'static str, Frame> {
                         offset: 532_480,
                         len: 1024,
                     }),
+                },
+            ),
+        ),
+        (
+            "upload-close-hash",
+            client(
+                8,
+                C::UploadClose {
+                    upload: 1,
+                    hash: Some(file_hash()),
                 },
             ),
         ),

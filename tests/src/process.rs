@@ -176,8 +176,10 @@ impl ServerProcess {
         cmd.env("STATESYNC_SERVER", server_url)
             .env("STATESYNC_DEVICE", device)
             .env("STATESYNC_KEY", key)
-            // A config dir of its own, so no user config leaks in.
+            // A config dir of its own, so no user config leaks in, and a
+            // quick-check index of its own (in the state dir), fresh per server.
             .env("XDG_CONFIG_HOME", self.data.path())
+            .env("XDG_STATE_HOME", self.data.path())
             .env_remove("STATESYNC_CONFIG")
             .args(args);
         cmd

@@ -4,6 +4,7 @@
 //! holds (`received`); files the server already has (`11`, same hash) are not
 //! sent again.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -77,34 +78,87 @@ pub struct PushReport {
 }
 
 /// Announces the files, uploads each, and reports; exit 1 if any failed.
+///
+/// A file the quick-check index does not know is read once: announced without
+/// its hash and hashed while it is sent (the hash goes with `UploadClose`),
+/// unless the server may hold it already (see [`hash_what_the_server_may_hold`]).
 pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
     let mut check = if args.checksum {
         QuickCheck::without_index()
     } else {
         QuickCheck::open(&settings.server.to_string(), settings.require_device()?)
-    };
-    let files = local::collect(&args.paths, &Filter::from_args(&args.filter), &mut check)?;
-    check.save();
+    }
+    .deferring();
+    let mut files = local::collect(&args.paths, &Filter::from_args(&args.filter), &mut check)?;
     if files.is_empty() {
         return Err(CliError::Usage(
             "nothing to push: the paths hold no files (that --exclude/--include keep)".into(),
         ));
     }
+    let mut link = Reconnecting::connect(settings)?;
+    if args.dry_run || files.iter().any(LocalFile::hash_pending) {
+        let remote = link.attempt(|session| session.list(ListFilter::All))?;
+        hash_what_the_server_may_hold(&mut files, &remote, &mut check)?;
+        if args.dry_run {
+            link.close();
+            dry_run::print(
+                &plan(&files, &remote, settings.require_device()?),
+                settings.json,
+            );
+            return Ok(());
+        }
+    }
+    check.save();
+    push_files(settings, &args, link, &files, &mut check)
+}
+
+/// Hashes, of the files whose hash is not known yet, those the server may
+/// already hold, which only their hash can tell: a file whose name the server
+/// holds with a known hash and the same size (the same file is joined or
+/// skipped, another is this device's new version or a conflict with another
+/// device's file), and a file of the size of a finished one (a copy under
+/// another name is not sent: "the server says what it needs"). The others are
+/// new to the server and are hashed while they are sent.
+fn hash_what_the_server_may_hold(
+    files: &mut [LocalFile],
+    remote: &[RecordView],
+    check: &mut QuickCheck,
+) -> CliResult<()> {
+    let known: HashMap<&str, &RecordView> = remote
+        .iter()
+        .filter(|r| r.hash.is_some())
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let finished_sizes: HashSet<u64> = remote
+        .iter()
+        .filter(|r| r.upload_state.is_uploaded())
+        .map(|r| r.size)
+        .collect();
+    for file in files.iter_mut().filter(|f| f.hash_pending()) {
+        let same_name = known
+            .get(file.name.as_str())
+            .is_some_and(|r| r.size == file.size);
+        if same_name || finished_sizes.contains(&file.size) {
+            file.hash = check.hash_now(&file.path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Announces and uploads `files`, records the hashes computed while sending in
+/// the quick-check index, and reports.
+fn push_files(
+    settings: &Settings,
+    args: &PushArgs,
+    mut link: Reconnecting,
+    files: &[LocalFile],
+    check: &mut QuickCheck,
+) -> CliResult<()> {
     let batch = args
         .batch
         .clone()
         .unwrap_or_else(|| default_batch(&args.paths));
-    let mut link = Reconnecting::connect(settings)?;
-    if args.dry_run {
-        let remote = link.attempt(|session| session.list(ListFilter::All))?;
-        link.close();
-        dry_run::print(
-            &plan(&files, &remote, settings.require_device()?),
-            settings.json,
-        );
-        return Ok(());
-    }
-    let created = link.attempt(|session| session.announce(&batch, &files))?;
+    let created = link.attempt(|session| session.announce(&batch, files))?;
     let quiet = settings.quiet();
     if !quiet {
         outln!(
@@ -122,9 +176,17 @@ pub fn run(settings: &Settings, args: PushArgs) -> CliResult<()> {
             }
         );
     }
-    let reports = upload_all(&mut link, &files, &created.held, quiet, args.limit_rate)?;
+    let reports = upload_all(&mut link, files, &created.held, quiet, args.limit_rate)?;
     let reconnects = link.reconnects();
     link.close();
+    for (file, report) in files.iter().zip(&reports) {
+        if file.hash_pending() && report.result == "uploaded" {
+            if let Some(hash) = proto_core::ContentHash::from_hex(&report.hash) {
+                check.learn(&file.path, file.size, &hash);
+            }
+        }
+    }
+    check.save();
     if settings.json {
         print_json(&reports);
     }
@@ -179,10 +241,11 @@ fn plan(files: &[LocalFile], remote: &[RecordView], me: &str) -> Vec<Planned> {
 /// `-v`'s summary of the quick check.
 pub fn quick_check_line(counts: QuickCheckCounts) -> String {
     format!(
-        "quick check: {} file(s) unchanged (not read), {} hashed ({} read)",
+        "quick check: {} file(s) unchanged (not read), {} hashed ({} read), {} hashed while sent",
         counts.unchanged,
         counts.hashed,
-        human_bytes(counts.hashed_bytes)
+        human_bytes(counts.hashed_bytes),
+        counts.deferred
     )
 }
 
@@ -315,6 +378,9 @@ fn report(file: &LocalFile, attempts: Attempts) -> PushReport {
             record,
             resumed_from,
         } => {
+            // A file sent without a known hash: the server verified the one
+            // computed while sending.
+            report.hash = record.hash.clone().unwrap_or_default();
             let resumed_from = first_resumed_from.unwrap_or(resumed_from);
             report.resumed_from = resumed_from;
             report.lowest_sent = lowest_sent;

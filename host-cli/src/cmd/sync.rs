@@ -55,8 +55,8 @@ pub struct Conflict {
     pub name: String,
     /// Hash of the local file.
     pub local_hash: String,
-    /// Hash on the server.
-    pub server_hash: String,
+    /// Hash on the server; `None` while the server does not know it yet.
+    pub server_hash: Option<String>,
     /// Who owns the server's version.
     pub owner: String,
 }

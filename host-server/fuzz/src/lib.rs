@@ -546,7 +546,7 @@ pub fn manifest(data: &[u8]) {
                             name: &name,
                             kind,
                             size,
-                            hash,
+                            hash: Some(hash),
                         }));
                     }
                     2 => wire.extend(frame(ClientMessage::ManifestEnd)),
@@ -562,7 +562,7 @@ pub fn manifest(data: &[u8]) {
                             name: &name,
                             kind: FileKind::File,
                             size,
-                            hash,
+                            hash: Some(hash),
                         }));
                     }
                     4 => {
@@ -585,7 +585,7 @@ pub fn manifest(data: &[u8]) {
                     }
                     5 => {
                         let upload = u32::from(input.byte() % 4) + 1;
-                        wire.extend(frame(ClientMessage::UploadClose { upload }));
+                        wire.extend(frame(ClientMessage::UploadClose { upload, hash: None }));
                     }
                     6 => {
                         let upload = u32::from(input.byte() % 4) + 1;

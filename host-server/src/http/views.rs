@@ -22,8 +22,9 @@ pub struct RecordView {
     pub kind: &'static str,
     /// Announced size in bytes.
     pub size: u64,
-    /// Announced SHA-256, hex.
-    pub hash: String,
+    /// Announced SHA-256, hex; `null` while it is not known yet (the file is
+    /// uploaded without it and the hash comes when the upload closes).
+    pub hash: Option<String>,
     /// `needed`, `uploading`, `uploaded` or `failed`.
     pub state: &'static str,
     /// The two state bits: `01`, `10`, `11` or `00`.
@@ -64,7 +65,8 @@ impl RecordView {
                 FileKind::Directory => "directory",
             },
             size: record.size,
-            hash: record.hash.to_string(),
+            hash: (!crate::reconcile::hash_pending(&record.hash, record.size))
+                .then(|| record.hash.to_string()),
             state: record.state.word(),
             bits: record.state.bit_str(),
             received,

@@ -345,7 +345,9 @@ impl<'w, W: AsyncWrite + Unpin + Send> Session<'w, W> {
                 offset,
                 data,
             } => self.upload_chunk(id, upload, offset, data).await,
-            ClientMessage::UploadClose { upload } => self.upload_close(id, upload),
+            ClientMessage::UploadClose { upload, hash } => {
+                self.upload_close(id, upload, hash).await
+            }
             ClientMessage::UploadAbort { upload } => self.upload_abort(id, upload).await,
             ClientMessage::List { since, filter } => self.send_list(id, since, filter).await,
             ClientMessage::Batches => self.send_batches(id).await,

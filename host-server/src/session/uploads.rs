@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 
 use super::active::{ManifestDraft, Session};
 use crate::blobs::PartialKey;
+use crate::reconcile::hash_pending;
 use crate::service::unix_now;
 use crate::store::{Announced, StoreError, UploadOpening};
 use crate::transfer::upload::{ChunkError, Upload};
@@ -45,10 +46,15 @@ fn batch_name_problem(batch: &str, error: NameError) -> String {
 /// The hash a record keeps for an announced file: a directory entry has no content,
 /// so it carries no hash ([`ContentHash::ZERO`]), whatever the device sent. Otherwise a
 /// directory could claim another file's hash and keep that blob alive after its deletion.
-fn content_hash(kind: FileKind, announced: ContentHash) -> ContentHash {
-    match kind {
-        FileKind::File => announced,
-        FileKind::Directory => ContentHash::ZERO,
+/// A file announced without its hash keeps [`ContentHash::ZERO`] until its upload
+/// closes (see [`crate::reconcile::hash_pending`]), except an empty file, whose
+/// content is known: the SHA-256 of no bytes.
+fn content_hash(kind: FileKind, size: u64, announced: Option<ContentHash>) -> ContentHash {
+    match (kind, announced) {
+        (FileKind::Directory, _) => ContentHash::ZERO,
+        (FileKind::File, Some(hash)) => hash,
+        (FileKind::File, None) if size == 0 => ContentHasher::digest(&[]),
+        (FileKind::File, None) => ContentHash::ZERO,
     }
 }
 
@@ -109,7 +115,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         name: &str,
         kind: FileKind,
         size: u64,
-        hash: ContentHash,
+        hash: Option<ContentHash>,
     ) {
         let Some(draft) = self.manifest.as_mut() else {
             return self.error(
@@ -136,7 +142,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 name: name.to_string(),
                 kind,
                 size,
-                hash: content_hash(kind, hash),
+                hash: content_hash(kind, size, hash),
             });
         }
     }
@@ -223,12 +229,12 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         name: &str,
         kind: FileKind,
         size: u64,
-        hash: ContentHash,
+        hash: Option<ContentHash>,
     ) {
         if !self.check_file(id, name, kind, size) {
             return;
         }
-        let hash = content_hash(kind, hash);
+        let hash = content_hash(kind, size, hash);
         if let Some(index) = self.uploads.iter().position(|u| u.record.name == name) {
             let entry = &mut self.uploads[index];
             if entry.is_open() && entry.record.hash == hash && entry.record.size == size {
@@ -375,7 +381,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 upload: upload_id,
                 partial,
                 size,
-                expected: hash,
+                expected: (!hash_pending(&hash, size)).then_some(hash),
                 sync_every: u64::from(window / 4),
             },
             queue,
@@ -476,7 +482,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                 }
             }
             self.service
-                .db(move |s| s.upload_completed(record_id, &content, &device, now))
+                .db(move |s| s.upload_completed(record_id, &content, &content, &device, now))
                 .await
                 .map(|c| (c.record, c.notified))
         };
@@ -577,10 +583,32 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
-    pub(super) fn upload_close(&mut self, id: RequestId, upload: TransferId) {
+    pub(super) async fn upload_close(
+        &mut self,
+        id: RequestId,
+        upload: TransferId,
+        hash: Option<ContentHash>,
+    ) {
         let Some(index) = self.find_upload(id, upload) else {
             return;
         };
+        if let Some(hash) = hash {
+            let entry = &mut self.uploads[index];
+            let (announced, size) = (entry.record.hash, entry.record.size);
+            if !hash_pending(&announced, size) && announced != hash {
+                let message = format!(
+                    "the hash at close ({hash}) is not the hash given at open ({announced}); send the same, or none at close"
+                );
+                return self.error(id, ErrorCode::BadMessage, &message);
+            }
+            if entry.is_open() && hash_pending(&announced, size) {
+                entry.closing_hash = Some(hash);
+                if let Some(WriterOutcome::Hashed(_)) = entry.status().outcome {
+                    // Every byte is in: verify now; the result answers this close.
+                    return self.on_writer_progress().await;
+                }
+            }
+        }
         let entry = &self.uploads[index];
         let request = entry.request;
         match &entry.result {
@@ -720,7 +748,16 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
             }
             match status.outcome {
                 None => self.store_progress(index, false).await,
-                Some(WriterOutcome::Verified) => self.finish_verified(index).await,
+                Some(WriterOutcome::Verified) => {
+                    let hash = self.uploads[index].record.hash;
+                    self.finish_verified(index, hash).await
+                }
+                Some(WriterOutcome::Hashed(actual)) => match self.uploads[index].closing_hash {
+                    // Opened without a hash: wait for the client's at close.
+                    None => {}
+                    Some(claimed) if claimed == actual => self.finish_verified(index, actual).await,
+                    Some(_) => self.fail_mismatched(index).await,
+                },
                 Some(WriterOutcome::HashMismatch) if self.uploads[index].joined => {
                     self.uploads[index].stop().await;
                     self.fail_joined(index, "hash mismatch").await;
@@ -731,24 +768,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
                     self.error(request, ErrorCode::Storage, &message);
                     self.fail_joined(index, "server storage error").await;
                 }
-                Some(WriterOutcome::HashMismatch) => {
-                    let entry = &mut self.uploads[index];
-                    entry.stop().await;
-                    self.service.set_live_received(entry.record.id, None);
-                    let (record_id, content, device, now) = (
-                        entry.record.id,
-                        entry.record.hash,
-                        self.device.clone(),
-                        unix_now(),
-                    );
-                    let result = self
-                        .service
-                        .db(move |s| {
-                            s.upload_failed(record_id, &content, &device, 0, "hash mismatch", now)
-                        })
-                        .await;
-                    self.report_result(index, result, "upload failed: hash mismatch");
-                }
+                Some(WriterOutcome::HashMismatch) => self.fail_mismatched(index).await,
                 Some(WriterOutcome::Failed(error)) => {
                     let durable = status.durable;
                     let entry = &mut self.uploads[index];
@@ -808,8 +828,36 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
     }
 
-    /// Moves a verified upload into the blob store and sets `11`, both under the blob lock.
-    async fn finish_verified(&mut self, index: usize) {
+    /// Ends the owner's upload whose bytes do not match its hash: the partial
+    /// bytes are removed (the writer did so already when it knew the hash) and
+    /// the record goes to `00`, "hash mismatch", nothing received.
+    async fn fail_mismatched(&mut self, index: usize) {
+        let entry = &mut self.uploads[index];
+        entry.stop().await;
+        self.service.set_live_received(entry.record.id, None);
+        if entry.closing_hash.is_some() {
+            let key = self.partial_key(&self.uploads[index].record);
+            if let Err(error) = self.service.blobs.remove_partial(&key).await {
+                tracing::warn!(session = self.id, %error, "could not remove a mismatched partial upload");
+            }
+        }
+        let entry = &self.uploads[index];
+        let (record_id, content, device, now) = (
+            entry.record.id,
+            entry.record.hash,
+            self.device.clone(),
+            unix_now(),
+        );
+        let result = self
+            .service
+            .db(move |s| s.upload_failed(record_id, &content, &device, 0, "hash mismatch", now))
+            .await;
+        self.report_result(index, result, "upload failed: hash mismatch");
+    }
+
+    /// Moves a verified upload into the blob store as the blob of `verified` (its
+    /// content's SHA-256) and sets `11`, both under the blob lock.
+    async fn finish_verified(&mut self, index: usize, verified: ContentHash) {
         let entry = &mut self.uploads[index];
         // Held until the record is `11`: a session waiting to upload the same
         // file must find it uploaded, not re-send it into the partial file
@@ -830,7 +878,7 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         );
         let request = entry.request;
         let blobs_guard = self.service.blob_lock().await;
-        let promoted = self.service.blobs.promote(&key, &content).await;
+        let promoted = self.service.blobs.promote(&key, &verified).await;
         if let Err(error) = promoted {
             drop(blobs_guard);
             tracing::error!(session = self.id, %error, "promoting a verified upload failed");
@@ -853,10 +901,10 @@ impl<W: AsyncWrite + Unpin + Send> Session<'_, W> {
         }
         let result = self
             .service
-            .db(move |s| s.upload_completed(record_id, &content, &device, now))
+            .db(move |s| s.upload_completed(record_id, &content, &verified, &device, now))
             .await;
         if let Err(StoreError::ContentChanged(_)) = &result {
-            self.service.remove_blob_if_unused(content).await;
+            self.service.remove_blob_if_unused(verified).await;
         }
         drop(blobs_guard);
         if joined && result.is_ok() {

@@ -248,6 +248,10 @@ fn finish_if_held(
         ContentReuse::OwnDevice => Some(record.owner.as_str()),
         ContentReuse::AnyDevice => None,
     };
+    if crate::reconcile::hash_pending(&file.hash, file.size) {
+        // Announced without its hash: nothing to compare with yet.
+        return Ok(None);
+    }
     let Some(source) = ledger.uploaded_with_content(&file.hash, file.size, owner)? else {
         return Ok(None);
     };
@@ -526,11 +530,22 @@ pub(crate) fn upload_completed(
     ledger: &mut impl Ledger,
     id: u64,
     hash: &ContentHash,
+    verified: &ContentHash,
     device: &str,
     now: u64,
 ) -> StoreResult<Completion> {
-    let size = ledger.same_content(id, hash)?.size;
-    let record = ledger.set_state(id, UploadState::Uploaded, size, "", now)?;
+    let before = ledger.same_content(id, hash)?;
+    if before.hash != *verified {
+        // Opened without its hash: the record learns it now, keeping its flags.
+        let file = Announced {
+            name: before.name.clone(),
+            kind: before.kind,
+            size: before.size,
+            hash: *verified,
+        };
+        ledger.replace_content(id, &file, UploadState::Uploading, now)?;
+    }
+    let record = ledger.set_state(id, UploadState::Uploaded, before.size, "", now)?;
     ledger.history(
         device,
         HistoryKind::Uploaded,

@@ -247,7 +247,8 @@ pub struct RecordRow {
     pub kind: FileKind,
     /// Announced size.
     pub size: u64,
-    /// Announced SHA-256.
+    /// Announced SHA-256; [`ContentHash::ZERO`] with a size above 0 while it is
+    /// not known yet (announced without it, see [`crate::reconcile::hash_pending`]).
     pub hash: ContentHash,
     /// Upload state.
     pub state: UploadState,
@@ -297,7 +298,8 @@ pub struct Announced {
     pub kind: FileKind,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 of the content.
+    /// SHA-256 of the content; [`ContentHash::ZERO`] (size above 0) when the
+    /// device announced it without (it comes at the upload's close).
     pub hash: ContentHash,
 }
 
@@ -765,11 +767,14 @@ pub trait Store: Send + Sync {
     /// uploads, e.g. a crash) to `00` with `reason`, keeping `received`.
     fn fail_stale_uploads(&self, reason: &str, now: u64) -> StoreResult<Vec<RecordRow>>;
     /// Marks an upload verified and durable (`11`) and queues `DownloadAvailable`
-    /// for every device whose download of it is pending.
+    /// for every device whose download of it is pending. `verified` is the
+    /// content's SHA-256; it becomes the record's hash when the upload was
+    /// opened without one (`hash` is then [`ContentHash::ZERO`]).
     fn upload_completed(
         &self,
         id: u64,
         hash: &ContentHash,
+        verified: &ContentHash,
         device: &str,
         now: u64,
     ) -> StoreResult<Completion>;

@@ -892,10 +892,11 @@ impl Store for SqliteStore {
         &self,
         id: u64,
         hash: &ContentHash,
+        verified: &ContentHash,
         device: &str,
         now: u64,
     ) -> StoreResult<Completion> {
-        self.write(|tx| ledger::upload_completed(tx, id, hash, device, now))
+        self.write(|tx| ledger::upload_completed(tx, id, hash, verified, device, now))
     }
 
     fn request_download(
@@ -1324,7 +1325,9 @@ mod tests {
         let page = store.records_page(2, ListFilter::All, 10).unwrap();
         assert_eq!(page.records.len(), 1);
         assert_eq!(page.revision, 3);
-        let done = store.upload_completed(a.id, &a.hash, "d1", 3).unwrap();
+        let done = store
+            .upload_completed(a.id, &a.hash, &a.hash, "d1", 3)
+            .unwrap();
         assert_eq!(done.record.state, UploadState::Uploaded);
         let uploaded = store.records_page(0, ListFilter::UploadedOnly, 10).unwrap();
         assert_eq!(uploaded.records.len(), 1);
@@ -1346,7 +1349,9 @@ mod tests {
             .unwrap();
         assert!(first.held.is_empty());
         let a = store.record("a").unwrap().unwrap();
-        store.upload_completed(a.id, &a.hash, "d1", 2).unwrap();
+        store
+            .upload_completed(a.id, &a.hash, &a.hash, "d1", 2)
+            .unwrap();
         let entries = [file("x", b"new"), file("copy", b"same"), file("a", b"same")];
         let second = store
             .announce_batch("d1", "c", &entries, &QUOTA, ContentReuse::OwnDevice, 3)
@@ -1531,7 +1536,7 @@ mod tests {
             UploadOpening::Conflict(_)
         ));
         store
-            .upload_completed(record.id, &record.hash, "d1", 3)
+            .upload_completed(record.id, &record.hash, &record.hash, "d1", 3)
             .unwrap();
         assert!(matches!(
             store
@@ -1583,7 +1588,9 @@ mod tests {
         store.request_download("d3", "f", false, 2).unwrap();
         let record = store.record("f").unwrap().unwrap();
         let id = record.id;
-        let completion = store.upload_completed(id, &record.hash, "d1", 3).unwrap();
+        let completion = store
+            .upload_completed(id, &record.hash, &record.hash, "d1", 3)
+            .unwrap();
         assert_eq!(completion.notified, ["d2"]);
         let queued = store.pending_notifications("d2", 0, 100).unwrap();
         assert_eq!(queued.len(), 1);
@@ -1615,7 +1622,7 @@ mod tests {
             panic!("expected ready");
         };
         store
-            .upload_completed(record.id, &record.hash, "d1", 2)
+            .upload_completed(record.id, &record.hash, &record.hash, "d1", 2)
             .unwrap();
         let retried = store.retry_record("d2", "f", 3).unwrap();
         assert_eq!(retried.record.state, UploadState::Needed);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use proto_core::message::{ByteRange, RequestId, TransferId};
+use proto_core::ContentHash;
 use tokio::sync::OwnedMutexGuard;
 
 use super::writer::{WriterCommand, WriterExit, WriterHandle, WriterStatus};
@@ -61,6 +62,9 @@ pub struct Upload {
     /// True when another device owns the record: this upload writes its own partial
     /// file from byte 0, holds no name lock and leaves the record's progress alone.
     pub joined: bool,
+    /// The hash the client gave at `UploadClose`, for an upload opened without
+    /// one: the bytes are verified against it once they are all durable.
+    pub closing_hash: Option<ContentHash>,
     next: u64,
     writer: Option<WriterHandle>,
     early: BTreeMap<u64, Vec<u8>>,
@@ -109,6 +113,7 @@ impl Upload {
             marked_uploading: lock.is_none(),
             result: None,
             joined: lock.is_none(),
+            closing_hash: None,
             next: offset,
             writer: Some(writer),
             early: BTreeMap::new(),
@@ -139,6 +144,7 @@ impl Upload {
             marked_uploading: true,
             result: Some(record.clone()),
             joined: false,
+            closing_hash: None,
             record,
             next: size,
             writer: None,
@@ -364,7 +370,7 @@ mod tests {
                 upload: 1,
                 partial,
                 size,
-                expected: hash,
+                expected: Some(hash),
                 sync_every: 1 << 20,
             },
             16,

@@ -39,6 +39,10 @@ pub enum WriterOutcome {
     Verified,
     /// All bytes durable but the hash differs; the partial bytes were removed.
     HashMismatch,
+    /// All bytes durable and hashed, for an upload opened without a hash: the
+    /// session compares this with the hash the client gives at close, then
+    /// promotes the partial upload or removes it.
+    Hashed(ContentHash),
     /// Writing or syncing failed.
     Failed(String),
 }
@@ -68,8 +72,9 @@ pub struct WriterSpec {
     pub partial: PartialFile,
     /// The announced size.
     pub size: u64,
-    /// The announced hash.
-    pub expected: ContentHash,
+    /// The announced hash; `None` when it comes at close (the writer then
+    /// ends with [`WriterOutcome::Hashed`]).
+    pub expected: Option<ContentHash>,
     /// Sync at least every this many bytes.
     pub sync_every: u64,
 }
@@ -439,6 +444,15 @@ fn run(
             Ok(hash) => hash,
             Err(error) => return fail(offset, error),
         },
+    };
+    let Some(expected) = expected else {
+        // The client is told every byte is durable (it then gives the hash).
+        reporter.durable(durable);
+        reporter.outcome(WriterOutcome::Hashed(actual));
+        return WriterExit {
+            durable,
+            hasher: None,
+        };
     };
     if actual != expected {
         sealed.discard();

@@ -56,7 +56,7 @@ fn open_empty(
         name,
         kind,
         size: 0,
-        hash,
+        hash: Some(hash),
     });
     let (upload, record) = client
         .reply(open, |m| match m {
@@ -83,7 +83,7 @@ fn an_empty_file_is_created_in_uploading_and_uploaded_at_its_open_and_every_clos
     assert_eq!(first.state, UploadState::Uploading, "created in 10");
     watcher.wait_change("empty.txt", |r| r.state == UploadState::Uploaded);
     for _ in 0..2 {
-        d1.request(ClientMessage::UploadClose { upload });
+        d1.request(ClientMessage::UploadClose { upload, hash: None });
         let (id, closed) = upload_result(&mut d1, upload);
         assert_eq!(id, open, "answers to UploadClose carry the UploadOpen's id");
         assert_eq!(closed.state, UploadState::Uploaded);
@@ -146,14 +146,14 @@ fn a_directory_entry_is_uploaded_at_its_open_without_a_trailing_slash_and_refuse
         name: "photos/other/",
         kind: FileKind::Directory,
         size: 0,
-        hash: hash(b""),
+        hash: Some(hash(b"")),
     });
     assert_eq!(d1.expect_error(slash).code, ErrorCode::BadName);
     let sized = d1.request(ClientMessage::UploadOpen {
         name: "photos/sized",
         kind: FileKind::Directory,
         size: 5,
-        hash: hash(b""),
+        hash: Some(hash(b"")),
     });
     assert_eq!(d1.expect_error(sized).code, ErrorCode::BadMessage);
 }
@@ -182,7 +182,7 @@ fn repeated_closes_repeat_the_result_and_late_chunks_inside_the_file_are_ignored
     });
     assert_eq!(d1.expect_error(outside).code, ErrorCode::OffsetOutOfRange);
     for _ in 0..2 {
-        d1.request(ClientMessage::UploadClose { upload });
+        d1.request(ClientMessage::UploadClose { upload, hash: None });
         let (id, record) = upload_result(&mut d1, upload);
         assert_eq!((id, record.state), (open, UploadState::Uploaded));
     }
@@ -285,7 +285,7 @@ fn a_bad_manifest_entry_discards_the_manifest_and_what_was_pipelined_after_it() 
         name,
         kind: FileKind::File,
         size: 1,
-        hash: hash(b"x"),
+        hash: Some(hash(b"x")),
     };
     d1.request(ClientMessage::ManifestBegin {
         batch: "m",
@@ -442,7 +442,10 @@ fn a_hello_inside_a_tcp_session_starts_a_new_handshake_and_authenticate_is_out_o
 fn handles_never_given_out_get_unknown_transfer_with_the_request_s_own_id_and_a_cancel_gets_ok() {
     let (server, k1, _) = server_with_two_devices();
     let mut d1 = server.connect("d1", &k1);
-    let close = d1.request(ClientMessage::UploadClose { upload: 77 });
+    let close = d1.request(ClientMessage::UploadClose {
+        upload: 77,
+        hash: None,
+    });
     assert_eq!(d1.expect_error(close).code, ErrorCode::UnknownTransfer);
     let ack = d1.request(ClientMessage::DownloadAck {
         download: 77,

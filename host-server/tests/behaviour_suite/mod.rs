@@ -8,6 +8,7 @@ use proto_core::model::{DownloadState, HistoryKind, LinkKind};
 use proto_core::{ClientMessage, ErrorCode, FileKind, ListFilter, ServerMessage, UploadState};
 
 mod contract;
+mod hash_at_close;
 mod recovery;
 
 /// Registers devices `d1` and `d2` and returns their keys.
@@ -868,7 +869,7 @@ fn overlapping_batches_merge_and_conflicts_are_flagged_not_overwritten() {
             name: "dir/clash.txt",
             kind: FileKind::File,
             size: 6,
-            hash: hash(b"theirs"),
+            hash: Some(hash(b"theirs")),
         }),
         (),
     );
@@ -942,7 +943,7 @@ fn bad_names_are_refused() {
             name,
             kind: FileKind::File,
             size: 1,
-            hash: hash(b"x"),
+            hash: Some(hash(b"x")),
         });
         let refused = d1.expect_error(id);
         assert_eq!(refused.code, ErrorCode::BadName, "{name:?}");
@@ -964,7 +965,7 @@ fn bad_names_are_refused() {
         name,
         kind: FileKind::File,
         size: 1,
-        hash: hash(b"x"),
+        hash: Some(hash(b"x")),
     };
     d1.request(entry(0, "ok.txt"));
     let bad = d1.request(entry(1, "../../x"));

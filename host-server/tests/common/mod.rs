@@ -947,7 +947,7 @@ impl Client {
                 name,
                 kind: FileKind::File,
                 size: bytes.len() as u64,
-                hash: hash(bytes),
+                hash: Some(hash(bytes)),
             });
         }
         let end = self.request(ClientMessage::ManifestEnd);
@@ -982,17 +982,18 @@ impl Client {
         self.open_upload_as(name, bytes, hash(bytes))
     }
 
+    /// Opens an upload claiming `claimed` as its hash (`None`: the hash comes at close).
     pub fn open_upload_as(
         &mut self,
         name: &str,
         bytes: &[u8],
-        claimed: ContentHash,
+        claimed: impl Into<Option<ContentHash>>,
     ) -> Result<(u16, Opened), Refused> {
         let id = self.request(ClientMessage::UploadOpen {
             name,
             kind: FileKind::File,
             size: bytes.len() as u64,
-            hash: claimed,
+            hash: claimed.into(),
         });
         let opened = self.reply(id, |m| match m {
             ServerMessage::UploadReady {
@@ -1068,6 +1069,15 @@ impl Client {
             }
             _ => None,
         })
+    }
+
+    /// Closes an upload giving `hash` (for one opened without a hash) and waits for its result.
+    pub fn close_with_hash(&mut self, open_id: u16, upload: TransferId, hash: ContentHash) -> Rec {
+        self.request(ClientMessage::UploadClose {
+            upload,
+            hash: Some(hash),
+        });
+        self.wait_result(open_id, upload)
     }
 
     /// Uploads a whole file (resuming where the server is) and returns the final record.

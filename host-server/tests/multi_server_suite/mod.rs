@@ -102,6 +102,39 @@ fn server_killed_mid_upload_the_device_resumes_on_the_other_server() {
 }
 
 #[test]
+fn upload_without_a_hash_broken_off_on_a_resumes_on_b_and_verifies_the_hash_at_close() {
+    let (_dir, mut a, b) = two_servers();
+    let key = a.add_device("d1");
+    let k2 = a.add_device("watcher");
+    let bytes = content(1_200_000, 4);
+    let mut watcher = b.connect("watcher", &k2);
+    watcher.subscribe(ListFilter::All, 0);
+    let mut d1 = a.connect("d1", &key);
+    let (id, opened) = d1.open_upload_as("scan.bin", &bytes, None).unwrap();
+    let (upload, _, window) = opened.unwrap();
+    d1.send_chunks(id, upload, &bytes, 0, 600_000, window);
+    d1.wait_durable(id, upload, 600_000);
+    // A writes `received` to the store a few times a second; B's subscriber sees it.
+    watcher.wait_change("scan.bin", |r| r.received > 0);
+    a.kill();
+    drop(d1);
+
+    // B holds none of A's hash state: it reads the bytes A made durable back
+    // to hash them, and verifies the whole file against the hash at close.
+    let mut d1 = b.connect("d1", &key);
+    let (id, opened) = d1.open_upload_as("scan.bin", &bytes, None).unwrap();
+    let (upload, offset, window) = opened.unwrap();
+    assert!(offset > 0, "resumes after the bytes A made durable");
+    d1.send_chunks(id, upload, &bytes, offset, bytes.len() as u64, window);
+    let done = d1.close_with_hash(id, upload, hash(&bytes));
+    assert_eq!(
+        (done.state, done.hash),
+        (UploadState::Uploaded, hash(&bytes))
+    );
+    assert_eq!(d1.download("scan.bin", false).unwrap(), bytes);
+}
+
+#[test]
 fn a_killed_servers_upload_fails_after_its_lease_and_resumes_elsewhere() {
     let (_dir, mut a, b) = two_servers();
     let (key, k2) = (a.add_device("d1"), a.add_device("observer"));

@@ -229,7 +229,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                 name: meta.name,
                 kind: meta.kind,
                 size: meta.size,
-                hash: meta.hash,
+                hash: meta.announced_hash(),
             };
             if let Err(e) = self.tx.push_frame(&ClientFrame { id, message }) {
                 warning!("could not queue a manifest entry: {}", e);
@@ -283,7 +283,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
                         name: meta.name,
                         kind: meta.kind,
                         size: meta.size,
-                        hash: meta.hash,
+                        hash: meta.announced_hash(),
                     },
                     Err(e) => {
                         let event = self.fail_upload(ClientError::Store(e));
@@ -299,7 +299,19 @@ impl<S: FileStore, B: AsMut<[u8]>> Core<'_, S, B> {
             Some(UploadStep::Close) => {
                 upload.close_sent(now);
                 let (id, transfer) = (upload.id, upload.transfer);
-                self.push(id, ClientMessage::UploadClose { upload: transfer });
+                // A file announced with its hash needs none here (the server
+                // verifies on its own); one announced without gets it once all
+                // is sent. Before that the close is a pure query.
+                let hash = if upload.all_sent() {
+                    self.store.hash_at_close(upload.file)
+                } else {
+                    None
+                };
+                let message = ClientMessage::UploadClose {
+                    upload: transfer,
+                    hash,
+                };
+                self.push(id, message);
                 true
             }
         }

@@ -76,7 +76,7 @@ impl<S: FileStore, B: AsMut<[u8]>> Client<'_, S, B> {
             name: meta.name,
             kind: meta.kind,
             size: meta.size,
-            hash: meta.hash,
+            hash: meta.announced_hash(),
         };
         let size = meta.size;
         self.core.tx.push_frame(&ClientFrame { id, message })?;

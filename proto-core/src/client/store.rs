@@ -27,6 +27,15 @@ pub struct FileMeta<'a> {
     pub hash: ContentHash,
 }
 
+impl FileMeta<'_> {
+    /// The hash to announce (manifest entry, `UploadOpen`): `None` for a file
+    /// with content whose hash is not known yet ([`ContentHash::ZERO`]); its
+    /// upload then gives the hash at close, from [`FileStore::hash_at_close`].
+    pub fn announced_hash(&self) -> Option<ContentHash> {
+        (self.hash != ContentHash::ZERO || self.size == 0).then_some(self.hash)
+    }
+}
+
 /// A store operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -122,6 +131,16 @@ pub trait FileStore {
     /// (`DownloadAvailable`, `RetryRequested`) into a file id. `None`: not here.
     fn lookup(&self, name: &str) -> Option<FileId> {
         let _ = name;
+        None
+    }
+
+    /// The SHA-256 of `file`, for the `UploadClose` of an upload announced
+    /// without it ([`FileMeta::announced_hash`] is `None`), once every byte was
+    /// sent. A store that hashes the bytes as the client reads them (so a file
+    /// is read once) returns it here, reading only what was not read in order;
+    /// `None` (the default) for a store whose files always have their hash.
+    fn hash_at_close(&mut self, file: FileId) -> Option<ContentHash> {
+        let _ = file;
         None
     }
 

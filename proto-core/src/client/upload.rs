@@ -459,6 +459,12 @@ impl Upload {
         self.last_progress_ms = now;
     }
 
+    /// True when every byte was sent and no re-send is pending: an
+    /// `UploadClose` now closes the upload rather than asks what is missing.
+    pub fn all_sent(&self) -> bool {
+        self.sent_end >= self.size && self.resend.is_empty()
+    }
+
     /// `UploadClose` went out: closing once everything was sent, a query
     /// of what the server lacks before that.
     pub fn close_sent(&mut self, now: u64) {
@@ -467,7 +473,7 @@ impl Upload {
         if self.recovery_point.is_some() {
             self.recovery_probed = true;
         }
-        if self.sent_end >= self.size && self.resend.is_empty() {
+        if self.all_sent() {
             self.set_phase(UploadPhase::Closing);
         }
     }

@@ -268,7 +268,7 @@ pub fn client_variants() -> Vec<BoxedStrategy<ClientMessage<'static>>> {
             text(60),
             file_kind(),
             varint_u64(),
-            content_hash(),
+            proptest::option::of(content_hash()),
         )
             .prop_map(|(index, name, kind, size, hash)| C::ManifestEntry {
                 index,
@@ -279,7 +279,12 @@ pub fn client_variants() -> Vec<BoxedStrategy<ClientMessage<'static>>> {
             })
             .boxed(),
         Just(C::ManifestEnd).boxed(),
-        (text(60), file_kind(), varint_u64(), content_hash())
+        (
+            text(60),
+            file_kind(),
+            varint_u64(),
+            proptest::option::of(content_hash()),
+        )
             .prop_map(|(name, kind, size, hash)| C::UploadOpen {
                 name,
                 kind,
@@ -294,8 +299,8 @@ pub fn client_variants() -> Vec<BoxedStrategy<ClientMessage<'static>>> {
                 data,
             })
             .boxed(),
-        varint_u32()
-            .prop_map(|upload| C::UploadClose { upload })
+        (varint_u32(), proptest::option::of(content_hash()))
+            .prop_map(|(upload, hash)| C::UploadClose { upload, hash })
             .boxed(),
         varint_u32()
             .prop_map(|upload| C::UploadAbort { upload })

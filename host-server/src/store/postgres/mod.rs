@@ -1100,10 +1100,11 @@ impl Store for PostgresStore {
         &self,
         id: u64,
         hash: &ContentHash,
+        verified: &ContentHash,
         device: &str,
         now: u64,
     ) -> StoreResult<Completion> {
-        self.write(|w| ledger::upload_completed(w, id, hash, device, now))
+        self.write(|w| ledger::upload_completed(w, id, hash, verified, device, now))
     }
 
     fn request_download(

@@ -4,7 +4,10 @@ use std::vec::Vec;
 
 use super::{content, seen, test_config, Seen, DEVICE, KEY};
 use crate::auth::{client_tag, server_tag, ContentHasher};
-use crate::client::{Client, ClientError, Event, FileId, LinkState, RamFile, RamStore};
+use crate::client::{
+    Client, ClientError, Event, FileId, FileMeta, FileStore, LinkState, RamFile, RamStore,
+    StoreError,
+};
 use crate::error::ErrorCode;
 use crate::framing::mac::{Direction, Opener, Sealer, SessionKey};
 use crate::framing::{Accumulator, Feed, FrameError, Framing};
@@ -17,8 +20,8 @@ use crate::model::{ContentHash, ListFilter};
 const SERVER_NONCE: [u8; 16] = [0x5A; 16];
 
 /// A client and the server's side of its frames, scripted by the test.
-struct Scripted<'s, 'a> {
-    client: Client<'static, RamStore<'s, 'a>, Vec<u8>>,
+struct Scripted<S> {
+    client: Client<'static, S, Vec<u8>>,
     framing: Framing,
     now: u64,
     from_client: Accumulator<Vec<u8>>,
@@ -28,8 +31,8 @@ struct Scripted<'s, 'a> {
     opener: Option<Opener>,
 }
 
-impl<'s, 'a> Scripted<'s, 'a> {
-    fn new(framing: Framing, buffer: usize, store: RamStore<'s, 'a>) -> Self {
+impl<S: FileStore> Scripted<S> {
+    fn new(framing: Framing, buffer: usize, store: S) -> Self {
         let config = test_config(framing, 64 * 1024);
         let client =
             Client::new(config, store, std::vec![0; buffer], std::vec![0; buffer]).unwrap();
@@ -342,6 +345,91 @@ fn a_server_that_forgot_the_session_closes_it_so_the_driver_says_hello_again() {
         ))]
     );
     assert_eq!(s.client.state(), LinkState::Closed);
+}
+
+/// A RAM store that does not know its files' hashes until they were sent, as
+/// host-cli's store for a file the quick-check index does not know.
+struct Unhashed<'s, 'a>(RamStore<'s, 'a>);
+
+impl FileStore for Unhashed<'_, '_> {
+    fn meta(&self, file: FileId) -> Result<FileMeta<'_>, StoreError> {
+        let meta = self.0.meta(file)?;
+        Ok(FileMeta {
+            hash: ContentHash::ZERO,
+            ..meta
+        })
+    }
+
+    fn read_at(&mut self, file: FileId, offset: u64, buf: &mut [u8]) -> Result<(), StoreError> {
+        self.0.read_at(file, offset, buf)
+    }
+
+    fn begin_write(&mut self, file: FileId, size: u64) -> Result<(), StoreError> {
+        self.0.begin_write(file, size)
+    }
+
+    fn write_at(&mut self, file: FileId, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        self.0.write_at(file, offset, data)
+    }
+
+    fn finish_write(
+        &mut self,
+        file: FileId,
+        verified: Option<ContentHash>,
+    ) -> Result<(), StoreError> {
+        self.0.finish_write(file, verified)
+    }
+
+    fn hash_at_close(&mut self, file: FileId) -> Option<ContentHash> {
+        self.0.meta(file).ok().map(|meta| meta.hash)
+    }
+}
+
+#[test]
+fn a_file_without_a_known_hash_is_opened_without_one_and_closed_with_it() {
+    let mut data = content(3000, 4);
+    let digest = ContentHasher::digest(&data);
+    let mut files = [RamFile::with_content("a.bin", &mut data)];
+    let mut s = Scripted::new(Framing::Length, 5000, Unhashed(RamStore::new(&mut files)));
+    s.handshake();
+    let id = s.client.upload(FileId(0)).unwrap();
+    let sent = s.sent();
+    let ClientMessage::UploadOpen { hash, size, .. } =
+        ClientFrame::decode(&sent[0]).unwrap().message
+    else {
+        panic!("expected UploadOpen");
+    };
+    assert_eq!((hash, size), (None, 3000), "no hash at open");
+    s.feed(
+        id,
+        ServerMessage::UploadReady {
+            upload: 5,
+            record: 7,
+            offset: 0,
+            window: 64 * 1024,
+        },
+    );
+    let sent = s.sent();
+    let messages: Vec<ClientMessage<'_>> = sent
+        .iter()
+        .map(|p| ClientFrame::decode(p).unwrap().message)
+        .collect();
+    let sent_bytes: usize = messages
+        .iter()
+        .map(|m| match m {
+            ClientMessage::UploadChunk { data, .. } => data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent_bytes, 3000, "every byte sent once");
+    assert_eq!(
+        messages.last(),
+        Some(&ClientMessage::UploadClose {
+            upload: 5,
+            hash: Some(digest)
+        }),
+        "the close after the last chunk gives the hash"
+    );
 }
 
 #[test]

@@ -460,8 +460,9 @@ impl Responder {
                 hash,
                 ..
             } => match self.manifest.as_mut() {
+                // The client under test always knows its hashes.
                 Some((_, entries)) if entries.len() as u32 == index => {
-                    entries.push((name.to_string(), size, hash))
+                    entries.push((name.to_string(), size, hash.expect("hash at entry")))
                 }
                 _ => {
                     self.manifest = None;
@@ -532,6 +533,7 @@ impl Responder {
             ClientMessage::UploadOpen {
                 name, size, hash, ..
             } => {
+                let hash = hash.expect("the client under test sends its hash at open");
                 let index = match self.file_named(name) {
                     Some(i) if self.files[i].hash == hash => i,
                     Some(i) => {
@@ -591,7 +593,7 @@ impl Responder {
                 offset,
                 data,
             } => self.on_chunk(id, upload, offset, data),
-            ClientMessage::UploadClose { upload } => {
+            ClientMessage::UploadClose { upload, .. } => {
                 let Some(up) = self.upload.as_ref().filter(|u| u.transfer == upload) else {
                     if let Some(&(_, index)) = self.finished.iter().find(|(t, _)| *t == upload) {
                         let file = self.files[index].clone();
