@@ -288,10 +288,11 @@ mod tests {
             for (payload, (at, bit)) in payloads.iter().zip(&picks) {
                 let mut one = frame(payload);
                 let data = data_positions(&one);
-                let at = data[at.index(data.len())];
-                // Unless it would make a 0x00, which splits the frame: the
+                // (An empty payload's CRC is 0: its frame has no data byte.)
+                let at = (!data.is_empty()).then(|| data[at.index(data.len())]);
+                // No flip that would make a 0x00, which splits the frame: the
                 // one single flip that cannot be corrected inside the frame.
-                if one[at] ^ (1 << bit) != 0 {
+                if let Some(at) = at.filter(|&at| one[at] ^ (1 << bit) != 0) {
                     one[at] ^= 1 << bit;
                     flipped += 1;
                 }
