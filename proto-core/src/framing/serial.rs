@@ -104,24 +104,38 @@ impl<B: AsMut<[u8]>> SerialAccumulator<B> {
                     remaining,
                 };
             };
-            let error = match decoded.split_last_chunk_mut::<CRC_LEN>() {
-                None => FrameError::TooShort,
-                Some((payload, crc)) => {
-                    let syndrome = CRC32.checksum(payload) ^ u32::from_le_bytes(*crc);
-                    if syndrome == 0 {
-                        return Feed::Frame { payload, remaining };
-                    }
-                    if correct::single_bit(payload, syndrome) {
-                        self.corrected = self.corrected.wrapping_add(1);
-                        return Feed::Frame { payload, remaining };
-                    }
-                    FrameError::BadCrc
+            return match check_crc(decoded) {
+                Ok((len, corrected)) => {
+                    self.corrected = self.corrected.wrapping_add(u32::from(corrected));
+                    let payload = decoded.get(..len).unwrap_or_default();
+                    Feed::Frame { payload, remaining }
                 }
+                Err(error) => Feed::Error { error, remaining },
             };
-            return Feed::Error { error, remaining };
         }
         Feed::Consumed
     }
+}
+
+/// Checks the CRC of a COBS-decoded frame (`payload ‖ crc`), correcting one
+/// flipped bit in place: the payload's length and whether it was corrected,
+/// or why the frame is dropped.
+///
+/// Not inlined: in the client's `receive` on RISC-V, inlining it cost
+/// about 1 KiB of flash.
+#[inline(never)]
+fn check_crc(decoded: &mut [u8]) -> Result<(usize, bool), FrameError> {
+    let (payload, crc) = decoded
+        .split_last_chunk_mut::<CRC_LEN>()
+        .ok_or(FrameError::TooShort)?;
+    let syndrome = CRC32.checksum(payload) ^ u32::from_le_bytes(*crc);
+    if syndrome == 0 {
+        return Ok((payload.len(), false));
+    }
+    if correct::single_bit(payload, syndrome) {
+        return Ok((payload.len(), true));
+    }
+    Err(FrameError::BadCrc)
 }
 
 #[cfg(test)]
