@@ -1,8 +1,9 @@
 //! Framing: how messages are cut out of a byte stream.
 //!
 //! * [`Framing::Serial`] for links without integrity (UARTs): COBS over
-//!   `payload ‖ CRC-32` and a `0x00` delimiter; damaged frames are dropped and
-//!   the stream resynchronises at the next delimiter.
+//!   `payload ‖ CRC-32` and a `0x00` delimiter; a frame with one flipped bit
+//!   is corrected ([`correct`]), other damaged frames are dropped and the
+//!   stream resynchronises at the next delimiter.
 //! * [`Framing::Length`] for TCP: a 4-byte little-endian length, then the
 //!   payload. Built with feature `length-framing` only (hosts have it; UART
 //!   boards leave it out).
