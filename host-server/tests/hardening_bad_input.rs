@@ -594,10 +594,11 @@ fn on_a_serial_line_bad_crc_truncated_and_oversized_frames_are_dropped_and_the_l
         wire.truncate(n);
         wire
     };
-    // Wrong CRC: the last CRC byte flipped (before COBS it is the frame's end).
+    // Wrong CRC: two bits of the last CRC byte flipped (before COBS it is the
+    // frame's end); one flipped bit would be corrected.
     let mut bad_crc = serial(901);
     let at = bad_crc.len() - 2;
-    bad_crc[at] ^= 0x01;
+    bad_crc[at] ^= 0x03;
     board.send_raw(&bad_crc);
     // Truncated: the first half of a frame, then the delimiter.
     let whole = serial(902);

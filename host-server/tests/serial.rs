@@ -33,7 +33,8 @@ fn serial_session_over_a_pseudo_terminal() {
     );
     assert_eq!(desk.download("board/log.bin", false).unwrap(), bytes);
 
-    // A corrupted frame is dropped; the line stays usable.
+    // A corrupted frame (two bits flipped: one would be corrected) is
+    // dropped; the line stays usable.
     let mut wire = vec![0u8; 64];
     let mut payload = [0u8; 16];
     let ping = proto_core::ClientFrame {
@@ -44,7 +45,7 @@ fn serial_session_over_a_pseudo_terminal() {
     .unwrap()
     .len();
     let n = Framing::Serial.encode(&payload[..ping], &mut wire).unwrap();
-    wire[1] ^= 0x40;
+    wire[1] ^= 0x41;
     board.send_raw(&wire[..n]);
     let id = board.request(ClientMessage::Ping);
     board.wait(|frame| match frame.message {

@@ -1,5 +1,6 @@
 //! Link and fleet simulators shared by the end-to-end tests and benches.
 
+pub mod bit_flipper;
 pub mod browser;
 pub mod cut_proxy;
 pub mod dashboard;

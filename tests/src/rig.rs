@@ -84,12 +84,26 @@ impl Rig {
         store: MemStore,
         options: DeviceOptions,
     ) -> Device {
+        self.serial_device_through(line, name, store, options, |end| end)
+    }
+
+    /// Like [`Rig::serial_device`], with a middlebox between the device and
+    /// its line: `through` takes the line's end and gives the device's (e.g.
+    /// [`crate::frame_filter::spawn`], [`crate::bit_flipper::spawn`]).
+    pub fn serial_device_through(
+        &mut self,
+        line: usize,
+        name: &str,
+        store: MemStore,
+        options: DeviceOptions,
+        through: impl FnOnce(LinkEnd) -> LinkEnd,
+    ) -> Device {
         let key = self.register(name);
         let end = self.lines[line]
             .end
             .take()
             .expect("one device per serial line");
-        Device::spawn(name, &key, Transport::serial(end), store, options)
+        Device::spawn(name, &key, Transport::serial(through(end)), store, options)
     }
 
     /// Registers `name` and starts it on TCP (not connected yet).

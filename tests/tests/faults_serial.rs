@@ -292,6 +292,75 @@ async fn dropped_bytes_lose_frames_that_are_retransmitted_and_files_arrive_intac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_flipped_bit_in_every_frame_both_ways_is_corrected_and_no_byte_is_sent_twice() {
+    let mut rig = Rig::start(&[LineModel::clean(BAUD)], &[]);
+    let size = 32 * 1024;
+    let up = content(107, size);
+    let down = content(108, size);
+    let mut desktop = rig.tcp_device("desktop", MemStore::new(), DeviceOptions::default());
+    desktop.connect().await.unwrap();
+    let source = desktop
+        .with_store({
+            let down = down.clone();
+            move |s| s.add_file("flipped/down.bin", down)
+        })
+        .await
+        .unwrap();
+    desktop.upload(source).await.unwrap();
+
+    let mut store = MemStore::new();
+    let file = store.add_file("flipped/up.bin", up.clone());
+    let target = store.add_target("flipped/down.bin");
+    // Frames up to 4 KiB, so long frames are corrected too, not only acks.
+    let options = DeviceOptions {
+        max_frame: Some(4096),
+        ..DeviceOptions::default()
+    };
+    let mut flips = None;
+    let mut board = rig.serial_device_through(0, "board", store, options, |end| {
+        let (end, log) = tests::bit_flipper::spawn(end, 9);
+        flips = Some(log);
+        end
+    });
+    let flips = flips.expect("the flipper sits on the line");
+    board.connect().await.unwrap();
+    let report = board.upload(file).await.unwrap();
+    assert_eq!(report.record.state, UploadState::Uploaded);
+    let outcome = board.download(target, false).await.unwrap();
+    assert!(
+        matches!(outcome, DownloadOutcome::Done { verified: true, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(board.file(target).await.unwrap().unwrap().data, down);
+
+    let chunks = board.wire.chunks_sent("flipped/up.bin");
+    assert_eq!(
+        bytes_of(&chunks),
+        size as u64,
+        "the server corrected every chunk: none was sent twice"
+    );
+    let data = board.wire.data_received("flipped/down.bin");
+    assert_eq!(
+        bytes_of(&data),
+        size as u64,
+        "the device corrected every data frame: none came twice"
+    );
+    assert_eq!(board.wire.damaged_frames_in(), 0, "no frame was dropped");
+    let corrected = board.wire.corrected_frames_in();
+    assert!(
+        corrected >= data.len() as u64,
+        "every data frame was corrected: {corrected} corrected, {} data frames",
+        data.len()
+    );
+    let up_flips = flips.up.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        up_flips >= chunks.len() as u64,
+        "every chunk had a bit flipped: {up_flips} flipped, {} chunks",
+        chunks.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_that_never_finishes_stays_failed_and_others_are_told() {
     let mut rig = Rig::start(&[LineModel::clean(BAUD)], &["--idle-timeout", "3"]);
     let awake = DeviceOptions {

@@ -1,8 +1,9 @@
 //! Framing: how messages are cut out of a byte stream.
 //!
 //! * [`Framing::Serial`] for links without integrity (UARTs): COBS over
-//!   `payload ‖ CRC-32` and a `0x00` delimiter; damaged frames are dropped and
-//!   the stream resynchronises at the next delimiter.
+//!   `payload ‖ CRC-32` and a `0x00` delimiter; a frame with one flipped bit
+//!   is corrected ([`correct`]), other damaged frames are dropped and the
+//!   stream resynchronises at the next delimiter.
 //! * [`Framing::Length`] for TCP: a 4-byte little-endian length, then the
 //!   payload. Built with feature `length-framing` only (hosts have it; UART
 //!   boards leave it out).
@@ -14,6 +15,7 @@
 //! ([`negotiate_max_frame`]).
 
 pub mod cobs;
+pub mod correct;
 #[cfg(feature = "length-framing")]
 mod length;
 pub mod mac;
@@ -95,7 +97,8 @@ pub enum FrameError {
     Overrun,
     /// The bytes between two delimiters are not valid COBS.
     BadCobs,
-    /// The CRC-32 did not match: the frame was corrupted on the line.
+    /// The CRC-32 did not match and no single flipped bit explains it: the
+    /// frame was corrupted on the line.
     BadCrc,
     /// A frame too short to hold its CRC.
     TooShort,
@@ -208,6 +211,15 @@ impl<B: AsMut<[u8]>> Accumulator<B> {
         match self {
             Accumulator::Serial(acc) => acc.reset(),
             Accumulator::Length(acc) => acc.reset(),
+        }
+    }
+
+    /// Frames delivered after a single-bit correction (always 0 on TCP); see
+    /// [`SerialAccumulator::corrected_frames`].
+    pub fn corrected_frames(&self) -> u32 {
+        match self {
+            Accumulator::Serial(acc) => acc.corrected_frames(),
+            Accumulator::Length(_) => 0,
         }
     }
 }

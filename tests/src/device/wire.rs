@@ -105,6 +105,7 @@ pub struct WireLog {
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
     damaged_in: AtomicU64,
+    corrected_in: AtomicU64,
 }
 
 impl WireLog {
@@ -126,6 +127,12 @@ impl WireLog {
     /// Frames from the server that arrived damaged (bad CRC or COBS) and were dropped.
     pub fn damaged_frames_in(&self) -> u64 {
         self.damaged_in.load(Ordering::Relaxed)
+    }
+
+    /// Frames from the server that arrived with one flipped bit and were
+    /// corrected (delivered, not dropped).
+    pub fn corrected_frames_in(&self) -> u64 {
+        self.corrected_in.load(Ordering::Relaxed)
     }
 
     /// Upload chunks of `name` sent: `(session, offset, len)`.
@@ -250,9 +257,19 @@ impl Tap {
         self.log
             .bytes_received
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let corrected_before = self.incoming.corrected_frames();
         loop {
             match self.incoming.feed(bytes) {
-                Feed::Consumed => return,
+                Feed::Consumed => {
+                    let corrected = self
+                        .incoming
+                        .corrected_frames()
+                        .wrapping_sub(corrected_before);
+                    self.log
+                        .corrected_in
+                        .fetch_add(u64::from(corrected), Ordering::Relaxed);
+                    return;
+                }
                 Feed::Error { remaining, .. } => {
                     self.log.damaged_in.fetch_add(1, Ordering::Relaxed);
                     bytes = remaining;

@@ -1,6 +1,7 @@
 //! Upload goodput over a simulated 115,200-baud serial line with bit errors:
-//! the adaptive chunk size and the selective re-sends must keep at least 90 %
-//! of the line's byte rate for file data at a bit error rate of 1e-5.
+//! single-bit correction, the adaptive chunk size and the selective re-sends
+//! must keep at least 94 % of the line's byte rate for file data at a bit
+//! error rate of 1e-5, and 80 % at 1e-4.
 //!
 //! Time is counted in byte times of the line (86.8 µs at 115,200 baud with
 //! start and stop bits); each data bit flips with the given probability. The
@@ -114,17 +115,31 @@ fn goodput(bit_error_rate: f64, len: usize, seed: u64) -> f64 {
     panic!("the upload did not finish");
 }
 
-#[test]
-fn serial_upload_keeps_eighty_eight_percent_goodput_at_a_bit_error_rate_of_1e5() {
-    let clean = goodput(0.0, 50_000, 1);
-    assert!(clean > 0.97, "clean line: {clean:.3}");
-    let runs: Vec<f64> = (0..3).map(|seed| goodput(1e-5, 150_000, seed)).collect();
+/// The mean goodput of three seeded uploads of `len` bytes at `bit_error_rate`.
+fn mean_goodput(bit_error_rate: f64, len: usize) -> f64 {
+    let runs: Vec<f64> = (0..3)
+        .map(|seed| goodput(bit_error_rate, len, seed))
+        .collect();
     let mean = runs.iter().sum::<f64>() / runs.len() as f64;
     std::println!(
-        "goodput at BER 1e-5 with 1 KiB frames: {:.1} % (runs {runs:.3?})",
+        "goodput at BER {bit_error_rate:e} with 1 KiB frames: {:.1} % (runs {runs:.3?})",
         mean * 100.0
     );
-    // 91.3 % before frames were authenticated; the 9-byte trailer (and the
-    // 9 data bytes less per chunk) costs about 1.6 points here.
-    assert!(mean >= 0.88, "goodput {mean:.3} below 88 %");
+    mean
+}
+
+#[test]
+fn serial_upload_keeps_ninety_four_percent_goodput_at_a_bit_error_rate_of_1e5() {
+    let clean = goodput(0.0, 50_000, 1);
+    assert!(clean > 0.97, "clean line: {clean:.3}");
+    let mean = mean_goodput(1e-5, 150_000);
+    // 89.7 % when every damaged frame was dropped (91.3 % before frames
+    // were authenticated); 96.5 % with single-bit correction.
+    assert!(mean >= 0.94, "goodput {mean:.3} below 94 %");
+}
+
+#[test]
+fn serial_upload_keeps_eighty_percent_goodput_at_a_bit_error_rate_of_1e4() {
+    let mean = mean_goodput(1e-4, 150_000);
+    assert!(mean >= 0.80, "goodput {mean:.3} below 80 %");
 }
