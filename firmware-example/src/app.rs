@@ -1,5 +1,5 @@
 //! What the board does on the link: a to-do list run over proto-core's
-//! blocking driver.
+//! blocking driver, or its async driver (feature `async-driver`).
 //!
 //! Once per boot, announce the samples (manifest). After every `Connected`:
 //! upload each sample not known to be `11` yet (the server says where to
@@ -31,7 +31,7 @@ use proto_core::model::ListFilter;
 use proto_core::model::{ContentHash, Record};
 use proto_core::state::UploadState;
 
-#[cfg(feature = "async-driver")]
+#[cfg(all(feature = "async-driver", not(feature = "embassy")))]
 use crate::async_uart::AsyncUart;
 use crate::buffers::{Buffers, FrameBuffer};
 #[cfg(feature = "async-driver")]
@@ -71,10 +71,18 @@ type Driver = BlockingDriver<
     [u8; 64],
 >;
 /// proto-core's async driver over the board's UART (feature `async-driver`),
-/// each step run by [`crate::executor::block_on`].
+/// [`run`] awaited by [`crate::executor::block_on`] or by embassy-executor.
 #[cfg(feature = "async-driver")]
 type Driver =
-    AsyncDriver<'static, BoardStore, &'static mut FrameBuffer, AsyncUart, BoardClock, [u8; 64]>;
+    AsyncDriver<'static, BoardStore, &'static mut FrameBuffer, Stream, BoardClock, [u8; 64]>;
+/// The async driver's stream: the board's UART behind the polled wrapper of
+/// `async_uart.rs`, for the firmware's executor.
+#[cfg(all(feature = "async-driver", not(feature = "embassy")))]
+type Stream = AsyncUart;
+/// The async driver's stream: the board's UART itself, whose embassy driver
+/// implements `embedded-io-async` and wakes the task when bytes arrive.
+#[cfg(feature = "embassy")]
+type Stream = board::Uart;
 /// The driver's name, for the boot log.
 const DRIVER_KIND: &str = if cfg!(feature = "async-driver") {
     "async driver (embedded-io-async)"
@@ -93,9 +101,9 @@ const ASYNC_STEP_MS: u64 = 10;
 pub const PROTOCOL_RAM: usize = 2 * FRAME_BUFFER + core::mem::size_of::<Driver>()
     - core::mem::size_of::<BoardStore>()
     - core::mem::size_of::<board::Uart>();
-// The async driver's stream is the board's UART in a wrapper of the same size.
+// The async driver's stream is the board's UART, or a wrapper of the same size.
 #[cfg(feature = "async-driver")]
-const _: () = assert!(core::mem::size_of::<AsyncUart>() == core::mem::size_of::<board::Uart>());
+const _: () = assert!(core::mem::size_of::<Stream>() == core::mem::size_of::<board::Uart>());
 const _: () = assert!(
     PROTOCOL_RAM <= 8 * 1024,
     "the protocol must fit in 8 KiB of RAM"
@@ -135,6 +143,7 @@ impl AsyncClock for BoardClock {
 
     /// Ready once the clock reached `at_ms`; the executor polls again after
     /// every tick.
+    #[cfg(not(feature = "embassy"))]
     fn sleep_until(&mut self, at_ms: u64) -> impl core::future::Future<Output = ()> {
         core::future::poll_fn(move |_| {
             if BoardClock.now_ms() >= at_ms {
@@ -144,30 +153,42 @@ impl AsyncClock for BoardClock {
             }
         })
     }
+
+    /// An embassy-time timer: the time driver's alarm wakes the task at `at_ms`.
+    #[cfg(feature = "embassy")]
+    fn sleep_until(&mut self, at_ms: u64) -> impl core::future::Future<Output = ()> {
+        embassy_time::Timer::at(embassy_time::Instant::from_millis(at_ms))
+    }
 }
+
+/// What one driver step gave.
+type Polled<'a> =
+    Result<Option<Event<'a>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>>;
 
 /// One step of the blocking driver.
+/// Not inlined (nor are the plan's steps): siblings inlined into `run` would
+/// add their temporaries up in its frame.
 #[cfg(not(feature = "async-driver"))]
-fn poll_driver(
-    driver: &mut Driver,
-) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
-    driver.poll()
+#[inline(never)]
+fn step(driver: &mut Driver, plan: &mut Plan, inbox_prefix: &str) -> Happening {
+    describe(driver.poll(), plan, inbox_prefix)
 }
 
-/// One step of the async driver, run to completion by the executor; it waits
-/// for input at most [`ASYNC_STEP_MS`], then gives the plan its turn.
+/// One step of the async driver: it waits for input at most
+/// [`ASYNC_STEP_MS`], then gives the plan its turn.
 #[cfg(feature = "async-driver")]
-fn poll_driver(
-    driver: &mut Driver,
-) -> Result<Option<Event<'_>>, DriverError<<board::Uart as embedded_io::ErrorType>::Error>> {
+async fn step(driver: &mut Driver, plan: &mut Plan, inbox_prefix: &str) -> Happening {
     let turn_ends = BoardClock.now_ms() + ASYNC_STEP_MS;
-    match executor::block_on(executor::first_of(
+    let polled = match executor::first_of(
         driver.poll(),
         AsyncClock::sleep_until(&mut BoardClock, turn_ends),
-    )) {
+    )
+    .await
+    {
         Either::First(polled) => polled,
         Either::Second(()) => Ok(None),
-    }
+    };
+    describe(polled, plan, inbox_prefix)
 }
 
 /// A file published in the inbox that the board wants.
@@ -239,12 +260,50 @@ struct Plan {
 }
 
 /// Runs the board forever as `identity`: connects, syncs, reconnects.
+#[cfg(not(feature = "async-driver"))]
 pub fn run(
     identity: &'static Identity,
     mut nonces: Nonces,
     uart: board::Uart,
     buffers: Buffers,
 ) -> ! {
+    let (driver, mut plan) = start(identity, &mut nonces, uart, buffers);
+    loop {
+        let happening = step(driver, &mut plan, identity.inbox_prefix());
+        let now = plan.follow(happening, driver, &mut nonces);
+        if is_idle(driver, now) {
+            board::wait_for_interrupt();
+        }
+    }
+}
+
+/// Runs the board forever as `identity`: connects, syncs, reconnects. The
+/// waiting happens in [`step`]'s awaits (for the UART or a timer).
+#[cfg(feature = "async-driver")]
+pub async fn run(
+    identity: &'static Identity,
+    mut nonces: Nonces,
+    uart: board::Uart,
+    buffers: Buffers,
+) -> ! {
+    let (driver, mut plan) = start(identity, &mut nonces, uart, buffers);
+    loop {
+        let happening = step(driver, &mut plan, identity.inbox_prefix()).await;
+        plan.follow(happening, driver, &mut nonces);
+    }
+}
+
+/// Starts the driver, logs what the board holds, says the first `Hello` and
+/// returns the driver with a fresh to-do list.
+#[inline(never)]
+// The mutable reference is to DRIVER, made once (see `start_driver`).
+#[allow(clippy::mut_from_ref)]
+fn start(
+    identity: &'static Identity,
+    nonces: &mut Nonces,
+    uart: board::Uart,
+    buffers: Buffers,
+) -> (&'static mut Driver, Plan) {
     let driver = start_driver(identity, uart, buffers);
     let store = driver.client().store();
     let samples = store.samples();
@@ -256,7 +315,7 @@ pub fn run(
             );
         }
     }
-    let mut plan = Plan {
+    let plan = Plan {
         manifest_done: false,
         manifest_due: false,
         subscribe_due: false,
@@ -283,20 +342,7 @@ pub fn run(
         DRIVER_KIND
     );
     driver.connect(nonces.next());
-    loop {
-        let happening = step(driver, &mut plan, identity.inbox_prefix());
-        plan.apply(happening, driver);
-        let now = BoardClock.now_ms();
-        if plan.reconnect_at_ms.is_some_and(|at| now >= at) {
-            plan.reconnect_at_ms = None;
-            info!("saying Hello again");
-            driver.connect(nonces.next());
-        }
-        plan.make_requests(driver, now);
-        if is_idle(driver, now) {
-            board::wait_for_interrupt();
-        }
-    }
+    (driver, plan)
 }
 
 /// The driver's home: `.bss`, not `run`'s stack frame, which would otherwise
@@ -341,24 +387,24 @@ fn start_driver(
     };
     #[cfg(not(feature = "async-driver"))]
     let driver = BlockingDriver::new(client, uart, BoardClock, [0u8; 64]);
-    #[cfg(feature = "async-driver")]
+    #[cfg(all(feature = "async-driver", not(feature = "embassy")))]
     let driver = AsyncDriver::new(client, AsyncUart(uart), BoardClock, [0u8; 64]);
+    #[cfg(feature = "embassy")]
+    let driver = AsyncDriver::new(client, uart, BoardClock, [0u8; 64]);
     slot.write(driver)
 }
 
 /// True when neither the UART nor the client needs the CPU before the next interrupt.
+#[cfg(not(feature = "async-driver"))]
 fn is_idle(driver: &mut Driver, now: u64) -> bool {
     let input = embedded_io::ReadReady::read_ready(driver.io()).unwrap_or(true);
     let timer_due = driver.client().poll_at().is_some_and(|at| at <= now);
     !input && !timer_due
 }
 
-/// One driver step; logs the event and copies out what the plan needs.
-/// Not inlined (nor are the plan's steps): siblings inlined into `run` would
-/// add their temporaries up in its frame.
-#[inline(never)]
-fn step(driver: &mut Driver, plan: &mut Plan, inbox_prefix: &str) -> Happening {
-    let event = match poll_driver(driver) {
+/// Logs what one driver step gave and copies out what the plan needs.
+fn describe(polled: Polled<'_>, plan: &mut Plan, inbox_prefix: &str) -> Happening {
+    let event = match polled {
         Ok(Some(event)) => event,
         Ok(None) => return Happening::Nothing,
         Err(error) => {
@@ -544,6 +590,21 @@ fn published(record: &Record<'_>, inbox_prefix: &str) -> Happening {
 }
 
 impl Plan {
+    /// Everything after one driver step: updates the to-do list, says `Hello`
+    /// again when it is time, and makes the requests that are due. Returns
+    /// the time it read.
+    fn follow(&mut self, happening: Happening, driver: &mut Driver, nonces: &mut Nonces) -> u64 {
+        self.apply(happening, driver);
+        let now = BoardClock.now_ms();
+        if self.reconnect_at_ms.is_some_and(|at| now >= at) {
+            self.reconnect_at_ms = None;
+            info!("saying Hello again");
+            driver.connect(nonces.next());
+        }
+        self.make_requests(driver, now);
+        now
+    }
+
     /// Updates the to-do list after one step.
     #[inline(never)]
     fn apply(&mut self, happening: Happening, driver: &mut Driver) {

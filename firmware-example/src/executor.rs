@@ -2,14 +2,17 @@
 //! (feature `async-driver`): [`block_on`] polls one future with a waker that
 //! does nothing, and between polls lets the core sleep until the next
 //! interrupt (the board's tick). Nothing else runs meanwhile, which is all
-//! the firmware needs: one task, the driver's step.
+//! the firmware needs: one task, the board's life (`app::run`).
+//!
+//! Boards with an embassy HAL (feature `embassy`) run that task under
+//! embassy-executor instead and use only [`first_of`] from here.
 
 use core::future::{poll_fn, Future};
 use core::pin::pin;
-use core::ptr;
-use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use core::task::Poll;
 
-use crate::board;
+#[cfg(not(feature = "embassy"))]
+pub use polled::block_on;
 
 /// Which of two futures finished first.
 pub enum Either<A, B> {
@@ -35,28 +38,39 @@ pub async fn first_of<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::
     .await
 }
 
-/// A waker that does nothing: [`block_on`] polls again after every tick anyway.
-fn noop_waker() -> Waker {
-    const VTABLE: RawWakerVTable = RawWakerVTable::new(
-        |_| RawWaker::new(ptr::null(), &VTABLE),
-        |_| {},
-        |_| {},
-        |_| {},
-    );
-    // SAFETY: every function of the vtable ignores the (null) data pointer,
-    // so the contract of `RawWaker` holds trivially.
-    unsafe { Waker::from_raw(RawWaker::new(ptr::null(), &VTABLE)) }
-}
+/// [`block_on`] and its waker: the executor of the boards without embassy.
+#[cfg(not(feature = "embassy"))]
+mod polled {
+    use core::future::Future;
+    use core::pin::pin;
+    use core::ptr;
+    use core::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-/// Runs `future` to completion on this core.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let waker = noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
+    use crate::board;
+
+    /// A waker that does nothing: [`block_on`] polls again after every tick anyway.
+    fn noop_waker() -> Waker {
+        const VTABLE: RawWakerVTable = RawWakerVTable::new(
+            |_| RawWaker::new(ptr::null(), &VTABLE),
+            |_| {},
+            |_| {},
+            |_| {},
+        );
+        // SAFETY: every function of the vtable ignores the (null) data pointer,
+        // so the contract of `RawWaker` holds trivially.
+        unsafe { Waker::from_raw(RawWaker::new(ptr::null(), &VTABLE)) }
+    }
+
+    /// Runs `future` to completion on this core.
+    pub fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = pin!(future);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            board::wait_for_interrupt();
         }
-        board::wait_for_interrupt();
     }
 }

@@ -6,10 +6,13 @@
 //! `parts/` (`#[path]` modules). The rest of the firmware sees only this
 //! interface:
 //!
-//! * `entry`, the attribute of `main` (from the board's runtime crate);
+//! * `entry`, the attribute of `main` (from the board's runtime crate; a
+//!   board run by embassy-executor, feature `embassy`, has none: its `main`
+//!   is `#[embassy_executor::main]`);
 //! * [`init`] brings up clocks and the UART and returns a [`Board`];
 //! * [`Board::uart`] implements `embedded_io::{Read, Write, ReadReady}` at
-//!   115200 8N1;
+//!   115200 8N1 (with `embassy`, `embedded_io_async::{Read, Write}` too,
+//!   waking the task when bytes arrive);
 //! * `Board::identity_page` is the board's [`IdentityPage`], one page of
 //!   non-volatile memory that implements [`crate::nv_page::NvPage`] (read it;
 //!   erase and write it) and keeps the device's identity across resets;

@@ -1,30 +1,23 @@
-//! Raspberry Pi Pico (RP2040, Cortex-M0+, 2 MiB flash, 264 KiB RAM).
+//! Raspberry Pi Pico (RP2040, Cortex-M0+, 2 MiB flash, 264 KiB RAM), on
+//! embassy-rp.
 //!
-//! UART0 on GP0 (TX) and GP1 (RX) carries the protocol; logs go out as defmt
-//! over RTT (the debug probe). Time is the RP2040's 1 MHz timer.
+//! The firmware's async driver runs under embassy-executor here (feature
+//! `embassy`, `main.rs`). UART0 on GP0 (TX) and GP1 (RX) carries the protocol
+//! through embassy-rp's buffered UART, whose interrupt wakes the driver's
+//! task; time is embassy-time over the RP2040's 1 MHz timer (embassy-rp's
+//! time driver); the identity page is the last sector of the QSPI flash. Logs
+//! go out as defmt over RTT (the debug probe).
 
 mod identity_page;
-mod ring;
 mod uart;
 
 use core::cell::Cell;
 
 use critical_section::Mutex;
-use rp2040_hal::clocks::{init_clocks_and_plls, Clock};
-use rp2040_hal::fugit::RateExtU32;
-use rp2040_hal::gpio::{FunctionUart, Pins, PullNone, PullUp};
-use rp2040_hal::rosc::RingOscillator;
-use rp2040_hal::uart::{DataBits, StopBits, UartConfig, UartPeripheral};
-use rp2040_hal::{pac, Sio, Timer, Watchdog};
+use embassy_rp::clocks::RoscRng;
 
 pub use identity_page::IdentityPage;
-pub use rp2040_hal::entry;
 pub use uart::PicoUart as Uart;
-
-/// The second-stage bootloader for the Pico's W25Q16 flash, at the start of flash.
-#[link_section = ".boot2"]
-#[used]
-pub static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
 /// The board's name, for the boot banner.
 pub const NAME: &str = "Raspberry Pi Pico";
@@ -36,14 +29,8 @@ pub const DOWNLOAD_SLOTS: usize = 2;
 /// Largest published file kept in RAM (264 KiB of RAM in all).
 pub const DOWNLOAD_SLOT_BYTES: usize = 8 * 1024;
 
-/// The Pico's crystal.
-const XOSC_HZ: u32 = 12_000_000;
-
 /// The line rate of UART0.
 pub const BAUD: u32 = 115_200;
-
-/// The timer, once [`init`] started it (it is `Copy`: reads only).
-static TIMER: Mutex<Cell<Option<Timer>>> = Mutex::new(Cell::new(None));
 
 /// Random bits gathered from the ring oscillator at boot.
 static SEED: Mutex<Cell<u64>> = Mutex::new(Cell::new(0));
@@ -52,74 +39,33 @@ static SEED: Mutex<Cell<u64>> = Mutex::new(Cell::new(0));
 pub struct Board {
     /// UART0 at 115200 8N1, received bytes buffered by its interrupt.
     pub uart: Uart,
-    /// Where the device's identity is kept across resets.
+    /// Where the device's identity is kept across resets and power cycles.
     pub identity_page: IdentityPage,
 }
 
-/// Brings up clocks (125 MHz from the 12 MHz crystal), the timer and UART0.
+/// Brings up clocks (embassy-rp's default: 125 MHz from the 12 MHz crystal),
+/// the time driver, UART0 and the flash.
 pub fn init() -> Board {
-    // `init` runs once, at the start of `main`, so the peripherals are still there.
-    let Some(mut pac) = pac::Peripherals::take() else {
-        panic!("board::init called twice");
-    };
-    let mut watchdog = Watchdog::new(pac.WATCHDOG);
-    let Ok(clocks) = init_clocks_and_plls(
-        XOSC_HZ,
-        pac.XOSC,
-        pac.CLOCKS,
-        pac.PLL_SYS,
-        pac.PLL_USB,
-        &mut pac.RESETS,
-        &mut watchdog,
-    ) else {
-        panic!("clocks did not start: is the 12 MHz crystal there?");
-    };
-    let timer = Timer::new(pac.TIMER, &mut pac.RESETS, &clocks);
-    critical_section::with(|cs| TIMER.borrow(cs).set(Some(timer)));
-
+    let peripherals = embassy_rp::init(embassy_rp::config::Config::default());
     // The ring oscillator keeps running after the switch to the crystal; its
     // jitter is the only entropy this chip has.
-    let rosc = RingOscillator::new(pac.ROSC).initialize();
-    let seed = (0..64).fold(0u64, |acc, _| (acc << 1) | u64::from(rosc.get_random_bit()));
+    let seed = (0..8).fold(0u64, |acc, _| (acc << 8) | u64::from(RoscRng::next_u8()));
     critical_section::with(|cs| SEED.borrow(cs).set(seed));
-
-    let sio = Sio::new(pac.SIO);
-    let pins = Pins::new(
-        pac.IO_BANK0,
-        pac.PADS_BANK0,
-        sio.gpio_bank0,
-        &mut pac.RESETS,
-    );
-    // RX pulled up: an unconnected line then idles high instead of reading as a break.
-    let uart_pins = (
-        pins.gpio0.reconfigure::<FunctionUart, PullNone>(),
-        pins.gpio1.reconfigure::<FunctionUart, PullUp>(),
-    );
-    let config = UartConfig::new(BAUD.Hz(), DataBits::Eight, None, StopBits::One);
-    let Ok(mut peripheral) = UartPeripheral::new(pac.UART0, uart_pins, &mut pac.RESETS)
-        .enable(config, clocks.peripheral_clock.freq())
-    else {
-        panic!(
-            "UART0 cannot run at {} baud from the peripheral clock",
-            BAUD
-        );
-    };
-    peripheral.set_fifos(true);
     Board {
-        uart: Uart::new(peripheral),
-        identity_page: IdentityPage::new(),
+        uart: Uart::new(peripherals.UART0, peripherals.PIN_0, peripherals.PIN_1),
+        identity_page: IdentityPage::new(peripherals.FLASH),
     }
 }
 
 /// Microseconds since boot.
 pub fn now_us() -> u64 {
-    critical_section::with(|cs| TIMER.borrow(cs).get())
-        .map_or(0, |timer| timer.get_counter().ticks())
+    embassy_time::Instant::now().as_micros()
 }
 
-/// Called when the firmware has nothing to do. Spins: no timer interrupt is
-/// set up on this board, so sleeping until the next UART byte could delay the
-/// driver's timers (retransmission, keepalive) for as long as the line is quiet.
+/// Called by the blocking code (provisioning) when it has nothing to do.
+/// Spins: the embassy time driver keeps its alarm to itself, so sleeping here
+/// could outlast the deadline the caller waits for. The async driver never
+/// calls it: embassy-executor sleeps between wake-ups.
 pub fn wait_for_interrupt() {
     core::hint::spin_loop();
 }

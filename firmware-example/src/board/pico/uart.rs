@@ -1,114 +1,150 @@
-//! UART0 on GP0 (TX) / GP1 (RX) at 115200 8N1, implementing `embedded_io`.
+//! UART0 on GP0 (TX) / GP1 (RX) at 115200 8N1: embassy-rp's buffered UART,
+//! behind both `embedded_io` (provisioning, before the driver starts) and
+//! `embedded_io_async` (proto-core's async driver).
 //!
 //! The RP2040's receive FIFO holds 32 bytes, 2.8 ms at 115200 baud: less than
-//! the time the driver spends writing one frame. So the UART0 interrupt moves
-//! every received byte into a RAM ring at once, and [`PicoUart`] reads from
-//! there. Line errors (overrun, framing, break) are counted, not returned: the
-//! protocol's frame CRC already catches what they damage.
+//! the time the driver spends writing one frame. So UART0's interrupt moves
+//! received bytes into a RAM ring at once (and wakes the task waiting for
+//! them), and reads take them from there; its read is cancel-safe, as the
+//! async driver requires. Line errors (overrun, framing, break, parity) are
+//! counted, not returned: the protocol's frame CRC already catches what they
+//! damage, and an error would otherwise end the session.
 
-use core::cell::{Cell, RefCell};
 use core::convert::Infallible;
 
-use critical_section::Mutex;
-use embedded_io::{ErrorType, Read, ReadReady, Write};
-use rp2040_hal::gpio::bank0::{Gpio0, Gpio1};
-use rp2040_hal::gpio::{FunctionUart, Pin, PullNone, PullUp};
-use rp2040_hal::pac::{self, interrupt, UART0};
-use rp2040_hal::uart::{Enabled, Reader, UartPeripheral, Writer};
+use embassy_rp::peripherals::{PIN_0, PIN_1, UART0};
+use embassy_rp::uart::{BufferedInterruptHandler, BufferedUart, Config};
+use embassy_rp::{bind_interrupts, Peri};
+use embedded_io::{ErrorType, ReadReady};
 
-use super::ring::Ring;
+use super::BAUD;
 
-type UartPins = (
-    Pin<Gpio0, FunctionUart, PullNone>,
-    Pin<Gpio1, FunctionUart, PullUp>,
-);
+bind_interrupts!(struct Irqs {
+    UART0_IRQ => BufferedInterruptHandler<UART0>;
+});
 
-/// The receiving half of UART0, owned by the interrupt handler.
-static READER: Mutex<RefCell<Option<Reader<UART0, UartPins>>>> = Mutex::new(RefCell::new(None));
-
-/// Received bytes not read yet (all zero at reset: lives in `.bss`).
-static RING: Mutex<RefCell<Ring>> = Mutex::new(RefCell::new(Ring::new()));
-
-/// Bytes lost so far: ring full, or damaged on the line.
-static LOST: Mutex<Cell<u32>> = Mutex::new(Cell::new(0));
+/// Received bytes buffered between the UART interrupt and the driver: more
+/// than two full frames, so a long write never costs received bytes.
+const RX_BUFFER_LEN: usize = 2048;
+/// Bytes queued for sending: the interrupt refills the FIFO from here.
+const TX_BUFFER_LEN: usize = 256;
 
 /// UART0, with received bytes buffered by its interrupt.
 pub struct PicoUart {
-    writer: Writer<UART0, UartPins>,
+    uart: BufferedUart,
+    /// Line errors reported so far.
+    errors: u32,
 }
 
 impl PicoUart {
-    /// Takes the enabled UART, hands its receiving half to the interrupt and unmasks it.
-    pub fn new(peripheral: UartPeripheral<Enabled, UART0, UartPins>) -> PicoUart {
-        let (mut reader, writer) = peripheral.split();
-        reader.enable_rx_interrupt();
-        critical_section::with(|cs| READER.borrow(cs).replace(Some(reader)));
-        // SAFETY: the handler below only touches state behind the critical-section mutex.
-        unsafe { pac::NVIC::unmask(pac::Interrupt::UART0_IRQ) };
-        PicoUart { writer }
-    }
-
-    /// Bytes lost so far (ring overflow or line errors).
-    pub fn lost_bytes(&self) -> u32 {
-        critical_section::with(|cs| LOST.borrow(cs).get())
-    }
-}
-
-#[interrupt]
-fn UART0_IRQ() {
-    critical_section::with(|cs| {
-        let reader = READER.borrow_ref(cs);
-        let Some(reader) = reader.as_ref() else {
-            return;
+    /// Configures UART0 on GP0/GP1 with its buffers and enables its interrupt.
+    pub(super) fn new(
+        uart: Peri<'static, UART0>,
+        tx: Peri<'static, PIN_0>,
+        rx: Peri<'static, PIN_1>,
+    ) -> PicoUart {
+        let (Some(tx_buffer), Some(rx_buffer)) = (
+            cortex_m::singleton!(: [u8; TX_BUFFER_LEN] = [0; TX_BUFFER_LEN]),
+            cortex_m::singleton!(: [u8; RX_BUFFER_LEN] = [0; RX_BUFFER_LEN]),
+        ) else {
+            panic!("UART0 is set up once");
         };
-        let mut ring = RING.borrow_ref_mut(cs);
-        let mut lost = 0;
-        let mut chunk = [0u8; 32];
-        // Drain the FIFO: that also clears the receive and timeout interrupts.
-        loop {
-            match reader.read_raw(&mut chunk) {
-                Ok(n) => lost += ring.push(&chunk[..n]),
-                Err(nb::Error::WouldBlock) => break,
-                Err(nb::Error::Other(error)) => lost += ring.push(error.discarded) + 1,
-            }
+        let mut config = Config::default();
+        config.baudrate = BAUD;
+        PicoUart {
+            uart: BufferedUart::new(uart, tx, rx, Irqs, tx_buffer, rx_buffer, config),
+            errors: 0,
         }
-        let counter = LOST.borrow(cs);
-        counter.set(counter.get().saturating_add(lost as u32));
-    });
+    }
+
+    /// Received bytes lost so far: at least one per line error the UART reported.
+    pub fn lost_bytes(&self) -> u32 {
+        self.errors
+    }
+
+    /// Counts a line error; the caller then reads (or writes) again.
+    fn count_error(&mut self) {
+        self.errors = self.errors.saturating_add(1);
+    }
 }
 
 impl ErrorType for PicoUart {
     type Error = Infallible;
 }
 
-impl Read for PicoUart {
+impl embedded_io::Read for PicoUart {
     /// Blocks until at least one byte is buffered, then hands over what is there.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
         loop {
-            let n = critical_section::with(|cs| RING.borrow_ref_mut(cs).pop(buf));
-            if n > 0 {
-                return Ok(n);
+            match embedded_io::Read::read(&mut self.uart, buf) {
+                Ok(n) => return Ok(n),
+                Err(_) => self.count_error(),
             }
-            core::hint::spin_loop();
         }
     }
 }
 
 impl ReadReady for PicoUart {
     fn read_ready(&mut self) -> Result<bool, Infallible> {
-        Ok(critical_section::with(|cs| !RING.borrow_ref(cs).is_empty()))
+        loop {
+            match self.uart.read_ready() {
+                Ok(ready) => return Ok(ready),
+                Err(_) => self.count_error(),
+            }
+        }
     }
 }
 
-impl Write for PicoUart {
+impl embedded_io::Write for PicoUart {
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        self.writer.write(buf)
+        loop {
+            match embedded_io::Write::write(&mut self.uart, buf) {
+                Ok(n) => return Ok(n),
+                Err(_) => self.count_error(),
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), Infallible> {
-        self.writer.flush()
+        loop {
+            match embedded_io::Write::flush(&mut self.uart) {
+                Ok(()) => return Ok(()),
+                Err(_) => self.count_error(),
+            }
+        }
+    }
+}
+
+impl embedded_io_async::Read for PicoUart {
+    /// Waits (the interrupt wakes the task) until at least one byte is buffered.
+    /// Cancel-safe: a dropped read has taken nothing.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        loop {
+            match embedded_io_async::Read::read(&mut self.uart, buf).await {
+                Ok(n) => return Ok(n),
+                Err(_) => self.count_error(),
+            }
+        }
+    }
+}
+
+impl embedded_io_async::Write for PicoUart {
+    /// Waits until the send buffer has room, then queues what fits.
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        loop {
+            match embedded_io_async::Write::write(&mut self.uart, buf).await {
+                Ok(n) => return Ok(n),
+                Err(_) => self.count_error(),
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Infallible> {
+        loop {
+            match embedded_io_async::Write::flush(&mut self.uart).await {
+                Ok(()) => return Ok(()),
+                Err(_) => self.count_error(),
+            }
+        }
     }
 }
