@@ -66,8 +66,10 @@ fn main() -> ExitCode {
 /// dropped frames. Without it nothing is logged.
 fn log_to_stderr_if_asked() {
     if std::env::var_os("RUST_LOG").is_some() {
+        use std::io::IsTerminal;
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .try_init();
     }

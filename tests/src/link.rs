@@ -90,6 +90,9 @@ pub struct LineModel {
     pub latency: Duration,
     /// Probability that any one bit is flipped.
     pub bit_error_rate: f64,
+    /// Bit errors only on the first this many bytes the line carries, then a
+    /// clean line (`None`: on every byte): a line that is noisy, then quiet.
+    pub noisy_bytes: Option<u64>,
     /// Probability that any one byte is lost.
     pub byte_drop_rate: f64,
     /// Times the cable is pulled (everything in flight and written meanwhile is lost).
@@ -109,6 +112,7 @@ impl LineModel {
             baud,
             latency: Duration::ZERO,
             bit_error_rate: 0.0,
+            noisy_bytes: None,
             byte_drop_rate: 0.0,
             pulls: Vec::new(),
             fades: None,
@@ -301,6 +305,7 @@ async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, li
     tokio::spawn(deliver(deliver_rx, to, stats.clone(), cable.clone()));
     let byte_time = model.byte_time();
     let mut line_free_at = Instant::now();
+    let mut carried: u64 = 0;
     let mut buf = [0u8; SLICE];
     loop {
         // The line takes bytes only when it is free, so the sender feels backpressure.
@@ -334,7 +339,9 @@ async fn carry(mut from: ReadHalf<DuplexStream>, to: WriteHalf<DuplexStream>, li
                 continue;
             }
             let mut flipped = byte;
-            if model.bit_error_rate > 0.0 {
+            carried += 1;
+            let noisy = model.noisy_bytes.is_none_or(|noisy| carried <= noisy);
+            if noisy && model.bit_error_rate > 0.0 {
                 for bit in 0..8 {
                     if rng.gen_bool(model.bit_error_rate) {
                         flipped ^= 1 << bit;

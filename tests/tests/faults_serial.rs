@@ -782,3 +782,68 @@ async fn a_list_that_lost_a_record_item_is_asked_again_and_pull_fetches_the_file
     // One list by the empty pull, two by the second: the incomplete one and the one asked again.
     assert_eq!(lists, 3, "the client asked again for the incomplete list");
 }
+
+/// The adaptive chunk size end to end (issue 22): a push's frames shrink
+/// while the line is noisy and grow back once it is clean, as host-cli's own
+/// log says (`RUST_LOG`, the client's `chunk size A -> B` lines).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_shrinks_its_chunks_on_a_noisy_line_and_grows_them_back_once_it_is_clean() {
+    use tests::link::Link;
+    use tests::process::{Profile, ServerProcess};
+    use tests::pty::PtyBridge;
+
+    let baud = 921_600;
+    let mut model = LineModel::clean(baud);
+    model.seed = 7;
+    model.bit_error_rate = 3e-4;
+    model.noisy_bytes = Some(256 * 1024);
+    let link = Link::symmetric(model);
+    let cli_end = PtyBridge::new(link.a).unwrap();
+    let server_end = PtyBridge::new(link.b).unwrap();
+    let serial = format!("{}:{baud}", server_end.path_str());
+    let server = tokio::task::block_in_place(|| {
+        ServerProcess::start(Profile::Debug, &["--serial", &serial])
+    });
+    let key = tokio::task::block_in_place(|| server.add_device("board"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("log.bin");
+    let bytes = 2 * 1024 * 1024;
+    std::fs::write(&file, content(7, bytes)).unwrap();
+
+    let url = format!("serial://{}?baud={baud}", cli_end.path_str());
+    let mut push = tokio::process::Command::from(server.cli_command(
+        &url,
+        "board",
+        &key,
+        &["push", &file.display().to_string()],
+    ));
+    push.env("RUST_LOG", "proto_core::client::chunk_size=debug")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(180), push.output())
+        .await
+        .expect("the push ends")
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "push failed: {log}");
+    let sizes: Vec<(u32, u32)> = log
+        .lines()
+        .filter_map(|line| {
+            let (from, to) = line.split_once("chunk size ")?.1.split_once(" -> ")?;
+            Some((from.trim().parse().ok()?, to.trim().parse().ok()?))
+        })
+        .collect();
+    let smallest = sizes
+        .iter()
+        .map(|&(_, to)| to)
+        .min()
+        .expect("the chunk size changed");
+    let shrunk_at = sizes
+        .iter()
+        .position(|&(from, to)| to < from)
+        .expect("the chunks shrank on the noisy line");
+    let (_, last) = *sizes.last().unwrap();
+    assert!(
+        sizes[shrunk_at..].iter().any(|&(from, to)| to > from) && last >= 2 * smallest,
+        "the chunks grew back on the clean line (from {smallest} to {last}): {sizes:?}"
+    );
+}
