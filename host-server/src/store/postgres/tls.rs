@@ -116,24 +116,22 @@ impl TlsUrl {
     /// The connector that makes and checks TLS as the mode asks.
     pub(crate) fn connector(&self) -> Result<MakeRustlsConnect, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
-            Mode::Disable | Mode::Prefer | Mode::Require => Arc::new(Unchecked {
-                provider: Arc::clone(&provider),
-            }),
-            Mode::VerifyCa | Mode::VerifyFull => {
-                let roots = self.roots()?;
-                let webpki = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
+        let chain = match self.mode {
+            Mode::Disable | Mode::Prefer | Mode::Require => None,
+            Mode::VerifyCa | Mode::VerifyFull => Some(
+                WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(self.roots()?),
                     Arc::clone(&provider),
                 )
                 .build()
-                .map_err(|e| format!("cannot check certificates: {e}"))?;
-                Arc::new(Checked {
-                    webpki,
-                    check_name: self.mode == Mode::VerifyFull,
-                })
-            }
+                .map_err(|e| format!("cannot check certificates: {e}"))?,
+            ),
         };
+        let verifier = Arc::new(Verifier {
+            provider: Arc::clone(&provider),
+            chain,
+            check_name: self.mode == Mode::VerifyFull,
+        });
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("cannot set up TLS: {e}"))?
@@ -189,15 +187,20 @@ fn percent_decode(value: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("sslrootcert={value}: not UTF-8"))
 }
 
-/// `verify-ca` and `verify-full`: the chain must lead to a trusted root; for
-/// `verify-full` the certificate must also name the host.
+/// Checks the server's certificate as the mode asks: with `chain`
+/// (`verify-ca`, `verify-full`) it must lead to a trusted root, and with
+/// `check_name` (`verify-full`) also name the host; without `chain`
+/// (`prefer`, `require`) any certificate is taken (libpq's meaning of these
+/// modes: they keep out a passive listener, not a man in the middle). The
+/// handshake's signatures are checked in every mode.
 #[derive(Debug)]
-struct Checked {
-    webpki: Arc<WebPkiServerVerifier>,
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
     check_name: bool,
 }
 
-impl ServerCertVerifier for Checked {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -206,14 +209,10 @@ impl ServerCertVerifier for Checked {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verdict = self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        match verdict {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             // webpki checks the chain before the name, so a name error means
             // the chain is good: all that `verify-ca` asks.
             Err(rustls::Error::InvalidCertificate(
@@ -221,49 +220,6 @@ impl ServerCertVerifier for Checked {
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.webpki.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require`: encrypted, but any certificate is taken (libpq's
-/// meaning of these modes; they keep out a passive listener, not a man in the
-/// middle). The handshake's signatures are still checked.
-#[derive(Debug)]
-struct Unchecked {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
